@@ -1,0 +1,32 @@
+# shadowfs — everything a fresh Debian machine (as root) needs is installed from here.
+SHELL := /bin/bash
+APT_PACKAGES := libfuse2 fuse libfuse-dev pkg-config fio mergerfs
+STAMP := .state/stamps
+TAP := node_modules/.bin/tap --disable-coverage --reporter=tap --timeout=300 --jobs=1
+
+.PHONY: all deps build test demo bench clean
+
+all: build
+
+$(STAMP)/apt:
+	@mkdir -p $(STAMP)
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@touch $@
+
+node_modules/.package-lock.json: package-lock.json $(STAMP)/apt
+	npm ci --no-audit --no-fund --foreground-scripts
+
+deps: $(STAMP)/apt node_modules/.package-lock.json
+
+build: deps
+	node_modules/.bin/tsc -p tsconfig.json
+
+test: build
+	$(TAP) 'dist/test/**/*.test.js'
+
+clean:
+	rm -rf dist .state
