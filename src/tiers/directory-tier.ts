@@ -1,0 +1,612 @@
+/**
+ * A shadow tier that is a plain directory (usually the mount point of its own device).
+ *
+ * Layout: see layout.ts (one file per extent copy). Durability: `put` writes a temp file, fsyncs
+ * it, renames it over the final name and fsyncs the directory, so a copy is either the old or the
+ * new bytes after a crash, never a mix. `patch` writes in place (the extent map bumps the
+ * generation first, so a torn patch is a stale copy, never served).
+ *
+ * Capacity is enforced by the caller (the extent map decides what to evict); the tier only keeps
+ * an exact in-memory count of the bytes it holds.
+ */
+import { constants as fsConstants, promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { FsError, ShadowfsError, errorCode } from '../util/errors';
+import {
+  TEMP_PREFIX,
+  assertExtentRef,
+  assertFileId,
+  extentPath,
+  fanoutDir,
+  fileDir,
+  isValidFileId,
+  parseIndex,
+  refKey,
+} from './layout';
+import type { ExtentRef, ShadowTier, TierHealthState, TierSpec } from './tier';
+
+export interface DirectoryTierOptions {
+  /** Upper bound on cached open fds (pinned fds may exceed it briefly). */
+  maxOpenFds?: number;
+  /** Consecutive I/O errors after which the tier is 'failed' (one error makes it 'suspect'). */
+  failAfterErrors?: number;
+  /** Prefix for error messages, e.g. "tier s3 cache" (default "tier <name>"). */
+  label?: string;
+}
+
+/** A pinned fd: stays open (even across LRU eviction, put or remove) until `release()`. */
+export interface FdLease {
+  readonly fd: number;
+  /** Idempotent. */
+  release(): void;
+}
+
+const DEFAULT_MAX_OPEN_FDS = 256;
+const DEFAULT_FAIL_AFTER_ERRORS = 3;
+
+/** Errors that say the device is in trouble (as opposed to a missing copy or a bad argument). */
+const HEALTH_ERROR_CODES = new Set(['EIO', 'ENOSPC', 'EROFS', 'EDQUOT', 'ENXIO', 'ENODEV', 'ESTALE', 'ENOTCONN']);
+
+interface FdEntry {
+  readonly key: string;
+  readonly fh: FileHandle;
+  pins: number;
+  /** Invalidated (copy replaced/removed/evicted) while pinned: close when the last pin goes. */
+  stale: boolean;
+  closed: boolean;
+}
+
+/**
+ * Serialises async work per key (mutations of one extent copy). Bounded: an entry exists only
+ * while work for that key is queued or running.
+ */
+export class KeyedMutex {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    let done!: () => void;
+    const mine = new Promise<void>((resolve) => (done = resolve));
+    const tail = prev.then(() => mine);
+    this.tails.set(key, tail);
+    await prev;
+    try {
+      return await fn();
+    } finally {
+      done();
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    }
+  }
+}
+
+export class DirectoryTier implements ShadowTier {
+  readonly root: string;
+  private readonly label: string;
+  private readonly maxOpenFds: number;
+  private readonly failAfterErrors: number;
+
+  /** fileId → index → size of the copy in bytes. The authoritative in-memory inventory. */
+  private readonly sizes = new Map<string, Map<number, number>>();
+  private used = 0;
+  /** fileId → indexes patched without sync since the last syncFile. */
+  private readonly unsynced = new Map<string, Set<number>>();
+  /** LRU of open fds: Map iteration order is insertion order, touched entries are re-inserted. */
+  private readonly fds = new Map<string, FdEntry>();
+  private readonly pendingOpens = new Map<string, Promise<FdEntry | undefined>>();
+  /** Bumped whenever a key's file is replaced or removed, so an fd opened before is known stale. */
+  private readonly epochs = new Map<string, number>();
+  /** Temp files being written right now: list() must not delete them as orphans. */
+  private readonly activeTemps = new Set<string>();
+  private readonly locks = new KeyedMutex();
+
+  private errorStreak = 0;
+  private mountFailure: string | undefined;
+  private rootDev = -1;
+  private separateMountAtOpen = false;
+  private opened = false;
+
+  constructor(readonly spec: TierSpec, options: DirectoryTierOptions = {}) {
+    this.root = spec.path ? path.resolve(spec.path) : '';
+    this.label = options.label ?? `tier ${spec.name}`;
+    this.maxOpenFds = Math.max(1, options.maxOpenFds ?? DEFAULT_MAX_OPEN_FDS);
+    this.failAfterErrors = Math.max(1, options.failAfterErrors ?? DEFAULT_FAIL_AFTER_ERRORS);
+  }
+
+  health(): TierHealthState {
+    if (this.mountFailure !== undefined || this.errorStreak >= this.failAfterErrors) return 'failed';
+    return this.errorStreak > 0 ? 'suspect' : 'healthy';
+  }
+
+  /** Why the tier is failed by the mount check, if it is (for status output). */
+  failureReason(): string | undefined {
+    return this.mountFailure;
+  }
+
+  async open(): Promise<void> {
+    if (!this.root) throw new ShadowfsError(`${this.label}: no directory path given`);
+    try {
+      await fsp.mkdir(this.root, { recursive: true });
+      const st = await fsp.stat(this.root);
+      if (!st.isDirectory()) throw new FsError('ENOTDIR', 'not a directory');
+      // A real write, not access(W_OK): root passes access() on many unwritable setups.
+      const probe = path.join(this.root, `${TEMP_PREFIX}probe-${randomBytes(6).toString('hex')}`);
+      await fsp.writeFile(probe, 'ok');
+      await fsp.unlink(probe);
+      const parent = await fsp.stat(path.dirname(this.root));
+      this.rootDev = st.dev;
+      this.separateMountAtOpen = st.dev !== parent.dev;
+    } catch (err) {
+      throw new ShadowfsError(`${this.label}: directory ${this.root} is not usable: ${describe(err)}`);
+    }
+    this.sizes.clear();
+    this.unsynced.clear();
+    this.used = 0;
+    for await (const copy of this.walk()) this.track(copy, copy.sizeBytes);
+    this.errorStreak = 0;
+    this.mountFailure = undefined;
+    this.opened = true;
+  }
+
+  async close(): Promise<void> {
+    this.opened = false;
+    const entries = [...this.fds.values()];
+    this.fds.clear();
+    // Pinned fds are closed too: a lease does not outlive the tier.
+    await Promise.all(entries.map((e) => this.closeEntry(e)));
+  }
+
+  usedBytes(): number {
+    return this.used;
+  }
+
+  freeBytes(): number {
+    return Math.max(0, this.spec.capacityBytes - this.used);
+  }
+
+  /** Size of the copy as tracked in memory, or undefined if the tier holds none. */
+  sizeOf(ref: ExtentRef): number | undefined {
+    return this.sizes.get(ref.fileId)?.get(ref.index);
+  }
+
+  has(ref: ExtentRef): boolean {
+    return this.sizeOf(ref) !== undefined;
+  }
+
+  /** Path of the file holding a copy (whether or not it exists). */
+  pathOf(ref: ExtentRef): string {
+    return extentPath(this.root, ref);
+  }
+
+  async read(ref: ExtentRef, offsetInExtent: number, length: number, into: Buffer, intoOffset: number): Promise<number> {
+    assertExtentRef(ref);
+    if (length <= 0) return 0;
+    if (intoOffset < 0 || intoOffset + length > into.length) throw new FsError('EINVAL', 'read: target buffer too small');
+    return this.io(async () => {
+      const lease = await this.pin(ref);
+      if (!lease) throw missing(this.label, ref);
+      try {
+        const { bytesRead } = await lease.fh.read(into, intoOffset, length, offsetInExtent);
+        return bytesRead;
+      } finally {
+        this.unpin(lease);
+      }
+    });
+  }
+
+  async put(ref: ExtentRef, data: Buffer): Promise<void> {
+    assertExtentRef(ref);
+    const key = refKey(ref);
+    await this.locks.run(key, () =>
+      this.io(async () => {
+        const dir = fileDir(this.root, ref.fileId);
+        const finalPath = extentPath(this.root, ref);
+        const tempPath = path.join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+        this.activeTemps.add(tempPath);
+        try {
+          const fh = await this.createTemp(ref.fileId, tempPath);
+          try {
+            await writeAll(fh, data, 0);
+            await fh.sync();
+          } finally {
+            await fh.close();
+          }
+          await fsp.rename(tempPath, finalPath);
+        } catch (err) {
+          await fsp.unlink(tempPath).catch(() => undefined);
+          throw err;
+        } finally {
+          this.activeTemps.delete(tempPath);
+        }
+        // Cached fds point at the replaced inode: drop them before anyone reads through them again.
+        this.invalidate(key);
+        this.track(ref, data.length);
+        this.unsynced.get(ref.fileId)?.delete(ref.index);
+        await fsyncDir(dir);
+      }),
+    );
+  }
+
+  async patch(ref: ExtentRef, offsetInExtent: number, data: Buffer, sync: boolean): Promise<void> {
+    assertExtentRef(ref);
+    if (offsetInExtent < 0) throw new FsError('EINVAL', 'patch: negative offset');
+    await this.locks.run(refKey(ref), () =>
+      this.io(async () => {
+        const lease = await this.pin(ref);
+        if (!lease) throw missing(this.label, ref);
+        try {
+          await writeAll(lease.fh, data, offsetInExtent);
+          if (sync) await lease.fh.sync();
+        } finally {
+          this.unpin(lease);
+        }
+        const before = this.sizeOf(ref) ?? 0;
+        this.track(ref, Math.max(before, offsetInExtent + data.length));
+        if (!sync) this.markUnsynced(ref);
+      }),
+    );
+  }
+
+  async truncate(ref: ExtentRef, length: number): Promise<void> {
+    assertExtentRef(ref);
+    if (!Number.isSafeInteger(length) || length < 0) throw new FsError('EINVAL', `truncate: bad length ${length}`);
+    await this.locks.run(refKey(ref), () =>
+      this.io(async () => {
+        const lease = await this.pin(ref);
+        if (!lease) throw missing(this.label, ref);
+        try {
+          await lease.fh.truncate(length);
+          await lease.fh.sync();
+        } finally {
+          this.unpin(lease);
+        }
+        this.track(ref, length);
+      }),
+    );
+  }
+
+  async remove(ref: ExtentRef): Promise<void> {
+    assertExtentRef(ref);
+    const key = refKey(ref);
+    await this.locks.run(key, () =>
+      this.io(async () => {
+        try {
+          await fsp.unlink(extentPath(this.root, ref));
+        } catch (err) {
+          if (errorCode(err) !== 'ENOENT') throw err;
+        }
+        // No directory fsync: a copy that reappears after a crash is reconciled by list(), and
+        // evictions come in bulk where a per-unlink fsync would cost more than it protects.
+        this.invalidate(key);
+        this.untrack(ref);
+      }),
+    );
+  }
+
+  async removeFile(fileId: string): Promise<void> {
+    assertFileId(fileId);
+    await this.io(async () => {
+      const dir = fileDir(this.root, fileId);
+      await fsp.rm(dir, { recursive: true, force: true });
+      for (const key of [...this.fds.keys(), ...this.pendingOpens.keys()]) {
+        if (key.startsWith(`${fileId}/`)) this.invalidate(key);
+      }
+      for (const index of [...(this.sizes.get(fileId)?.keys() ?? [])]) this.untrack({ fileId, index });
+      this.unsynced.delete(fileId);
+    });
+  }
+
+  async syncFile(fileId: string): Promise<void> {
+    assertFileId(fileId);
+    const pending = this.unsynced.get(fileId);
+    if (!pending || pending.size === 0) return;
+    this.unsynced.delete(fileId);
+    const indexes = [...pending];
+    try {
+      await this.io(async () => {
+        for (const index of indexes) {
+          const lease = await this.pin({ fileId, index });
+          if (!lease) continue; // removed since: nothing left to make durable
+          try {
+            await lease.fh.sync();
+          } finally {
+            this.unpin(lease);
+          }
+        }
+      });
+    } catch (err) {
+      // Keep them pending so a retry syncs them again.
+      for (const index of indexes) this.markUnsynced({ fileId, index });
+      throw err;
+    }
+  }
+
+  /**
+   * An fd kept open on the copy, for the FUSE read fast path to pread directly (read-only use:
+   * the extent map, not the fd, decides whether the bytes are fresh). Undefined if the tier holds
+   * no such copy. Unpinned: valid until the next `put`/`remove`/`removeFile` of this copy, an LRU
+   * eviction or `close()` — use it synchronously, or pin with `acquireFd` across awaits.
+   */
+  async fdFor(ref: ExtentRef): Promise<number | undefined> {
+    assertExtentRef(ref);
+    const lease = await this.pin(ref);
+    if (!lease) return undefined;
+    this.unpin(lease);
+    return lease.fh.fd;
+  }
+
+  /**
+   * A pinned fd on the copy: never closed by eviction, put or remove until `release()`; after a
+   * `put`/`remove` it keeps reading the bytes the copy had when it was acquired. Undefined if the
+   * tier holds no such copy.
+   */
+  async acquireFd(ref: ExtentRef): Promise<FdLease | undefined> {
+    assertExtentRef(ref);
+    const entry = await this.pin(ref);
+    if (!entry) return undefined;
+    let released = false;
+    return {
+      fd: entry.fh.fd,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.unpin(entry);
+      },
+    };
+  }
+
+  /** Number of fds currently cached (for tests and metrics). */
+  openFdCount(): number {
+    return this.fds.size;
+  }
+
+  /**
+   * Check the directory is still there and still the device it was at open. Marks the tier failed
+   * (sticky until the next open(), which rescans: copies may be gone or stale) when the directory
+   * disappeared or a separate mount at open no longer is one (unmounted: we'd write to the parent).
+   */
+  async checkMount(): Promise<TierHealthState> {
+    if (this.mountFailure !== undefined) return 'failed';
+    try {
+      const st = await fsp.stat(this.root);
+      if (!st.isDirectory()) {
+        this.mountFailure = `${this.root} is no longer a directory`;
+      } else if (this.separateMountAtOpen) {
+        const parent = await fsp.stat(path.dirname(this.root));
+        if (st.dev === parent.dev) this.mountFailure = `${this.root} is no longer a separate mount`;
+        else if (st.dev !== this.rootDev) this.mountFailure = `${this.root} is a different device than at open`;
+      }
+    } catch (err) {
+      this.mountFailure = `${this.root}: ${describe(err)}`;
+    }
+    return this.health();
+  }
+
+  async *list(): AsyncIterable<ExtentRef & { sizeBytes: number }> {
+    yield* this.walk();
+  }
+
+  // ---- internals -------------------------------------------------------------------------------
+
+  /** Walk the tree, yielding copies and deleting orphan temp files left by a crash. */
+  private async *walk(): AsyncGenerator<ExtentRef & { sizeBytes: number }> {
+    for (const fan of await readdirOrEmpty(this.root)) {
+      if (fan.name.startsWith(TEMP_PREFIX) && fan.isFile()) {
+        await this.removeOrphan(path.join(this.root, fan.name));
+        continue;
+      }
+      if (!fan.isDirectory()) continue;
+      const fanPath = path.join(this.root, fan.name);
+      for (const fileEnt of await readdirOrEmpty(fanPath)) {
+        if (!fileEnt.isDirectory() || !isValidFileId(fileEnt.name) || fileEnt.name.slice(0, 2) !== fan.name) continue;
+        const fileId = fileEnt.name;
+        const dir = path.join(fanPath, fileId);
+        for (const ent of await readdirOrEmpty(dir)) {
+          const full = path.join(dir, ent.name);
+          if (ent.name.startsWith(TEMP_PREFIX)) {
+            await this.removeOrphan(full);
+            continue;
+          }
+          const index = parseIndex(ent.name);
+          if (index === undefined || !ent.isFile()) continue;
+          try {
+            const st = await fsp.stat(full);
+            yield { fileId, index, sizeBytes: st.size };
+          } catch (err) {
+            if (errorCode(err) !== 'ENOENT') throw err; // removed while we walked
+          }
+        }
+      }
+    }
+  }
+
+  private async removeOrphan(p: string): Promise<void> {
+    if (this.activeTemps.has(p)) return;
+    await fsp.unlink(p).catch((err: unknown) => {
+      if (errorCode(err) !== 'ENOENT') throw err;
+    });
+  }
+
+  private async createTemp(fileId: string, tempPath: string): Promise<FileHandle> {
+    const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL;
+    try {
+      return await fsp.open(tempPath, flags, 0o644);
+    } catch (err) {
+      if (errorCode(err) !== 'ENOENT') throw err;
+    }
+    // First copy of this file: create its directory and make the new entries durable.
+    const created = await fsp.mkdir(fileDir(this.root, fileId), { recursive: true });
+    if (created !== undefined) {
+      await fsyncDir(this.root);
+      await fsyncDir(fanoutDir(this.root, fileId));
+    }
+    return fsp.open(tempPath, flags, 0o644);
+  }
+
+  /** Run a tier operation, feeding its outcome into the health streak. */
+  private async io<T>(fn: () => Promise<T>): Promise<T> {
+    if (!this.opened) throw new FsError('EIO', `${this.label}: not open`);
+    try {
+      const result = await fn();
+      this.errorStreak = 0;
+      return result;
+    } catch (err) {
+      if (HEALTH_ERROR_CODES.has(errorCode(err) ?? '')) this.errorStreak++;
+      throw err;
+    }
+  }
+
+  private track(ref: ExtentRef, sizeBytes: number): void {
+    let perFile = this.sizes.get(ref.fileId);
+    if (!perFile) this.sizes.set(ref.fileId, (perFile = new Map()));
+    this.used += sizeBytes - (perFile.get(ref.index) ?? 0);
+    perFile.set(ref.index, sizeBytes);
+  }
+
+  private untrack(ref: ExtentRef): void {
+    const perFile = this.sizes.get(ref.fileId);
+    const size = perFile?.get(ref.index);
+    if (!perFile || size === undefined) return;
+    this.used -= size;
+    perFile.delete(ref.index);
+    if (perFile.size === 0) this.sizes.delete(ref.fileId);
+    const pending = this.unsynced.get(ref.fileId);
+    pending?.delete(ref.index);
+    if (pending?.size === 0) this.unsynced.delete(ref.fileId);
+  }
+
+  private markUnsynced(ref: ExtentRef): void {
+    let pending = this.unsynced.get(ref.fileId);
+    if (!pending) this.unsynced.set(ref.fileId, (pending = new Set()));
+    pending.add(ref.index);
+  }
+
+  /** Get (opening if needed) the cached fd for a copy and pin it; undefined if the copy is missing. */
+  private async pin(ref: ExtentRef): Promise<FdEntry | undefined> {
+    const key = refKey(ref);
+    const cached = this.fds.get(key);
+    if (cached) {
+      this.fds.delete(key); // re-insert: most recently used
+      this.fds.set(key, cached);
+      cached.pins++;
+      return cached;
+    }
+    let pending = this.pendingOpens.get(key);
+    if (!pending) {
+      pending = this.openEntry(ref, key);
+      this.pendingOpens.set(key, pending);
+      const settle = (): void => {
+        if (this.pendingOpens.get(key) === pending) this.pendingOpens.delete(key);
+      };
+      pending.then(settle, settle);
+    }
+    const entry = await pending;
+    if (!entry || entry.closed) return entry?.closed ? this.pin(ref) : undefined;
+    entry.pins++;
+    return entry;
+  }
+
+  private unpin(entry: FdEntry): void {
+    entry.pins--;
+    if (entry.pins <= 0 && entry.stale) void this.closeEntry(entry);
+    else this.evictOverflow();
+  }
+
+  private async openEntry(ref: ExtentRef, key: string): Promise<FdEntry | undefined> {
+    const epoch = this.epochs.get(key) ?? 0;
+    let fh: FileHandle;
+    try {
+      // r+: the same cached fd serves reads, patches, truncates and fsyncs.
+      fh = await fsp.open(extentPath(this.root, ref), 'r+');
+    } catch (err) {
+      if (errorCode(err) === 'ENOENT') return undefined;
+      throw err;
+    }
+    const entry: FdEntry = { key, fh, pins: 0, stale: false, closed: false };
+    if ((this.epochs.get(key) ?? 0) !== epoch || !this.opened) {
+      // Replaced or removed while we were opening: hand it to waiters as a one-off, never cache it.
+      entry.stale = true;
+      queueMicrotask(() => {
+        if (entry.pins === 0) void this.closeEntry(entry);
+      });
+      return entry;
+    }
+    this.fds.set(key, entry);
+    this.evictOverflow();
+    return entry;
+  }
+
+  /** The copy behind `key` changed identity: no cached or in-flight fd may be reused for it. */
+  private invalidate(key: string): void {
+    this.epochs.set(key, (this.epochs.get(key) ?? 0) + 1);
+    this.pendingOpens.delete(key);
+    const entry = this.fds.get(key);
+    if (entry) {
+      this.fds.delete(key);
+      entry.stale = true;
+      if (entry.pins === 0) void this.closeEntry(entry);
+    }
+    // Epochs only matter while an open may be in flight; keep the map bounded.
+    if (this.epochs.size > this.maxOpenFds * 4) {
+      for (const k of this.epochs.keys()) {
+        if (!this.pendingOpens.has(k)) this.epochs.delete(k);
+        if (this.epochs.size <= this.maxOpenFds * 2) break;
+      }
+    }
+  }
+
+  private evictOverflow(): void {
+    if (this.fds.size <= this.maxOpenFds) return;
+    for (const entry of this.fds.values()) {
+      if (this.fds.size <= this.maxOpenFds) break;
+      if (entry.pins > 0) continue;
+      this.fds.delete(entry.key);
+      void this.closeEntry(entry);
+    }
+  }
+
+  private async closeEntry(entry: FdEntry): Promise<void> {
+    if (entry.closed) return;
+    entry.closed = true;
+    await entry.fh.close().catch(() => undefined);
+  }
+}
+
+async function writeAll(fh: FileHandle, data: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
+    if (bytesWritten <= 0) throw new FsError('EIO', 'short write');
+    done += bytesWritten;
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function readdirOrEmpty(dir: string) {
+  try {
+    return await fsp.readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if (errorCode(err) === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+function missing(label: string, ref: ExtentRef): FsError {
+  return new FsError('ENOENT', `${label}: no copy of ${ref.fileId}/${ref.index}`);
+}
+
+function describe(err: unknown): string {
+  const code = errorCode(err);
+  const message = err instanceof Error ? err.message : String(err);
+  return code && !message.includes(code) ? `${code}: ${message}` : message;
+}
+
