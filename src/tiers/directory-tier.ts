@@ -15,6 +15,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { FsError, ShadowfsError, errorCode } from '../util/errors';
 import {
+  CopyInventory,
   TEMP_PREFIX,
   assertExtentRef,
   assertFileId,
@@ -87,9 +88,8 @@ export class DirectoryTier implements ShadowTier {
   private readonly maxOpenFds: number;
   private readonly failAfterErrors: number;
 
-  /** fileId → index → size of the copy in bytes. The authoritative in-memory inventory. */
-  private readonly sizes = new Map<string, Map<number, number>>();
-  private used = 0;
+  /** Sizes of the copies held: the authoritative in-memory inventory. */
+  private readonly sizes = new CopyInventory();
   /** fileId → indexes patched without sync since the last syncFile. */
   private readonly unsynced = new Map<string, Set<number>>();
   /** LRU of open fds: Map iteration order is insertion order, touched entries are re-inserted. */
@@ -142,7 +142,6 @@ export class DirectoryTier implements ShadowTier {
     }
     this.sizes.clear();
     this.unsynced.clear();
-    this.used = 0;
     for await (const copy of this.walk()) this.track(copy, copy.sizeBytes);
     this.errorStreak = 0;
     this.mountFailure = undefined;
@@ -158,16 +157,16 @@ export class DirectoryTier implements ShadowTier {
   }
 
   usedBytes(): number {
-    return this.used;
+    return this.sizes.usedBytes();
   }
 
   freeBytes(): number {
-    return Math.max(0, this.spec.capacityBytes - this.used);
+    return Math.max(0, this.spec.capacityBytes - this.sizes.usedBytes());
   }
 
   /** Size of the copy as tracked in memory, or undefined if the tier holds none. */
   sizeOf(ref: ExtentRef): number | undefined {
-    return this.sizes.get(ref.fileId)?.get(ref.index);
+    return this.sizes.sizeOf(ref);
   }
 
   has(ref: ExtentRef): boolean {
@@ -292,7 +291,7 @@ export class DirectoryTier implements ShadowTier {
       for (const key of [...this.fds.keys(), ...this.pendingOpens.keys()]) {
         if (key.startsWith(`${fileId}/`)) this.invalidate(key);
       }
-      for (const index of [...(this.sizes.get(fileId)?.keys() ?? [])]) this.untrack({ fileId, index });
+      for (const index of this.sizes.indexesOf(fileId)) this.untrack({ fileId, index });
       this.unsynced.delete(fileId);
     });
   }
@@ -458,19 +457,11 @@ export class DirectoryTier implements ShadowTier {
   }
 
   private track(ref: ExtentRef, sizeBytes: number): void {
-    let perFile = this.sizes.get(ref.fileId);
-    if (!perFile) this.sizes.set(ref.fileId, (perFile = new Map()));
-    this.used += sizeBytes - (perFile.get(ref.index) ?? 0);
-    perFile.set(ref.index, sizeBytes);
+    this.sizes.set(ref, sizeBytes);
   }
 
   private untrack(ref: ExtentRef): void {
-    const perFile = this.sizes.get(ref.fileId);
-    const size = perFile?.get(ref.index);
-    if (!perFile || size === undefined) return;
-    this.used -= size;
-    perFile.delete(ref.index);
-    if (perFile.size === 0) this.sizes.delete(ref.fileId);
+    this.sizes.delete(ref);
     const pending = this.unsynced.get(ref.fileId);
     pending?.delete(ref.index);
     if (pending?.size === 0) this.unsynced.delete(ref.fileId);

@@ -59,3 +59,46 @@ export function parseIndex(name: string): number | undefined {
 export function refKey(ref: ExtentRef): string {
   return `${ref.fileId}/${ref.index}`;
 }
+
+/**
+ * Sizes of the copies a tier holds, per file, with a running total: the tier's in-memory
+ * inventory (exact, so usedBytes() never needs a walk). Proportional to the tier's contents.
+ */
+export class CopyInventory {
+  private readonly byFile = new Map<string, Map<number, number>>();
+  private totalBytes = 0;
+
+  usedBytes(): number {
+    return this.totalBytes;
+  }
+
+  sizeOf(ref: ExtentRef): number | undefined {
+    return this.byFile.get(ref.fileId)?.get(ref.index);
+  }
+
+  /** Indexes held for a file (a copy of the list, safe to mutate the inventory while iterating). */
+  indexesOf(fileId: string): number[] {
+    return [...(this.byFile.get(fileId)?.keys() ?? [])];
+  }
+
+  set(ref: ExtentRef, sizeBytes: number): void {
+    let perFile = this.byFile.get(ref.fileId);
+    if (!perFile) this.byFile.set(ref.fileId, (perFile = new Map()));
+    this.totalBytes += sizeBytes - (perFile.get(ref.index) ?? 0);
+    perFile.set(ref.index, sizeBytes);
+  }
+
+  delete(ref: ExtentRef): void {
+    const perFile = this.byFile.get(ref.fileId);
+    const size = perFile?.get(ref.index);
+    if (!perFile || size === undefined) return;
+    this.totalBytes -= size;
+    perFile.delete(ref.index);
+    if (perFile.size === 0) this.byFile.delete(ref.fileId);
+  }
+
+  clear(): void {
+    this.byFile.clear();
+    this.totalBytes = 0;
+  }
+}
