@@ -1,0 +1,112 @@
+/**
+ * `shadowfs mount`: present the live volume at a mount point, in the foreground (Ctrl-C or
+ * SIGTERM unmounts cleanly) or detached with --daemon.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import { checkMountpoint, checkVolumePaths } from '../../config/check-paths';
+import { buildHandlers } from '../../fuse/adapter';
+import { FuseMount } from '../../fuse/binding';
+import { isMounted, isStale, lazyUnmount } from '../../fuse/mount-table';
+import { openVolume } from '../../volume/open-volume';
+import { removePidFile, writePidFile } from '../../control/runtime-files';
+import { ShadowfsError } from '../../util/errors';
+import { createLogger } from '../../util/log';
+import { volumeConfigFrom, VolumeFlags } from '../load-config';
+
+export interface MountArgs extends VolumeFlags {
+  mountpoint: string;
+  daemon: boolean;
+  verbose: boolean;
+  allowOther: boolean;
+}
+
+const READY_TIMEOUT_MS = 60_000;
+
+export const mountCommand: CommandModule<object, MountArgs> = {
+  command: 'mount <mountpoint>',
+  describe: 'Mount a live volume with its shadow tiers at MOUNTPOINT',
+  builder: (y) => y
+    .positional('mountpoint', { type: 'string', demandOption: true, describe: 'An empty directory to present the volume at' })
+    .option('config', { type: 'string', describe: 'Volume config file (JSON); flags given as well override it' })
+    .option('live', { type: 'string', describe: 'The live volume: the backing directory' })
+    .option('tier', {
+      type: 'string', array: true,
+      describe: 'A shadow tier, NAME=PATH,cap=SIZE[,class=nvme|ssd|hdd][,cost=USD_PER_GIB_MONTH]; repeat for more (fastest class is read first)',
+    })
+    .option('state', { type: 'string', describe: 'Metadata directory (default /var/lib/shadowfs/<live name>-<hash>)' })
+    .option('extent-size', { type: 'string', describe: 'Extent size, a power of two (default 1MiB); fixed for a state directory' })
+    .option('admit-after', { type: 'number', describe: 'Copy an extent to the fastest tier after this many reads (default 2)' })
+    .option('daemon', { type: 'boolean', default: false, describe: 'Detach once mounted (logs go to <state>/shadowfs.log)' })
+    .option('allow-other', { type: 'boolean', default: true, describe: 'Let users other than root use the mount (FUSE allow_other)' })
+    .option('verbose', { type: 'boolean', default: false, describe: 'Log info and debug lines, not only warnings and errors' })
+    .example('$0 mount --live /srv/volume --tier nvme=/mnt/nvme/shadow,cap=20GiB --tier ssd=/mnt/ssd/shadow,cap=200GiB /mnt/app', '')
+    .example('$0 mount --config /etc/shadowfs/app.json /mnt/app', '') as unknown as Argv<MountArgs>,
+  handler: async (args) => {
+    const mountpoint = path.resolve(args.mountpoint);
+    const config = volumeConfigFrom(args);
+    if (await isStale(mountpoint)) await lazyUnmount(mountpoint);
+    if (await isMounted(mountpoint)) throw new ShadowfsError(`${mountpoint} is already a mount point; unmount it first`);
+    await checkMountpoint(mountpoint);
+    await checkVolumePaths(config, mountpoint);
+    fs.mkdirSync(config.stateDir, { recursive: true });
+    if (args.daemon) return detach(mountpoint, config.stateDir);
+
+    const log = createLogger(args.verbose ? 'debug' : 'warn');
+    const opened = await openVolume(config, log);
+    let fuse: FuseMount | undefined;
+    try {
+      fuse = new FuseMount(mountpoint, buildHandlers(opened.volume, log, () => fuse?.context()), {
+        fsname: `shadowfs:${config.livePath}`,
+        allowOther: args.allowOther,
+      });
+      await fuse.mount();
+    } catch (err) {
+      await opened.close();
+      throw new ShadowfsError(`cannot mount at ${mountpoint}: ${(err as Error).message}`);
+    }
+    await writePidFile(mountpoint);
+    log.info('mount', `mounted ${config.livePath} at ${mountpoint}`);
+    process.stdout.write(`shadowfs: ${config.livePath} mounted at ${mountpoint} (${config.tiers.map((t) => t.name).join(', ') || 'no tiers'})\n`);
+    await new Promise<void>((resolve) => {
+      const stop = (sig: string): void => {
+        log.info('mount', `${sig}: unmounting`);
+        resolve();
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
+    await fuse.unmount().catch(async () => lazyUnmount(mountpoint));
+    await opened.close();
+    await removePidFile(mountpoint);
+    process.stdout.write(`shadowfs: unmounted ${mountpoint}\n`);
+  },
+};
+
+/** Re-run ourselves without --daemon, detached; return once the mount is up (or report why not). */
+async function detach(mountpoint: string, stateDir: string): Promise<void> {
+  const logPath = path.join(stateDir, 'shadowfs.log');
+  const logFd = fs.openSync(logPath, 'a');
+  const argv = process.argv.slice(1).filter((a) => a !== '--daemon' && a !== '--daemon=true');
+  const child = spawn(process.execPath, argv, { detached: true, stdio: ['ignore', logFd, logFd] });
+  fs.closeSync(logFd);
+  let exited: number | null | undefined;
+  child.once('exit', (code) => (exited = code));
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (exited !== undefined) {
+      const tail = fs.readFileSync(logPath, 'utf8').trim().split('\n').slice(-3).join('\n');
+      throw new ShadowfsError(`the mount daemon exited (code ${exited}): ${tail}`);
+    }
+    if (await isMounted(mountpoint)) {
+      child.unref();
+      process.stdout.write(`shadowfs: mounted at ${mountpoint} (daemon pid ${child.pid}, log ${logPath})\n`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill('SIGTERM');
+  throw new ShadowfsError(`the mount daemon did not mount ${mountpoint} within ${READY_TIMEOUT_MS / 1000} s (log ${logPath})`);
+}

@@ -1,0 +1,57 @@
+/** `shadowfs unmount`: ask the daemon serving a mount point to unmount cleanly (metadata flushed). */
+import * as path from 'node:path';
+import type { CommandModule } from 'yargs';
+import { isMounted, isStale, lazyUnmount } from '../../fuse/mount-table';
+import { readPid, removePidFile } from '../../control/runtime-files';
+import { ShadowfsError } from '../../util/errors';
+
+export interface UnmountArgs {
+  mountpoint: string;
+  timeout: number;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const unmountCommand: CommandModule<object, UnmountArgs> = {
+  command: 'unmount <mountpoint>',
+  aliases: ['umount'],
+  describe: 'Unmount a shadowfs mount cleanly (the daemon flushes its metadata and exits)',
+  builder: (y) => y
+    .positional('mountpoint', { type: 'string', demandOption: true })
+    .option('timeout', { type: 'number', default: 30, describe: 'Seconds to wait for the daemon before forcing a lazy unmount' }),
+  handler: async (args) => {
+    const mountpoint = path.resolve(args.mountpoint);
+    if (await isStale(mountpoint)) {
+      await lazyUnmount(mountpoint);
+      await removePidFile(mountpoint);
+      process.stdout.write(`shadowfs: cleared a stale mount at ${mountpoint}\n`);
+      return;
+    }
+    if (!(await isMounted(mountpoint))) throw new ShadowfsError(`${mountpoint} is not mounted`);
+    const pid = await readPid(mountpoint);
+    if (pid === undefined || !alive(pid)) {
+      await lazyUnmount(mountpoint);
+      await removePidFile(mountpoint);
+      process.stdout.write(`shadowfs: unmounted ${mountpoint} (no daemon found)\n`);
+      return;
+    }
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + args.timeout * 1000;
+    while (Date.now() < deadline) {
+      if (!alive(pid)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    if (alive(pid)) {
+      await lazyUnmount(mountpoint);
+      throw new ShadowfsError(`the daemon (pid ${pid}) did not exit within ${args.timeout} s; the mount was detached lazily`);
+    }
+    process.stdout.write(`shadowfs: unmounted ${mountpoint}\n`);
+  },
+};

@@ -1,0 +1,43 @@
+/** Turns `mount` flags and/or a config file into a validated VolumeConfig. */
+import * as fs from 'node:fs';
+import { parseTierFlag, parseVolumeConfig, RawVolumeConfig, VolumeConfig } from '../config/volume-config';
+import { ShadowfsError } from '../util/errors';
+
+export interface VolumeFlags {
+  config?: string;
+  live?: string;
+  tier?: string[];
+  state?: string;
+  extentSize?: string;
+  admitAfter?: number;
+}
+
+export function readConfigFile(file: string): RawVolumeConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ShadowfsError(`config file ${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    return JSON.parse(text) as RawVolumeConfig;
+  } catch (err) {
+    throw new ShadowfsError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+export function volumeConfigFrom(flags: VolumeFlags): VolumeConfig {
+  const raw: RawVolumeConfig = flags.config ? readConfigFile(flags.config) : {};
+  if (flags.live !== undefined) raw.live = flags.live;
+  if (flags.tier && flags.tier.length > 0) raw.tiers = flags.tier.map(parseTierFlag);
+  if (flags.state !== undefined) raw.stateDir = flags.state;
+  if (flags.extentSize !== undefined) raw.extentSize = flags.extentSize;
+  if (flags.admitAfter !== undefined) raw.admitAfterReads = flags.admitAfter;
+  if (raw.live === undefined) throw new ShadowfsError('no live volume: give --live DIR or a --config file with "live"');
+  try {
+    return parseVolumeConfig(raw);
+  } catch (err) {
+    if (err instanceof ShadowfsError && flags.config) throw new ShadowfsError(`${flags.config}: ${err.message}`);
+    throw err;
+  }
+}

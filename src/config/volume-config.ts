@@ -1,0 +1,132 @@
+/**
+ * The volume configuration: one documented shape, validated with messages that name the key,
+ * what was expected and what was found. Both the config file and the `mount` flags end here.
+ */
+import { createHash } from 'node:crypto';
+import * as path from 'node:path';
+import { ShadowfsError } from '../util/errors';
+import { parseBytes } from '../util/units';
+import { DEFAULT_COST_PER_GIB_MONTH, TierClass, TierSpec, TIER_CLASS_RANK } from '../tiers/tier';
+
+export type WriteMode = 'write-through';
+
+export interface VolumeConfig {
+  /** The live volume: the backing directory presented at the mount point. */
+  livePath: string;
+  /** Where metadata (the extent map) lives. */
+  stateDir: string;
+  /** Fixed per volume: changing it needs a fresh state directory. */
+  extentSizeBytes: number;
+  writeMode: WriteMode;
+  tiers: TierSpec[];
+  /** Reactive admission: copy an extent to the fastest tier with room after this many reads. */
+  admitAfterReads: number;
+}
+
+export const DEFAULT_EXTENT_SIZE_BYTES = 1024 * 1024;
+export const DEFAULT_ADMIT_AFTER_READS = 2;
+export const DEFAULT_STATE_ROOT = '/var/lib/shadowfs';
+
+/** The raw, user-written form (config file JSON, or assembled from flags). */
+export interface RawVolumeConfig {
+  live?: unknown;
+  stateDir?: unknown;
+  extentSize?: unknown;
+  writeMode?: unknown;
+  admitAfterReads?: unknown;
+  tiers?: unknown;
+}
+
+const TIER_CLASSES = Object.keys(TIER_CLASS_RANK) as TierClass[];
+
+function expect(cond: boolean, key: string, expected: string, got: unknown): asserts cond {
+  if (!cond) throw new ShadowfsError(`config ${key}: expected ${expected}, got ${JSON.stringify(got)}`);
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function parseTier(raw: unknown, i: number): TierSpec {
+  const key = `tiers[${i}]`;
+  expect(isRecord(raw), key, 'an object with name, class, path, capacity', raw);
+  const known = new Set(['name', 'class', 'path', 'capacity', 'costPerGiBMonth', 'object']);
+  for (const k of Object.keys(raw)) expect(known.has(k), `${key}.${k}`, `one of ${[...known].join(', ')}`, k);
+  const cls = raw.class ?? raw.name;
+  expect(typeof cls === 'string' && (TIER_CLASSES as string[]).includes(cls), `${key}.class`, TIER_CLASSES.join('|'), cls);
+  const tierClass = cls as TierClass;
+  const name = raw.name ?? tierClass;
+  expect(typeof name === 'string' && /^[a-zA-Z][\w-]{0,31}$/.test(name), `${key}.name`, 'a short name of letters, digits, - or _', name);
+  expect(typeof raw.path === 'string' && raw.path.length > 0, `${key}.path`, 'a directory path', raw.path);
+  expect(raw.capacity !== undefined, `${key}.capacity`, 'a size like 20GiB', raw.capacity);
+  const capacityBytes = parseBytes(raw.capacity as string | number, `config ${key}.capacity`);
+  expect(capacityBytes > 0, `${key}.capacity`, 'a size above zero', raw.capacity);
+  const cost = raw.costPerGiBMonth ?? DEFAULT_COST_PER_GIB_MONTH[tierClass];
+  expect(typeof cost === 'number' && cost >= 0, `${key}.costPerGiBMonth`, 'a number >= 0', cost);
+  return { name, class: tierClass, path: path.resolve(raw.path), capacityBytes, costPerGiBMonth: cost };
+}
+
+export function defaultStateDir(livePath: string): string {
+  const id = createHash('sha256').update(livePath).digest('hex').slice(0, 12);
+  return path.join(DEFAULT_STATE_ROOT, `${path.basename(livePath) || 'root'}-${id}`);
+}
+
+/** Validate the raw form; throws ShadowfsError naming the key on the first problem. */
+export function parseVolumeConfig(raw: unknown): VolumeConfig {
+  expect(isRecord(raw), '(top level)', 'an object', raw);
+  const known = new Set(['live', 'stateDir', 'extentSize', 'writeMode', 'admitAfterReads', 'tiers']);
+  for (const k of Object.keys(raw)) expect(known.has(k), k, `one of ${[...known].join(', ')}`, k);
+  const r = raw as RawVolumeConfig;
+  expect(typeof r.live === 'string' && r.live.length > 0, 'live', 'the live volume directory', r.live);
+  const livePath = path.resolve(r.live);
+  const stateDir = r.stateDir === undefined ? defaultStateDir(livePath) : r.stateDir;
+  expect(typeof stateDir === 'string' && stateDir.length > 0, 'stateDir', 'a directory path', stateDir);
+  const extentSizeBytes = r.extentSize === undefined
+    ? DEFAULT_EXTENT_SIZE_BYTES
+    : parseBytes(r.extentSize as string | number, 'config extentSize');
+  expect(extentSizeBytes >= 4096 && extentSizeBytes <= 64 * 1024 * 1024 && (extentSizeBytes & (extentSizeBytes - 1)) === 0,
+    'extentSize', 'a power of two from 4KiB to 64MiB', r.extentSize);
+  const writeMode = r.writeMode ?? 'write-through';
+  expect(writeMode === 'write-through', 'writeMode', '"write-through"', writeMode);
+  const admit = r.admitAfterReads ?? DEFAULT_ADMIT_AFTER_READS;
+  expect(typeof admit === 'number' && Number.isInteger(admit) && admit >= 1, 'admitAfterReads', 'a whole number >= 1', admit);
+  const rawTiers = r.tiers ?? [];
+  expect(Array.isArray(rawTiers), 'tiers', 'a list of tiers', rawTiers);
+  const tiers = rawTiers.map(parseTier);
+  const names = new Set<string>();
+  for (const t of tiers) {
+    if (names.has(t.name)) throw new ShadowfsError(`config tiers: two tiers are named "${t.name}"`);
+    names.add(t.name);
+  }
+  return {
+    livePath,
+    stateDir: path.resolve(stateDir),
+    extentSizeBytes,
+    writeMode,
+    tiers,
+    admitAfterReads: admit,
+  };
+}
+
+/**
+ * Parse `--tier NAME=PATH[,cap=SIZE][,class=CLASS][,cost=N]` as the mount command takes it.
+ * NAME doubles as the class when it is one (nvme=/mnt/nvme,cap=20GiB).
+ */
+export function parseTierFlag(flag: string): Record<string, unknown> {
+  const [head, ...opts] = flag.split(',');
+  const eq = head.indexOf('=');
+  if (eq <= 0) throw new ShadowfsError(`--tier "${flag}": expected NAME=PATH,cap=SIZE (e.g. nvme=/mnt/nvme/shadow,cap=20GiB)`);
+  const out: Record<string, unknown> = { name: head.slice(0, eq), path: head.slice(eq + 1) };
+  for (const opt of opts) {
+    const [k, v] = opt.split('=', 2);
+    if (v === undefined) throw new ShadowfsError(`--tier "${flag}": option "${opt}" needs a value (key=value)`);
+    if (k === 'cap' || k === 'capacity') out.capacity = v;
+    else if (k === 'class') out.class = v;
+    else if (k === 'cost') {
+      const n = Number(v);
+      if (!Number.isFinite(n)) throw new ShadowfsError(`--tier "${flag}": cost must be a number (per GiB-month), got "${v}"`);
+      out.costPerGiBMonth = n;
+    } else throw new ShadowfsError(`--tier "${flag}": unknown option "${k}" (known: cap, class, cost)`);
+  }
+  return out;
+}

@@ -1,0 +1,339 @@
+/**
+ * The extent map: per file and extent, the current generation and which tiers hold which
+ * generation of it. A small typed layer over LevelDB.
+ *
+ * Only extents that have (or had) a shadow copy have a record; an extent without a record has
+ * no copies, so the live volume is the only place to read it and its generation does not matter.
+ *
+ * Crash consistency (ARCHITECTURE rules 1 and 2):
+ * - a copy is recorded only after its bytes are durable on the tier (`addCopy` is called last);
+ * - before the live bytes of an extent change, any *persisted* claim that a copy is fresh is
+ *   withdrawn (`beginWrite` awaits that batch), so after a crash at any point no stale copy can
+ *   look fresh. The state after the write (copies patched in place) is persisted lazily: losing
+ *   it only loses copies, never correctness.
+ */
+import { Level } from 'level';
+import * as fs from 'node:fs/promises';
+import { CopyRecord, ExtentRecord, decodeExtentRecord, encodeExtentRecord } from './record-codec';
+
+export type { CopyRecord, ExtentRecord } from './record-codec';
+
+/** What the map remembers of a live file, to notice changes made behind the mount's back. */
+export interface FileRecord {
+  sizeBytes: number;
+  mtimeMs: number;
+}
+
+interface ExtentState extends ExtentRecord {
+  /** True when the persisted record may claim a fresh copy: a write must withdraw it first. */
+  persistedFresh: boolean;
+  dirty: boolean;
+  /** Writes in progress: until they end, copies kept fresh in memory may not be persisted as fresh. */
+  writing: number;
+}
+
+const EXTENT_PREFIX = 'e!';
+const FILE_PREFIX = 'f!';
+const TIER_PREFIX = 't!';
+const MAX_TIER_ID = 0x7f;
+
+type BatchOp = { type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string };
+
+function extentKey(fileId: string, index: number): string {
+  return `${EXTENT_PREFIX}${fileId}!${index.toString(16).padStart(8, '0')}`;
+}
+
+export function isFresh(rec: ExtentRecord, copy: CopyRecord): boolean {
+  return copy.generation === rec.generation;
+}
+
+export class ExtentMap {
+  private readonly files = new Map<string, Map<number, ExtentState>>();
+  private readonly fileRecords = new Map<string, FileRecord>();
+  private readonly tierIds = new Map<string, number>();
+  private readonly tierNames = new Map<number, string>();
+  private readonly dirtyFiles = new Set<string>();
+  private flushTimer: NodeJS.Timeout | undefined;
+  /** Every LevelDB write goes through this chain: batches must land in the order they were issued. */
+  private writes: Promise<void> = Promise.resolve();
+
+  private constructor(private readonly db: Level<string, Buffer>, readonly flushDelayMs: number) {}
+
+  static async open(dir: string, flushDelayMs = 500): Promise<ExtentMap> {
+    await fs.mkdir(dir, { recursive: true });
+    const db = new Level<string, Buffer>(dir, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
+    await db.open();
+    const map = new ExtentMap(db, flushDelayMs);
+    await map.load();
+    return map;
+  }
+
+  private async load(): Promise<void> {
+    for await (const [key, value] of this.db.iterator()) {
+      if (key.startsWith(TIER_PREFIX)) {
+        const id = value[0];
+        this.tierIds.set(key.slice(TIER_PREFIX.length), id);
+        this.tierNames.set(id, key.slice(TIER_PREFIX.length));
+      } else if (key.startsWith(FILE_PREFIX)) {
+        this.fileRecords.set(key.slice(FILE_PREFIX.length), JSON.parse(value.toString('utf8')) as FileRecord);
+      } else if (key.startsWith(EXTENT_PREFIX)) {
+        const [fileId, idxHex] = key.slice(EXTENT_PREFIX.length).split('!');
+        const rec = decodeExtentRecord(value);
+        this.extentsOf(fileId, true).set(parseInt(idxHex, 16), { ...rec, persistedFresh: true, dirty: false, writing: 0 });
+      }
+    }
+  }
+
+  /** A stable small id for a tier name (persisted: copies refer to tiers by id). */
+  async tierId(name: string): Promise<number> {
+    const known = this.tierIds.get(name);
+    if (known !== undefined) return known;
+    let id = 0;
+    while (this.tierNames.has(id)) id++;
+    if (id > MAX_TIER_ID) throw new Error('too many tiers have been defined for this volume');
+    await this.write([{ type: 'put', key: TIER_PREFIX + name, value: Buffer.from([id]) }]);
+    this.tierIds.set(name, id);
+    this.tierNames.set(id, name);
+    return id;
+  }
+
+  tierName(id: number): string | undefined {
+    return this.tierNames.get(id);
+  }
+
+  private extentsOf(fileId: string, create: true): Map<number, ExtentState>;
+  private extentsOf(fileId: string, create: false): Map<number, ExtentState> | undefined;
+  private extentsOf(fileId: string, create: boolean): Map<number, ExtentState> | undefined {
+    let m = this.files.get(fileId);
+    if (!m && create) {
+      m = new Map();
+      this.files.set(fileId, m);
+    }
+    return m;
+  }
+
+  get(fileId: string, index: number): ExtentRecord | undefined {
+    return this.files.get(fileId)?.get(index);
+  }
+
+  /** Extents of a file that have records, in no particular order. */
+  extents(fileId: string): ReadonlyMap<number, ExtentRecord> {
+    return this.files.get(fileId) ?? new Map();
+  }
+
+  fileIds(): IterableIterator<string> {
+    return this.files.keys();
+  }
+
+  /**
+   * Called before the bytes of extents [first, last] change on the live volume. Bumps their
+   * generations; copies for which `keep` says true stay fresh (the caller patches them in place
+   * before acknowledging), all others become stale. Resolves once no persisted record claims a
+   * copy of these extents is fresh.
+   */
+  async beginWrite(fileId: string, first: number, last: number, keep: (copy: CopyRecord) => boolean): Promise<CopyRecord[][]> {
+    const extents = this.files.get(fileId);
+    const kept: CopyRecord[][] = [];
+    if (!extents) return kept;
+    const withdraw: BatchOp[] = [];
+    for (let i = first; i <= last; i++) {
+      const st = extents.get(i);
+      if (!st) {
+        kept.push([]);
+        continue;
+      }
+      const wasFresh = st.copies.filter((c) => isFresh(st, c));
+      st.generation++;
+      st.writing++;
+      const keepNow = wasFresh.filter(keep);
+      for (const c of keepNow) c.generation = st.generation;
+      kept.push(keepNow);
+      if (st.persistedFresh) {
+        // The withdrawn form: new generation, every copy stale.
+        withdraw.push({ type: 'put', key: extentKey(fileId, i), value: encodeExtentRecord({ generation: st.generation, copies: st.copies.map((c) => ({ ...c, generation: Math.min(c.generation, st.generation - 1) })) }) });
+        st.persistedFresh = false;
+      }
+      this.markDirty(fileId, st);
+    }
+    if (withdraw.length > 0) await this.write(withdraw);
+    return kept;
+  }
+
+  /** The write begun by `beginWrite` on these extents is complete (copies patched or dropped). */
+  endWrite(fileId: string, first: number, last: number): void {
+    const extents = this.files.get(fileId);
+    for (let i = first; i <= last; i++) {
+      const st = extents?.get(i);
+      if (st && st.writing > 0) st.writing--;
+    }
+  }
+
+  /** Record a copy whose bytes are now durable on the tier, if the extent is still at `generation`. */
+  async addCopy(fileId: string, index: number, copy: CopyRecord, expectedGeneration: number): Promise<boolean> {
+    const extents = this.extentsOf(fileId, true);
+    let st = extents.get(index);
+    if (!st) {
+      if (expectedGeneration !== 0) return false;
+      st = { generation: 0, copies: [], persistedFresh: false, dirty: false, writing: 0 };
+      extents.set(index, st);
+    }
+    if (st.generation !== expectedGeneration) return false;
+    st.copies = st.copies.filter((c) => c.tierId !== copy.tierId);
+    st.copies.push({ ...copy, generation: st.generation });
+    await this.persistExtent(fileId, index, st);
+    return true;
+  }
+
+  /** Forget a copy (its bytes were removed, or are about to be). */
+  removeCopy(fileId: string, index: number, tierId: number): CopyRecord | undefined {
+    const st = this.files.get(fileId)?.get(index);
+    if (!st) return undefined;
+    const c = st.copies.find((x) => x.tierId === tierId);
+    if (!c) return undefined;
+    st.copies = st.copies.filter((x) => x !== c);
+    this.markDirty(fileId, st);
+    return c;
+  }
+
+  /** A kept copy was patched in place: its checksum is unknown until recomputed. */
+  patched(fileId: string, index: number, copy: CopyRecord, sizeBytes: number): void {
+    const st = this.files.get(fileId)?.get(index);
+    if (!st) return;
+    copy.crc32 = null;
+    copy.sizeBytes = sizeBytes;
+    this.markDirty(fileId, st);
+  }
+
+  /** Set the checksum of a fresh copy (computed after a patch made it unknown). */
+  setChecksum(fileId: string, index: number, tierId: number, generation: number, crc32: number): void {
+    const st = this.files.get(fileId)?.get(index);
+    const c = st?.copies.find((x) => x.tierId === tierId && x.generation === generation);
+    if (st && c) {
+      c.crc32 = crc32;
+      this.markDirty(fileId, st);
+    }
+  }
+
+  /** Every copy of a file becomes stale (changed behind our back, or deleted). Returns them. */
+  async invalidateFile(fileId: string): Promise<{ index: number; copy: CopyRecord }[]> {
+    const extents = this.files.get(fileId);
+    if (!extents) return [];
+    const out: { index: number; copy: CopyRecord }[] = [];
+    const batch: BatchOp[] = [];
+    for (const [index, st] of extents) {
+      for (const c of st.copies) if (isFresh(st, c)) out.push({ index, copy: c });
+      st.generation++;
+      batch.push({ type: 'put', key: extentKey(fileId, index), value: encodeExtentRecord(st) });
+      st.persistedFresh = false;
+    }
+    await this.write(batch);
+    return out;
+  }
+
+  /** Drop every record of a file (its last link is gone). */
+  async dropFile(fileId: string): Promise<void> {
+    const extents = this.files.get(fileId);
+    this.files.delete(fileId);
+    this.fileRecords.delete(fileId);
+    this.dirtyFiles.delete(fileId);
+    const batch: BatchOp[] = [{ type: 'del', key: FILE_PREFIX + fileId }];
+    for (const index of extents?.keys() ?? []) batch.push({ type: 'del', key: extentKey(fileId, index) });
+    await this.write(batch);
+  }
+
+  /** Extents at or beyond `fromIndex` lose their copies (the file is being cut there). */
+  async truncateRecords(fileId: string, fromIndex: number): Promise<{ index: number; copy: CopyRecord }[]> {
+    const extents = this.files.get(fileId);
+    const out: { index: number; copy: CopyRecord }[] = [];
+    if (!extents) return out;
+    const withdraw: BatchOp[] = [];
+    for (const [index, st] of extents) {
+      if (index < fromIndex) continue;
+      for (const c of st.copies) out.push({ index, copy: c });
+      st.generation++;
+      if (st.persistedFresh) {
+        withdraw.push({ type: 'put', key: extentKey(fileId, index), value: encodeExtentRecord(st) });
+        st.persistedFresh = false;
+      }
+      this.markDirty(fileId, st);
+    }
+    await this.write(withdraw);
+    return out;
+  }
+
+  fileRecord(fileId: string): FileRecord | undefined {
+    return this.fileRecords.get(fileId);
+  }
+
+  async setFileRecord(fileId: string, rec: FileRecord): Promise<void> {
+    this.fileRecords.set(fileId, rec);
+    await this.write([{ type: 'put', key: FILE_PREFIX + fileId, value: Buffer.from(JSON.stringify(rec)) }]);
+  }
+
+  private async persistExtent(fileId: string, index: number, st: ExtentState): Promise<void> {
+    // Claimed before the put is queued, so a write that comes meanwhile withdraws it after.
+    st.persistedFresh = st.copies.some((c) => isFresh(st, c));
+    st.dirty = false;
+    await this.write([{ type: 'put', key: extentKey(fileId, index), value: encodeExtentRecord(st) }]);
+  }
+
+  private markDirty(fileId: string, st: ExtentState): void {
+    st.dirty = true;
+    this.dirtyFiles.add(fileId);
+    if (!this.flushTimer) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = undefined;
+        void this.flush();
+      }, this.flushDelayMs);
+      this.flushTimer.unref();
+    }
+  }
+
+  private write(ops: BatchOp[]): Promise<void> {
+    if (ops.length === 0) return this.writes;
+    const next = this.writes.then(() => this.db.batch(ops));
+    // Keep the chain alive after a failure; the caller still sees the error.
+    this.writes = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Persist every record changed since the last flush (in one batch). */
+  async flush(): Promise<void> {
+    const batch: BatchOp[] = [];
+    for (const fileId of this.dirtyFiles) {
+      for (const [index, st] of this.files.get(fileId) ?? []) {
+        if (!st.dirty) continue;
+        if (st.writing > 0) {
+          this.dirtyFiles.add(fileId);
+          continue;
+        }
+        st.persistedFresh = st.copies.some((c) => isFresh(st, c));
+        st.dirty = false;
+        batch.push({ type: 'put', key: extentKey(fileId, index), value: encodeExtentRecord(st) });
+      }
+    }
+    this.dirtyFiles.clear();
+    for (const [fileId, extents] of this.files) {
+      for (const st of extents.values()) if (st.dirty && st.writing > 0) this.dirtyFiles.add(fileId);
+    }
+    await this.write(batch);
+  }
+
+  async close(): Promise<void> {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    await this.flush();
+    await this.db.close();
+  }
+
+  /** Bytes held on each tier id, over all copies (fresh or not: stale bytes still take space). */
+  usedBytesByTier(): Map<number, number> {
+    const used = new Map<number, number>();
+    for (const extents of this.files.values()) {
+      for (const st of extents.values()) {
+        for (const c of st.copies) used.set(c.tierId, (used.get(c.tierId) ?? 0) + c.sizeBytes);
+      }
+    }
+    return used;
+  }
+}

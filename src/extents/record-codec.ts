@@ -1,0 +1,73 @@
+/**
+ * Compact binary form of an extent record, so the map stays well under 64 bytes per extent on
+ * disk: varints for generations and sizes, a one-byte tier id instead of the tier's name.
+ */
+export interface CopyRecord {
+  tierId: number;
+  generation: number;
+  /** crc32c of the copy's bytes; null while unknown (patched in place, to be recomputed). */
+  crc32: number | null;
+  sizeBytes: number;
+}
+
+export interface ExtentRecord {
+  generation: number;
+  copies: CopyRecord[];
+}
+
+function writeVarint(out: number[], value: number): void {
+  let v = value;
+  while (v >= 0x80) {
+    out.push((v % 0x80) | 0x80);
+    v = Math.floor(v / 0x80);
+  }
+  out.push(v);
+}
+
+function readVarint(buf: Buffer, pos: { at: number }): number {
+  let result = 0;
+  let scale = 1;
+  for (;;) {
+    if (pos.at >= buf.length) throw new Error('extent record truncated');
+    const b = buf[pos.at++];
+    result += (b & 0x7f) * scale;
+    if (b < 0x80) return result;
+    scale *= 0x80;
+  }
+}
+
+const HAS_CRC = 0x80;
+
+export function encodeExtentRecord(rec: ExtentRecord): Buffer {
+  const out: number[] = [];
+  writeVarint(out, rec.generation);
+  out.push(rec.copies.length);
+  for (const c of rec.copies) {
+    out.push(c.tierId | (c.crc32 === null ? 0 : HAS_CRC));
+    writeVarint(out, rec.generation - c.generation);
+    writeVarint(out, c.sizeBytes);
+    if (c.crc32 !== null) {
+      out.push(c.crc32 & 0xff, (c.crc32 >>> 8) & 0xff, (c.crc32 >>> 16) & 0xff, (c.crc32 >>> 24) & 0xff);
+    }
+  }
+  return Buffer.from(out);
+}
+
+export function decodeExtentRecord(buf: Buffer): ExtentRecord {
+  const pos = { at: 0 };
+  const generation = readVarint(buf, pos);
+  const count = buf[pos.at++];
+  const copies: CopyRecord[] = [];
+  for (let i = 0; i < count; i++) {
+    const head = buf[pos.at++];
+    const lag = readVarint(buf, pos);
+    const sizeBytes = readVarint(buf, pos);
+    let crc32: number | null = null;
+    if (head & HAS_CRC) {
+      crc32 = (buf[pos.at] | (buf[pos.at + 1] << 8) | (buf[pos.at + 2] << 16) | (buf[pos.at + 3] << 24)) >>> 0;
+      pos.at += 4;
+    }
+    copies.push({ tierId: head & 0x7f, generation: generation - lag, crc32, sizeBytes });
+  }
+  return { generation, copies };
+}

@@ -1,0 +1,44 @@
+/** What the kernel says is mounted where (/proc/self/mountinfo), and clearing stale FUSE mounts. */
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { errorCode } from '../util/errors';
+
+const run = promisify(execFile);
+
+/** Mountinfo escapes spaces and such as \\040 octal. */
+function unescapeMountPath(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+export async function fuseMountsAt(mountpoint: string): Promise<string[]> {
+  const abs = path.resolve(mountpoint);
+  const info = await fs.readFile('/proc/self/mountinfo', 'utf8');
+  const types: string[] = [];
+  for (const line of info.split('\n')) {
+    const fields = line.split(' ');
+    const sep = fields.indexOf('-');
+    if (sep < 0) continue;
+    if (unescapeMountPath(fields[4]) === abs) types.push(fields[sep + 1]);
+  }
+  return types;
+}
+
+export async function isMounted(mountpoint: string): Promise<boolean> {
+  return (await fuseMountsAt(mountpoint)).length > 0;
+}
+
+/** True when a FUSE mount is there but its daemon is gone ("Transport endpoint is not connected"). */
+export async function isStale(mountpoint: string): Promise<boolean> {
+  try {
+    await fs.stat(mountpoint);
+    return false;
+  } catch (err) {
+    return errorCode(err) === 'ENOTCONN';
+  }
+}
+
+export async function lazyUnmount(mountpoint: string): Promise<void> {
+  await run('fusermount', ['-uz', path.resolve(mountpoint)]);
+}

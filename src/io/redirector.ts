@@ -1,0 +1,215 @@
+/**
+ * The I/O redirector: where a read is routed and how a write reaches the live file and the copies.
+ *
+ * Reads are split by extent; each piece comes from the fastest healthy tier holding a *fresh*
+ * copy (generation equal to the extent's), else from the live file. A copy that fails is dropped
+ * and the next source is tried, so a bad tier costs latency, not an error.
+ *
+ * Writes are write-through: the live file first (it is authoritative), then every fresh copy on a
+ * directory tier is patched in place before the write is acknowledged; other copies go stale.
+ */
+import { ExtentMap, CopyRecord, isFresh } from '../extents/extent-map';
+import { TierSet } from '../tiers/tier-set';
+import { OpenFile } from '../volume/open-files';
+import { ftruncateFd, pread, pwriteFull } from '../util/fd-io';
+import { errorCode } from '../util/errors';
+
+/** Told about every piece of a read, so a policy can learn (admission, heat). */
+export interface ReadObserver {
+  onExtentRead(file: OpenFile, index: number, servedBy: number | 'live'): void;
+}
+
+export interface ServeCounters {
+  /** Bytes served, by tier name or "live". */
+  bytesBySource: Map<string, number>;
+  readsBySource: Map<string, number>;
+  copyErrors: number;
+}
+
+export class IoRedirector {
+  readonly counters: ServeCounters = { bytesBySource: new Map(), readsBySource: new Map(), copyErrors: 0 };
+  private readonly shift: number;
+
+  constructor(
+    private readonly map: ExtentMap,
+    private readonly tiers: TierSet,
+    readonly extentSizeBytes: number,
+    private readonly observer: ReadObserver,
+    /** Removes the bytes of copies that are no longer referenced (background). */
+    private readonly discard: (fileId: string, index: number, tierId: number) => void,
+  ) {
+    this.shift = Math.log2(extentSizeBytes);
+  }
+
+  private count(source: string, bytes: number): void {
+    const c = this.counters;
+    c.bytesBySource.set(source, (c.bytesBySource.get(source) ?? 0) + bytes);
+    c.readsBySource.set(source, (c.readsBySource.get(source) ?? 0) + 1);
+  }
+
+  /** Fresh copies of an extent on usable tiers, fastest first. */
+  freshCopies(fileId: string, index: number): CopyRecord[] {
+    const rec = this.map.get(fileId, index);
+    if (!rec) return [];
+    return rec.copies
+      .filter((c) => isFresh(rec, c) && this.tiers.isUsable(c.tierId))
+      .sort((a, b) => this.tiers.rank(a.tierId) - this.tiers.rank(b.tierId));
+  }
+
+  async read(file: OpenFile, liveFd: number, buf: Buffer, length: number, position: number): Promise<number> {
+    const end = Math.min(position + length, file.sizeBytes);
+    if (end <= position) {
+      // The mount's idea of the size may be behind a writer outside it; the live file decides.
+      return file.sizeBytes === 0 || position >= file.sizeBytes ? this.readLive(liveFd, buf, 0, length, position) : 0;
+    }
+    const E = this.extentSizeBytes;
+    const pieces: { wanted: number; got: Promise<number> }[] = [];
+    for (let off = position; off < end; ) {
+      const index = Math.floor(off / E);
+      const pieceEnd = Math.min(end, (index + 1) * E);
+      pieces.push({ wanted: pieceEnd - off, got: this.readPiece(file, liveFd, index, buf, off - position, pieceEnd - off, off) });
+      off = pieceEnd;
+    }
+    // A short piece ends the read there: what follows it was not read contiguously.
+    const got = await Promise.all(pieces.map((p) => p.got));
+    let total = 0;
+    for (let i = 0; i < got.length; i++) {
+      total += got[i];
+      if (got[i] < pieces[i].wanted) break;
+    }
+    return total;
+  }
+
+  private async readLive(fd: number, buf: Buffer, at: number, length: number, position: number): Promise<number> {
+    const n = await pread(fd, buf, at, length, position);
+    this.count('live', n);
+    return n;
+  }
+
+  private async readPiece(file: OpenFile, liveFd: number, index: number, buf: Buffer, at: number, length: number, position: number): Promise<number> {
+    const offsetInExtent = position - index * this.extentSizeBytes;
+    for (const copy of this.freshCopies(file.fileId, index)) {
+      const vt = this.tiers.get(copy.tierId);
+      if (!vt) continue;
+      try {
+        const n = await vt.tier.read({ fileId: file.fileId, index }, offsetInExtent, length, buf, at);
+        this.count(vt.tier.spec.name, n);
+        this.observer.onExtentRead(file, index, copy.tierId);
+        return n;
+      } catch (err) {
+        this.dropBadCopy(file.fileId, index, copy, err);
+      }
+    }
+    const n = await this.readLive(liveFd, buf, at, length, position);
+    this.observer.onExtentRead(file, index, 'live');
+    return n;
+  }
+
+  private dropBadCopy(fileId: string, index: number, copy: CopyRecord, err: unknown): void {
+    // A copy evicted while we read it is gone for an ordinary reason; anything else is a fault.
+    if (errorCode(err) !== 'ENOENT') this.counters.copyErrors++;
+    if (this.map.removeCopy(fileId, index, copy.tierId)) this.discard(fileId, index, copy.tierId);
+  }
+
+  /** Which copies a write may keep fresh by patching them: directory tiers that are healthy. */
+  private patchable = (copy: CopyRecord): boolean => {
+    const vt = this.tiers.get(copy.tierId);
+    return !!vt && vt.tier.spec.class !== 'object' && vt.tier.health() === 'healthy';
+  };
+
+  /** Caller holds file.writeLock. */
+  async write(file: OpenFile, liveFd: number, buf: Buffer, length: number, position: number): Promise<number> {
+    if (length === 0) return 0;
+    const E = this.extentSizeBytes;
+    const oldSize = file.sizeBytes;
+    const newSize = Math.max(oldSize, position + length);
+    let first = Math.floor(position / E);
+    const last = Math.floor((position + length - 1) / E);
+    // Growing the file changes the (short) copy of the old last extent too: it now ends in zeros.
+    const oldLast = oldSize > 0 ? Math.floor((oldSize - 1) / E) : 0;
+    if (newSize > oldSize && oldLast < first && this.map.get(file.fileId, oldLast)) first = oldLast;
+    file.writeEpoch++;
+    const kept = await this.map.beginWrite(file.fileId, first, last, this.patchable);
+    try {
+      this.discardStale(file.fileId, first, last);
+      await pwriteFull(liveFd, buf, 0, length, position);
+      file.sizeBytes = newSize;
+      file.modified = true;
+      await this.patchKept(file, kept, first, buf, length, position, newSize);
+    } finally {
+      this.map.endWrite(file.fileId, first, last);
+    }
+    return length;
+  }
+
+  private async patchKept(file: OpenFile, kept: CopyRecord[][], first: number, buf: Buffer, length: number, position: number, newSize: number): Promise<void> {
+    const E = this.extentSizeBytes;
+    const patches: Promise<void>[] = [];
+    kept.forEach((copies, i) => {
+      const index = first + i;
+      const extStart = index * E;
+      const copyLen = Math.min(E, newSize - extStart);
+      const from = Math.max(position, extStart);
+      const to = Math.min(position + length, extStart + E);
+      for (const copy of copies) patches.push(this.patchCopy(file.fileId, index, copy, buf, from - position, to - from, from - extStart, copyLen));
+    });
+    await Promise.all(patches);
+  }
+
+  private async patchCopy(fileId: string, index: number, copy: CopyRecord, buf: Buffer, bufOffset: number, length: number, offsetInExtent: number, copyLen: number): Promise<void> {
+    const vt = this.tiers.get(copy.tierId);
+    if (!vt) return;
+    const ref = { fileId, index };
+    try {
+      if (length > 0) await vt.tier.patch(ref, offsetInExtent, buf.subarray(bufOffset, bufOffset + length), false);
+      if (Math.max(copy.sizeBytes, offsetInExtent + length) !== copyLen) await vt.tier.truncate(ref, copyLen);
+      this.map.patched(fileId, index, copy, copyLen);
+    } catch (err) {
+      this.dropBadCopy(fileId, index, copy, err);
+    }
+  }
+
+  /** Copies left stale by a write hold bytes nobody will read: remove them in the background. */
+  private discardStale(fileId: string, first: number, last: number): void {
+    for (let i = first; i <= last; i++) {
+      const rec = this.map.get(fileId, i);
+      if (!rec) continue;
+      for (const c of [...rec.copies]) {
+        if (!isFresh(rec, c) && this.map.removeCopy(fileId, i, c.tierId)) this.discard(fileId, i, c.tierId);
+      }
+    }
+  }
+
+  /** Caller holds file.writeLock. Cuts (or extends) the live file and every copy to `sizeBytes`. */
+  async truncate(file: OpenFile, liveFd: number, sizeBytes: number): Promise<void> {
+    const E = this.extentSizeBytes;
+    file.writeEpoch++;
+    const oldSize = file.sizeBytes;
+    if (sizeBytes < oldSize) {
+      for (const { index, copy } of await this.map.truncateRecords(file.fileId, Math.ceil(sizeBytes / E))) {
+        if (this.map.removeCopy(file.fileId, index, copy.tierId)) this.discard(file.fileId, index, copy.tierId);
+      }
+    }
+    // The extent holding the new end (shrinking) or the old end (growing) keeps its copies, resized.
+    let edge = -1;
+    if (sizeBytes < oldSize && sizeBytes % E !== 0) edge = Math.floor(sizeBytes / E);
+    if (sizeBytes > oldSize && oldSize > 0) edge = Math.floor((oldSize - 1) / E);
+    if (edge < 0 || !this.map.get(file.fileId, edge)) {
+      await ftruncateFd(liveFd, sizeBytes);
+      file.sizeBytes = sizeBytes;
+      file.modified = true;
+      return;
+    }
+    const [kept] = await this.map.beginWrite(file.fileId, edge, edge, this.patchable);
+    try {
+      this.discardStale(file.fileId, edge, edge);
+      await ftruncateFd(liveFd, sizeBytes);
+      file.sizeBytes = sizeBytes;
+      file.modified = true;
+      const copyLen = Math.min(E, sizeBytes - edge * E);
+      await Promise.all(kept.map((c) => this.patchCopy(file.fileId, edge, c, Buffer.alloc(0), 0, 0, 0, copyLen)));
+    } finally {
+      this.map.endWrite(file.fileId, edge, edge);
+    }
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * The shadow manager: the one place that moves bytes between the live volume and the tiers.
+ * Policies ask for copies; this runs them in the background, one extent at a time, so a
+ * foreground request never waits behind more than one extent copy (ARCHITECTURE rule 3).
+ *
+ * A copy is published only if no write touched the file while it was taken (write epoch), and
+ * only after its bytes are durable on the tier (the tier's put), so a stale copy is never served.
+ */
+import { ExtentMap } from '../extents/extent-map';
+import { TierSet } from '../tiers/tier-set';
+import { OpenFile } from '../volume/open-files';
+import { preadFull } from '../util/fd-io';
+import { crc32 } from 'node:zlib';
+import { Logger } from '../util/log';
+
+interface CopyJob {
+  file: OpenFile;
+  index: number;
+  tierId: number;
+}
+
+export interface ShadowManagerOptions {
+  /** Bounded queue: requests beyond it are dropped (the policy asks again later). */
+  maxQueuedCopies: number;
+  concurrentCopies: number;
+}
+
+export interface ShadowCounters {
+  copies: number;
+  copyBytes: number;
+  discardedCopies: number;
+  evictions: number;
+  failedCopies: number;
+}
+
+const key = (tierId: number, fileId: string, index: number): string => `${tierId}:${fileId}:${index}`;
+
+export class ShadowManager {
+  readonly counters: ShadowCounters = { copies: 0, copyBytes: 0, discardedCopies: 0, evictions: 0, failedCopies: 0 };
+  private readonly queue: CopyJob[] = [];
+  private readonly queued = new Set<string>();
+  private running = 0;
+  private idleWaiters: (() => void)[] = [];
+  /** Per tier, copies in least-recently-read order (Map keeps insertion order). */
+  private readonly lru = new Map<number, Map<string, { fileId: string; index: number }>>();
+  private closed = false;
+
+  constructor(
+    private readonly map: ExtentMap,
+    private readonly tiers: TierSet,
+    private readonly extentSizeBytes: number,
+    private readonly options: ShadowManagerOptions,
+    private readonly log: Logger,
+  ) {
+    for (const fileId of map.fileIds()) {
+      for (const [index, rec] of map.extents(fileId)) {
+        for (const c of rec.copies) this.touch(c.tierId, fileId, index);
+      }
+    }
+  }
+
+  /** Note a read of a copy, for eviction order. */
+  touch(tierId: number, fileId: string, index: number): void {
+    let l = this.lru.get(tierId);
+    if (!l) {
+      l = new Map();
+      this.lru.set(tierId, l);
+    }
+    const k = key(tierId, fileId, index);
+    l.delete(k);
+    l.set(k, { fileId, index });
+  }
+
+  requestCopy(file: OpenFile, index: number, tierId: number): boolean {
+    const k = key(tierId, file.fileId, index);
+    if (this.closed || this.queued.has(k) || this.queue.length >= this.options.maxQueuedCopies) return false;
+    this.queued.add(k);
+    this.queue.push({ file, index, tierId });
+    file.handles++; // keeps the file (and its readFd) open until the job ran
+    this.pump();
+    return true;
+  }
+
+  /** Remove the bytes of a copy the map no longer references. */
+  discard(fileId: string, index: number, tierId: number): void {
+    this.lru.get(tierId)?.delete(key(tierId, fileId, index));
+    this.beforeRemove(fileId, index, tierId);
+    const vt = this.tiers.get(tierId);
+    if (!vt) return;
+    this.counters.discardedCopies++;
+    vt.tier.remove({ fileId, index }).catch((err: Error) => this.log.warn('shadow', `removing a stale copy failed: ${err.message}`));
+  }
+
+  /** Resolves when no copy is queued or running. */
+  idle(): Promise<void> {
+    if (this.queue.length === 0 && this.running === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const job of this.queue.splice(0)) this.finish(job);
+    await this.idle();
+  }
+
+  /** Set by the volume: called before a copy's bytes are removed (e.g. to unmap a fast path). */
+  beforeRemove: (fileId: string, index: number, tierId: number) => void = () => undefined;
+
+  /** Set by the volume: closes a file's readFd when its last user is done. */
+  onFileReleased: (file: OpenFile) => void = () => undefined;
+
+  private finish(job: CopyJob): void {
+    this.queued.delete(key(job.tierId, job.file.fileId, job.index));
+    job.file.handles--;
+    if (job.file.handles === 0) this.onFileReleased(job.file);
+  }
+
+  private pump(): void {
+    while (this.running < this.options.concurrentCopies && this.queue.length > 0) {
+      const job = this.queue.shift() as CopyJob;
+      this.running++;
+      this.copy(job)
+        .catch((err: Error) => {
+          this.counters.failedCopies++;
+          this.log.warn('shadow', `copy of ${job.file.fileId}#${job.index} failed: ${err.message}`);
+        })
+        .finally(() => {
+          this.running--;
+          this.finish(job);
+          this.pump();
+          if (this.queue.length === 0 && this.running === 0) for (const w of this.idleWaiters.splice(0)) w();
+        });
+    }
+  }
+
+  private async copy(job: CopyJob): Promise<void> {
+    const { file, index, tierId } = job;
+    const vt = this.tiers.get(tierId);
+    if (!vt || vt.tier.health() !== 'healthy') return;
+    const rec = this.map.get(file.fileId, index);
+    if (rec?.copies.some((c) => c.tierId === tierId && c.generation === rec.generation)) return;
+    const E = this.extentSizeBytes;
+    const buf = Buffer.allocUnsafe(E);
+    // Read under the write lock: the bytes and the generation we stamp them with must match.
+    const taken = await file.writeLock.run(async () => {
+      const epoch = file.writeEpoch;
+      const generation = this.map.get(file.fileId, index)?.generation ?? 0;
+      const want = Math.min(E, file.sizeBytes - index * E);
+      if (want <= 0) return undefined;
+      const n = await preadFull(file.readFd, buf, 0, want, index * E);
+      return { epoch, generation, n };
+    });
+    if (!taken || taken.n === 0) return;
+    const data = buf.subarray(0, taken.n);
+    if (!(await this.makeRoom(tierId, data.length))) return;
+    const ref = { fileId: file.fileId, index };
+    await vt.tier.put(ref, data);
+    // Synchronously: no write may slip between this check and the map update.
+    if (file.writeEpoch !== taken.epoch) {
+      this.discard(file.fileId, index, tierId);
+      return;
+    }
+    const published = await this.map.addCopy(file.fileId, index, { tierId, generation: taken.generation, crc32: crc32(data), sizeBytes: data.length }, taken.generation);
+    if (!published) {
+      this.discard(file.fileId, index, tierId);
+      return;
+    }
+    this.touch(tierId, file.fileId, index);
+    this.counters.copies++;
+    this.counters.copyBytes += data.length;
+  }
+
+  /** Evict least recently read copies until `bytes` fit; false if they cannot. */
+  private async makeRoom(tierId: number, bytes: number): Promise<boolean> {
+    const vt = this.tiers.get(tierId);
+    const l = this.lru.get(tierId);
+    if (!vt) return false;
+    const cap = vt.tier.spec.capacityBytes;
+    if (bytes > cap) return false;
+    while (vt.tier.usedBytes() + bytes > cap) {
+      const oldest = l?.entries().next();
+      if (!l || !oldest || oldest.done) return false;
+      const [k, { fileId, index }] = oldest.value;
+      l.delete(k);
+      if (this.map.removeCopy(fileId, index, tierId)) {
+        this.counters.evictions++;
+        this.beforeRemove(fileId, index, tierId);
+        await vt.tier.remove({ fileId, index });
+      }
+    }
+    return true;
+  }
+}

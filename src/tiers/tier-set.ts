@@ -1,0 +1,57 @@
+/**
+ * The tiers of one volume, with the small ids the extent map uses for them, in read preference
+ * order (fastest class first; declaration order breaks ties).
+ */
+import { ExtentMap } from '../extents/extent-map';
+import { ShadowTier, TIER_CLASS_RANK } from './tier';
+
+export interface VolumeTier {
+  id: number;
+  tier: ShadowTier;
+}
+
+export class TierSet {
+  private readonly byId = new Map<number, VolumeTier>();
+  private ordered: VolumeTier[] = [];
+
+  static async create(tiers: ShadowTier[], map: ExtentMap): Promise<TierSet> {
+    const set = new TierSet();
+    for (const tier of tiers) await set.add(tier, map);
+    return set;
+  }
+
+  async add(tier: ShadowTier, map: ExtentMap): Promise<VolumeTier> {
+    const vt = { id: await map.tierId(tier.spec.name), tier };
+    this.byId.set(vt.id, vt);
+    this.ordered = [...this.byId.values()].sort(
+      (a, b) => TIER_CLASS_RANK[a.tier.spec.class] - TIER_CLASS_RANK[b.tier.spec.class],
+    );
+    return vt;
+  }
+
+  get(id: number): VolumeTier | undefined {
+    return this.byId.get(id);
+  }
+
+  byName(name: string): VolumeTier | undefined {
+    return this.ordered.find((t) => t.tier.spec.name === name);
+  }
+
+  /** Fastest first. */
+  all(): readonly VolumeTier[] {
+    return this.ordered;
+  }
+
+  rank(id: number): number {
+    const t = this.byId.get(id);
+    return t ? TIER_CLASS_RANK[t.tier.spec.class] : Number.MAX_SAFE_INTEGER;
+  }
+
+  isUsable(id: number): boolean {
+    return this.byId.get(id)?.tier.health() === 'healthy';
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all(this.ordered.map((t) => t.tier.close()));
+  }
+}

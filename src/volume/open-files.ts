@@ -1,0 +1,72 @@
+/**
+ * Open files and handles. Several handles (and hard links) can share one file; the file's state
+ * (size as known to the mount, write lock, write epoch) lives once per file id.
+ */
+import { Mutex } from '../util/mutex';
+
+export interface OpenFile {
+  /** Stable identity of the live file: its inode number in hex (survives rename). */
+  fileId: string;
+  /** The path it was last opened by (for background copies and logs; may go stale on rename). */
+  livePath: string;
+  /** Size as the mount knows it; kept current by writes and truncates through the mount. */
+  sizeBytes: number;
+  /** Serialises writes and truncates so the live file and its copies see them in one order. */
+  writeLock: Mutex;
+  /** Bumped before every change of the file's bytes; a background copy that saw another value is discarded. */
+  writeEpoch: number;
+  /** A read-only fd on the live file, shared by background copies. */
+  readFd: number;
+  handles: number;
+  /** Set when a write through the mount changed the file since its record was last stored. */
+  modified: boolean;
+  /** The last link went away while open: its copies go at the last close. */
+  unlinked: boolean;
+}
+
+export interface Handle {
+  fh: number;
+  /** fd of the live file, opened with the application's access mode (never O_DIRECT). */
+  fd: number;
+  file: OpenFile;
+  writable: boolean;
+}
+
+export class OpenFiles {
+  private readonly files = new Map<string, OpenFile>();
+  private readonly handles = new Map<number, Handle>();
+
+  file(fileId: string): OpenFile | undefined {
+    return this.files.get(fileId);
+  }
+
+  addFile(file: OpenFile): void {
+    this.files.set(file.fileId, file);
+  }
+
+  removeFile(fileId: string): void {
+    this.files.delete(fileId);
+  }
+
+  handle(fh: number): Handle | undefined {
+    return this.handles.get(fh);
+  }
+
+  addHandle(h: Handle): void {
+    this.handles.set(h.fh, h);
+    h.file.handles++;
+  }
+
+  /** Returns the file when this was its last handle. */
+  removeHandle(fh: number): OpenFile | undefined {
+    const h = this.handles.get(fh);
+    if (!h) return undefined;
+    this.handles.delete(fh);
+    h.file.handles--;
+    return h.file.handles === 0 ? h.file : undefined;
+  }
+
+  allFiles(): IterableIterator<OpenFile> {
+    return this.files.values();
+  }
+}

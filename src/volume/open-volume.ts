@@ -1,0 +1,89 @@
+/**
+ * Assembles a volume from its configuration: extent map, tiers, shadow manager, placement policy,
+ * redirector, namespace and the live-directory watcher. The FUSE adapter mounts the result.
+ */
+import * as path from 'node:path';
+import { VolumeConfig } from '../config/volume-config';
+import { ExtentMap } from '../extents/extent-map';
+import { IoRedirector, ReadObserver } from '../io/redirector';
+import { ReactiveAdmission } from '../shadow/reactive-admission';
+import { ShadowManager } from '../shadow/shadow-manager';
+import { openTier } from '../tiers/open-tier';
+import { ShadowTier } from '../tiers/tier';
+import { TierSet } from '../tiers/tier-set';
+import { Logger } from '../util/log';
+import { LiveWatcher } from './live-watcher';
+import { Volume } from './volume';
+
+export interface OpenedVolume {
+  volume: Volume;
+  watcher: LiveWatcher;
+  close(): Promise<void>;
+}
+
+export async function openVolume(config: VolumeConfig, log: Logger): Promise<OpenedVolume> {
+  const map = await ExtentMap.open(path.join(config.stateDir, 'extents'));
+  const opened: ShadowTier[] = [];
+  try {
+    for (const spec of config.tiers) {
+      const tier = openTier(spec);
+      await tier.open();
+      opened.push(tier);
+    }
+  } catch (err) {
+    await Promise.all(opened.map((t) => t.close().catch(() => undefined)));
+    await map.close();
+    throw err;
+  }
+  const tiers = await TierSet.create(opened, map);
+  const shadows = new ShadowManager(map, tiers, config.extentSizeBytes, { maxQueuedCopies: 1024, concurrentCopies: 1 }, log);
+  // The redirector reports reads to the policy, which needs the redirector's shadow manager: a
+  // forwarding observer breaks the cycle.
+  let policy: ReadObserver | undefined;
+  const observer: ReadObserver = { onExtentRead: (f, i, s) => policy?.onExtentRead(f, i, s) };
+  const io = new IoRedirector(map, tiers, config.extentSizeBytes, observer, (fileId, index, tierId) => shadows.discard(fileId, index, tierId));
+  policy = new ReactiveAdmission(tiers, shadows, config.admitAfterReads);
+  const volume = new Volume(config.livePath, map, tiers, io, shadows, log);
+  await reconcile(map, tiers, log);
+  const watcher = new LiveWatcher(config.livePath, (p) => volume.liveChanged(p), log);
+  await watcher.start();
+  return {
+    volume,
+    watcher,
+    async close() {
+      await watcher.stop();
+      await volume.close();
+    },
+  };
+}
+
+/**
+ * After a crash a tier may hold copies the map never recorded (the copy landed, the record did
+ * not), and the map may point at copies whose bytes are gone: drop both kinds of mismatch.
+ */
+async function reconcile(map: ExtentMap, tiers: TierSet, log: Logger): Promise<void> {
+  let orphans = 0;
+  let missing = 0;
+  for (const vt of tiers.all()) {
+    const present = new Set<string>();
+    for await (const ref of vt.tier.list()) {
+      const rec = map.get(ref.fileId, ref.index);
+      if (!rec || !rec.copies.some((c) => c.tierId === vt.id)) {
+        await vt.tier.remove(ref);
+        orphans++;
+      } else {
+        present.add(`${ref.fileId}:${ref.index}`);
+      }
+    }
+    for (const fileId of [...map.fileIds()]) {
+      for (const [index, rec] of map.extents(fileId)) {
+        if (rec.copies.some((c) => c.tierId === vt.id) && !present.has(`${fileId}:${index}`)) {
+          map.removeCopy(fileId, index, vt.id);
+          missing++;
+        }
+      }
+    }
+  }
+  if (orphans + missing > 0) log.info('volume', `reconciled tiers: ${orphans} unrecorded copies removed, ${missing} missing copies forgotten`);
+  await map.flush();
+}

@@ -1,0 +1,93 @@
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ExtentMap, isFresh } from '../../src/extents/extent-map';
+import { decodeExtentRecord, encodeExtentRecord } from '../../src/extents/record-codec';
+import { Level } from 'level';
+
+const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'shadowfs-map-'));
+
+t.test('record codec round-trips and stays small', async (t) => {
+  const rec = {
+    generation: 123456,
+    copies: [
+      { tierId: 0, generation: 123456, crc32: 0xdeadbeef, sizeBytes: 1 << 20 },
+      { tierId: 3, generation: 123400, crc32: null, sizeBytes: 4096 },
+    ],
+  };
+  const buf = encodeExtentRecord(rec);
+  t.same(decodeExtentRecord(buf), rec);
+  t.ok(buf.length <= 24, `two copies encode in ${buf.length} bytes`);
+});
+
+t.test('a copy is recorded only at the generation it was taken from', async (t) => {
+  const dir = tmp();
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const map = await ExtentMap.open(dir);
+  const nvme = await map.tierId('nvme');
+  t.equal(await map.tierId('nvme'), nvme, 'tier ids are stable');
+  t.ok(await map.addCopy('a1', 0, { tierId: nvme, generation: 0, crc32: 1, sizeBytes: 10 }, 0));
+  // A write bumps the generation; a copy taken before it must not be published.
+  const kept = await map.beginWrite('a1', 0, 0, () => false);
+  map.endWrite('a1', 0, 0);
+  t.same(kept, [[]], 'nothing kept');
+  const rec = map.get('a1', 0);
+  t.ok(rec);
+  t.equal(rec?.generation, 1);
+  t.notOk(rec?.copies.some((c) => isFresh(rec, c)), 'the old copy is stale');
+  t.notOk(await map.addCopy('a1', 0, { tierId: nvme, generation: 0, crc32: 1, sizeBytes: 10 }, 0), 'stale publish refused');
+  t.ok(await map.addCopy('a1', 0, { tierId: nvme, generation: 1, crc32: 2, sizeBytes: 10 }, 1));
+  await map.close();
+});
+
+t.test('after a crash mid-write no persisted record claims a stale copy fresh', async (t) => {
+  const dir = tmp();
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const map = await ExtentMap.open(dir, 60_000);
+  const nvme = await map.tierId('nvme');
+  await map.addCopy('f', 2, { tierId: nvme, generation: 0, crc32: 7, sizeBytes: 100 }, 0);
+  // The write keeps the copy (it will be patched) but the process dies before the patch lands.
+  await map.beginWrite('f', 2, 2, () => true);
+  // Simulate the crash: read the database as it is on disk now, without closing the map cleanly.
+  const dbDir = path.join(dir);
+  const snapshot = path.join(tmp(), 'copy');
+  fs.cpSync(dbDir, snapshot, { recursive: true });
+  fs.rmSync(path.join(snapshot, 'LOCK'), { force: true });
+  const db = new Level<string, Buffer>(snapshot, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
+  await db.open();
+  const raw = await db.get('e!f!00000002');
+  t.ok(raw, 'the record is on disk');
+  const rec = decodeExtentRecord(raw as Buffer);
+  t.notOk(rec.copies.some((c) => c.generation === rec.generation), 'no copy claims the current generation');
+  await db.close();
+  fs.rmSync(path.dirname(snapshot), { recursive: true, force: true });
+  // A flush while the write is still in progress must not claim it either.
+  await map.flush();
+  map.endWrite('f', 2, 2);
+  await map.close();
+  const reopened = await ExtentMap.open(dir);
+  const after = reopened.get('f', 2);
+  t.ok(after && after.copies.some((c) => isFresh(after, c)), 'after the write ended cleanly the patched copy is fresh');
+  await reopened.close();
+});
+
+t.test('records survive reopen; dropFile forgets everything', async (t) => {
+  const dir = tmp();
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  let map = await ExtentMap.open(dir);
+  const ssd = await map.tierId('ssd');
+  for (let i = 0; i < 50; i++) await map.addCopy('b2', i, { tierId: ssd, generation: 0, crc32: i, sizeBytes: 4096 }, 0);
+  await map.setFileRecord('b2', { sizeBytes: 50 * 4096, mtimeMs: 1234 });
+  await map.close();
+  map = await ExtentMap.open(dir);
+  t.equal(map.extents('b2').size, 50);
+  t.same(map.fileRecord('b2'), { sizeBytes: 50 * 4096, mtimeMs: 1234 });
+  t.equal(map.usedBytesByTier().get(ssd), 50 * 4096);
+  await map.dropFile('b2');
+  await map.close();
+  map = await ExtentMap.open(dir);
+  t.equal(map.extents('b2').size, 0);
+  t.equal(map.fileRecord('b2'), undefined);
+  await map.close();
+});

@@ -1,0 +1,125 @@
+/**
+ * A real shadowfs mount for tests: temp live/tier/state directories, the real CLI in a child
+ * process, the real kernel FUSE mount. Always torn down, even when a test fails.
+ */
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export const REPO = path.resolve(__dirname, '../../..');
+export const CLI = path.join(REPO, 'bin/shadowfs');
+
+export interface MountOptions {
+  extentSize?: string;
+  /** Tier specs relative to the sandbox: name → capacity. Default: one nvme tier of 64MiB. */
+  tiers?: { name: string; capacity: string; cls?: string }[];
+  admitAfter?: number;
+  extraArgs?: string[];
+}
+
+export interface Sandbox {
+  root: string;
+  live: string;
+  mnt: string;
+  state: string;
+  tierDir(name: string): string;
+}
+
+export function makeSandbox(prefix = 'shadowfs-test-'): Sandbox {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const sb: Sandbox = {
+    root,
+    live: path.join(root, 'live'),
+    mnt: path.join(root, 'mnt'),
+    state: path.join(root, 'state'),
+    tierDir: (name) => path.join(root, 'tiers', name),
+  };
+  fs.mkdirSync(sb.live);
+  fs.mkdirSync(sb.mnt);
+  fs.mkdirSync(path.join(root, 'tiers'));
+  return sb;
+}
+
+export function mountArgs(sb: Sandbox, opts: MountOptions = {}): string[] {
+  const tiers = opts.tiers ?? [{ name: 'nvme', capacity: '64MiB' }];
+  const args = ['mount', '--live', sb.live, '--state', sb.state];
+  for (const t of tiers) args.push('--tier', `${t.name}=${sb.tierDir(t.name)},cap=${t.capacity}${t.cls ? `,class=${t.cls}` : ''}`);
+  if (opts.extentSize) args.push('--extent-size', opts.extentSize);
+  if (opts.admitAfter !== undefined) args.push('--admit-after', String(opts.admitAfter));
+  args.push(...(opts.extraArgs ?? []), sb.mnt);
+  return args;
+}
+
+export function isMounted(mnt: string): boolean {
+  const info = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  return info.split('\n').some((l) => l.split(' ')[4] === mnt);
+}
+
+export class MountedVolume {
+  proc: ChildProcess | undefined;
+  output = '';
+
+  constructor(readonly sb: Sandbox, readonly opts: MountOptions = {}) {}
+
+  /** Starts `shadowfs mount` in the foreground and waits until the kernel shows the mount. */
+  async start(timeoutMs = 30_000): Promise<void> {
+    const proc = spawn(process.execPath, [CLI, ...mountArgs(this.sb, this.opts)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = proc;
+    proc.stdout?.on('data', (d: Buffer) => (this.output += d.toString()));
+    proc.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
+    let exited = false;
+    proc.once('exit', () => (exited = true));
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (exited) throw new Error(`shadowfs mount exited early: ${this.output}`);
+      if (isMounted(this.sb.mnt) && /mounted at/.test(this.output)) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`shadowfs mount did not come up: ${this.output}`);
+  }
+
+  /** Clean unmount via SIGTERM, as an operator's Ctrl-C would. Resolves with the exit code. */
+  async stop(timeoutMs = 30_000): Promise<number | null> {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null) return proc?.exitCode ?? null;
+    const done = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+    const code = await done;
+    clearTimeout(timer);
+    this.proc = undefined;
+    return code;
+  }
+
+  /** kill -9: the daemon dies mid-work; the kernel mount is left stale. */
+  async crash(): Promise<void> {
+    const proc = this.proc;
+    if (!proc) return;
+    const done = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGKILL');
+    await done;
+    this.proc = undefined;
+  }
+
+  /** Best effort, for teardown: never throws. */
+  async cleanup(): Promise<void> {
+    try {
+      await this.stop(10_000);
+    } catch {
+      /* teardown */
+    }
+    if (isMounted(this.sb.mnt)) spawnSync('fusermount', ['-uz', this.sb.mnt]);
+  }
+}
+
+export function removeSandbox(sb: Sandbox): void {
+  if (isMounted(sb.mnt)) spawnSync('fusermount', ['-uz', sb.mnt]);
+  fs.rmSync(sb.root, { recursive: true, force: true });
+}
+
+/** Runs the CLI to completion. */
+export function cli(args: string[], timeoutMs = 60_000): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: timeoutMs });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
