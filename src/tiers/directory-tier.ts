@@ -140,6 +140,8 @@ export class DirectoryTier implements ShadowTier {
     } catch (err) {
       throw new ShadowfsError(`${this.label}: directory ${this.root} is not usable: ${describe(err)}`);
     }
+    // A reopen (after a failure) must not serve through fds opened on the old tree.
+    for (const key of [...this.fds.keys(), ...this.pendingOpens.keys()]) this.invalidate(key);
     this.sizes.clear();
     this.unsynced.clear();
     for await (const copy of this.walk()) this.track(copy, copy.sizeBytes);

@@ -184,8 +184,13 @@ export class ObjectTier implements ShadowTier {
     await this.reconcileCache();
   }
 
-  async close(): Promise<void> {
+  /** Resolves once background work (cache fills after a miss or an upload, evictions) is done. */
+  async whenIdle(): Promise<void> {
     while (this.background.size > 0) await Promise.allSettled([...this.background]);
+  }
+
+  async close(): Promise<void> {
+    await this.whenIdle();
     await this.cache.close();
     this.client?.destroy();
     this.client = undefined;
@@ -570,6 +575,9 @@ export class ObjectTier implements ShadowTier {
     if (status === 404 || name === 'NotFound' || name === 'NoSuchBucket' || errorCode(err) === 'ENOENT') {
       return `${this.label}: bucket ${bucket} not found at ${endpoint}`;
     }
+    if (name === 'CredentialsProviderError') {
+      return `${this.label}: no AWS credentials for ${endpoint} (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile): ${message(cause)}`;
+    }
     if (status === 403 || status === 401) {
       return `${this.label}: access to bucket ${bucket} at ${endpoint} denied (check the AWS credentials)`;
     }
@@ -586,6 +594,7 @@ function statusOf(err: unknown): number | undefined {
 function classify(err: unknown): Failure {
   const name = err instanceof Error ? err.name : '';
   if (name === 'NoSuchKey' || name === 'NotFound' || statusOf(err) === 404) return 'missing';
+  if (name === 'CredentialsProviderError') return 'service'; // reachable or not, we cannot sign
   const code = errorCode(err) ?? errorCode((err as { cause?: unknown } | undefined)?.cause);
   if (NETWORK_ERROR_NAMES.has(name) || (code !== undefined && NETWORK_ERROR_CODES.has(code))) return 'network';
   // No HTTP status at all: the request never got an answer.

@@ -232,6 +232,7 @@ t.test('tier directory deleted → failed (sticky until reopen)', async (t) => {
   const tier = await openTier(t, root);
   await tier.put({ fileId: 'ee', index: 0 }, bytes(10));
   t.equal(await tier.checkMount(), 'healthy');
+  t.type(await tier.fdFor({ fileId: 'ee', index: 0 }), 'number', 'an fd is cached for the copy');
   await fsp.rm(root, { recursive: true });
   t.equal(await tier.checkMount(), 'failed');
   t.equal(tier.health(), 'failed');
@@ -241,6 +242,11 @@ t.test('tier directory deleted → failed (sticky until reopen)', async (t) => {
   await tier.open();
   t.equal(tier.health(), 'healthy', 'reopen rescans and clears');
   t.equal(tier.usedBytes(), 0);
+  await t.rejects(
+    tier.read({ fileId: 'ee', index: 0 }, 0, 10, Buffer.alloc(10), 0),
+    { code: 'ENOENT' },
+    'no read through an fd opened on the deleted tree',
+  );
 });
 
 function tryMountTmpfs(dir: string, size: string): boolean {
