@@ -384,6 +384,39 @@ export class DirectoryTier implements ShadowTier {
     return this.health();
   }
 
+  /**
+   * checkMount(), then — if I/O errors made the tier suspect or failed — a small write, fsync,
+   * read back and unlink; its success resets the error streak (nothing else would: a failed tier
+   * gets no traffic). Never rejects.
+   */
+  async probe(): Promise<TierHealthState> {
+    if ((await this.checkMount()) === 'failed' && this.mountFailure !== undefined) return 'failed';
+    if (this.errorStreak === 0 || !this.opened) return this.health();
+    const probePath = path.join(this.root, `${TEMP_PREFIX}probe-${randomBytes(6).toString('hex')}`);
+    this.activeTemps.add(probePath);
+    try {
+      await this.io(async () => {
+        const expected = randomBytes(512);
+        const fh = await fsp.open(probePath, 'w+');
+        try {
+          await writeAll(fh, expected, 0);
+          await fh.sync();
+          const back = Buffer.alloc(expected.length);
+          await fh.read(back, 0, back.length, 0);
+          if (!back.equals(expected)) throw new FsError('EIO', 'probe read back different bytes');
+        } finally {
+          await fh.close();
+        }
+      });
+    } catch {
+      // io() counted it; health() reflects it.
+    } finally {
+      this.activeTemps.delete(probePath);
+      await fsp.unlink(probePath).catch(() => undefined);
+    }
+    return this.health();
+  }
+
   async *list(): AsyncIterable<ExtentRef & { sizeBytes: number }> {
     yield* this.walk();
   }

@@ -53,6 +53,13 @@ export interface ShadowTier {
   readonly spec: TierSpec;
   /** Current health as judged by the tier itself (I/O errors, endpoint reachability). */
   health(): TierHealthState;
+  /**
+   * Actively check the tier and resolve to the resulting health (never rejects). Directory tiers:
+   * still there, still the mount they were, and (after I/O errors) a small write/fsync/read works;
+   * object tier: HeadBucket. A tier marked failed by in-band errors gets no foreground traffic, so
+   * this is its only way back to healthy: the watchdog calls it periodically.
+   */
+  probe(): Promise<TierHealthState>;
   /** Create directories, check the tier is usable; throws a ShadowfsError with a clear message if not. */
   open(): Promise<void>;
   close(): Promise<void>;

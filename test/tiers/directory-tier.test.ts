@@ -287,7 +287,7 @@ t.test('separate mount at open, unmounted later → failed', { skip: MOUNT_SKIP 
   const tier = await openTier(t, mnt);
   t.equal(await tier.checkMount(), 'healthy');
   umount(mnt);
-  t.equal(await tier.checkMount(), 'failed', 'same device as the parent now: unmounted');
+  t.equal(await tier.probe(), 'failed', 'same device as the parent now: unmounted');
   t.match(tier.failureReason(), /no longer a separate mount/);
 });
 
@@ -310,6 +310,10 @@ t.test('ENOSPC errors: suspect, then failed after 3 in a row; a success resets',
     [],
     'failed puts leave no temp files',
   );
+  t.equal(await tier.probe(), 'healthy', 'a probe write succeeds (space for 512 bytes) and resets the streak');
+  t.same((await fsp.readdir(mnt)).filter((n) => n.startsWith('.tmp-')), [], 'probe file removed');
+  await t.rejects(tier.put({ fileId: 'f0', index: 4 }, big), { code: 'ENOSPC' });
+  t.equal(tier.health(), 'suspect');
   await tier.put({ fileId: 'f0', index: 3 }, bytes(1024));
   t.equal(tier.health(), 'healthy', 'a success resets the streak');
 });
