@@ -183,6 +183,7 @@ export class DirectoryTier implements ShadowTier {
   async read(ref: ExtentRef, offsetInExtent: number, length: number, into: Buffer, intoOffset: number): Promise<number> {
     assertExtentRef(ref);
     if (length <= 0) return 0;
+    if (!Number.isSafeInteger(offsetInExtent) || offsetInExtent < 0) throw new FsError('EINVAL', `read: bad offset ${offsetInExtent}`);
     if (intoOffset < 0 || intoOffset + length > into.length) throw new FsError('EINVAL', 'read: target buffer too small');
     return this.io(async () => {
       const lease = await this.pin(ref);

@@ -91,6 +91,8 @@ t.test('fileIds that could escape the tier are refused', async (t) => {
   await t.rejects(tier.put({ fileId: 'ab', index: -1 }, Buffer.from('x')), { code: 'EINVAL' });
   await t.rejects(tier.put({ fileId: 'ab', index: 1.5 }, Buffer.from('x')), { code: 'EINVAL' });
   await t.rejects(tier.removeFile('../..'), { code: 'EINVAL' });
+  await t.rejects(tier.read({ fileId: 'ab', index: 0 }, -1, 1, Buffer.alloc(1), 0), { code: 'EINVAL' }, 'negative offset');
+  await t.rejects(tier.read({ fileId: 'ab', index: 0 }, 0, 10, Buffer.alloc(5), 0), { code: 'EINVAL' }, 'buffer too small');
 });
 
 t.test('patch in place, extend, sync tracking, truncate', async (t) => {
