@@ -7,6 +7,7 @@ import { hideBin } from 'yargs/helpers';
 import { ShadowfsError } from '../util/errors';
 import { mountCommand } from './commands/mount';
 import { unmountCommand } from './commands/unmount';
+import { statusCommand } from './commands/status';
 
 export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
@@ -14,6 +15,7 @@ export async function main(argv: string[]): Promise<void> {
     .usage('$0 <command> [options]\n\nA FUSE filesystem that keeps a predictive, tiered shadow of a live volume.')
     .command(mountCommand)
     .command(unmountCommand)
+    .command(statusCommand)
     .demandCommand(1, 'Give a command; see --help.')
     .strict()
     .recommendCommands()

@@ -11,7 +11,10 @@ import { buildHandlers } from '../../fuse/adapter';
 import { FuseMount } from '../../fuse/binding';
 import { isMounted, isStale, lazyUnmount } from '../../fuse/mount-table';
 import { openVolume } from '../../volume/open-volume';
-import { removePidFile, writePidFile } from '../../control/runtime-files';
+import { serveReport } from '../../io/serve-report';
+import { removePidFile, socketFile, writePidFile } from '../../control/runtime-files';
+import { ControlServer } from '../../control/control-server';
+import { statusReport } from '../../control/status';
 import { ShadowfsError } from '../../util/errors';
 import { createLogger } from '../../util/log';
 import { volumeConfigFrom, VolumeFlags } from '../load-config';
@@ -67,6 +70,10 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       await opened.close();
       throw new ShadowfsError(`cannot mount at ${mountpoint}: ${(err as Error).message}`);
     }
+    const control = new ControlServer(socketFile(mountpoint), log);
+    const startedAtMs = Date.now();
+    control.on('status', async () => statusReport(opened.volume, mountpoint, config.extentSizeBytes, startedAtMs));
+    await control.start();
     await writePidFile(mountpoint);
     log.info('mount', `mounted ${config.livePath} at ${mountpoint}`);
     process.stdout.write(`shadowfs: ${config.livePath} mounted at ${mountpoint} (${config.tiers.map((t) => t.name).join(', ') || 'no tiers'})\n`);
@@ -78,9 +85,11 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
     });
+    await control.stop();
     await fuse.unmount().catch(async () => lazyUnmount(mountpoint));
     await opened.close();
     await removePidFile(mountpoint);
+    process.stdout.write(`${serveReport(opened.volume.io.counters, opened.volume.shadows.counters)}\n`);
     process.stdout.write(`shadowfs: unmounted ${mountpoint}\n`);
   },
 };

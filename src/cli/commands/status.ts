@@ -1,0 +1,39 @@
+/** `shadowfs status MOUNTPOINT`: tiers, where reads were served from, shadow copy activity. */
+import type { Argv, CommandModule } from 'yargs';
+import { controlRequest } from '../../control/control-client';
+import { StatusReport } from '../../control/protocol';
+import { formatBytes } from '../../util/units';
+
+export interface StatusArgs {
+  mountpoint: string;
+  json: boolean;
+}
+
+export function formatStatus(s: StatusReport): string {
+  const total = s.served.reduce((a, r) => a + r.bytes, 0);
+  const lines = [
+    `${s.mountpoint}  ←  ${s.livePath}   (pid ${s.pid}, up ${s.uptimeSeconds} s, extent ${formatBytes(s.extentSizeBytes)})`,
+    '',
+    'tier      class   health    used / capacity            cost/GiB-month',
+    ...s.tiers.map((t) => `${t.name.padEnd(9)} ${t.class.padEnd(7)} ${t.health.padEnd(9)} ${(formatBytes(t.usedBytes) + ' / ' + formatBytes(t.capacityBytes)).padEnd(26)} $${t.costPerGiBMonth.toFixed(3)}`),
+    '',
+    'reads served by:',
+    ...(s.served.length === 0 ? ['  (no reads yet)'] : s.served.sort((a, b) => b.bytes - a.bytes).map((r) =>
+      `  ${r.source.padEnd(8)} ${(total ? (100 * r.bytes) / total : 0).toFixed(1).padStart(5)}%  ${formatBytes(r.bytes).padStart(10)}  ${r.reads} reads`)),
+    '',
+    `shadow copies: ${s.shadow.copies} made (${formatBytes(s.shadow.copyBytes)}), ${s.shadow.evictions} evicted, ${s.shadow.discardedCopies} stale dropped, ${s.shadow.failedCopies} failed, ${s.shadow.copyErrors} read errors`,
+  ];
+  return lines.join('\n');
+}
+
+export const statusCommand: CommandModule<object, StatusArgs> = {
+  command: 'status <mountpoint>',
+  describe: 'Show a running mount: tiers, where reads were served from, shadow copies',
+  builder: (y) => y
+    .positional('mountpoint', { type: 'string', demandOption: true })
+    .option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON' }) as unknown as Argv<StatusArgs>,
+  handler: async (args) => {
+    const report = (await controlRequest(args.mountpoint, { command: 'status' })) as StatusReport;
+    process.stdout.write(args.json ? JSON.stringify(report, null, 2) + '\n' : formatStatus(report) + '\n');
+  },
+};

@@ -1,0 +1,37 @@
+/** Sends one request to a mount's control socket and returns the result (or a one-line error). */
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { ShadowfsError, errorCode } from '../util/errors';
+import { ControlReply, ControlRequest } from './protocol';
+import { socketFile } from './runtime-files';
+
+export async function controlRequest(mountpoint: string, req: ControlRequest, timeoutMs = 30_000): Promise<unknown> {
+  const sockPath = socketFile(path.resolve(mountpoint));
+  return new Promise((resolve, reject) => {
+    const sock = net.createConnection(sockPath);
+    let buf = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new ShadowfsError(`${mountpoint}: the mount did not answer within ${timeoutMs / 1000} s`));
+    }, timeoutMs);
+    sock.setEncoding('utf8');
+    sock.on('connect', () => sock.write(JSON.stringify(req) + '\n'));
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      sock.end();
+      const reply = JSON.parse(buf.slice(0, nl)) as ControlReply;
+      if (reply.ok) resolve(reply.result);
+      else reject(new ShadowfsError(reply.error));
+    });
+    sock.on('error', (err) => {
+      clearTimeout(timer);
+      const code = errorCode(err);
+      if (code === 'ENOENT' || code === 'ECONNREFUSED') reject(new ShadowfsError(`${mountpoint} is not a running shadowfs mount`));
+      else if (code === 'EACCES') reject(new ShadowfsError(`${mountpoint}: permission denied (the control socket is root's)`));
+      else reject(new ShadowfsError(`${mountpoint}: ${(err as Error).message}`));
+    });
+  });
+}

@@ -1,0 +1,31 @@
+/**
+ * The control protocol: one JSON request per line on the mount's Unix socket, one JSON reply per
+ * line. Requests: {"command": "status"}. Replies: {"ok": true, "result": ...} or
+ * {"ok": false, "error": "one-line reason"}.
+ */
+export interface ControlRequest {
+  command: string;
+  [arg: string]: unknown;
+}
+
+export type ControlReply = { ok: true; result: unknown } | { ok: false; error: string };
+
+export interface TierStatus {
+  name: string;
+  class: string;
+  health: string;
+  usedBytes: number;
+  capacityBytes: number;
+  costPerGiBMonth: number;
+}
+
+export interface StatusReport {
+  mountpoint: string;
+  livePath: string;
+  pid: number;
+  uptimeSeconds: number;
+  extentSizeBytes: number;
+  tiers: TierStatus[];
+  served: { source: string; bytes: number; reads: number }[];
+  shadow: { copies: number; copyBytes: number; evictions: number; discardedCopies: number; failedCopies: number; copyErrors: number };
+}

@@ -1,0 +1,224 @@
+import type { ExtentRef } from '../tiers/tier';
+import { countsAt, TAUS_US, type ExtentStats } from './extent-stats';
+import type { WorkloadHistory } from './history';
+import { NO_HINT, nextOccurrence, type HintEffect } from './hints';
+import { fitLinear, type LinearCoefficients } from './ml';
+
+/**
+ * Extent heat: the expected number of accesses to one extent over the next horizon.
+ *
+ *   heat = volumeFactor x rate part + periodic part, then hints (willneed floor, dontneed zero)
+ *
+ * Rate part: a linear model over "what the rate was" at three time scales plus the neighbours'
+ * short-term rate (spatial locality: a hot set that slides along a file warms the extents next to
+ * it before they are read). Each feature is already in "accesses per horizon" units (decayed count
+ * / tau x horizon), so the default weights (summing to one) are an unbiased guess for a steady
+ * stream, and the learned weights say how much each time scale is worth on this workload: the
+ * engine samples random extents, waits one horizon, counts what actually happened and refits with
+ * ml-regression (non-negative weights, so more accesses never mean less heat). A uniform random
+ * workload learns ~zero weights (nothing predicts anything, so nothing churns); a Zipf hot set
+ * learns the long windows; a shifting hot set learns the short window and the neighbours.
+ *
+ * Periodic part: an extent with a stable session period (see extent-stats) is expected to be read
+ * again at lastSessionStart + period; from `leadUs` before that (plus the horizon), it is worth its
+ * usual session size, scaled by how regular the period has been. That is what promotes the extent
+ * read every night at 02:00 at 01:59.
+ *
+ * volumeFactor comes from the volume forecast: an expected spike (forecast / recent load > 1)
+ * scales up rate-based heat, so more is pre-staged ahead of a busy period.
+ */
+export interface HeatOptions {
+  horizonUs: number;
+  /** Periodic extents are worth their session from this long before it is due. */
+  leadUs: number;
+  /** Gaps observed before a period is trusted (1: after one repeat, at reduced confidence). */
+  minPeriodSamples: number;
+  /** Jitter at which a period stops counting, as a fraction of the period. */
+  maxRelativeJitter: number;
+  /** Extents on each side whose short-term rate feeds the neighbour feature. */
+  neighbourRadius: number;
+  /** Learn the rate weights online (else keep the defaults). */
+  learn: boolean;
+  trainingRows: number;
+  refitEveryRows: number;
+}
+
+export const DEFAULT_HEAT_OPTIONS: Readonly<HeatOptions> = {
+  horizonUs: 60e6,
+  leadUs: 60e6,
+  minPeriodSamples: 1,
+  maxRelativeJitter: 0.25,
+  neighbourRadius: 2,
+  learn: true,
+  trainingRows: 6000,
+  refitEveryRows: 600,
+};
+
+/** Features: short (1 min), medium (1 h), long (1 day) rate, neighbours' short rate; per horizon. */
+export const HEAT_FEATURES = ['rateShort', 'rateHour', 'rateDay', 'neighbours'] as const;
+export const DEFAULT_HEAT_WEIGHTS: LinearCoefficients = { weights: [0.3, 0.4, 0.3, 0.05], intercept: 0, samples: 0 };
+
+interface PendingSample {
+  stats: ExtentStats;
+  x: number[];
+  nonScanAtSample: number;
+  dueUs: number;
+}
+
+export class HeatPredictor {
+  readonly o: HeatOptions;
+  private coef: LinearCoefficients = DEFAULT_HEAT_WEIGHTS;
+  private readonly pending: PendingSample[] = [];
+  private pendingHead = 0;
+  private readonly rows: number[][] = [];
+  private readonly targets: number[] = [];
+  private rowNext = 0;
+  private rowsSinceFit = 0;
+  /** Multiplier from the volume forecast (see engine); 1 = no change expected. */
+  volumeFactor = 1;
+
+  constructor(
+    private readonly history: WorkloadHistory,
+    options: Partial<HeatOptions> = {},
+  ) {
+    this.o = { ...DEFAULT_HEAT_OPTIONS, ...options };
+  }
+
+  get weights(): Readonly<LinearCoefficients> {
+    return this.coef;
+  }
+
+  /** Feature vector of an extent (stats may be undefined for an extent never seen). */
+  features(fileId: string, index: number, stats: ExtentStats | undefined, nowUs: number): number[] {
+    const h = this.o.horizonUs;
+    let e0 = 0;
+    let e1 = 0;
+    let e2 = 0;
+    if (stats) {
+      const c = countsAt(stats, nowUs);
+      e0 = (c[0] / TAUS_US[0]) * h;
+      e1 = (c[1] / TAUS_US[1]) * h;
+      e2 = (c[2] / TAUS_US[2]) * h;
+    }
+    let nb = 0;
+    const r = this.o.neighbourRadius;
+    if (r > 0) {
+      let sum = 0;
+      for (let d = -r; d <= r; d++) {
+        if (d === 0 || index + d < 0) continue;
+        const s = this.history.extents.get(fileId, index + d);
+        if (s) sum += (countsAt(s, nowUs)[0] / TAUS_US[0]) * h;
+      }
+      nb = sum / (2 * r);
+    }
+    return [e0, e1, e2, nb];
+  }
+
+  /** Expected accesses over the next horizon. */
+  predict(ref: ExtentRef, nowUs: number, stats?: ExtentStats): number {
+    const s = stats ?? this.history.extents.get(ref.fileId, ref.index);
+    const hint = this.history.hints.empty ? NO_HINT : this.history.hints.effect(ref.fileId, ref.index, nowUs);
+    if (hint.suppress) return 0;
+    const x = this.features(ref.fileId, ref.index, s, nowUs);
+    let rate = this.coef.intercept;
+    for (let i = 0; i < x.length; i++) rate += this.coef.weights[i] * x[i];
+    let heat = Math.max(0, rate) * this.volumeFactor + this.periodic(s, nowUs, hint);
+    if (hint.minAccesses > heat) heat = hint.minAccesses;
+    return heat;
+  }
+
+  /** Periodic part of the heat (0 when no period is known or the next run is not near). */
+  periodic(s: ExtentStats | undefined, nowUs: number, hint: HintEffect = NO_HINT): number {
+    const o = this.o;
+    if (hint.periodic && hint.periodic.periodUs > 0) {
+      const next = nextOccurrence(hint.periodic.nextAtUs, hint.periodic.periodUs, nowUs - o.leadUs);
+      const size = s && s.sessionSizeEwma > 0 ? s.sessionSizeEwma : 1;
+      return nowUs + o.horizonUs + o.leadUs >= next ? size : 0;
+    }
+    if (!s) return 0;
+    const next = this.nextSessionUs(s, nowUs);
+    if (next === undefined) return 0;
+    const conf = this.periodConfidence(s);
+    const lead = Math.max(o.leadUs, 2 * s.periodJitterUs);
+    if (nowUs + o.horizonUs + lead < next) return 0;
+    return conf * Math.max(1, s.sessionSizeEwma);
+  }
+
+  periodConfidence(s: ExtentStats): number {
+    if (s.periodSamples < this.o.minPeriodSamples || s.periodUs <= 0) return 0;
+    if (s.periodSamples < 2) return 0.5;
+    return Math.max(0, Math.min(1, 1 - s.periodJitterUs / (this.o.maxRelativeJitter * s.periodUs)));
+  }
+
+  /**
+   * Start of the next expected session that has not ended yet (skipping up to three missed
+   * runs), or undefined when the extent has no trusted period.
+   */
+  nextSessionUs(s: ExtentStats, nowUs: number): number | undefined {
+    if (this.periodConfidence(s) <= 0) return undefined;
+    const slack = Math.max(this.o.leadUs, 0.05 * s.periodUs, 2 * s.periodJitterUs);
+    let next = s.sessionStartUs + s.periodUs;
+    for (let k = 0; next + s.sessionSpanUsEwma + slack < nowUs; k++) {
+      if (k >= 3) return undefined;
+      next += s.periodUs;
+    }
+    return next;
+  }
+
+  /** When the periodic part of this extent switches on (for the engine's due queue). */
+  dueUs(s: ExtentStats, nowUs: number): number | undefined {
+    const next = this.nextSessionUs(s, nowUs);
+    if (next === undefined) return undefined;
+    return next - Math.max(this.o.leadUs, 2 * s.periodJitterUs) - this.o.horizonUs;
+  }
+
+  // ---- online learning of the rate weights ----
+
+  /** Take `count` uniformly random extents as training samples, to be scored one horizon later. */
+  sample(nowUs: number, count: number, rand: () => number): void {
+    if (!this.o.learn) return;
+    for (let i = 0; i < count; i++) {
+      const s = this.history.extents.sample(rand());
+      if (!s) return;
+      this.pending.push({ stats: s, x: this.features(s.fileId, s.index, s, nowUs), nonScanAtSample: s.accesses - s.scanAccesses, dueUs: nowUs + this.o.horizonUs });
+    }
+    if (this.pending.length > 4 * this.o.trainingRows) {
+      // Bound: drop the oldest unscored samples (time stopped advancing, or sampling outran it).
+      this.pending.splice(0, this.pending.length - 2 * this.o.trainingRows);
+      this.pendingHead = 0;
+    }
+  }
+
+  /** Score samples whose horizon has passed; refit when enough new rows arrived. */
+  mature(nowUs: number): void {
+    if (!this.o.learn) return;
+    while (this.pendingHead < this.pending.length && this.pending[this.pendingHead].dueUs <= nowUs) {
+      const p = this.pending[this.pendingHead++];
+      if (p.stats.slot < 0) continue; // evicted from the table meanwhile: its count is lost
+      this.addRow(p.x, p.stats.accesses - p.stats.scanAccesses - p.nonScanAtSample);
+    }
+    if (this.pendingHead > 1024 && this.pendingHead * 2 > this.pending.length) {
+      this.pending.splice(0, this.pendingHead);
+      this.pendingHead = 0;
+    }
+    if (this.rowsSinceFit >= this.o.refitEveryRows && this.rows.length >= 200) this.refit();
+  }
+
+  private addRow(x: number[], y: number): void {
+    if (this.rows.length < this.o.trainingRows) {
+      this.rows.push(x);
+      this.targets.push(y);
+    } else {
+      this.rows[this.rowNext] = x;
+      this.targets[this.rowNext] = y;
+      this.rowNext = (this.rowNext + 1) % this.o.trainingRows;
+    }
+    this.rowsSinceFit++;
+  }
+
+  private refit(): void {
+    this.rowsSinceFit = 0;
+    const fit = fitLinear(this.rows, this.targets, { ridge: 1e-2, nonNegative: true });
+    if (fit) this.coef = fit;
+  }
+}

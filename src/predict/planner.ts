@@ -1,0 +1,260 @@
+import type { ExtentRef, TierClass } from '../tiers/tier';
+
+/**
+ * The placement planner: a pure function from predicted heat, tiers and pins to the set of tiers
+ * that should hold a fresh copy of each extent. The shadow manager executes the difference under
+ * FUSE; the offline replay executes it in virtual time. Same code, plain data in and out
+ * (ARCHITECTURE rule 4).
+ *
+ * How it decides:
+ * 1. Value of a copy of extent e on tier t = predictedAccesses(e) x (liveLatencyUs - latencyUs(t)):
+ *    the microseconds of waiting it is expected to save over the horizon. Ranked per byte, so a
+ *    greedy fill is the classic fractional-knapsack answer for one tier and a good one for several.
+ * 2. Pins first: a pinned extent goes to its tier (if healthy and it fits) before anything else.
+ * 3. Performance tiers (healthy, faster than the live volume), fastest first, are filled with the
+ *    highest-value extents not yet placed on a faster tier. An extent already on the tier counts
+ *    (1 + hysteresis) times its value, so a newcomer must be clearly better to displace it: that is
+ *    what keeps extents from flapping between rounds when their predictions are close.
+ * 4. New copies are limited by `maxNewCopies` (the shadow manager's copy budget for the round);
+ *    the best ones get the budget, and already-resident extents keep the space otherwise.
+ * 5. Everything else "where it costs least": extents need no copy except on the coverage tier, which
+ *    gets every extent. If the coverage tier is unhealthy, the cheapest healthy tier stands in.
+ * Unhealthy tiers are planned empty: nothing is targeted there and their copies are not trusted.
+ */
+export interface PlannerTier {
+  name: string;
+  class: TierClass;
+  capacityBytes: number;
+  latencyUs: number;
+  costPerGiBMonth: number;
+  healthy: boolean;
+}
+
+export interface PlannerExtent {
+  ref: ExtentRef;
+  sizeBytes: number;
+  /** Expected accesses over the planning horizon (from the heat predictor). */
+  predictedAccesses: number;
+  /** Tiers holding a fresh copy now. */
+  currentTiers: string[];
+  pinnedTier?: string;
+}
+
+export interface PlannerInput {
+  tiers: PlannerTier[];
+  extents: PlannerExtent[];
+  /** This tier must hold every extent (failover without loss). */
+  coverageTier?: string;
+  /** Latency of a read served by the live volume; default: the slowest tier's latency. */
+  liveLatencyUs?: number;
+  /** Resident advantage when competing for a tier (0.25 = must be 25% better to displace). */
+  hysteresis?: number;
+  /** Do not start a copy for an extent expected to be read less than this over the horizon. */
+  minPromoteAccesses?: number;
+  /** At most this many new copies on performance tiers this round (coverage copies excluded). */
+  maxNewCopies?: number;
+}
+
+export interface ExtentPlacement {
+  ref: ExtentRef;
+  /** Tiers that should hold a fresh copy, fastest first. */
+  tiers: string[];
+  /** Value per byte on its performance tier (0 when it has none). */
+  score: number;
+}
+
+export interface TierPlan {
+  name: string;
+  usedBytes: number;
+  extents: number;
+  newCopies: number;
+  evictions: number;
+  /**
+   * Lowest score (value per byte, without the hysteresis bonus) kept on this tier when it is full;
+   * 0 when it has room. Until the next round, an extent scoring above it may be admitted
+   * event-driven (demand fill, readahead) by displacing the lowest-scored resident.
+   */
+  thresholdScore: number;
+}
+
+export interface PlannerOutput {
+  /** Same order as the input extents. */
+  placements: ExtentPlacement[];
+  tiers: Record<string, TierPlan>;
+  copies: number;
+  evictions: number;
+  warnings: string[];
+}
+
+export const DEFAULT_HYSTERESIS = 0.25;
+export const DEFAULT_MIN_PROMOTE_ACCESSES = 0.05;
+
+export function planPlacement(input: PlannerInput): PlannerOutput {
+  const warnings: string[] = [];
+  const tiers = input.tiers;
+  const byName = new Map<string, PlannerTier>();
+  for (const t of tiers) {
+    if (byName.has(t.name)) throw new Error(`planner: duplicate tier name ${t.name}`);
+    if (!(t.capacityBytes >= 0) || !(t.latencyUs >= 0)) throw new Error(`planner: tier ${t.name} has a bad capacity or latency`);
+    byName.set(t.name, t);
+  }
+  const hysteresis = input.hysteresis ?? DEFAULT_HYSTERESIS;
+  const minPromote = input.minPromoteAccesses ?? DEFAULT_MIN_PROMOTE_ACCESSES;
+  const liveLatencyUs = input.liveLatencyUs ?? Math.max(0, ...tiers.map((t) => t.latencyUs));
+  let budget = input.maxNewCopies ?? Number.POSITIVE_INFINITY;
+
+  const coverage = pickCoverage(input.coverageTier, tiers, byName, warnings);
+  const perf = tiers
+    .filter((t) => t.healthy && t.name !== coverage?.name && t.latencyUs < liveLatencyUs && t.capacityBytes > 0)
+    .sort((a, b) => a.latencyUs - b.latencyUs || a.costPerGiBMonth - b.costPerGiBMonth || (a.name < b.name ? -1 : 1));
+
+  const extents = input.extents;
+  const n = extents.length;
+  const assigned = new Int32Array(n).fill(-1);
+  const scoreOut = new Float64Array(n);
+  const remaining = perf.map((t) => t.capacityBytes);
+  const plans: TierPlan[] = perf.map((t) => ({ name: t.name, usedBytes: 0, extents: 0, newCopies: 0, evictions: 0, thresholdScore: 0 }));
+  const perfIndex = new Map(perf.map((t, i) => [t.name, i]));
+  const isPinned = new Uint8Array(n);
+
+  const valuePerByte = (e: PlannerExtent, t: PlannerTier): number =>
+    e.sizeBytes > 0 ? (Math.max(0, e.predictedAccesses) * (liveLatencyUs - t.latencyUs)) / e.sizeBytes : 0;
+
+  // 2. Pins, most valuable first so an over-full pin set keeps the hottest of its extents.
+  const pinned: number[] = [];
+  const unknownPinTiers = new Set<string>();
+  for (let i = 0; i < n; i++) {
+    const p = extents[i].pinnedTier;
+    if (p === undefined) continue;
+    const t = byName.get(p);
+    if (!t) unknownPinTiers.add(p);
+    else if (!t.healthy) warnings.push(`pin of ${refText(extents[i].ref)} to ${p} not honoured: tier is unhealthy`);
+    else if (t.name === coverage?.name) isPinned[i] = 1; // coverage already holds every extent
+    else if (perfIndex.has(t.name)) pinned.push(i);
+  }
+  for (const name of unknownPinTiers) warnings.push(`pin to unknown tier ${name} ignored`);
+  pinned.sort((a, b) => extents[b].predictedAccesses - extents[a].predictedAccesses);
+  let pinsDropped = 0;
+  for (const i of pinned) {
+    const e = extents[i];
+    const ti = perfIndex.get(e.pinnedTier ?? '') ?? -1;
+    if (e.sizeBytes > remaining[ti]) {
+      pinsDropped++;
+      continue;
+    }
+    assign(i, ti, true);
+    isPinned[i] = 1;
+  }
+  if (pinsDropped > 0) warnings.push(`${pinsDropped} pinned extent(s) do not fit their tier and compete on heat instead`);
+
+  // 3. Fill performance tiers fastest first.
+  const order = new Int32Array(n);
+  const rank = new Float64Array(n);
+  for (let ti = 0; ti < perf.length; ti++) {
+    const t = perf[ti];
+    let m = 0;
+    for (let i = 0; i < n; i++) {
+      if (assigned[i] >= 0) continue;
+      const e = extents[i];
+      const resident = e.currentTiers.includes(t.name);
+      if (!resident && e.predictedAccesses < minPromote) continue;
+      const v = valuePerByte(e, t);
+      rank[i] = resident ? v * (1 + hysteresis) : v;
+      order[m++] = i;
+    }
+    const sorted = Array.from(order.subarray(0, m)).sort((a, b) => rank[b] - rank[a] || residentFirst(a, b));
+    let minKept = Number.POSITIVE_INFINITY;
+    let skippedForSpace = false;
+    for (const i of sorted) {
+      const e = extents[i];
+      if (e.sizeBytes > remaining[ti]) {
+        skippedForSpace = true;
+        continue;
+      }
+      const resident = e.currentTiers.includes(t.name);
+      if (!resident && budget < 1) continue;
+      assign(i, ti, false);
+      if (!resident) budget--;
+      minKept = Math.min(minKept, valuePerByte(e, t));
+    }
+    plans[ti].thresholdScore = skippedForSpace && Number.isFinite(minKept) ? minKept : 0;
+    function residentFirst(a: number, b: number): number {
+      return Number(extents[b].currentTiers.includes(t.name)) - Number(extents[a].currentTiers.includes(t.name));
+    }
+  }
+
+  // 4. Output, and the copies / evictions it implies.
+  const placements: ExtentPlacement[] = new Array(n);
+  let copies = 0;
+  let evictions = 0;
+  let coverageBytes = 0;
+  for (let i = 0; i < n; i++) {
+    const e = extents[i];
+    const target: string[] = [];
+    if (assigned[i] >= 0) target.push(perf[assigned[i]].name);
+    if (coverage) {
+      target.push(coverage.name);
+      coverageBytes += e.sizeBytes;
+    }
+    placements[i] = { ref: e.ref, tiers: target, score: scoreOut[i] };
+    for (const name of target) if (!e.currentTiers.includes(name)) copies++;
+    for (const name of e.currentTiers) {
+      if (target.includes(name) || !byName.get(name)?.healthy) continue;
+      evictions++;
+      const ti = perfIndex.get(name);
+      if (ti !== undefined) plans[ti].evictions++;
+    }
+  }
+  if (coverage && coverageBytes > coverage.capacityBytes) {
+    warnings.push(`coverage tier ${coverage.name} is too small: ${coverageBytes} bytes needed, ${coverage.capacityBytes} available`);
+  }
+  const tierPlans: Record<string, TierPlan> = {};
+  for (const p of plans) tierPlans[p.name] = p;
+  if (coverage) {
+    tierPlans[coverage.name] = {
+      name: coverage.name,
+      usedBytes: coverageBytes,
+      extents: n,
+      newCopies: extents.filter((e) => !e.currentTiers.includes(coverage.name)).length,
+      evictions: 0,
+      thresholdScore: 0,
+    };
+  }
+  return { placements, tiers: tierPlans, copies, evictions, warnings };
+
+  function assign(i: number, ti: number, pin: boolean): void {
+    const e = extents[i];
+    assigned[i] = ti;
+    remaining[ti] -= e.sizeBytes;
+    scoreOut[i] = valuePerByte(e, perf[ti]);
+    plans[ti].usedBytes += e.sizeBytes;
+    plans[ti].extents++;
+    if (!e.currentTiers.includes(perf[ti].name)) {
+      plans[ti].newCopies++;
+      if (pin) budget--; // pins are honoured even past the budget, but they use it up first
+    }
+  }
+}
+
+function pickCoverage(
+  name: string | undefined,
+  tiers: readonly PlannerTier[],
+  byName: ReadonlyMap<string, PlannerTier>,
+  warnings: string[],
+): PlannerTier | undefined {
+  if (name === undefined) return undefined;
+  const wanted = byName.get(name);
+  if (wanted?.healthy) return wanted;
+  const fallback = tiers
+    .filter((t) => t.healthy)
+    .sort((a, b) => a.costPerGiBMonth - b.costPerGiBMonth || a.latencyUs - b.latencyUs)[0];
+  const why = wanted ? 'is unhealthy' : 'does not exist';
+  warnings.push(
+    fallback ? `coverage tier ${name} ${why}; using ${fallback.name} (cheapest healthy tier)` : `coverage tier ${name} ${why} and no healthy tier can stand in`,
+  );
+  return fallback;
+}
+
+function refText(ref: ExtentRef): string {
+  return `${ref.fileId}#${ref.index}`;
+}
