@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import { ShadowfsError } from '../util/errors';
 import { parseBytes } from '../util/units';
-import { DEFAULT_COST_PER_GIB_MONTH, TierClass, TierSpec, TIER_CLASS_RANK } from '../tiers/tier';
+import { DEFAULT_COST_PER_GIB_MONTH, ObjectStoreSpec, TierClass, TierSpec, TIER_CLASS_RANK } from '../tiers/tier';
 
 export type WriteMode = 'write-through';
 
@@ -57,13 +57,41 @@ function parseTier(raw: unknown, i: number): TierSpec {
   const tierClass = cls as TierClass;
   const name = raw.name ?? tierClass;
   expect(typeof name === 'string' && /^[a-zA-Z][\w-]{0,31}$/.test(name), `${key}.name`, 'a short name of letters, digits, - or _', name);
-  expect(typeof raw.path === 'string' && raw.path.length > 0, `${key}.path`, 'a directory path', raw.path);
   expect(raw.capacity !== undefined, `${key}.capacity`, 'a size like 20GiB', raw.capacity);
   const capacityBytes = parseBytes(raw.capacity as string | number, `config ${key}.capacity`);
   expect(capacityBytes > 0, `${key}.capacity`, 'a size above zero', raw.capacity);
   const cost = raw.costPerGiBMonth ?? DEFAULT_COST_PER_GIB_MONTH[tierClass];
   expect(typeof cost === 'number' && cost >= 0, `${key}.costPerGiBMonth`, 'a number >= 0', cost);
+  if (tierClass === 'object') {
+    const object = parseObjectStore(raw.object, `${key}.object`);
+    return { name, class: tierClass, path: object.cacheDir, capacityBytes, costPerGiBMonth: cost, object };
+  }
+  expect(raw.object === undefined, `${key}.object`, 'nothing (object store settings are for class object)', raw.object);
+  expect(typeof raw.path === 'string' && raw.path.length > 0, `${key}.path`, 'a directory path', raw.path);
   return { name, class: tierClass, path: path.resolve(raw.path), capacityBytes, costPerGiBMonth: cost };
+}
+
+function parseObjectStore(raw: unknown, key: string): ObjectStoreSpec {
+  expect(isRecord(raw), key, 'an object with endpoint, bucket, cacheDir, cacheCapacity', raw);
+  const known = new Set(['endpoint', 'bucket', 'prefix', 'region', 'forcePathStyle', 'cacheDir', 'cacheCapacity']);
+  for (const k of Object.keys(raw)) expect(known.has(k), `${key}.${k}`, `one of ${[...known].join(', ')}`, k);
+  let url: URL | undefined;
+  try {
+    url = new URL(String(raw.endpoint));
+  } catch {
+    url = undefined;
+  }
+  expect(!!url && (url.protocol === 'http:' || url.protocol === 'https:'), `${key}.endpoint`, 'an http(s) URL like http://127.0.0.1:9000', raw.endpoint);
+  expect(typeof raw.bucket === 'string' && /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(raw.bucket), `${key}.bucket`, 'an S3 bucket name', raw.bucket);
+  const prefix = raw.prefix ?? '';
+  expect(typeof prefix === 'string', `${key}.prefix`, 'a key prefix string', prefix);
+  const region = raw.region ?? process.env.AWS_REGION ?? 'us-east-1';
+  expect(typeof region === 'string', `${key}.region`, 'a region name', region);
+  const forcePathStyle = raw.forcePathStyle ?? true;
+  expect(typeof forcePathStyle === 'boolean', `${key}.forcePathStyle`, 'true or false', forcePathStyle);
+  expect(typeof raw.cacheDir === 'string' && raw.cacheDir.length > 0, `${key}.cacheDir`, 'a local cache directory', raw.cacheDir);
+  const cacheCapacityBytes = parseBytes((raw.cacheCapacity ?? '1GiB') as string | number, `config ${key}.cacheCapacity`);
+  return { endpoint: String(raw.endpoint), bucket: raw.bucket, prefix, region, forcePathStyle, cacheDir: path.resolve(raw.cacheDir), cacheCapacityBytes };
 }
 
 export function defaultStateDir(livePath: string): string {
@@ -110,7 +138,8 @@ export function parseVolumeConfig(raw: unknown): VolumeConfig {
 
 /**
  * Parse `--tier NAME=PATH[,cap=SIZE][,class=CLASS][,cost=N]` as the mount command takes it.
- * NAME doubles as the class when it is one (nvme=/mnt/nvme,cap=20GiB).
+ * NAME doubles as the class when it is one (nvme=/mnt/nvme,cap=20GiB). An object tier gives an
+ * endpoint URL instead of a path: s3=http://127.0.0.1:9000,bucket=b,cache=/var/cache/s3,cap=1TiB.
  */
 export function parseTierFlag(flag: string): Record<string, unknown> {
   const [head, ...opts] = flag.split(',');
@@ -121,12 +150,18 @@ export function parseTierFlag(flag: string): Record<string, unknown> {
     const [k, v] = opt.split('=', 2);
     if (v === undefined) throw new ShadowfsError(`--tier "${flag}": option "${opt}" needs a value (key=value)`);
     if (k === 'cap' || k === 'capacity') out.capacity = v;
+    else if (k === 'bucket' || k === 'prefix' || k === 'region' || k === 'cache' || k === 'cache-cap') {
+      const obj = (out.object ??= { endpoint: out.path }) as Record<string, unknown>;
+      obj[k === 'cache' ? 'cacheDir' : k === 'cache-cap' ? 'cacheCapacity' : k] = v;
+      out.class = 'object';
+    }
     else if (k === 'class') out.class = v;
     else if (k === 'cost') {
       const n = Number(v);
       if (!Number.isFinite(n)) throw new ShadowfsError(`--tier "${flag}": cost must be a number (per GiB-month), got "${v}"`);
       out.costPerGiBMonth = n;
-    } else throw new ShadowfsError(`--tier "${flag}": unknown option "${k}" (known: cap, class, cost)`);
+    } else throw new ShadowfsError(`--tier "${flag}": unknown option "${k}" (known: cap, class, cost; for an object tier: bucket, prefix, region, cache, cache-cap)`);
   }
+  if (out.object) delete out.path;
   return out;
 }
