@@ -8,6 +8,7 @@ import { ShadowfsError } from '../util/errors';
 import { mountCommand } from './commands/mount';
 import { unmountCommand } from './commands/unmount';
 import { statusCommand } from './commands/status';
+import { whichTierCommand } from './commands/which-tier';
 
 export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
@@ -16,6 +17,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(mountCommand)
     .command(unmountCommand)
     .command(statusCommand)
+    .command(whichTierCommand)
     .demandCommand(1, 'Give a command; see --help.')
     .strict()
     .recommendCommands()

@@ -29,3 +29,20 @@ export interface StatusReport {
   served: { source: string; bytes: number; reads: number }[];
   shadow: { copies: number; copyBytes: number; evictions: number; discardedCopies: number; failedCopies: number; copyErrors: number };
 }
+
+export interface ExtentPlacement {
+  index: number;
+  generation: number;
+  /** Tiers holding a fresh copy, fastest first. */
+  fresh: string[];
+  /** Tiers holding a copy of an older generation (never served; being removed). */
+  stale: string[];
+}
+
+export interface WhichTierReport {
+  path: string;
+  fileId: string;
+  sizeBytes: number;
+  extentSizeBytes: number;
+  extents: ExtentPlacement[];
+}

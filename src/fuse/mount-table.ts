@@ -42,3 +42,18 @@ export async function isStale(mountpoint: string): Promise<boolean> {
 export async function lazyUnmount(mountpoint: string): Promise<void> {
   await run('fusermount', ['-uz', path.resolve(mountpoint)]);
 }
+
+/** The innermost shadowfs mount point containing `p`, if any. */
+export async function findMountOf(p: string): Promise<string | undefined> {
+  const abs = path.resolve(p);
+  const info = await fs.readFile('/proc/self/mountinfo', 'utf8');
+  let best: string | undefined;
+  for (const line of info.split('\n')) {
+    const fields = line.split(' ');
+    const sep = fields.indexOf('-');
+    if (sep < 0 || !fields[sep + 2]?.startsWith('shadowfs')) continue;
+    const mp = unescapeMountPath(fields[4]);
+    if ((abs === mp || abs.startsWith(mp.endsWith('/') ? mp : mp + '/')) && (!best || mp.length > best.length)) best = mp;
+  }
+  return best;
+}

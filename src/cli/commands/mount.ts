@@ -15,6 +15,7 @@ import { serveReport } from '../../io/serve-report';
 import { removePidFile, socketFile, writePidFile } from '../../control/runtime-files';
 import { ControlServer } from '../../control/control-server';
 import { statusReport } from '../../control/status';
+import { whichTier } from '../../control/which-tier';
 import { ShadowfsError } from '../../util/errors';
 import { createLogger } from '../../util/log';
 import { volumeConfigFrom, VolumeFlags } from '../load-config';
@@ -73,6 +74,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     const control = new ControlServer(socketFile(mountpoint), log);
     const startedAtMs = Date.now();
     control.on('status', async () => statusReport(opened.volume, mountpoint, config.extentSizeBytes, startedAtMs));
+    control.on('which-tier', async (req) => whichTier(opened.volume, mountpoint, req.path, config.extentSizeBytes));
     await control.start();
     await writePidFile(mountpoint);
     log.info('mount', `mounted ${config.livePath} at ${mountpoint}`);
