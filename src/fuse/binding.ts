@@ -1,0 +1,481 @@
+/**
+ * Typed binding to fuse-native: the only module in shadowfs that requires 'fuse-native'.
+ *
+ * fuse-native is patched and rebuilt against the system libfuse 2 by scripts/build-fuse-native.sh
+ * (native/fuse-native.patch). What the patch adds, as seen from here:
+ * - utimens receives both times with nanoseconds; `null` means "leave unchanged" (touch -m / -a).
+ * - `context()` gives the caller's uid/gid/pid, read on the FUSE thread before dispatch.
+ * - request timeouts are off (fuse-native's default answers ETIMEDOUT after 15 s while the handler
+ *   keeps running): a handler must always call back; the application bounds its own waits.
+ * - mount options of 0 (attr_timeout=0, entry_timeout=0) reach libfuse; any -o option can be added.
+ * - unmount() ends the FUSE thread and closes its handles, so the process can exit afterwards,
+ *   even if the mount was busy (it is detached lazily and its connection closed).
+ * - a native read fast path: see `setFileMap`.
+ *
+ * Conventions (fuse-native's): every handler gets a callback as its last argument and calls it
+ * exactly once, with 0 or a negative errno (`Errno.ENOENT`, `errnoOf(err)`) first, then results.
+ * read and write call back with the byte count or a negative errno instead. A handler that throws
+ * (or whose returned promise rejects) before calling back gets `errnoOf(err)` sent for it; a
+ * second callback is ignored; both are reported to `onHandlerError`.
+ *
+ * Handlers run on the JS thread while a FUSE thread waits: never do synchronous fs calls into the
+ * mount itself from this process (the request would wait for this very thread), and never spawn a
+ * child with `cwd` inside the mount (spawn blocks until the child's chdir, which needs us).
+ *
+ * O_DIRECT: `open`/`create` receive the application's flags, O_DIRECT included. The filesystem
+ * must not pass O_DIRECT on to the files it opens on backing volumes or tiers (alignment rules of
+ * those devices would leak to the application); FUSE already bypasses the page cache for such
+ * opens on the mount side.
+ */
+import os from 'os';
+import path from 'path';
+import { errorCode } from '../util/errors';
+
+// ---- errno -----------------------------------------------------------------------------------
+
+type ErrnoName = keyof typeof os.constants.errno;
+
+/** Negative errno values as handlers return them: `cb(Errno.ENOENT)`. */
+export const Errno: { readonly [K in ErrnoName]: number } = Object.freeze(
+  Object.fromEntries(Object.entries(os.constants.errno).map(([name, value]) => [name, -value])),
+) as { readonly [K in ErrnoName]: number };
+
+/** The negative errno for an error: its `code` (Node system errors, FsError), else -EIO. */
+export function errnoOf(err: unknown): number {
+  const code = errorCode(err);
+  if (code && Object.prototype.hasOwnProperty.call(os.constants.errno, code)) {
+    return -os.constants.errno[code as ErrnoName];
+  }
+  return Errno.EIO;
+}
+
+// ---- handler table ---------------------------------------------------------------------------
+
+/** Reply of an operation without results: 0 or a negative errno. */
+export type Callback = (errno: number) => void;
+/**
+ * Reply with a result, which is only read when errno is 0. (Declared as a method so that generic
+ * helpers typed `(errno: number, ...results: unknown[]) => void` can take it: bivariant params.)
+ */
+export type ResultCallback<T> = { reply(errno: number, result?: T): void }['reply'];
+/** readdir's reply: names, and optionally one stat per name (same order). */
+export type ReaddirCallback = { reply(errno: number, names?: string[], stats?: FuseStat[]): void }['reply'];
+/** Reply of read/write: bytes transferred (>= 0) or a negative errno. */
+export type IoCallback = (bytesOrErrno: number) => void;
+
+/** Times are Dates or milliseconds since the epoch (fuse-native keeps millisecond precision). */
+export interface FuseStat {
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: Date | number;
+  atime: Date | number;
+  ctime: Date | number;
+  nlink?: number;
+  ino?: number;
+  dev?: number;
+  rdev?: number;
+  blksize?: number;
+  blocks?: number;
+}
+
+export interface FuseStatfs {
+  bsize: number;
+  frsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  favail: number;
+  fsid: number;
+  flag: number;
+  namemax: number;
+}
+
+/** A time with nanoseconds, as utimens receives it. */
+export interface TimeSpec {
+  sec: number;
+  nsec: number;
+}
+
+/** Who issued the operation being handled. */
+export interface CallerContext {
+  uid: number;
+  gid: number;
+  pid: number;
+}
+
+export type FuseContext = CallerContext;
+
+/**
+ * The operations fuse-native supports. Paths are absolute within the mount ('/', '/a/b').
+ * `fh` is the handle this filesystem returned from open/create/opendir: an integer from 1 to
+ * 2^31 - 1 (0 would mean "no handle" to fuse-native).
+ */
+export interface FuseHandlers {
+  init?(cb: Callback): void;
+  access?(path: string, mode: number, cb: Callback): void;
+  statfs?(path: string, cb: ResultCallback<FuseStatfs>): void;
+  getattr?(path: string, cb: ResultCallback<FuseStat>): void;
+  fgetattr?(path: string, fh: number, cb: ResultCallback<FuseStat>): void;
+  flush?(path: string, fh: number, cb: Callback): void;
+  /** datasync: nonzero when only data (not metadata) must reach stable storage. */
+  fsync?(path: string, datasync: number, fh: number, cb: Callback): void;
+  fsyncdir?(path: string, datasync: number, fh: number, cb: Callback): void;
+  readdir?(path: string, cb: ReaddirCallback): void;
+  truncate?(path: string, size: number, cb: Callback): void;
+  ftruncate?(path: string, fh: number, size: number, cb: Callback): void;
+  /** atime/mtime null: leave that time unchanged (UTIME_OMIT). UTIME_NOW arrives resolved. */
+  utimens?(path: string, atime: TimeSpec | null, mtime: TimeSpec | null, cb: Callback): void;
+  readlink?(path: string, cb: ResultCallback<string>): void;
+  chown?(path: string, uid: number, gid: number, cb: Callback): void;
+  chmod?(path: string, mode: number, cb: Callback): void;
+  mknod?(path: string, mode: number, dev: number, cb: Callback): void;
+  setxattr?(path: string, name: string, value: Buffer, position: number, flags: number, cb: Callback): void;
+  /** No value with errno 0 answers ENODATA. */
+  getxattr?(path: string, name: string, position: number, cb: ResultCallback<Buffer>): void;
+  listxattr?(path: string, cb: ResultCallback<string[]>): void;
+  removexattr?(path: string, name: string, cb: Callback): void;
+  open?(path: string, flags: number, cb: ResultCallback<number>): void;
+  opendir?(path: string, flags: number, cb: ResultCallback<number>): void;
+  /** buf is only valid until cb is called. */
+  read?(path: string, fh: number, buf: Buffer, length: number, position: number, cb: IoCallback): void;
+  /** buf is only valid until cb is called. */
+  write?(path: string, fh: number, buf: Buffer, length: number, position: number, cb: IoCallback): void;
+  /** The fast-path map of fh is already dropped when this runs: close its fds here. */
+  release?(path: string, fh: number, cb: Callback): void;
+  releasedir?(path: string, fh: number, cb: Callback): void;
+  create?(path: string, mode: number, flags: number, cb: ResultCallback<number>): void;
+  unlink?(path: string, cb: Callback): void;
+  rename?(src: string, dest: string, cb: Callback): void;
+  /** Hard link: `linkPath` becomes another name of `existingPath`. */
+  link?(existingPath: string, linkPath: string, cb: Callback): void;
+  /** Symlink at `linkPath` whose content is `target`. */
+  symlink?(target: string, linkPath: string, cb: Callback): void;
+  mkdir?(path: string, mode: number, cb: Callback): void;
+  rmdir?(path: string, cb: Callback): void;
+}
+
+export type FuseOpName = keyof FuseHandlers;
+
+const OP_NAMES: readonly FuseOpName[] = [
+  'init', 'access', 'statfs', 'getattr', 'fgetattr', 'flush', 'fsync', 'fsyncdir', 'readdir', 'truncate',
+  'ftruncate', 'utimens', 'readlink', 'chown', 'chmod', 'mknod', 'setxattr', 'getxattr', 'listxattr',
+  'removexattr', 'open', 'opendir', 'read', 'write', 'release', 'releasedir', 'create', 'unlink', 'rename',
+  'link', 'symlink', 'mkdir', 'rmdir',
+];
+
+/** Ops whose callback carries a file handle that later keys the fast-path map. */
+const HANDLE_OPS: ReadonlySet<FuseOpName> = new Set<FuseOpName>(['open', 'opendir', 'create']);
+
+const MAX_FH = 2 ** 31 - 1;
+
+// ---- options ---------------------------------------------------------------------------------
+
+export interface FuseMountOptions {
+  /** -o allow_other: users other than the mounting one may use the mount (root is always allowed to mount so). */
+  allowOther?: boolean;
+  /** -o default_permissions: the kernel checks modes against the caller; else the filesystem decides. */
+  defaultPermissions?: boolean;
+  fsname?: string;
+  subtype?: string;
+  /** How long the kernel caches attributes / names / missing names; 0 disables. libfuse default 1 s. */
+  attrTimeoutSeconds?: number;
+  entryTimeoutSeconds?: number;
+  negativeTimeoutSeconds?: number;
+  /** -o big_writes: buffered writes reach `write` in chunks up to maxWriteBytes instead of 4 KiB. */
+  bigWrites?: boolean;
+  maxWriteBytes?: number;
+  maxReadBytes?: number;
+  /** Further -o options, verbatim ('kernel_cache', 'max_readahead=131072', ...). No commas. */
+  options?: readonly string[];
+  /** -o debug: libfuse traces every request on stderr. */
+  debug?: boolean;
+  /** A handler threw, its promise rejected, or it called back twice. Default: console.error. */
+  onHandlerError?: (op: FuseOpName, err: unknown) => void;
+}
+
+export interface FastPathStats {
+  /** Reads served natively from mapped extents. */
+  hits: number;
+  /** Reads sent to the JS read handler. */
+  misses: number;
+  /** Native preads that failed; each of those reads went to the JS handler instead. */
+  errors: number;
+}
+
+/** mount() failed; `code` is the errno name when there is one (ENOTCONN: stale mount). */
+export class FuseMountError extends Error {
+  constructor(message: string, readonly code: string, cause?: unknown) {
+    super(message, { cause });
+    this.name = 'FuseMountError';
+  }
+}
+
+// ---- fuse-native, as patched -----------------------------------------------------------------
+
+type RawHandler = (...args: unknown[]) => unknown;
+
+interface NativeFuse {
+  mount(cb: (err: Error | null) => void): void;
+  unmount(cb: (err: Error | null) => void): void;
+  context(): CallerContext | null;
+  setFileMap(fh: number, extentSizeBytes: number): void;
+  mapExtent(fh: number, index: number, fd: number, deltaBytes: number): void;
+  unmapExtent(fh: number, index: number): void;
+  unmapFile(fh: number): void;
+  fastPathStats(): FastPathStats;
+  onexit: (() => void) | null;
+}
+
+interface NativeFuseOptions {
+  timeout: false;
+  allowOther?: boolean;
+  defaultPermissions?: boolean;
+  fsname?: string;
+  subtype?: string;
+  attrTimeout?: number;
+  entryTimeout?: number;
+  negativeTimeout?: number;
+  maxRead?: number;
+  debug?: boolean;
+  options: string[];
+}
+
+type NativeFuseConstructor = new (mnt: string, ops: Record<string, RawHandler>, opts: NativeFuseOptions) => NativeFuse;
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const NativeFuseClass = require('fuse-native') as NativeFuseConstructor;
+
+// ---- FuseMount -------------------------------------------------------------------------------
+
+type MountState = 'new' | 'mounting' | 'mounted' | 'unmounting' | 'unmounted' | 'failed';
+
+/**
+ * One FUSE mount: construct, `mount()`, serve, `unmount()`. Single use.
+ *
+ * The caller clears a stale mountpoint ("Transport endpoint is not connected", left by a crashed
+ * process) with `fusermount -uz` before mounting; mount() rejects with a FuseMountError (code
+ * ENOTCONN) when it finds one, and with other codes when libfuse refuses (bad option, ...).
+ */
+export class FuseMount {
+  readonly mountpoint: string;
+  /** Resolves when the FUSE thread has ended: after unmount(), or when unmounted from outside. */
+  readonly exited: Promise<void>;
+  private readonly native: NativeFuse;
+  private state: MountState = 'new';
+  private unmounting: Promise<void> | null = null;
+
+  constructor(mountpoint: string, handlers: FuseHandlers, options: FuseMountOptions = {}) {
+    this.mountpoint = path.resolve(mountpoint);
+    const onHandlerError = options.onHandlerError ?? defaultHandlerError;
+    this.native = new NativeFuseClass(this.mountpoint, rawOps(handlers, onHandlerError), nativeOptions(options));
+    this.exited = new Promise((resolve) => {
+      this.native.onexit = () => {
+        if (this.state !== 'failed') this.state = 'unmounted';
+        resolve();
+      };
+    });
+  }
+
+  /** Resolves once the kernel has sent INIT (the mount is usable). */
+  mount(): Promise<void> {
+    if (this.state !== 'new') return Promise.reject(new Error(`FuseMount ${this.mountpoint}: already ${this.state}`));
+    this.state = 'mounting';
+    return new Promise((resolve, reject) => {
+      this.native.mount((err) => {
+        if (!err) {
+          this.state = 'mounted';
+          resolve();
+          return;
+        }
+        this.state = 'failed';
+        reject(mountError(this.mountpoint, err));
+      });
+    });
+  }
+
+  /**
+   * Unmounts (lazily, so a busy mount cannot block it) and waits for the FUSE thread to end. In-flight
+   * handlers must still call back first. Idempotent; a never-mounted or failed mount resolves at once.
+   */
+  unmount(): Promise<void> {
+    if (this.unmounting) return this.unmounting;
+    if (this.state === 'new' || this.state === 'failed') return Promise.resolve();
+    this.state = 'unmounting';
+    this.unmounting = new Promise((resolve, reject) => {
+      this.native.unmount((err) => {
+        if (err) {
+          reject(err);
+          return;
+        }
+        this.state = 'unmounted';
+        resolve();
+      });
+    });
+    return this.unmounting;
+  }
+
+  /**
+   * The caller of the operation whose handler is running. Valid only in the synchronous part of a
+   * handler call (read it before the first await); undefined anywhere else.
+   */
+  context(): CallerContext | undefined {
+    return this.native.context() ?? undefined;
+  }
+
+  // ---- native read fast path ----
+  //
+  // For an open handle fh, JS declares an extent size and maps extents to a backing fd: bytes
+  // [k * size, (k + 1) * size) of the file are at fd offset (file offset + deltaBytes). A read whose
+  // extents are all mapped is served by pread on the FUSE thread (a short pread ends the read, as at
+  // EOF); any other read, or one whose pread fails, goes to the read handler as usual.
+  // Freshness: when unmapExtent/unmapFile returns, no read can still use the old mapping (in-flight
+  // fast reads are waited for), so unmap before acknowledging a write that makes the copy stale.
+  // JS keeps each fd open while it is mapped; the map of fh is dropped by itself before the release
+  // handler runs. Never map an fd of a file inside this mount (the pread would wait on itself).
+  // Limits (per mount): 65,536 mapped handles, extent index < 2^24, 2^24 extent slots in all
+  // (16 bytes each: at most 256 MiB); a map grows by doubling up to the highest index mapped.
+  // These calls take the map's write lock: they wait for fast reads in flight (microseconds on
+  // local tiers).
+
+  /** (Re)declares the map of fh, every extent unmapped. extentSizeBytes: power of two, 512 B to 1 GiB. */
+  setFileMap(fh: number, extentSizeBytes: number): void {
+    this.native.setFileMap(checkFh(fh), extentSizeBytes);
+  }
+
+  mapExtent(fh: number, index: number, fd: number, deltaBytes: number): void {
+    this.native.mapExtent(checkFh(fh), index, fd, deltaBytes);
+  }
+
+  unmapExtent(fh: number, index: number): void {
+    this.native.unmapExtent(checkFh(fh), index);
+  }
+
+  unmapFile(fh: number): void {
+    this.native.unmapFile(checkFh(fh));
+  }
+
+  /** Counters since mount (they survive unmount). */
+  fastPathStats(): FastPathStats {
+    return this.native.fastPathStats();
+  }
+}
+
+function checkFh(fh: number): number {
+  if (!Number.isInteger(fh) || fh < 1 || fh > MAX_FH) throw new RangeError(`bad file handle ${fh}`);
+  return fh;
+}
+
+function defaultHandlerError(op: FuseOpName, err: unknown): void {
+  console.error(`shadowfs fuse: ${op} handler:`, err);
+}
+
+function nativeOptions(o: FuseMountOptions): NativeFuseOptions {
+  const extra: string[] = [];
+  if (o.bigWrites) extra.push('big_writes');
+  if (o.maxWriteBytes !== undefined) extra.push(`max_write=${positiveInt(o.maxWriteBytes, 'maxWriteBytes')}`);
+  for (const opt of o.options ?? []) {
+    if (!/^[^,\s\0]+$/.test(opt)) throw new RangeError(`bad FUSE mount option "${opt}"`);
+    extra.push(opt);
+  }
+  for (const name of ['fsname', 'subtype'] as const) {
+    const v = o[name];
+    if (v !== undefined && !/^[^,\s\0]+$/.test(v)) throw new RangeError(`bad FUSE ${name} "${v}"`);
+  }
+  return {
+    timeout: false,
+    allowOther: o.allowOther,
+    defaultPermissions: o.defaultPermissions,
+    fsname: o.fsname,
+    subtype: o.subtype,
+    attrTimeout: seconds(o.attrTimeoutSeconds, 'attrTimeoutSeconds'),
+    entryTimeout: seconds(o.entryTimeoutSeconds, 'entryTimeoutSeconds'),
+    negativeTimeout: seconds(o.negativeTimeoutSeconds, 'negativeTimeoutSeconds'),
+    maxRead: o.maxReadBytes === undefined ? undefined : positiveInt(o.maxReadBytes, 'maxReadBytes'),
+    debug: o.debug,
+    options: extra,
+  };
+}
+
+function seconds(v: number | undefined, what: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (!Number.isFinite(v) || v < 0) throw new RangeError(`${what}: expected seconds >= 0, got ${v}`);
+  return v;
+}
+
+function positiveInt(v: number, what: string): number {
+  if (!Number.isInteger(v) || v <= 0) throw new RangeError(`${what}: expected a positive integer, got ${v}`);
+  return v;
+}
+
+/**
+ * fuse-native's ops object: each handler guarded so that a throw or a rejected promise still
+ * replies (the kernel request would otherwise hang) and a second callback cannot reach the
+ * native side (it would complete some later request of the same FUSE thread).
+ */
+function rawOps(handlers: FuseHandlers, onHandlerError: (op: FuseOpName, err: unknown) => void): Record<string, RawHandler> {
+  const ops: Record<string, RawHandler> = {};
+  for (const op of OP_NAMES) {
+    const handler = handlers[op] as RawHandler | undefined;
+    if (typeof handler !== 'function') continue;
+    ops[op] = (...args: unknown[]): void => {
+      const reply = args.pop() as (...results: unknown[]) => void;
+      let replied = false;
+      args.push((...results: unknown[]) => {
+        if (replied) {
+          onHandlerError(op, new Error(`${op}: callback called twice`));
+          return;
+        }
+        replied = true;
+        if (HANDLE_OPS.has(op) && results[0] === 0) {
+          const fh = results[1];
+          if (typeof fh !== 'number' || !Number.isInteger(fh) || fh < 1 || fh > MAX_FH) {
+            onHandlerError(op, new RangeError(`${op}: file handle must be an integer from 1 to ${MAX_FH}, got ${String(fh)}`));
+            reply(Errno.EIO);
+            return;
+          }
+        }
+        reply(...results);
+      });
+      const fail = (err: unknown): void => {
+        onHandlerError(op, err);
+        if (!replied) {
+          replied = true;
+          reply(errnoOf(err));
+        }
+      };
+      try {
+        const ret: unknown = handler.apply(handlers, args);
+        if (ret && typeof (ret as PromiseLike<unknown>).then === 'function') {
+          (ret as PromiseLike<unknown>).then(undefined, fail);
+        }
+      } catch (err) {
+        fail(err);
+      }
+    };
+  }
+  return ops;
+}
+
+function mountError(mountpoint: string, err: Error): FuseMountError {
+  const code = errorCode(err) ?? '';
+  const errno = (err as { errno?: unknown }).errno;
+  if (code === 'ENOTCONN' || errno === Errno.ENOTCONN) {
+    return new FuseMountError(
+      `${mountpoint} is a stale FUSE mount (Transport endpoint is not connected); clear it with: fusermount -uz ${mountpoint}`,
+      'ENOTCONN', err);
+  }
+  if (err.message === 'Mountpoint in use') {
+    return new FuseMountError(`${mountpoint} is already a mount point`, 'EBUSY', err);
+  }
+  if (err.message === 'Mountpoint does not exist' || code === 'ENOENT') {
+    return new FuseMountError(`mountpoint ${mountpoint} does not exist`, 'ENOENT', err);
+  }
+  if (err.message === 'Mountpoint is not a directory') {
+    return new FuseMountError(`mountpoint ${mountpoint} is not a directory`, 'ENOTDIR', err);
+  }
+  return new FuseMountError(`mounting ${mountpoint} failed: ${err.message}`, code || 'EIO', err);
+}

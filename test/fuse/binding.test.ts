@@ -1,0 +1,613 @@
+/**
+ * The patched fuse-native through src/fuse/binding.ts, on real mounts (root, /dev/fuse).
+ *
+ * This process serves the mounts, so it never touches them with synchronous fs calls: it uses
+ * child processes (touch, stat, dd) or fs.promises (libuv's thread pool), and read handlers
+ * answer from memory so that they never need the thread pool themselves.
+ */
+import t, { Test } from 'tap';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { execFile, spawn, ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import {
+  CallerContext, Errno, FuseHandlers, FuseMount, FuseMountError, FuseMountOptions, FuseStat, ResultCallback, TimeSpec,
+} from '../../src/fuse/binding';
+
+const run = promisify(execFile);
+const BINDING_JS = path.resolve(__dirname, '../../src/fuse/binding.js');
+const MiB = 1024 * 1024;
+
+
+// ---- helpers -----------------------------------------------------------------------------------
+
+/** A fresh directory under /tmp with an empty mountpoint in it, removed (unmounted first) at teardown. */
+async function scratch(t: Test): Promise<{ dir: string; mnt: string }> {
+  const dir = await fsp.mkdtemp('/tmp/shadowfs-binding-');
+  await fsp.chmod(dir, 0o755); // so that `nobody` can reach the mountpoint
+  const mnt = path.join(dir, 'mnt');
+  await fsp.mkdir(mnt);
+  t.teardown(async () => {
+    await run('fusermount', ['-uz', mnt]).catch(() => undefined);
+    await fsp.rm(dir, { recursive: true, force: true });
+  });
+  return { dir, mnt };
+}
+
+/** Mounts handlers at a scratch mountpoint; always unmounted at teardown, even if the test failed. */
+async function mounted(t: Test, handlers: FuseHandlers, options: FuseMountOptions = {}) {
+  const { dir, mnt } = await scratch(t);
+  const fm = new FuseMount(mnt, handlers, options);
+  t.teardown(async () => {
+    await Promise.race([fm.unmount().catch(() => undefined), sleep(10_000)]);
+  });
+  await fm.mount();
+  return { fm, mnt, dir };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function isMounted(mnt: string): boolean {
+  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === mnt);
+}
+
+interface Node {
+  mode: number;
+  uid: number;
+  gid: number;
+  data: Buffer;
+  atime: TimeSpec;
+  mtime: TimeSpec;
+}
+
+function nowSpec(): TimeSpec {
+  const ms = Date.now();
+  return { sec: Math.floor(ms / 1000), nsec: (ms % 1000) * 1e6 };
+}
+
+function specMs(ts: TimeSpec): number {
+  return ts.sec * 1000 + Math.floor(ts.nsec / 1e6);
+}
+
+/** A flat in-memory filesystem; `calls` counts handler calls by op. */
+class MemFs {
+  readonly files = new Map<string, Node>();
+  readonly calls = new Map<string, number>();
+  readonly writeSizes: number[] = [];
+  mount: FuseMount | undefined;
+  private nextFh = 10;
+
+  count(op: string): number {
+    return this.calls.get(op) ?? 0;
+  }
+
+  private hit(op: string): void {
+    this.calls.set(op, this.count(op) + 1);
+  }
+
+  add(name: string, data: Buffer, mode = 0o100644): Node {
+    const node = { mode, uid: 0, gid: 0, data, atime: nowSpec(), mtime: nowSpec() };
+    this.files.set('/' + name, node);
+    return node;
+  }
+
+  stat(node: Node): FuseStat {
+    return {
+      mode: node.mode, uid: node.uid, gid: node.gid, size: node.data.length,
+      atime: specMs(node.atime), mtime: specMs(node.mtime), ctime: specMs(node.mtime), nlink: 1,
+    };
+  }
+
+  handlers(): FuseHandlers {
+    return {
+      getattr: (p, cb) => {
+        this.hit(`getattr ${p}`);
+        if (p === '/') return cb(0, { mode: 0o40777, uid: 0, gid: 0, size: 4096, atime: 0, mtime: 0, ctime: 0, nlink: 2 });
+        const node = this.files.get(p);
+        if (!node) return cb(Errno.ENOENT);
+        cb(0, this.stat(node));
+      },
+      readdir: (p, cb) => cb(0, [...this.files.keys()].map((k) => k.slice(1))),
+      open: (p, flags, cb) => {
+        if (!this.files.has(p)) return cb(Errno.ENOENT);
+        cb(0, this.nextFh++);
+      },
+      create: (p, mode, flags, cb) => {
+        this.hit('create');
+        const caller = this.mount?.context();
+        const node = this.add(p.slice(1), Buffer.alloc(0), mode);
+        if (caller) {
+          node.uid = caller.uid;
+          node.gid = caller.gid;
+          this.creators.push(caller);
+        }
+        cb(0, this.nextFh++);
+      },
+      read: (p, fh, buf, len, pos, cb) => {
+        this.hit('read');
+        const node = this.files.get(p);
+        if (!node) return cb(Errno.ENOENT);
+        const n = node.data.copy(buf, 0, pos, Math.min(node.data.length, pos + len));
+        cb(n);
+      },
+      write: (p, fh, buf, len, pos, cb) => {
+        this.writeSizes.push(len);
+        const node = this.files.get(p);
+        if (!node) return cb(Errno.ENOENT);
+        if (node.data.length < pos + len) {
+          const grown = Buffer.alloc(pos + len);
+          node.data.copy(grown);
+          node.data = grown;
+        }
+        buf.copy(node.data, pos, 0, len);
+        cb(len);
+      },
+      truncate: (p, size, cb) => {
+        const node = this.files.get(p);
+        if (!node) return cb(Errno.ENOENT);
+        const resized = Buffer.alloc(size);
+        node.data.copy(resized, 0, 0, size);
+        node.data = resized;
+        cb(0);
+      },
+      utimens: (p, atime, mtime, cb) => {
+        this.utimes.push({ path: p, atime, mtime });
+        const node = this.files.get(p);
+        if (!node) return cb(Errno.ENOENT);
+        if (atime) node.atime = atime;
+        if (mtime) node.mtime = mtime;
+        cb(0);
+      },
+      release: (p, fh, cb) => cb(0),
+    };
+  }
+
+  readonly creators: CallerContext[] = [];
+  readonly utimes: { path: string; atime: TimeSpec | null; mtime: TimeSpec | null }[] = [];
+}
+
+// ---- the build ---------------------------------------------------------------------------------
+
+t.test('fuse-native is our build, linked against the system libfuse 2', async (t) => {
+  const pkg = path.dirname(require.resolve('fuse-native/package.json'));
+  t.ok(fs.existsSync(path.join(pkg, 'build/Release/fuse.node')), 'build/Release/fuse.node exists');
+  t.notOk(fs.existsSync(path.join(pkg, 'prebuilds/linux-x64')), 'the linux prebuild (with its own libfuse.so) is gone');
+  t.match(fs.readFileSync(path.join(pkg, 'fuse-native.c'), 'utf8'), /SHADOWFS_FUSE_NATIVE_PATCH/, 'patched source');
+
+  const maps = fs.readFileSync('/proc/self/maps', 'utf8').split('\n').map((l) => l.split(/\s+/)[5] ?? '');
+  const libfuse = maps.filter((p) => /\/libfuse\.so/.test(p));
+  t.ok(libfuse.length > 0, 'libfuse is loaded');
+  t.ok(libfuse.every((p) => p.startsWith('/lib/') || p.startsWith('/usr/lib/')), `system libfuse: ${[...new Set(libfuse)]}`);
+  t.ok(maps.some((p) => p === fs.realpathSync(path.join(pkg, 'build/Release/fuse.node'))), 'the addon comes from build/Release');
+});
+
+// ---- 1. utimens --------------------------------------------------------------------------------
+
+t.test('utimens receives atime and mtime, with nanoseconds, and null for an omitted time', async (t) => {
+  const memfs = new MemFs();
+  const { mnt } = await mounted(t, memfs.handlers());
+  const f = path.join(mnt, 'f');
+  await run('touch', [f]);
+  const before = memfs.files.get('/f')!.atime.sec;
+
+  await run('touch', ['-m', '-d', '@1000000000', f]);
+  const { stdout } = await run('stat', ['-c', '%X %Y', f]);
+  const [atime, mtime] = stdout.trim().split(' ').map(Number);
+  t.equal(mtime, 1000000000, 'stat shows the new mtime');
+  t.not(atime, 1000000000, 'atime is not overwritten with mtime');
+  t.equal(atime, before, 'atime untouched');
+  t.same(memfs.utimes.at(-1), { path: '/f', atime: null, mtime: { sec: 1000000000, nsec: 0 } });
+
+  await run('touch', ['-d', '@1234567890.123456789', f]);
+  t.same(memfs.utimes.at(-1), {
+    path: '/f', atime: { sec: 1234567890, nsec: 123456789 }, mtime: { sec: 1234567890, nsec: 123456789 },
+  }, 'both times, to the nanosecond');
+
+  await run('touch', ['-a', '-d', '@2000000000', f]);
+  t.same(memfs.utimes.at(-1), { path: '/f', atime: { sec: 2000000000, nsec: 0 }, mtime: null }, 'touch -a omits mtime');
+
+  const t0 = Date.now();
+  await run('touch', [f]);
+  const last = memfs.utimes.at(-1)!;
+  t.ok(last.atime && Math.abs(specMs(last.atime) - t0) < 5000, 'UTIME_NOW arrives as the current time');
+  t.ok(last.mtime && Math.abs(specMs(last.mtime) - t0) < 5000);
+});
+
+// ---- 2. caller context -------------------------------------------------------------------------
+
+t.test('handlers see the caller uid/gid/pid via context()', async (t) => {
+  const memfs = new MemFs();
+  const { fm, mnt } = await mounted(t, memfs.handlers(), { allowOther: true });
+  memfs.mount = fm;
+  t.equal(fm.context(), undefined, 'no context outside a handler');
+
+  const f = path.join(mnt, 'by-nobody');
+  await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'touch', f]);
+  t.equal(memfs.creators.length, 1, 'create was called once');
+  const caller = memfs.creators[0];
+  t.equal(caller.uid, 65534, 'uid of nobody');
+  t.equal(caller.gid, 65534, 'gid of nogroup');
+  t.ok(caller.pid > 0 && caller.pid !== process.pid, `pid of the touch process (${caller.pid})`);
+  const { stdout } = await run('stat', ['-c', '%u:%g', f]);
+  t.equal(stdout.trim(), '65534:65534', 'the file belongs to its creator');
+
+  await run('touch', [path.join(mnt, 'by-root')]);
+  t.equal(memfs.creators[1]?.uid, 0, 'root is root');
+});
+
+// ---- 3. no request timeout ---------------------------------------------------------------------
+
+t.test('a handler slower than fuse-native\'s 15 s default timeout still answers', async (t) => {
+  const memfs = new MemFs();
+  memfs.add('f', Buffer.from('x'));
+  const handlers = memfs.handlers();
+  const getattr = handlers.getattr!;
+  handlers.getattr = (p, cb) => {
+    if (p !== '/slow') return getattr(p, cb);
+    setTimeout(() => getattr('/f', cb), 16_000);
+  };
+  const { mnt } = await mounted(t, handlers);
+  const t0 = Date.now();
+  const { stdout } = await run('stat', ['-c', '%s', path.join(mnt, 'slow')]);
+  t.equal(stdout.trim(), '1', 'stat got the answer, not ETIMEDOUT');
+  t.ok(Date.now() - t0 >= 15_000, `it took ${Date.now() - t0} ms`);
+});
+
+// ---- 4. mount options ----------------------------------------------------------------------------
+
+t.test('attr_timeout=0 and entry_timeout=0 reach the kernel', async (t) => {
+  const countLookups = async (options: FuseMountOptions): Promise<number> => {
+    const memfs = new MemFs();
+    memfs.add('f', Buffer.from('x'));
+    const { mnt, fm } = await mounted(t, memfs.handlers(), options);
+    const f = path.join(mnt, 'f');
+    await run('sh', ['-c', 'stat "$0" >/dev/null && stat "$0" >/dev/null && stat "$0" >/dev/null', f]);
+    await fm.unmount();
+    return memfs.count('getattr /f');
+  };
+  t.equal(await countLookups({}), 1, 'with the default 1 s timeouts the kernel caches');
+  t.ok(await countLookups({ attrTimeoutSeconds: 0, entryTimeoutSeconds: 0 }) >= 3, 'with 0 every stat asks us');
+});
+
+t.test('big_writes: a 1 MiB buffered write arrives in chunks larger than 4 KiB', async (t) => {
+  const maxChunk = async (options: FuseMountOptions): Promise<number> => {
+    const memfs = new MemFs();
+    const { mnt, fm } = await mounted(t, memfs.handlers(), options);
+    await run('dd', ['if=/dev/zero', `of=${path.join(mnt, 'big')}`, 'bs=1M', 'count=1', 'status=none']);
+    t.equal(memfs.files.get('/big')?.data.length, MiB, 'all bytes written');
+    await fm.unmount();
+    return Math.max(...memfs.writeSizes);
+  };
+  t.equal(await maxChunk({}), 4096, 'without big_writes: 4 KiB');
+  t.equal(await maxChunk({ bigWrites: true, maxWriteBytes: 131072, maxReadBytes: 131072 }), 131072, 'with big_writes: max_write');
+  t.equal(await maxChunk({ options: ['big_writes', 'max_write=65536'] }), 65536, 'raw -o options pass through');
+});
+
+t.test('bad options are refused', async (t) => {
+  const { mnt } = await scratch(t);
+  t.throws(() => new FuseMount(mnt, {}, { options: ['a,b'] }), RangeError);
+  t.throws(() => new FuseMount(mnt, {}, { attrTimeoutSeconds: -1 }), RangeError);
+  const fm = new FuseMount(mnt, new MemFs().handlers(), { options: ['no_such_option_xyz'] });
+  await t.rejects(fm.mount(), FuseMountError, 'libfuse refuses it: mount() rejects');
+  t.notOk(isMounted(mnt), 'and leaves nothing mounted');
+  await fm.unmount();
+});
+
+// ---- 5. unmount, exit, stale mounts ---------------------------------------------------------------
+
+/** A child process that serves a mount: prints "ready", unmounts on "u", then must exit on its own. */
+function mountInChild(mnt: string): { child: ChildProcess; ready: Promise<void>; exited: Promise<number | null> } {
+  const script = `
+    const { FuseMount } = require(${JSON.stringify(BINDING_JS)});
+    const fsp = require('fs/promises');
+    const fm = new FuseMount(${JSON.stringify(mnt)}, {
+      getattr: (p, cb) => p === '/' ? cb(0, { mode: 0o40755, uid: 0, gid: 0, size: 0, atime: 0, mtime: 0, ctime: 0 })
+        : p === '/f' ? cb(0, { mode: 0o100644, uid: 0, gid: 0, size: 1, atime: 0, mtime: 0, ctime: 0 }) : cb(-2),
+      open: (p, flags, cb) => cb(0, 1),
+      read: (p, fh, buf, len, pos, cb) => { buf[0] = 120; cb(pos === 0 ? 1 : 0); },
+    });
+    fm.mount().then(() => fsp.readFile(${JSON.stringify(mnt + '/f')}, 'utf8')).then((s) => {
+      process.stdout.write('ready ' + s + '\\n');
+      process.stdin.once('data', async () => {
+        process.stdin.destroy();
+        await fm.unmount();
+        process.stdout.write('unmounted\\n');
+      });
+    }, (err) => { console.error(err); process.exit(1); });
+  `;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('ready x')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`child exited early (${code}): ${out}`)));
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, ready, exited };
+}
+
+async function exitsWithin(exited: Promise<number | null>, ms: number): Promise<number | null | 'timeout'> {
+  return Promise.race([exited, sleep(ms).then(() => 'timeout' as const)]);
+}
+
+t.test('unmount ends the FUSE thread and lets the process exit', async (t) => {
+  const { mnt } = await scratch(t);
+  const { child, ready, exited } = mountInChild(mnt);
+  t.teardown(() => child.kill('SIGKILL'));
+  await ready;
+  t.ok(isMounted(mnt), 'mounted');
+  child.stdin!.write('u\n');
+  t.equal(await exitsWithin(exited, 10_000), 0, 'the child exited by itself after unmount()');
+  t.notOk(isMounted(mnt), 'and the mount is gone');
+});
+
+t.test('unmount of a busy mount still ends the FUSE thread; users see ENOTCONN, not a hang', async (t) => {
+  const { mnt } = await scratch(t);
+  const { child, ready, exited } = mountInChild(mnt);
+  t.teardown(() => child.kill('SIGKILL'));
+  await ready;
+  // A process with its cwd and an open file in the mount keeps it busy.
+  const holder = spawn('sh', ['-c', 'cd "$0" && exec sleep 60 < f', mnt], { stdio: 'ignore' });
+  t.teardown(() => holder.kill('SIGKILL'));
+  await sleep(300);
+  child.stdin!.write('u\n');
+  t.equal(await exitsWithin(exited, 10_000), 0, 'the child exited by itself');
+  t.notOk(isMounted(mnt), 'detached from the namespace');
+  const ls = await run('timeout', ['5', 'ls', `/proc/${holder.pid}/cwd/`]).then(() => 'listed', (err: { code?: number; stderr?: string }) =>
+    err.code === 124 ? 'hung' : String(err.stderr));
+  t.match(ls, /Transport endpoint is not connected/, 'the busy user gets ENOTCONN');
+});
+
+t.test('unmount() in this process with a busy mount: the FUSE thread ends, the connection is closed', async (t) => {
+  const memfs = new MemFs();
+  memfs.add('f', Buffer.from('x'));
+  const { fm, mnt } = await mounted(t, memfs.handlers());
+  // Spawned after mount: it must not inherit /dev/fuse (which would keep the connection alive).
+  const holder = spawn('sh', ['-c', 'cd "$0" && exec sleep 60 < f', mnt], { stdio: 'ignore' });
+  t.teardown(() => holder.kill('SIGKILL'));
+  await sleep(300);
+  const result = await Promise.race([fm.unmount().then(() => 'unmounted'), sleep(10_000).then(() => 'timeout')]);
+  t.equal(result, 'unmounted', 'unmount() resolved');
+  t.equal(await Promise.race([fm.exited.then(() => 'exited'), sleep(1000).then(() => 'running')]), 'exited');
+  t.notOk(isMounted(mnt), 'detached from the namespace');
+  const ls = await run('timeout', ['5', 'ls', `/proc/${holder.pid}/cwd/`]).then(() => 'listed', (err: { code?: number; stderr?: string }) =>
+    err.code === 124 ? 'hung' : String(err.stderr));
+  t.match(ls, /Transport endpoint is not connected/, 'the busy user gets ENOTCONN, not a hang');
+});
+
+t.test('the mount ending from outside resolves `exited`', async (t) => {
+  const memfs = new MemFs();
+  const { fm, mnt } = await mounted(t, memfs.handlers());
+  await run('fusermount', ['-u', mnt]);
+  t.equal(await Promise.race([fm.exited.then(() => 'exited'), sleep(10_000).then(() => 'timeout')]), 'exited');
+  await fm.unmount();
+  t.pass('unmount() after that is a no-op');
+});
+
+t.test('a stale mountpoint (crashed server) is reported, and usable after fusermount -uz', async (t) => {
+  const { mnt } = await scratch(t);
+  const { child, ready, exited } = mountInChild(mnt);
+  await ready;
+  child.kill('SIGKILL');
+  await exited;
+  await t.rejects(fsp.stat(mnt), { code: 'ENOTCONN' }, 'stale: Transport endpoint is not connected');
+
+  const memfs = new MemFs();
+  const stale = new FuseMount(mnt, memfs.handlers());
+  await t.rejects(stale.mount(), { name: 'FuseMountError', code: 'ENOTCONN', message: /fusermount -uz/ });
+  await stale.unmount();
+
+  await run('fusermount', ['-uz', mnt]);
+  const fresh = new FuseMount(mnt, memfs.handlers());
+  await fresh.mount();
+  t.teardown(() => fresh.unmount());
+  const { stdout } = await run('stat', ['-c', '%F', mnt]);
+  t.equal(stdout.trim(), 'directory', 'mounted again');
+  await fresh.unmount();
+});
+
+t.test('mount, unmount, mount again in one process', async (t) => {
+  const { mnt } = await scratch(t);
+  for (let i = 0; i < 3; i++) {
+    const memfs = new MemFs();
+    memfs.add('f', Buffer.from(`round ${i}`));
+    const fm = new FuseMount(mnt, memfs.handlers());
+    await fm.mount();
+    t.equal(await fsp.readFile(path.join(mnt, 'f'), 'utf8'), `round ${i}`);
+    await fm.unmount();
+    t.notOk(isMounted(mnt));
+  }
+});
+
+t.test('a handler that throws answers with its errno instead of hanging', async (t) => {
+  const memfs = new MemFs();
+  memfs.add('f', Buffer.from('x'));
+  const errors: string[] = [];
+  const handlers = memfs.handlers();
+  handlers.open = () => {
+    throw Object.assign(new Error('boom'), { code: 'EACCES' });
+  };
+  handlers.mkdir = async (): Promise<void> => {
+    throw new Error('no code');
+  };
+  const { mnt } = await mounted(t, handlers, { onHandlerError: (op) => errors.push(op) });
+  await t.rejects(fsp.readFile(path.join(mnt, 'f')), { code: 'EACCES' });
+  await t.rejects(fsp.mkdir(path.join(mnt, 'd')), { code: 'EIO' }, 'a rejected promise: EIO');
+  t.same(errors, ['open', 'mkdir']);
+});
+
+// ---- 6. native read fast path -------------------------------------------------------------------
+
+t.test('fast path: mapped extents are read natively, unmapped ones by the JS handler', async (t) => {
+  const EXTENT = MiB;
+  const SIZE = 3 * MiB + 1000;
+  const { dir } = await scratch(t);
+
+  // The JS handler serves a recognisable pattern; the backing files hold different (random) bytes,
+  // so every read shows who served it.
+  const jsBytes = Buffer.alloc(SIZE);
+  for (let i = 0; i < SIZE; i++) jsBytes[i] = (i * 7 + 3) & 0xff;
+  const backing = randomBytes(SIZE);
+  const backingPath = path.join(dir, 'backing');
+  await fsp.writeFile(backingPath, backing);
+  // Extent 2 also lives alone at offset 0 of a second file, cut short after 1000 bytes.
+  const shortPath = path.join(dir, 'extent2');
+  await fsp.writeFile(shortPath, backing.subarray(2 * EXTENT, 2 * EXTENT + 1000));
+  const backingFd = fs.openSync(backingPath, 'r');
+  const shortFd = fs.openSync(shortPath, 'r');
+  t.teardown(() => {
+    fs.closeSync(backingFd);
+    fs.closeSync(shortFd);
+  });
+
+  const memfs = new MemFs();
+  memfs.add('data', jsBytes);
+  memfs.add('reuse', jsBytes);
+  const handlers = memfs.handlers();
+  const open = handlers.open!;
+  let lastFh = 0;
+  handlers.open = (p, flags, cb) => {
+    const reply: ResultCallback<number> = (errno, fh) => {
+      lastFh = fh ?? 0;
+      cb(errno, fh);
+    };
+    if (p === '/reuse') return reply(0, 1); // always handle 1, to see a released handle reused
+    open(p, flags, reply);
+  };
+  const { fm, mnt } = await mounted(t, handlers);
+
+  const file = await fsp.open(path.join(mnt, 'data'), fs.constants.O_RDONLY | fs.constants.O_DIRECT);
+  t.teardown(() => file.close().catch(() => undefined));
+  const fh = lastFh;
+  const readAt = async (pos: number, len: number): Promise<Buffer> => {
+    const buf = Buffer.alloc(len);
+    const { bytesRead } = await file.read(buf, 0, len, pos);
+    return buf.subarray(0, bytesRead);
+  };
+  const jsReads = (): number => memfs.count('read');
+
+  // Unmapped: everything goes to JS.
+  let before = jsReads();
+  t.same(await readAt(0, 4096), jsBytes.subarray(0, 4096), 'unmapped: JS bytes');
+  t.equal(jsReads(), before + 1);
+  t.equal(fm.fastPathStats().hits, 0);
+
+  t.throws(() => fm.mapExtent(fh, 0, backingFd, 0), /setFileMap/, 'mapExtent needs setFileMap first');
+  t.throws(() => fm.setFileMap(fh, 3000), RangeError, 'extent size must be a power of two');
+  fm.setFileMap(fh, EXTENT);
+  for (let k = 0; k < 4; k++) fm.mapExtent(fh, k, backingFd, 0);
+
+  before = jsReads();
+  const hits0 = fm.fastPathStats().hits;
+  t.same(await readAt(0, 4096), backing.subarray(0, 4096), 'mapped: backing bytes');
+  t.same(await readAt(EXTENT - 2048, 4096), backing.subarray(EXTENT - 2048, EXTENT + 2048), 'across two mapped extents');
+  t.same(await readAt(5 * 4096 + 100, 300), backing.subarray(5 * 4096 + 100, 5 * 4096 + 400), 'unaligned');
+  t.equal(jsReads(), before, 'the JS read handler was not called');
+  t.equal(fm.fastPathStats().hits, hits0 + 3, 'three hits');
+
+  const eof = await readAt(3 * MiB, 8192);
+  t.equal(eof.length, 1000, 'a read past EOF is short');
+  t.same(eof, backing.subarray(3 * MiB), 'with the last bytes of the backing file');
+  t.equal(jsReads(), before, 'still natively');
+
+  // Unmapping takes effect for the very next read.
+  fm.unmapExtent(fh, 1);
+  before = jsReads();
+  t.same(await readAt(EXTENT + 100, 4096), jsBytes.subarray(EXTENT + 100, EXTENT + 4196), 'unmapped extent: JS bytes');
+  t.equal(jsReads(), before + 1, 'JS was called');
+  t.same(await readAt(EXTENT - 2048, 4096), jsBytes.subarray(EXTENT - 2048, EXTENT + 2048), 'mapped + unmapped span: JS');
+  t.equal(jsReads(), before + 2);
+  t.same(await readAt(0, 4096), backing.subarray(0, 4096), 'extent 0 is still mapped');
+  t.equal(jsReads(), before + 2);
+
+  // delta: extent 2 at offset 0 of its own file. That copy is only 1000 bytes long: a short read of
+  // a mapped extent ends the read even though extent 3 is mapped too.
+  fm.mapExtent(fh, 2, shortFd, -2 * EXTENT);
+  t.same(await readAt(2 * EXTENT + 100, 500), backing.subarray(2 * EXTENT + 100, 2 * EXTENT + 600), 'delta honoured');
+  const cut = await readAt(2 * EXTENT + 500, 4096);
+  t.equal(cut.length, 500, 'short read of the mapped copy ends the read');
+  t.same(cut, backing.subarray(2 * EXTENT + 500, 2 * EXTENT + 1000));
+  t.throws(() => fm.mapExtent(fh, 0, backingFd, -1), RangeError, 'delta may not point before the file');
+  t.equal(jsReads(), before + 2, 'no JS reads for those');
+
+  fm.unmapFile(fh);
+  before = jsReads();
+  t.same(await readAt(0, 4096), jsBytes.subarray(0, 4096), 'unmapFile: back to JS');
+  t.equal(jsReads(), before + 1);
+  const stats = fm.fastPathStats();
+  t.ok(stats.hits >= 7 && stats.misses >= 4 && stats.errors === 0, `stats ${JSON.stringify(stats)}`);
+
+  // The map of a handle is dropped when it is released: a reused handle number starts unmapped.
+  const first = await fsp.open(path.join(mnt, 'reuse'), fs.constants.O_RDONLY | fs.constants.O_DIRECT);
+  fm.setFileMap(1, EXTENT);
+  fm.mapExtent(1, 0, backingFd, 0);
+  const b1 = Buffer.alloc(4096);
+  await first.read(b1, 0, 4096, 0);
+  t.same(b1, backing.subarray(0, 4096), 'fh 1 mapped');
+  await first.close();
+  await sleep(100); // release is asynchronous to close(2)
+  const second = await fsp.open(path.join(mnt, 'reuse'), fs.constants.O_RDONLY | fs.constants.O_DIRECT);
+  await second.read(b1, 0, 4096, 0);
+  await second.close();
+  t.same(b1, jsBytes.subarray(0, 4096), 'fh 1 reopened: not mapped any more');
+});
+
+t.test('fast path: unmapping while reads run never serves the old mapping afterwards', async (t) => {
+  const EXTENT = 64 * 1024;
+  const { dir } = await scratch(t);
+  const oldCopy = Buffer.alloc(EXTENT, 0x11);
+  const oldPath = path.join(dir, 'old');
+  await fsp.writeFile(oldPath, oldCopy);
+  const oldFd = fs.openSync(oldPath, 'r');
+  t.teardown(() => fs.closeSync(oldFd));
+
+  const memfs = new MemFs();
+  memfs.add('data', Buffer.alloc(EXTENT, 0x22)); // the current bytes, served by JS
+  let fh = 0;
+  const handlers = memfs.handlers();
+  const open = handlers.open!;
+  handlers.open = (p, flags, cb) => open(p, flags, (errno, h) => {
+    fh = h ?? 0;
+    cb(errno, h);
+  });
+  const { fm, mnt } = await mounted(t, handlers);
+  const file = await fsp.open(path.join(mnt, 'data'), fs.constants.O_RDONLY | fs.constants.O_DIRECT);
+  t.teardown(() => file.close().catch(() => undefined));
+
+  // Readers hammer the file; at some point JS unmaps. Every read that starts after unmapExtent()
+  // returned must see the current bytes.
+  fm.setFileMap(fh, EXTENT);
+  fm.mapExtent(fh, 0, oldFd, 0);
+  let unmappedAt = Infinity;
+  const stopAt = performance.now() + 400;
+  let stale = 0;
+  let before = 0;
+  let after = 0;
+  const reader = async (): Promise<void> => {
+    const buf = Buffer.alloc(4096);
+    for (let i = 0; performance.now() < stopAt; i++) {
+      const startedAt = performance.now();
+      await file.read(buf, 0, 4096, (i % 16) * 4096);
+      if (startedAt > unmappedAt) {
+        after++;
+        if (buf[0] === 0x11) stale++;
+      } else {
+        before++;
+      }
+    }
+  };
+  const readers = [reader(), reader()];
+  await sleep(150);
+  fm.unmapExtent(fh, 0);
+  unmappedAt = performance.now();
+  await Promise.all(readers);
+  t.ok(before > 0 && after > 0, `reads before (${before}) and after (${after}) the unmap`);
+  t.equal(stale, 0, 'no read that began after unmap saw the old copy');
+  t.ok(fm.fastPathStats().hits > 0, 'the fast path was used before the unmap');
+});
