@@ -3,6 +3,7 @@
  * IOPS, bandwidth and completion latency, summed over the group (jobs run with group_reporting,
  * so there is normally one entry; several are added up in case someone drops it).
  */
+import * as fs from 'node:fs';
 
 interface FioDirection {
   io_bytes: number;
@@ -57,4 +58,16 @@ export function summariseFio(text: string): FioSummary {
     meanLatencyUs,
     p99LatencyUs: p99s.length ? Math.max(...p99s) / 1000 : undefined,
   };
+}
+
+/** `node dist/src/bench/fio-json.js FILE`: one line, "<IOPS> IOPS <MiB/s> MiB/s", for progress output. */
+if (require.main === module) {
+  const text = fs.readFileSync(process.argv[2], 'utf8');
+  try {
+    const s = summariseFio(text);
+    process.stdout.write(`${Math.round(s.iops)} IOPS, ${(s.bandwidthBytesPerSec / 1024 ** 2).toFixed(1)} MiB/s, mean ${Math.round(s.meanLatencyUs)} µs\n`);
+  } catch (err) {
+    process.stdout.write(`unreadable fio output: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
 }

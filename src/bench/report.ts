@@ -36,6 +36,8 @@ export interface RunInfo {
   extentSize: string;
   admitAfter: string;
   mergerfsOptions: string;
+  /** Whether fio opened files on the mergerfs mount with O_DIRECT (raw and shadowfs always are). */
+  mergerfsDirect: boolean;
   jobs: string[];
   numjobs: number[];
   targets: string[];
@@ -141,7 +143,8 @@ export function buildReport(dir: string): { markdown: string; failures: string[]
       `${run.fio}, mergerfs ${run.mergerfs}, node ${run.node}, shadowfs ${run.commit}.`,
     `Per run: ${run.runtimeSeconds} s measured after ${run.rampSeconds} s ramp, ${run.sizePerJob} file per job; ` +
       `shadowfs: one nvme tier (${run.tierCapacity}) on the same disk, extent ${run.extentSize}, admit after ${run.admitAfter} reads; ` +
-      `mergerfs -o ${run.mergerfsOptions}.`,
+      `mergerfs -o ${run.mergerfsOptions}. fio opens with O_DIRECT on raw and shadowfs, ` +
+      `${run.mergerfsDirect ? 'and on mergerfs' : 'buffered on mergerfs (cache.files=off already bypasses the kernel cache)'}.`,
   ];
   const markdown = [
     ...header,
