@@ -89,6 +89,10 @@ fi
 rm -rf "$PKG/prebuilds/linux-x64"
 loaded=$(cd "$PKG" && node -p "require('path').resolve(require('node-gyp-build').path('.'))")
 [ "$(readlink -f "$loaded")" = "$(readlink -f "$ADDON")" ] || die "node-gyp-build would load $loaded instead of $ADDON"
-ldd "$ADDON" | grep -q "libfuse.so.2 => /" || die "$ADDON is not linked against the system libfuse.so.2"
+libfuse=$(ldd "$ADDON" | awk '/libfuse\.so\.2 =>/ {print $3}')
+case "$libfuse" in
+  /lib/* | /usr/lib/*) ;;
+  *) die "$ADDON is not linked against the system libfuse.so.2 (got '$libfuse')" ;;
+esac
 node -e "require('$PKG')" || die "the built module does not load"
-echo "build-fuse-native: ok ($ADDON, $(ldd "$ADDON" | awk '/libfuse.so.2/ {print $3}'))"
+echo "build-fuse-native: ok ($ADDON, $libfuse)"

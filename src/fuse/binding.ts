@@ -22,7 +22,7 @@
  * mount itself from this process (the request would wait for this very thread), and never spawn a
  * child with `cwd` inside the mount (spawn blocks until the child's chdir, which needs us).
  *
- * O_DIRECT: `open`/`create` receive the application's flags, O_DIRECT included. The filesystem
+ * O_DIRECT: `open` receives the application's flags, O_DIRECT included. The filesystem
  * must not pass O_DIRECT on to the files it opens on backing volumes or tiers (alignment rules of
  * those devices would leak to the application); FUSE already bypasses the page cache for such
  * opens on the mount side.
@@ -147,7 +147,7 @@ export interface FuseHandlers {
   /** The fast-path map of fh is already dropped when this runs: close its fds here. */
   release?(path: string, fh: number, cb: Callback): void;
   releasedir?(path: string, fh: number, cb: Callback): void;
-  create?(path: string, mode: number, flags: number, cb: ResultCallback<number>): void;
+  create?(path: string, mode: number, cb: ResultCallback<number>): void;
   unlink?(path: string, cb: Callback): void;
   rename?(src: string, dest: string, cb: Callback): void;
   /** Hard link: `linkPath` becomes another name of `existingPath`. */

@@ -116,7 +116,7 @@ class MemFs {
         if (!this.files.has(p)) return cb(Errno.ENOENT);
         cb(0, this.nextFh++);
       },
-      create: (p, mode, flags, cb) => {
+      create: (p, mode, cb) => {
         this.hit('create');
         const caller = this.mount?.context();
         const node = this.add(p.slice(1), Buffer.alloc(0), mode);

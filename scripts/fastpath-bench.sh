@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Measures (prints, asserts nothing) the native read fast path: fio 4k random reads, O_DIRECT, one
+# job, on a file kept in tmpfs, read
+#   raw       directly,
+#   js        through a FUSE mount whose JS read handler preads the file (the JS round trip),
+#   mapped    through the same mount with every extent mapped (served on the FUSE thread),
+#   mergerfs  through mergerfs, when installed, for reference (a C FUSE filesystem).
+# Needs root, /dev/fuse, fio, and the compiled binding (node_modules/.bin/tsc -p tsconfig.json).
+#
+# Usage: scripts/fastpath-bench.sh [seconds per run, default 10] [file size MiB, default 256]
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SECONDS_PER_RUN=${1:-10}
+SIZE_MIB=${2:-256}
+BINDING=$ROOT/dist/src/fuse/binding.js
+[ -f "$BINDING" ] || { echo "fastpath-bench: $BINDING missing: node_modules/.bin/tsc -p tsconfig.json" >&2; exit 1; }
+command -v fio >/dev/null || { echo "fastpath-bench: fio is missing" >&2; exit 1; }
+
+WORK=$(mktemp -d /tmp/shadowfs-fastpath-XXXXXX)
+DATA=$(mktemp -d /dev/shm/shadowfs-fastpath-XXXXXX)
+cleanup() {
+  fusermount -uz "$WORK/mnt" 2>/dev/null || true
+  fusermount -uz "$WORK/mergerfs" 2>/dev/null || true
+  rm -rf "$WORK" "$DATA"
+}
+trap cleanup EXIT
+mkdir -p "$WORK/mnt" "$WORK/mergerfs"
+dd if=/dev/urandom of="$DATA/file" bs=1M count="$SIZE_MIB" status=none
+
+fio_4k() { # file -> "IOPS mean-latency-us"
+  fio --name=fastpath --filename="$1" --rw=randread --bs=4k --direct=1 --numjobs=1 --ioengine=psync \
+    --runtime="$SECONDS_PER_RUN" --time_based --size="${SIZE_MIB}M" --output-format=json |
+    node -e 'const r = JSON.parse(require("fs").readFileSync(0, "utf8")).jobs[0].read;
+      console.log(Math.round(r.iops), (r.clat_ns.mean / 1000).toFixed(1))'
+}
+
+serve() { # mode (js|mapped) [extra -o options]: mount, fio through it, unmount; prints "IOPS latency hits misses"
+  node - "$BINDING" "$DATA/file" "$WORK/mnt" "$1" "$SECONDS_PER_RUN" "$SIZE_MIB" "${2:-}" <<'EOF'
+const [binding, file, mnt, mode, seconds, sizeMiB, extra] = process.argv.slice(2);
+const fs = require('fs');
+const { execFile } = require('child_process');
+const { FuseMount, Errno } = require(binding);
+const size = fs.statSync(file).size;
+const fd = fs.openSync(file, 'r');
+const EXTENT = 1 << 20;
+let fm;
+fm = new FuseMount(mnt, {
+  getattr: (p, cb) => p === '/' ? cb(0, { mode: 0o40755, uid: 0, gid: 0, size: 0, atime: 0, mtime: 0, ctime: 0 })
+    : p === '/file' ? cb(0, { mode: 0o100644, uid: 0, gid: 0, size, atime: 0, mtime: 0, ctime: 0 }) : cb(Errno.ENOENT),
+  open: (p, flags, cb) => {
+    const fh = 1;
+    if (mode === 'mapped') {
+      fm.setFileMap(fh, EXTENT);
+      for (let k = 0; k * EXTENT < size; k++) fm.mapExtent(fh, k, fd, 0);
+    }
+    cb(0, fh);
+  },
+  // A JS handler as cheap as it gets: a synchronous pread from tmpfs.
+  read: (p, fh, buf, len, pos, cb) => cb(fs.readSync(fd, buf, 0, len, pos)),
+}, { maxReadBytes: 131072, options: extra ? extra.split(',') : [] });
+fm.mount().then(() => {
+  const args = ['--name=fastpath', `--filename=${mnt}/file`, '--rw=randread', '--bs=4k', '--direct=1', '--numjobs=1',
+    '--ioengine=psync', `--runtime=${seconds}`, '--time_based', `--size=${sizeMiB}M`, '--output-format=json'];
+  execFile('fio', args, { maxBuffer: 1 << 24 }, async (err, out) => {
+    if (err) throw err;
+    const r = JSON.parse(out).jobs[0].read;
+    const s = fm.fastPathStats();
+    await fm.unmount();
+    console.log(Math.round(r.iops), (r.clat_ns.mean / 1000).toFixed(1), s.hits, s.misses);
+  });
+});
+EOF
+}
+
+echo "fio 4k randread, direct=1, numjobs=1, ${SECONDS_PER_RUN}s each, ${SIZE_MIB} MiB file in tmpfs"
+printf '%-16s %10s %14s %10s %10s\n' path IOPS 'mean lat (us)' hits misses
+read -r iops lat <<<"$(fio_4k "$DATA/file")"
+printf '%-16s %10s %14s\n' raw "$iops" "$lat"
+# O_DIRECT alone still takes the kernel's page-cache read path (fuse_direct_IO); -o direct_io
+# (every open FOPEN_DIRECT_IO, as mergerfs cache.files=off does) takes the shorter direct path.
+for opts in "" direct_io; do
+  for mode in js mapped; do
+    read -r iops lat hits misses <<<"$(serve "$mode" "$opts")"
+    printf '%-16s %10s %14s %10s %10s\n' "$mode${opts:++$opts}" "$iops" "$lat" "$hits" "$misses"
+  done
+done
+if command -v mergerfs >/dev/null; then
+  mergerfs -o cache.files=off "$DATA" "$WORK/mergerfs"
+  read -r iops lat <<<"$(fio_4k "$WORK/mergerfs/file")"
+  fusermount -u "$WORK/mergerfs"
+  printf '%-16s %10s %14s\n' mergerfs "$iops" "$lat"
+fi
