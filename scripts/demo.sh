@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# shadowfs demo (`make demo`): a small volume with two shadow tiers, an application-like workload
+# run twice through the mount, and what shadowfs served from where. Under a minute; rerunnable
+# (clears the previous run); unmounts on the way out, also on Ctrl-C or failure. Run as root.
+#
+#   DEMO_ROOT=./.state/demo   where everything lives (live data, tiers, metadata, mount point)
+#   DEMO_RUNTIME=15           seconds per workload pass
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+
+DEMO=$(mkdir -p "${DEMO_ROOT:-$REPO/.state/demo}" && cd "${DEMO_ROOT:-$REPO/.state/demo}" && pwd)
+RUNTIME=${DEMO_RUNTIME:-15}
+LIVE=$DEMO/live
+NVME=$DEMO/tiers/nvme
+SSD=$DEMO/tiers/ssd
+STATE=$DEMO/state
+MNT=$DEMO/mnt
+SHADOWFS=("$REPO/bin/shadowfs")
+FILES=(orders.db customers.db inventory.db events-1.log events-2.log events-3.log)
+FILE_MIB=16
+DAEMON_PID=
+FIO_PID=
+
+if [[ -t 1 ]]; then BOLD=$'\033[1m' PLAIN=$'\033[0m'; else BOLD= PLAIN=; fi
+step() { printf '\n%s==> %s%s\n' "$BOLD" "$*" "$PLAIN"; }
+say() { printf '    %s\n' "$*"; }
+die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
+
+is_mounted() { awk -v m="$1" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo; }
+alive() { [[ -n $1 ]] && kill -0 "$1" 2>/dev/null; }
+
+unmount_demo() {
+  if is_mounted "$MNT"; then
+    timeout 60 "${SHADOWFS[@]}" unmount "$MNT" >/dev/null 2>&1 || true
+    is_mounted "$MNT" && fusermount -uz "$MNT" 2>/dev/null || true
+  fi
+  if alive "$DAEMON_PID"; then
+    kill -TERM "$DAEMON_PID" 2>/dev/null || true
+    for _ in $(seq 50); do alive "$DAEMON_PID" || break; sleep 0.1; done
+    alive "$DAEMON_PID" && kill -KILL "$DAEMON_PID" 2>/dev/null || true
+  fi
+  DAEMON_PID=
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  alive "$FIO_PID" && kill -INT "$FIO_PID" 2>/dev/null || true
+  unmount_demo
+  if ((rc != 0)); then
+    printf '\ndemo: failed (exit %s); the mount was taken down.' "$rc" >&2
+    [[ -f $STATE/shadowfs.log ]] && printf ' Last lines of %s:\n%s\n' "$STATE/shadowfs.log" "$(tail -5 "$STATE/shadowfs.log")" >&2
+    printf '\n' >&2
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'printf "\ndemo: interrupted\n" >&2; exit 130' INT TERM
+
+[[ $EUID -eq 0 ]] || die "run as root (FUSE mounts)"
+command -v fio >/dev/null || die "fio is not installed (make deps installs it)"
+[[ -f dist/src/cli/main.js ]] || die "shadowfs is not built: run make build"
+
+# Prints "<read IOPS> <mean read latency µs> <write IOPS>" from fio JSON.
+fio_numbers() {
+  node -e '
+    const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).jobs[0];
+    console.log(Math.round(j.read.iops), Math.round(j.read.clat_ns.mean / 1000), Math.round(j.write.iops));' "$1"
+}
+
+# Prints where reads were served from between two `status --json` snapshots (all of them if the
+# first is "-"), one "source share bytes reads" line per source.
+served_between() {
+  node -e '
+    const fs = require("fs");
+    const load = (f) => (f === "-" ? { served: [] } : JSON.parse(fs.readFileSync(f, "utf8")));
+    const [a, b] = [load(process.argv[1]), load(process.argv[2])];
+    const before = new Map(a.served.map((s) => [s.source, s]));
+    const rows = b.served.map((s) => ({ source: s.source,
+      bytes: s.bytes - (before.get(s.source)?.bytes ?? 0), reads: s.reads - (before.get(s.source)?.reads ?? 0) }));
+    const total = rows.reduce((t, r) => t + r.bytes, 0) || 1;
+    for (const r of rows.sort((x, y) => y.bytes - x.bytes)) {
+      console.log(`${r.source.padEnd(6)} ${((100 * r.bytes) / total).toFixed(0).padStart(3)}% of read bytes (${r.reads} reads)`);
+    }' "$1" "$2"
+}
+
+# --- 1. a fresh demo volume --------------------------------------------------------------------
+step "Setting up a demo volume in $DEMO"
+unmount_demo
+if is_mounted "$MNT"; then die "$MNT is still mounted; unmount it first"; fi
+rm -rf "$LIVE" "$DEMO/tiers" "$STATE" "$DEMO/pass-"*
+mkdir -p "$LIVE" "$NVME" "$SSD" "$STATE" "$MNT"
+for f in "${FILES[@]}"; do head -c $((FILE_MIB * 1024 * 1024)) /dev/urandom >"$LIVE/$f"; done
+say "live volume   $LIVE: ${#FILES[@]} files of $FILE_MIB MiB (the slow, authoritative storage)"
+say "nvme tier     $NVME: 64 MiB  (fastest shadow tier)"
+say "ssd tier      $SSD: 256 MiB"
+say "(the tiers are plain directories here; in production each is its own device)"
+
+# --- 2. mount -----------------------------------------------------------------------------------
+step "Mounting it with shadowfs at $MNT"
+mount_out=$("${SHADOWFS[@]}" mount --live "$LIVE" \
+  --tier "nvme=$NVME,cap=64MiB,class=nvme" --tier "ssd=$SSD,cap=256MiB,class=ssd" \
+  --state "$STATE" --daemon "$MNT" 2>&1) || die "mount failed: $mount_out"
+DAEMON_PID=$(sed -n 's/.*daemon pid \([0-9][0-9]*\).*/\1/p' <<<"$mount_out" | head -1)
+say "$mount_out"
+say "Applications now use $MNT; every read and write goes through shadowfs to the live volume,"
+say "and extents (1 MiB chunks) that are read often get a shadow copy on the fastest tier."
+
+# --- 3. the workload, twice ---------------------------------------------------------------------
+workload() {
+  local pass=$1
+  DEMO_DIR=$MNT DEMO_FILES=$(IFS=:; echo "${FILES[*]}") DEMO_RUNTIME=$RUNTIME \
+    fio --output-format=json --output="$DEMO/pass-$pass.fio.json" fixtures/fio/demo.fio >"$DEMO/pass-$pass.fio.log" 2>&1 &
+  FIO_PID=$!
+  wait "$FIO_PID" || die "fio failed in pass $pass: $(tail -3 "$DEMO/pass-$pass.fio.log")"
+  FIO_PID=
+  "${SHADOWFS[@]}" status --json "$MNT" >"$DEMO/pass-$pass.status.json" || die "shadowfs status failed after pass $pass"
+  read -r r_iops r_lat w_iops < <(fio_numbers "$DEMO/pass-$pass.fio.json")
+  say "pass $pass: $r_iops reads/s (mean $r_lat µs), $w_iops writes/s"
+  say "reads in this pass were served by:"
+  served_between "$([[ $pass == 1 ]] && echo - || echo "$DEMO/pass-$((pass - 1)).status.json")" "$DEMO/pass-$pass.status.json" \
+    | sed 's/^/      /'
+}
+
+step "Pass 1: ${RUNTIME} s of an application-like workload (80% reads, 20% writes, 4 KiB, a hot set)"
+say "Nothing is shadowed yet, so the first reads go to the live volume. shadowfs copies an extent to"
+say "the nvme tier once it has been read twice, so the hot set moves over within the first seconds."
+workload 1
+
+step "Pass 2: the same workload again"
+say "The hot extents have fresh shadow copies from the start now, so shadowfs reads them from nvme;"
+say "only the cold tail of the data still comes from the live volume."
+workload 2
+
+# --- 4. what happened ---------------------------------------------------------------------------
+step "shadowfs status $MNT"
+"${SHADOWFS[@]}" status "$MNT" | sed 's/^/    /'
+say ""
+say "Writes went to the live volume and to the shadow copies they touched (write-through), so the"
+say "copies stay fresh and the live volume stays authoritative. \"evicted\": copies pushed out of the"
+say "full 64 MiB nvme tier by hotter extents; \"stale dropped\": copies a write made stale (discarded, never served)."
+
+# --- 5. unmount ----------------------------------------------------------------------------------
+step "Unmounting"
+"${SHADOWFS[@]}" unmount "$MNT" | sed 's/^/    /'
+DAEMON_PID=
+say "Done. The demo volume is kept in $DEMO for a look around; make demo starts it afresh."
