@@ -62,6 +62,8 @@ MERGERFS_PID=
 SHADOWFS_PID=
 FIO_PID=
 
+# fd 3: the terminal (or wherever our stdout went), also while a function's output is redirected.
+exec 3>&1
 say() { printf '%s\n' "$*"; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 
@@ -108,12 +110,12 @@ cleanup() {
   unmount_shadowfs
   unmount_mergerfs
   if is_mounted "$MNT_SHADOWFS" || is_mounted "$MNT_MERGERFS"; then
-    say "bench: WARNING: a mount is still present under $ROOT/mnt (check /proc/self/mountinfo)" >&2
+    say "bench: WARNING: a mount is still present under $ROOT/mnt (check /proc/self/mountinfo)" >&3
   fi
   exit "$rc"
 }
 trap cleanup EXIT
-trap 'say "bench: interrupted, unmounting"; exit 130' INT TERM
+trap 'say "bench: interrupted, unmounting" >&3; exit 130' INT TERM
 
 # Runs a command in the background and waits for it, so a signal reaches our trap at once.
 run_bg() {
