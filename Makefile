@@ -18,9 +18,13 @@ $(STAMP)/apt:
 	@touch $@
 
 node_modules/.package-lock.json: package-lock.json $(STAMP)/apt
-	npm ci --no-audit --no-fund --foreground-scripts
+	npm ci --no-audit --no-fund
 
-deps: $(STAMP)/apt node_modules/.package-lock.json
+# fuse-native, patched (native/fuse-native.patch) and built from source against Debian's libfuse.
+node_modules/fuse-native/build/Release/fuse.node: node_modules/.package-lock.json native/fuse-native.patch scripts/build-fuse-native.sh
+	bash scripts/build-fuse-native.sh
+
+deps: $(STAMP)/apt node_modules/.package-lock.json node_modules/fuse-native/build/Release/fuse.node
 
 build: deps
 	node_modules/.bin/tsc -p tsconfig.json

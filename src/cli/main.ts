@@ -19,6 +19,8 @@ export async function main(argv: string[]): Promise<void> {
     .command(statusCommand)
     .command(whichTierCommand)
     .demandCommand(1, 'Give a command; see --help.')
+    // One spelling per option (--extent-size), so "unknown argument" names it once.
+    .parserConfiguration({ 'camel-case-expansion': false })
     .strict()
     .recommendCommands()
     .help()

@@ -32,16 +32,22 @@ async function requireWritable(p: string, what: string): Promise<void> {
   }
 }
 
-/** Creates tier directories that do not exist yet (their parent must). */
-async function ensureDirectory(p: string, what: string): Promise<void> {
+/** A tier directory must exist, or be creatable (its parent exists and is writable): the tier creates it. */
+async function requireUsableDirectory(p: string, what: string): Promise<void> {
   try {
-    await fs.mkdir(p, { recursive: false });
+    await fs.stat(p);
   } catch (err) {
-    const code = errorCode(err);
-    if (code === 'EEXIST') return requireDirectory(p, what);
-    if (code === 'ENOENT') throw new ShadowfsError(`${what} ${p}: its parent directory does not exist`);
-    throw new ShadowfsError(`${what} ${p} cannot be created: ${(err as Error).message}`);
+    if (errorCode(err) !== 'ENOENT') throw new ShadowfsError(`${what} ${p} cannot be read: ${(err as Error).message}`);
+    try {
+      await fs.stat(path.dirname(p));
+    } catch {
+      throw new ShadowfsError(`${what} ${p}: its parent directory does not exist`);
+    }
+    await requireWritable(path.dirname(p), `${what} parent of`);
+    return;
   }
+  await requireDirectory(p, what);
+  await requireWritable(p, what);
 }
 
 export async function checkVolumePaths(config: VolumeConfig, mountpoint: string): Promise<void> {
@@ -67,8 +73,7 @@ export async function checkVolumePaths(config: VolumeConfig, mountpoint: string)
       }
     }
     seen.push({ name: tier.name, dir });
-    await ensureDirectory(dir, `${what} directory`);
-    await requireWritable(dir, `${what} directory`);
+    await requireUsableDirectory(dir, `${what} directory`);
   }
 }
 

@@ -3,20 +3,21 @@
  * fuse-native's callback convention to a Volume call, and from errors to errno. No policy here.
  */
 import type { Stats } from 'node:fs';
-import { Volume, Caller } from '../volume/volume';
+import { Volume, Caller, TimeUpdate } from '../volume/volume';
 import { Logger } from '../util/log';
 import { isKnownErrno, toErrno } from './errno';
-import type { FuseHandlers, FuseContext } from './binding';
+import type { FuseHandlers, FuseContext, TimeSpec } from './binding';
 
-type Done = (code: number, ...results: unknown[]) => void;
+
+const timeOf = (t: TimeSpec | null): TimeUpdate => (t === null ? null : t.sec + t.nsec / 1e9);
 
 export function buildHandlers(volume: Volume, log: Logger, context: () => FuseContext | undefined): FuseHandlers {
-  const fail = (op: string, cb: Done, err: unknown): void => {
+  const fail = (op: string, cb: (code: number) => void, err: unknown): void => {
     if (!isKnownErrno(err)) log.error('fuse', `${op}: ${(err as Error)?.stack ?? String(err)}`);
     cb(toErrno(err));
   };
   // Runs a volume call and answers FUSE exactly once, whatever happens.
-  const call = <T>(op: string, cb: Done, fn: () => Promise<T>, reply: (v: T) => void = () => cb(0)): void => {
+  const call = <T>(op: string, cb: (code: number) => void, fn: () => Promise<T>, reply: (v: T) => void = () => cb(0)): void => {
     let p: Promise<T>;
     try {
       p = fn();
@@ -46,21 +47,20 @@ export function buildHandlers(volume: Volume, log: Logger, context: () => FuseCo
     readdir: (p, cb) => call('readdir', cb, () => volume.readdir(p), (names) => cb(0, names)),
     truncate: (p, size, cb) => call('truncate', cb, () => volume.truncate(p, size)),
     ftruncate: (p, fh, size, cb) => call('ftruncate', cb, () => volume.ftruncate(fh, size)),
-    utimens: (p, atime, mtime, cb) => call('utimens', cb, () => volume.utimens(p, atime, mtime)),
+    utimens: (p, atime, mtime, cb) => call('utimens', cb, () => volume.utimens(p, timeOf(atime), timeOf(mtime))),
     readlink: (p, cb) => call('readlink', cb, () => volume.readlink(p), (target) => cb(0, target)),
     chown: (p, uid, gid, cb) => call('chown', cb, () => volume.chown(p, uid, gid)),
     chmod: (p, mode, cb) => call('chmod', cb, () => volume.chmod(p, mode)),
     mknod: (p, mode, dev, cb) => call('mknod', cb, () => volume.mknod(p, mode, dev, caller())),
+    // The value buffer belongs to FUSE only until we answer: copy it before the first await.
     setxattr: (p, name, value, position, flags, cb) => call('setxattr', cb, () => volume.setxattr(p, name, Buffer.from(value), flags)),
     getxattr: (p, name, position, cb) => call('getxattr', cb, () => volume.getxattr(p, name), (v) => cb(0, v)),
     listxattr: (p, cb) => call('listxattr', cb, () => volume.listxattr(p), (names) => cb(0, names)),
     removexattr: (p, name, cb) => call('removexattr', cb, () => volume.removexattr(p, name)),
     open: (p, flags, cb) => call('open', cb, () => volume.openFile(p, flags), (fh) => cb(0, fh)),
-    opendir: (p, flags, cb) => cb(0, 0),
     read: (p, fh, buf, len, pos, cb) => call('read', cb, () => volume.read(fh, buf, len, pos), (n) => cb(n)),
     write: (p, fh, buf, len, pos, cb) => call('write', cb, () => volume.write(fh, buf, len, pos), (n) => cb(n)),
     release: (p, fh, cb) => call('release', cb, () => volume.release(fh)),
-    releasedir: (p, fh, cb) => cb(0),
     create: (p, mode, cb) => call('create', cb, () => volume.create(p, mode, caller()), (fh) => cb(0, fh)),
     unlink: (p, cb) => call('unlink', cb, () => volume.unlink(p)),
     rename: (from, to, cb) => call('rename', cb, () => volume.rename(from, to)),

@@ -149,9 +149,13 @@ export class IoRedirector {
       const index = first + i;
       const extStart = index * E;
       const copyLen = Math.min(E, newSize - extStart);
+      // The old last extent may be in the range only because the file grew past it: no bytes, just a new length.
       const from = Math.max(position, extStart);
-      const to = Math.min(position + length, extStart + E);
-      for (const copy of copies) patches.push(this.patchCopy(file.fileId, index, copy, buf, from - position, to - from, from - extStart, copyLen));
+      const to = Math.max(from, Math.min(position + length, extStart + E));
+      const touched = to > from;
+      for (const copy of copies) {
+        patches.push(this.patchCopy(file.fileId, index, copy, buf, touched ? from - position : 0, to - from, touched ? from - extStart : 0, copyLen));
+      }
     });
     await Promise.all(patches);
   }

@@ -35,8 +35,8 @@ export interface EngineOptions {
   maxTouched?: number;
   /** Random source for training samples (seeded in replay so runs are reproducible). */
   random?: () => number;
-  /** Training samples taken per planning round. */
-  samplesPerRound?: number;
+  /** One heat training sample is taken per this many extent accesses (sampling follows load). */
+  sampleEveryAccesses?: number;
 }
 
 export interface AccessOutcome {
@@ -68,7 +68,8 @@ export class PredictionEngine {
   private readonly spikeHorizon: number;
   private readonly fileExtents: (fileId: string) => number | undefined;
   private readonly random: () => number;
-  private readonly samplesPerRound: number;
+  private readonly sampleEvery: number;
+  private accessCount = 0;
   /** Last minute fed to the forecaster (-1: none yet). */
   private lastStep = -1;
   private lastLatencyUs = 0;
@@ -86,7 +87,7 @@ export class PredictionEngine {
     this.fileExtents = options.fileExtents ?? (() => undefined);
     this.maxTouched = options.maxTouched ?? 65_536;
     this.random = options.random ?? Math.random;
-    this.samplesPerRound = options.samplesPerRound ?? 32;
+    this.sampleEvery = Math.max(1, options.sampleEveryAccesses ?? 8);
     // Reopened history: put every extent with a known period back on the due queue.
     for (const s of history.extents.values()) this.schedule(s, s.lastAccessUs);
   }
@@ -113,6 +114,7 @@ export class PredictionEngine {
     const { stats, newSession } = this.history.recordExtentAccess(ref, timeUs, obs.scan);
     if (newSession) this.schedule(stats, timeUs);
     if (this.touched.size < this.maxTouched) this.touched.add(stats);
+    if (++this.accessCount % this.sampleEvery === 0) this.heat.sample(timeUs, 1, this.random);
     let readahead: ExtentRef[] = [];
     if (obs.readahead.length > 0) {
       const count = this.fileExtents(ref.fileId);
@@ -175,7 +177,6 @@ export class PredictionEngine {
    * Clears the touched set. Refs are deduplicated.
    */
   planningCandidates(nowUs: number, residents: Iterable<ExtentRef> = []): ExtentRef[] {
-    this.heat.sample(nowUs, this.samplesPerRound, this.random);
     const seen = new Map<string, Set<number>>();
     const out: ExtentRef[] = [];
     const add = (fileId: string, index: number): void => {
@@ -206,11 +207,22 @@ export class PredictionEngine {
     return out;
   }
 
+  /**
+   * Periodic extents whose next run is now within lead + horizon (each returned once per run).
+   * A live mount calls this when `nextDueUs()` passes and stages what is worth it; the extents
+   * are also part of the next planning round's candidates if not taken here.
+   */
+  takeDue(nowUs: number): ExtentRef[] {
+    return this.popDue(nowUs).map((s) => ({ fileId: s.fileId, index: s.index }));
+  }
+
   private popDue(nowUs: number): ExtentStats[] {
     const out: ExtentStats[] = [];
     while (this.due.size > 0 && this.due.peekKey() <= nowUs) {
+      const key = this.due.peekKey();
       const s = this.due.pop() as ExtentStats;
-      if (s.slot < 0) continue;
+      if (s.slot < 0 || key !== s.dueKeyUs) continue; // evicted, or rescheduled since
+      s.dueKeyUs = Number.NaN;
       const dueUs = this.heat.dueUs(s, nowUs);
       if (dueUs === undefined) continue;
       if (dueUs <= nowUs) {
@@ -218,8 +230,8 @@ export class PredictionEngine {
         // Look again once this run's window has passed: if the run never came (a skipped night),
         // the extent must still come due for the following one.
         const next = this.heat.nextSessionUs(s, nowUs);
-        if (next !== undefined) this.due.push(next + s.sessionSpanUsEwma + Math.max(this.heat.o.leadUs, 0.05 * s.periodUs, 2 * s.periodJitterUs) + 1, s);
-      } else this.due.push(dueUs, s);
+        if (next !== undefined) this.push(next + s.sessionSpanUsEwma + Math.max(this.heat.o.leadUs, 0.05 * s.periodUs, 2 * s.periodJitterUs) + 1, s);
+      } else this.push(dueUs, s);
     }
     // Stale entries (rescheduled extents) accumulate; rebuild when the heap outgrows the table.
     if (this.due.size > 2 * this.history.extents.size + 1024) this.rebuildDue(nowUs);
@@ -228,7 +240,12 @@ export class PredictionEngine {
 
   private schedule(s: ExtentStats, nowUs: number): void {
     const dueUs = this.heat.dueUs(s, nowUs);
-    if (dueUs !== undefined) this.due.push(dueUs, s);
+    if (dueUs !== undefined) this.push(dueUs, s);
+  }
+
+  private push(dueUs: number, s: ExtentStats): void {
+    s.dueKeyUs = dueUs;
+    this.due.push(dueUs, s);
   }
 
   private rebuildDue(nowUs: number): void {

@@ -37,6 +37,8 @@ export interface ExtentStats {
   periodSamples: number;
   /** Slot in the table's dense array (for O(1) uniform sampling and removal). */
   slot: number;
+  /** Key of this extent's live entry in the engine's due queue (NaN: none); older entries are stale. */
+  dueKeyUs: number;
   /** Set when changed since the last persistence flush. */
   dirty: boolean;
 }
@@ -58,7 +60,7 @@ export interface ExtentStatsOptions {
 }
 
 export const DEFAULT_EXTENT_STATS_OPTIONS: Readonly<ExtentStatsOptions> = {
-  sessionGapUs: 10 * 60e6,
+  sessionGapUs: 2 * 60e6,
   scanWeight: 0.05,
   periodAlpha: 0.3,
 };
@@ -83,6 +85,7 @@ export function newExtentStats(ref: ExtentRef, timeUs: number): ExtentStats {
     periodJitterUs: 0,
     periodSamples: 0,
     slot: -1,
+    dueKeyUs: Number.NaN,
     dirty: true,
   };
 }
@@ -172,15 +175,15 @@ function observeGap(s: ExtentStats, gapUs: number, o: Readonly<ExtentStatsOption
 }
 
 /** Plain-data form for persistence (no slot/dirty bookkeeping). */
-export type PersistedExtentStats = Omit<ExtentStats, 'slot' | 'dirty'>;
+export type PersistedExtentStats = Omit<ExtentStats, 'slot' | 'dirty' | 'dueKeyUs'>;
 
 export function toPersisted(s: Readonly<ExtentStats>): PersistedExtentStats {
-  const { slot: _slot, dirty: _dirty, ...rest } = s;
+  const { slot: _slot, dirty: _dirty, dueKeyUs: _due, ...rest } = s;
   return rest;
 }
 
 export function fromPersisted(p: PersistedExtentStats): ExtentStats {
-  return { ...p, slot: -1, dirty: false };
+  return { ...p, slot: -1, dueKeyUs: Number.NaN, dirty: false };
 }
 
 /**

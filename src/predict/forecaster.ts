@@ -47,7 +47,8 @@ export const DEFAULT_FORECASTER_OPTIONS: Readonly<ForecasterOptions> = {
 
 const LEVEL_WINDOWS = [1, 5, 15, 60];
 const BASE_FEATURES = LEVEL_WINDOWS.length + 1;
-const MIN_ROWS_TO_FIT = 24;
+/** Rows before a first fit: fewer give wild coefficients on bursty series. */
+const MIN_ROWS_TO_FIT = 120;
 
 /** Key of a model: feature level and horizon. */
 export function modelKey(level: number, horizonSteps: number): string {

@@ -26,7 +26,7 @@ export interface LinearCoefficients {
 
 export interface FitOptions {
   /**
-   * Ridge strength per training row. Implemented as extra pseudo-rows (sqrt(l) * e_i -> 0) so the
+   * Ridge strength relative to each feature's sum of squares. Implemented as extra pseudo-rows (sqrt(l) * e_i -> 0) so the
    * fit is still ml-regression's OLS; it keeps the normal equations invertible when a feature is
    * constant (a flat series, a horizon with no seasonal lag yet).
    */
@@ -44,7 +44,7 @@ export function fitLinear(rows: readonly number[][], targets: readonly number[],
   const ridge = options.ridge ?? 1e-3;
   let active = Array.from({ length: p }, (_, i) => i);
   for (let round = 0; round <= p; round++) {
-    const coef = fitActive(rows, targets, active, ridge * n);
+    const coef = fitActive(rows, targets, active, ridge);
     if (!coef) return undefined;
     if (!options.nonNegative) return { ...coef, samples: n };
     const negative = active.filter((feature) => coef.weights[feature] < 0);
@@ -62,7 +62,7 @@ function fitActive(
   rows: readonly number[][],
   targets: readonly number[],
   active: readonly number[],
-  ridgeTotal: number,
+  ridge: number,
 ): { weights: number[]; intercept: number } | undefined {
   const p = rows[0].length;
   if (active.length === 0) {
@@ -79,10 +79,13 @@ function fitActive(
     x.push(v);
     y.push([targets[i]]);
   }
-  const s = Math.sqrt(Math.max(ridgeTotal, 1e-9));
+  // Scale-invariant ridge: feature j's penalty is ridge x (its sum of squares), so small-valued
+  // features are not shrunk to nothing (the pseudo-row for j is sqrt(that) on column j, target 0).
   for (let j = 0; j < active.length; j++) {
+    let ss = 0;
+    for (let i = 0; i < rows.length; i++) ss += x[i][j] * x[i][j];
     const v = new Array<number>(active.length).fill(0);
-    v[j] = s;
+    v[j] = Math.sqrt(Math.max(ridge * ss, 1e-12));
     x.push(v);
     y.push([0]);
   }

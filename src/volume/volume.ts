@@ -27,6 +27,9 @@ export interface Caller {
   gid: number;
 }
 
+/** A new time in seconds since the epoch (fractions allowed), or null to leave it as it is. */
+export type TimeUpdate = number | null;
+
 const { O_DIRECT, O_APPEND, O_TRUNC, O_CREAT, O_EXCL, O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY } = fs.constants as Record<string, number> & { O_ACCMODE?: number };
 const ACCMODE = O_ACCMODE ?? 3;
 /**
@@ -151,9 +154,10 @@ export class Volume {
     return fsp.lchown(this.live(p), uid === 0xffffffff ? -1 : uid, gid === 0xffffffff ? -1 : gid);
   }
 
-  async utimens(p: string, atime: Date, mtime: Date): Promise<void> {
+  async utimens(p: string, atime: TimeUpdate, mtime: TimeUpdate): Promise<void> {
     const lp = this.live(p);
-    await fsp.lutimes(lp, atime, mtime);
+    const st = atime === null || mtime === null ? await fsp.lstat(lp) : undefined;
+    await fsp.lutimes(lp, atime ?? (st as fs.Stats).atimeMs / 1000, mtime ?? (st as fs.Stats).mtimeMs / 1000);
     await this.refreshRecordByPath(lp);
   }
 

@@ -30,7 +30,7 @@ t.test('bad mount input', async (t) => {
   fs.mkdirSync(sb.tierDir('nvme'));
   fs.writeFileSync(path.join(sb.live, 'keep.txt'), 'live data');
 
-  expectRefusal(t, sb, ['mount', '--live', sb.live, '--bogus-flag', sb.mnt], /Unknown argument: bogus-flag/, 2);
+  expectRefusal(t, sb, ['mount', '--live', sb.live, sb.mnt, '--bogus-flag'], /Unknown argument: bogus-flag$/, 2);
   expectRefusal(t, sb, ['mount', '--live', path.join(sb.root, 'missing'), '--state', sb.state, '--tier', tier(), sb.mnt], /live volume .*missing does not exist/);
   expectRefusal(t, sb, ['mount', '--live', sb.live, '--state', sb.state, '--tier', tier(), path.join(sb.root, 'nomnt')], /mount point .*nomnt does not exist/);
   expectRefusal(t, sb, ['mount', '--live', sb.live, '--state', sb.state, '--tier', tier(), sb.live], /must not contain each other/);

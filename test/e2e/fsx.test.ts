@@ -62,6 +62,7 @@ t.test(`fsx-style random operations (seed ${seed}, ${OPS} ops)`, async (t) => {
     fds.clear();
   };
   let mismatches = 0;
+  const trace = process.env.SHADOWFS_FSX_TRACE ? (msg: string): void => void process.stderr.write(msg + '\n') : (): void => undefined;
   const check = (op: number, n: string, off: number, len: number): void => {
     const want = model.get(n) as Buffer;
     const got = Buffer.alloc(len);
@@ -79,12 +80,14 @@ t.test(`fsx-style random operations (seed ${seed}, ${OPS} ops)`, async (t) => {
     if (what < 0.45) {
       const off = int(cur.length + EXTENT);
       const len = 1 + int(EXTENT * 2.5);
+      trace(`${op} read ${n} ${off} ${len} (size ${cur.length})`);
       check(op, n, off, len);
     } else if (what < 0.8) {
       const off = int(Math.min(MAX_SIZE, cur.length + EXTENT));
       const len = 1 + int(Math.min(EXTENT * 3, MAX_SIZE - off));
       const data = Buffer.alloc(len);
       for (let i = 0; i < len; i++) data[i] = int(256);
+      trace(`${op} write ${n} ${off} ${len} (size ${cur.length})`);
       fs.writeSync(fdOf(n), data, 0, len, off);
       const next = Buffer.alloc(Math.max(cur.length, off + len));
       cur.copy(next);
@@ -92,6 +95,7 @@ t.test(`fsx-style random operations (seed ${seed}, ${OPS} ops)`, async (t) => {
       model.set(n, next);
     } else if (what < 0.88) {
       const size = int(MAX_SIZE);
+      trace(`${op} truncate ${n} ${size} (size ${cur.length})`);
       if (rand() < 0.5) fs.ftruncateSync(fdOf(n), size);
       else fs.truncateSync(path.join(sb.mnt, n), size);
       const next = Buffer.alloc(size);
@@ -101,6 +105,7 @@ t.test(`fsx-style random operations (seed ${seed}, ${OPS} ops)`, async (t) => {
       const other = names[int(names.length)];
       if (other !== n) {
         closeAll();
+        trace(`${op} rename ${n} ${other}`);
         fs.renameSync(path.join(sb.mnt, n), path.join(sb.mnt, other));
         model.set(other, cur);
         fs.writeFileSync(path.join(sb.mnt, n), Buffer.alloc(0));

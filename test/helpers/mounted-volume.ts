@@ -64,6 +64,8 @@ export class MountedVolume {
 
   /** Starts `shadowfs mount` in the foreground and waits until the kernel shows the mount. */
   async start(timeoutMs = 30_000): Promise<void> {
+    // Output of this run only: an earlier run's "mounted at" must not count as this one's.
+    this.output = '';
     const proc = spawn(process.execPath, [CLI, ...mountArgs(this.sb, this.opts)], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     proc.stdout?.on('data', (d: Buffer) => (this.output += d.toString()));

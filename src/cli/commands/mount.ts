@@ -20,11 +20,21 @@ import { ShadowfsError } from '../../util/errors';
 import { createLogger } from '../../util/log';
 import { volumeConfigFrom, VolumeFlags } from '../load-config';
 
-export interface MountArgs extends VolumeFlags {
+export interface MountArgs {
   mountpoint: string;
+  config?: string;
+  live?: string;
+  tier?: string[];
+  state?: string;
+  'extent-size'?: string;
+  'admit-after'?: number;
   daemon: boolean;
   verbose: boolean;
-  allowOther: boolean;
+  'allow-other': boolean;
+}
+
+function volumeFlags(args: MountArgs): VolumeFlags {
+  return { config: args.config, live: args.live, tier: args.tier, state: args.state, extentSize: args['extent-size'], admitAfter: args['admit-after'] };
 }
 
 const READY_TIMEOUT_MS = 60_000;
@@ -37,7 +47,9 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     .option('config', { type: 'string', describe: 'Volume config file (JSON); flags given as well override it' })
     .option('live', { type: 'string', describe: 'The live volume: the backing directory' })
     .option('tier', {
-      type: 'string', array: true,
+      // Not `array: true`: that would swallow the mount point that follows; repeats still collect.
+      type: 'string',
+      coerce: (v: string | string[]) => (Array.isArray(v) ? v : [v]),
       describe: 'A shadow tier, NAME=PATH,cap=SIZE[,class=nvme|ssd|hdd][,cost=USD_PER_GIB_MONTH]; repeat for more (fastest class is read first)',
     })
     .option('state', { type: 'string', describe: 'Metadata directory (default /var/lib/shadowfs/<live name>-<hash>)' })
@@ -50,11 +62,11 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     .example('$0 mount --config /etc/shadowfs/app.json /mnt/app', '') as unknown as Argv<MountArgs>,
   handler: async (args) => {
     const mountpoint = path.resolve(args.mountpoint);
-    const config = volumeConfigFrom(args);
+    const config = volumeConfigFrom(volumeFlags(args));
     if (await isStale(mountpoint)) await lazyUnmount(mountpoint);
     if (await isMounted(mountpoint)) throw new ShadowfsError(`${mountpoint} is already a mount point; unmount it first`);
-    await checkMountpoint(mountpoint);
     await checkVolumePaths(config, mountpoint);
+    await checkMountpoint(mountpoint);
     fs.mkdirSync(config.stateDir, { recursive: true });
     if (args.daemon) return detach(mountpoint, config.stateDir);
 
@@ -64,7 +76,19 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     try {
       fuse = new FuseMount(mountpoint, buildHandlers(opened.volume, log, () => fuse?.context()), {
         fsname: `shadowfs:${config.livePath}`,
-        allowOther: args.allowOther,
+        subtype: 'shadowfs',
+        allowOther: args['allow-other'],
+        // The kernel checks permissions against the caller; the daemon itself runs as root.
+        defaultPermissions: true,
+        bigWrites: true,
+        maxWriteBytes: 128 * 1024,
+        maxReadBytes: 128 * 1024,
+        // Cached attributes go stale across link/rename (link counts), and the live volume can
+        // change behind our back: ask every time.
+        attrTimeoutSeconds: 0,
+        entryTimeoutSeconds: 0,
+        negativeTimeoutSeconds: 0,
+        onHandlerError: (op, err) => log.error('fuse', `${op}: ${(err as Error)?.stack ?? String(err)}`),
       });
       await fuse.mount();
     } catch (err) {
