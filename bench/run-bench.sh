@@ -225,6 +225,15 @@ cold_caches() {
   for f in "${files[@]}"; do dd if="$f" iflag=nocache count=0 status=none 2>/dev/null || true; done
 }
 
+# One line saying why a command failed, from its log: the first line that names an error (a
+# shadowfs message, a Node "Error:", a fio error), else the last lines.
+why() {
+  local line
+  line=$(grep -m1 -E '^shadowfs:|Error:|^fio: |error' "$1" 2>/dev/null || true)
+  [[ -n $line ]] || line=$(tail -3 "$1" 2>/dev/null | tr '\n' ' ')
+  printf '%s' "${line:0:300}"
+}
+
 # run_fio JOB NUMJOBS TARGET DIR: one measured run; leaves <stem>.fio.json or <stem>.error.
 run_fio() {
   local job=$1 nj=$2 target=$3 dir=$4 stem=$RESULTS/$1.nj$2.$3 rc=0
@@ -234,8 +243,7 @@ run_fio() {
     run_bg timeout -k 10 $((RUNTIME + RAMP + 90)) fio --output-format=json --output="$stem.fio.json" \
     "fixtures/fio/$job.fio" >"$stem.fio.log" 2>&1 || rc=$?
   if ((rc != 0)); then
-    printf 'fio exited with status %s%s: %s\n' "$rc" "$( ((rc == 124)) && echo ' (timed out)')" \
-      "$(tail -3 "$stem.fio.log" | tr '\n' ' ')" >"$stem.error"
+    printf 'fio exited with status %s%s: %s\n' "$rc" "$( ((rc == 124)) && echo ' (timed out)')" "$(why "$stem.fio.log")" >"$stem.error"
     return 1
   fi
 }
@@ -272,7 +280,7 @@ for job in $JOBS; do
           ;;
         shadowfs)
           if ! mount_shadowfs >"$stem.mount.log" 2>&1; then
-            printf 'mount failed: %s\n' "$(tail -3 "$stem.mount.log" | tr '\n' ' ')" >"$stem.error"
+            printf 'mount failed: %s\n' "$(why "$stem.mount.log")" >"$stem.error"
             unmount_shadowfs
           else
             run_fio "$job" "$nj" shadowfs "$MNT_SHADOWFS" || true
@@ -280,8 +288,8 @@ for job in $JOBS; do
               timeout 20 "${SHADOWFS[@]}" status --json "$MNT_SHADOWFS" >"$stem.status.json" 2>>"$stem.fio.log" || rm -f "$stem.status.json"
             else
               rm -f "$stem.daemon.json"
-              printf 'the shadowfs daemon (pid %s) died during the run; log: %s\n' "$SHADOWFS_PID" \
-                "$(tail -3 "$STATE/shadowfs.log" 2>/dev/null | tr '\n' ' ')" >>"$stem.error"
+              printf 'the shadowfs daemon (pid %s) died during the run; its log: %s\n' "$SHADOWFS_PID" \
+                "$(why "$STATE/shadowfs.log")" >>"$stem.error"
             fi
             unmount_shadowfs
             node dist/src/bench/extent-meta.js "$STATE" >"$stem.extents.json" 2>>"$stem.fio.log" || rm -f "$stem.extents.json"

@@ -61,7 +61,7 @@ function readJson<T>(file: string): T | undefined {
 
 function outcome(dir: string, stem: string): Outcome {
   const error = path.join(dir, `${stem}.error`);
-  if (fs.existsSync(error)) return { ok: false, reason: fs.readFileSync(error, 'utf8').trim().split('\n')[0] || 'failed' };
+  if (fs.existsSync(error)) return { ok: false, reason: fs.readFileSync(error, 'utf8').trim().split('\n').join('; ') || 'failed' };
   const file = path.join(dir, `${stem}.fio.json`);
   if (!fs.existsSync(file)) return undefined;
   try {
