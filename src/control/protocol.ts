@@ -26,7 +26,10 @@ export interface StatusReport {
   uptimeSeconds: number;
   extentSizeBytes: number;
   tiers: TierStatus[];
+  /** Reads served by the redirector (JavaScript), by source. */
   served: { source: string; bytes: number; reads: number }[];
+  /** Reads served natively from mapped tier copies, without the JavaScript round trip. */
+  fastPath: { hits: number; misses: number; errors: number; mappedExtents?: number };
   shadow: { copies: number; copyBytes: number; evictions: number; discardedCopies: number; failedCopies: number; copyErrors: number };
 }
 

@@ -2,7 +2,7 @@
 import { Volume } from '../volume/volume';
 import { StatusReport } from './protocol';
 
-export function statusReport(volume: Volume, mountpoint: string, extentSizeBytes: number, startedAtMs: number): StatusReport {
+export function statusReport(volume: Volume, mountpoint: string, extentSizeBytes: number, startedAtMs: number, fastPath: StatusReport['fastPath']): StatusReport {
   const io = volume.io.counters;
   const sh = volume.shadows.counters;
   return {
@@ -20,6 +20,7 @@ export function statusReport(volume: Volume, mountpoint: string, extentSizeBytes
       costPerGiBMonth: tier.spec.costPerGiBMonth,
     })),
     served: [...io.bytesBySource.entries()].map(([source, bytes]) => ({ source, bytes, reads: io.readsBySource.get(source) ?? 0 })),
+    fastPath: { ...fastPath, mappedExtents: volume.fastPath.mappedExtents() },
     shadow: {
       copies: sh.copies,
       copyBytes: sh.copyBytes,

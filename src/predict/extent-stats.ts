@@ -90,13 +90,15 @@ export function newExtentStats(ref: ExtentRef, timeUs: number): ExtentStats {
   };
 }
 
-/** Decay factors from `fromUs` to `toUs` for the three half-lives. */
+/** ln 2 / half-life: exp(-dt * k) is the decay over dt (cheaper than pow(0.5, dt / h)). */
+const DECAY_PER_US: readonly [number, number, number] = [Math.LN2 / HALF_LIVES_US[0], Math.LN2 / HALF_LIVES_US[1], Math.LN2 / HALF_LIVES_US[2]];
+
 function decayTo(s: ExtentStats, toUs: number): void {
   const dt = toUs - s.updatedUs;
   if (dt <= 0) return;
-  s.c0 *= Math.pow(0.5, dt / HALF_LIVES_US[0]);
-  s.c1 *= Math.pow(0.5, dt / HALF_LIVES_US[1]);
-  s.c2 *= Math.pow(0.5, dt / HALF_LIVES_US[2]);
+  s.c0 *= Math.exp(-dt * DECAY_PER_US[0]);
+  s.c1 *= Math.exp(-dt * DECAY_PER_US[1]);
+  s.c2 *= Math.exp(-dt * DECAY_PER_US[2]);
   s.updatedUs = toUs;
 }
 
@@ -104,11 +106,13 @@ function decayTo(s: ExtentStats, toUs: number): void {
 export function countsAt(s: Readonly<ExtentStats>, nowUs: number): [number, number, number] {
   const dt = Math.max(0, nowUs - s.updatedUs);
   if (dt === 0) return [s.c0, s.c1, s.c2];
-  return [
-    s.c0 * Math.pow(0.5, dt / HALF_LIVES_US[0]),
-    s.c1 * Math.pow(0.5, dt / HALF_LIVES_US[1]),
-    s.c2 * Math.pow(0.5, dt / HALF_LIVES_US[2]),
-  ];
+  return [s.c0 * Math.exp(-dt * DECAY_PER_US[0]), s.c1 * Math.exp(-dt * DECAY_PER_US[1]), s.c2 * Math.exp(-dt * DECAY_PER_US[2])];
+}
+
+/** The short-window (1 min half-life) decayed count only. */
+export function shortCountAt(s: Readonly<ExtentStats>, nowUs: number): number {
+  const dt = nowUs - s.updatedUs;
+  return dt <= 0 ? s.c0 : s.c0 * Math.exp(-dt * DECAY_PER_US[0]);
 }
 
 /**
@@ -208,6 +212,11 @@ export class ExtentTable {
 
   get(fileId: string, index: number): ExtentStats | undefined {
     return this.byFile.get(fileId)?.get(index);
+  }
+
+  /** One file's entries by index (read-only use: neighbour lookups without a map per call). */
+  file(fileId: string): ReadonlyMap<number, ExtentStats> | undefined {
+    return this.byFile.get(fileId);
   }
 
   /** Get or create; creating may evict cold entries (never the one returned). */

@@ -1,5 +1,5 @@
 import type { ExtentRef } from '../tiers/tier';
-import { countsAt, TAUS_US, type ExtentStats } from './extent-stats';
+import { countsAt, shortCountAt, TAUS_US, type ExtentStats } from './extent-stats';
 import type { WorkloadHistory } from './history';
 import { NO_HINT, nextOccurrence, type HintEffect } from './hints';
 import { fitLinear, type LinearCoefficients } from './ml';
@@ -103,13 +103,16 @@ export class HeatPredictor {
     let nb = 0;
     const r = this.o.neighbourRadius;
     if (r > 0) {
-      let sum = 0;
-      for (let d = -r; d <= r; d++) {
-        if (d === 0 || index + d < 0) continue;
-        const s = this.history.extents.get(fileId, index + d);
-        if (s) sum += (countsAt(s, nowUs)[0] / TAUS_US[0]) * h;
+      const file = this.history.extents.file(fileId);
+      if (file) {
+        let sum = 0;
+        for (let d = -r; d <= r; d++) {
+          if (d === 0) continue;
+          const s = file.get(index + d);
+          if (s) sum += shortCountAt(s, nowUs);
+        }
+        nb = ((sum / TAUS_US[0]) * h) / (2 * r);
       }
-      nb = sum / (2 * r);
     }
     return [e0, e1, e2, nb];
   }

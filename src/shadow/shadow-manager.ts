@@ -106,6 +106,9 @@ export class ShadowManager {
   /** Set by the volume: called before a copy's bytes are removed (e.g. to unmap a fast path). */
   beforeRemove: (fileId: string, index: number, tierId: number) => void = () => undefined;
 
+  /** Set by the volume: a copy was published (e.g. to map it into the read fast path). */
+  onPublished: (file: OpenFile, index: number, tierId: number) => void = () => undefined;
+
   /** Set by the volume: closes a file's readFd when its last user is done. */
   onFileReleased: (file: OpenFile) => void = () => undefined;
 
@@ -166,6 +169,7 @@ export class ShadowManager {
       return;
     }
     this.touch(tierId, file.fileId, index);
+    this.onPublished(file, index, tierId);
     this.counters.copies++;
     this.counters.copyBytes += data.length;
   }

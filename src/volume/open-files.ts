@@ -22,6 +22,8 @@ export interface OpenFile {
   modified: boolean;
   /** The last link went away while open: its copies go at the last close. */
   unlinked: boolean;
+  /** Handles open on this file. */
+  fhs: Set<number>;
 }
 
 export interface Handle {
@@ -55,6 +57,7 @@ export class OpenFiles {
   addHandle(h: Handle): void {
     this.handles.set(h.fh, h);
     h.file.handles++;
+    h.file.fhs.add(h.fh);
   }
 
   /** Returns the file when this was its last handle. */
@@ -63,7 +66,12 @@ export class OpenFiles {
     if (!h) return undefined;
     this.handles.delete(fh);
     h.file.handles--;
+    h.file.fhs.delete(fh);
     return h.file.handles === 0 ? h.file : undefined;
+  }
+
+  handlesOf(fileId: string): Iterable<number> {
+    return this.files.get(fileId)?.fhs ?? [];
   }
 
   allFiles(): IterableIterator<OpenFile> {

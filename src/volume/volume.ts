@@ -18,6 +18,7 @@ import { closeFd, fstat, fsyncFd, openFd } from '../util/fd-io';
 import { Logger } from '../util/log';
 import { Mutex } from '../util/mutex';
 import { Handle, OpenFile, OpenFiles } from './open-files';
+import { FastPath } from '../io/fast-path';
 
 const run = promisify(execFile);
 
@@ -42,6 +43,7 @@ const XATTR_REPLACE = 2;
 
 export class Volume {
   readonly open = new OpenFiles();
+  readonly fastPath: FastPath;
 
   constructor(
     readonly livePath: string,
@@ -51,7 +53,10 @@ export class Volume {
     readonly shadows: ShadowManager,
     private readonly log: Logger,
   ) {
+    this.fastPath = new FastPath(map, tiers, this.open, io.extentSizeBytes);
     shadows.onFileReleased = (file) => void this.closeFile(file);
+    shadows.beforeRemove = (fileId, index) => this.fastPath.unmap(fileId, index, index);
+    shadows.onPublished = (file, index) => this.fastPath.remap(file, index, index);
   }
 
   /** Volume path → live path. FUSE paths are absolute and normalised; refuse anything else. */
@@ -258,6 +263,7 @@ export class Volume {
         handles: 0,
         modified: false,
         unlinked: false,
+        fhs: new Set(),
       };
       this.open.addFile(file);
     } else {
@@ -266,6 +272,7 @@ export class Volume {
     const access = flags & ACCMODE;
     const h: Handle = { fh: fd, fd, file, writable: access === O_WRONLY || access === O_RDWR };
     this.open.addHandle(h);
+    this.fastPath.onHandleOpened(h.fh, file);
     return h;
   }
 
@@ -283,6 +290,7 @@ export class Volume {
 
   /** Every copy of the file becomes stale; their bytes are removed in the background. */
   async invalidate(fileId: string): Promise<void> {
+    this.fastPath.unmapAll(fileId);
     const open = this.open.file(fileId);
     if (open) open.writeEpoch++;
     for (const { index, copy } of await this.map.invalidateFile(fileId)) {
@@ -323,15 +331,32 @@ export class Volume {
     return this.io.read(h.file, h.fd, buf, length, position);
   }
 
-  write(fh: number, buf: Buffer, length: number, position: number): Promise<number> {
+  async write(fh: number, buf: Buffer, length: number, position: number): Promise<number> {
     const h = this.handle(fh);
-    if (!h.writable) return Promise.reject(new FsError('EBADF'));
-    return h.file.writeLock.run(() => this.io.write(h.file, h.fd, buf, length, position));
+    if (!h.writable) throw new FsError('EBADF');
+    const file = h.file;
+    const E = this.io.extentSizeBytes;
+    let range = { first: 0, last: -1 };
+    const n = await file.writeLock.run(() => {
+      // Growing the file also changes the old last extent (it now ends in zeros, not at EOF).
+      const oldLast = Math.max(0, Math.ceil(file.sizeBytes / E) - 1);
+      range = { first: Math.min(Math.floor(position / E), oldLast), last: Math.floor((position + Math.max(length, 1) - 1) / E) };
+      this.fastPath.unmap(file.fileId, range.first, range.last);
+      return this.io.write(file, h.fd, buf, length, position);
+    });
+    this.fastPath.remap(file, range.first, range.last);
+    return n;
   }
 
   async ftruncate(fh: number, sizeBytes: number): Promise<void> {
     const h = this.handle(fh);
-    await h.file.writeLock.run(() => this.io.truncate(h.file, h.fd, sizeBytes));
+    const file = h.file;
+    await file.writeLock.run(() => {
+      this.fastPath.unmapAll(file.fileId);
+      return this.io.truncate(file, h.fd, sizeBytes);
+    });
+    const edge = Math.max(0, Math.ceil(file.sizeBytes / this.io.extentSizeBytes) - 1);
+    this.fastPath.remap(file, edge, edge);
   }
 
   async truncate(p: string, sizeBytes: number): Promise<void> {
@@ -379,6 +404,7 @@ export class Volume {
   private async closeFile(file: OpenFile): Promise<void> {
     if (file.handles > 0 || this.open.file(file.fileId) !== file) return;
     this.open.removeFile(file.fileId);
+    this.fastPath.onFileClosed(file.fileId);
     try {
       if (file.unlinked) await this.dropFile(file.fileId);
       else await this.storeRecord(file);

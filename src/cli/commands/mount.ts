@@ -90,6 +90,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
         negativeTimeoutSeconds: 0,
         onHandlerError: (op, err) => log.error('fuse', `${op}: ${(err as Error)?.stack ?? String(err)}`),
       });
+      opened.volume.fastPath.attach(fuse);
       await fuse.mount();
     } catch (err) {
       await opened.close();
@@ -97,7 +98,8 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     }
     const control = new ControlServer(socketFile(mountpoint), log);
     const startedAtMs = Date.now();
-    control.on('status', async () => statusReport(opened.volume, mountpoint, config.extentSizeBytes, startedAtMs));
+    const mounted = fuse;
+    control.on('status', async () => statusReport(opened.volume, mountpoint, config.extentSizeBytes, startedAtMs, mounted.fastPathStats()));
     control.on('which-tier', async (req) => whichTier(opened.volume, mountpoint, req.path, config.extentSizeBytes));
     await control.start();
     await writePidFile(mountpoint);

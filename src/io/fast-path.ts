@@ -1,0 +1,138 @@
+/**
+ * The read fast path: extents with a complete, fresh copy on a directory tier are mapped into a
+ * table the FUSE layer consults on its own thread, so such reads never make the round trip to
+ * JavaScript. This module decides what is mapped and keeps the table honest:
+ *
+ * - an extent is unmapped (synchronously, for every handle of the file) before any change to its
+ *   bytes or its copies begins, so a read that starts after a write was acknowledged can never use
+ *   a stale copy (rule 1);
+ * - it is mapped again only once the change is complete, after re-checking that the copy is still
+ *   fresh, still complete and that no write is in progress.
+ *
+ * The table itself is behind the ReadMap port; the FUSE adapter supplies it (or nothing, and then
+ * every read goes through the redirector).
+ */
+import { ExtentMap, isFresh } from '../extents/extent-map';
+import { DirectoryTier, FdLease } from '../tiers/directory-tier';
+import { TierSet } from '../tiers/tier-set';
+import { OpenFile, OpenFiles } from '../volume/open-files';
+
+/** What the FUSE layer offers: a per-handle map of extent → (fd, offset delta). */
+export interface ReadMap {
+  setFileMap(fh: number, extentSizeBytes: number): void;
+  mapExtent(fh: number, index: number, fd: number, deltaBytes: number): void;
+  unmapExtent(fh: number, index: number): void;
+}
+
+interface Mapped {
+  tierId: number;
+  generation: number;
+  lease: FdLease;
+}
+
+export class FastPath {
+  /** fileId → extent index → the copy mapped for every handle of that file. */
+  private readonly mapped = new Map<string, Map<number, Mapped>>();
+  private readMap: ReadMap | undefined;
+
+  constructor(
+    private readonly map: ExtentMap,
+    private readonly tiers: TierSet,
+    private readonly files: OpenFiles,
+    private readonly extentSizeBytes: number,
+  ) {}
+
+  /** Set once the FUSE mount exists; until then (and without it) nothing is mapped. */
+  attach(readMap: ReadMap): void {
+    this.readMap = readMap;
+  }
+
+  /** A new handle: declare its map and map every extent already mapped for the file. */
+  onHandleOpened(fh: number, file: OpenFile): void {
+    const rm = this.readMap;
+    if (!rm) return;
+    rm.setFileMap(fh, this.extentSizeBytes);
+    const m = this.mapped.get(file.fileId);
+    if (m) for (const [index, e] of m) rm.mapExtent(fh, index, e.lease.fd, -index * this.extentSizeBytes);
+    for (const index of this.map.extents(file.fileId).keys()) if (!m?.has(index)) void this.tryMap(file, index);
+  }
+
+  /** Before the bytes or copies of extents [first, last] change. Synchronous on purpose. */
+  unmap(fileId: string, first: number, last: number): void {
+    const m = this.mapped.get(fileId);
+    if (!m || !this.readMap) return;
+    for (const [index, e] of m) {
+      if (index < first || index > last) continue;
+      for (const fh of this.files.handlesOf(fileId)) this.readMap.unmapExtent(fh, index);
+      m.delete(index);
+      e.lease.release();
+    }
+    if (m.size === 0) this.mapped.delete(fileId);
+  }
+
+  unmapAll(fileId: string): void {
+    this.unmap(fileId, 0, Number.MAX_SAFE_INTEGER);
+  }
+
+  /** After a change (or a new copy) completed: map the extents that now have a usable copy. */
+  remap(file: OpenFile, first: number, last: number): void {
+    if (!this.readMap) return;
+    for (let i = first; i <= last; i++) void this.tryMap(file, i);
+  }
+
+  private async tryMap(file: OpenFile, index: number): Promise<void> {
+    const rm = this.readMap;
+    if (!rm) return;
+    const pick = this.usableCopy(file, index);
+    if (!pick) return;
+    const lease = await pick.tier.acquireFd({ fileId: file.fileId, index });
+    if (!lease) return;
+    // Everything may have changed while the fd was opened: check again, then map at once.
+    const again = this.usableCopy(file, index);
+    const already = this.mapped.get(file.fileId)?.has(index);
+    if (already || !again || again.tierId !== pick.tierId || again.generation !== pick.generation || file.handles === 0) {
+      lease.release();
+      return;
+    }
+    let m = this.mapped.get(file.fileId);
+    if (!m) {
+      m = new Map();
+      this.mapped.set(file.fileId, m);
+    }
+    m.set(index, { tierId: pick.tierId, generation: pick.generation, lease });
+    for (const fh of this.files.handlesOf(file.fileId)) rm.mapExtent(fh, index, lease.fd, -index * this.extentSizeBytes);
+  }
+
+  /**
+   * The fastest fresh copy of the extent, if it is on a healthy directory tier and complete (a
+   * short copy would end a read early), and no write to the file is in progress.
+   */
+  private usableCopy(file: OpenFile, index: number): { tier: DirectoryTier; tierId: number; generation: number } | undefined {
+    if (file.writeLock.locked) return undefined;
+    const rec = this.map.get(file.fileId, index);
+    if (!rec) return undefined;
+    const wantBytes = Math.min(this.extentSizeBytes, file.sizeBytes - index * this.extentSizeBytes);
+    if (wantBytes <= 0) return undefined;
+    const fresh = rec.copies
+      .filter((c) => isFresh(rec, c) && this.tiers.isUsable(c.tierId))
+      .sort((a, b) => this.tiers.rank(a.tierId) - this.tiers.rank(b.tierId));
+    const best = fresh[0];
+    const vt = best ? this.tiers.get(best.tierId) : undefined;
+    if (!best || !vt || !(vt.tier instanceof DirectoryTier) || best.sizeBytes !== wantBytes) return undefined;
+    return { tier: vt.tier, tierId: best.tierId, generation: rec.generation };
+  }
+
+  /** The file's last handle is gone (its maps were dropped with the handles): release the fds. */
+  onFileClosed(fileId: string): void {
+    const m = this.mapped.get(fileId);
+    if (!m) return;
+    for (const e of m.values()) e.lease.release();
+    this.mapped.delete(fileId);
+  }
+
+  mappedExtents(): number {
+    let n = 0;
+    for (const m of this.mapped.values()) n += m.size;
+    return n;
+  }
+}
