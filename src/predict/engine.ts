@@ -190,7 +190,7 @@ export class PredictionEngine {
       out.push({ fileId, index });
     };
     for (const r of residents) add(r.fileId, r.index);
-    const radius = this.heat.o.neighbourRadius;
+    const radius = this.history.statsOptions.neighbourRadius;
     for (const s of this.touched) {
       add(s.fileId, s.index);
       const count = this.fileExtents(s.fileId);

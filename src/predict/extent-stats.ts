@@ -20,6 +20,12 @@ export interface ExtentStats {
   c0: number;
   c1: number;
   c2: number;
+  /**
+   * Sum of the neighbours' short-window counts (extents index-r..index+r of the same file), kept
+   * as a decayed counter of its own: each access adds to its neighbours' sums, so reading the
+   * neighbour feature costs no lookups.
+   */
+  nb0: number;
   updatedUs: number;
   firstAccessUs: number;
   lastAccessUs: number;
@@ -53,6 +59,8 @@ export const TAUS_US: readonly [number, number, number] = [
 
 export interface ExtentStatsOptions {
   sessionGapUs: number;
+  /** Extents on each side that count as neighbours (spatial locality feature). */
+  neighbourRadius: number;
   /** Weight of a scan access in the frequency counts (the rest of the scan is ignored). */
   scanWeight: number;
   /** EWMA factor for the period and session estimates. */
@@ -61,6 +69,7 @@ export interface ExtentStatsOptions {
 
 export const DEFAULT_EXTENT_STATS_OPTIONS: Readonly<ExtentStatsOptions> = {
   sessionGapUs: 2 * 60e6,
+  neighbourRadius: 2,
   scanWeight: 0.05,
   periodAlpha: 0.3,
 };
@@ -72,6 +81,7 @@ export function newExtentStats(ref: ExtentRef, timeUs: number): ExtentStats {
     c0: 0,
     c1: 0,
     c2: 0,
+    nb0: 0,
     updatedUs: timeUs,
     firstAccessUs: timeUs,
     lastAccessUs: Number.NEGATIVE_INFINITY,
@@ -99,6 +109,7 @@ function decayTo(s: ExtentStats, toUs: number): void {
   s.c0 *= Math.exp(-dt * DECAY_PER_US[0]);
   s.c1 *= Math.exp(-dt * DECAY_PER_US[1]);
   s.c2 *= Math.exp(-dt * DECAY_PER_US[2]);
+  s.nb0 *= Math.exp(-dt * DECAY_PER_US[0]);
   s.updatedUs = toUs;
 }
 
@@ -113,6 +124,18 @@ export function countsAt(s: Readonly<ExtentStats>, nowUs: number): [number, numb
 export function shortCountAt(s: Readonly<ExtentStats>, nowUs: number): number {
   const dt = nowUs - s.updatedUs;
   return dt <= 0 ? s.c0 : s.c0 * Math.exp(-dt * DECAY_PER_US[0]);
+}
+
+/** The neighbours' short-window count sum as of `nowUs`. */
+export function neighbourCountAt(s: Readonly<ExtentStats>, nowUs: number): number {
+  const dt = nowUs - s.updatedUs;
+  return dt <= 0 ? s.nb0 : s.nb0 * Math.exp(-dt * DECAY_PER_US[0]);
+}
+
+/** Add a neighbour's access (weight w) to this extent's neighbour sum. */
+export function addNeighbourAccess(s: ExtentStats, timeUs: number, w: number): void {
+  decayTo(s, Math.max(timeUs, s.updatedUs));
+  s.nb0 += w;
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { ExtentRef } from '../tiers/tier';
-import { countsAt, shortCountAt, TAUS_US, type ExtentStats } from './extent-stats';
+import { countsAt, neighbourCountAt, shortCountAt, TAUS_US, type ExtentStats } from './extent-stats';
 import type { WorkloadHistory } from './history';
 import { NO_HINT, nextOccurrence, type HintEffect } from './hints';
 import { fitLinear, type LinearCoefficients } from './ml';
@@ -35,8 +35,6 @@ export interface HeatOptions {
   minPeriodSamples: number;
   /** Jitter at which a period stops counting, as a fraction of the period. */
   maxRelativeJitter: number;
-  /** Extents on each side whose short-term rate feeds the neighbour feature. */
-  neighbourRadius: number;
   /** Learn the rate weights online (else keep the defaults). */
   learn: boolean;
   trainingRows: number;
@@ -48,10 +46,9 @@ export const DEFAULT_HEAT_OPTIONS: Readonly<HeatOptions> = {
   leadUs: 60e6,
   minPeriodSamples: 1,
   maxRelativeJitter: 0.25,
-  neighbourRadius: 2,
   learn: true,
   trainingRows: 6000,
-  refitEveryRows: 600,
+  refitEveryRows: 1500,
 };
 
 /** Features: short (1 min), medium (1 h), long (1 day) rate, neighbours' short rate; per horizon. */
@@ -101,14 +98,15 @@ export class HeatPredictor {
       e2 = (c[2] / TAUS_US[2]) * h;
     }
     let nb = 0;
-    const r = this.o.neighbourRadius;
-    if (r > 0) {
+    const r = this.history.statsOptions.neighbourRadius;
+    if (stats) nb = ((neighbourCountAt(stats, nowUs) / TAUS_US[0]) * h) / (2 * r || 1);
+    else if (r > 0) {
+      // Never seen: look the neighbours up (only planning candidates next to hot extents get here).
       const file = this.history.extents.file(fileId);
       if (file) {
         let sum = 0;
         for (let d = -r; d <= r; d++) {
-          if (d === 0) continue;
-          const s = file.get(index + d);
+          const s = d === 0 ? undefined : file.get(index + d);
           if (s) sum += shortCountAt(s, nowUs);
         }
         nb = ((sum / TAUS_US[0]) * h) / (2 * r);

@@ -3,7 +3,9 @@ import type { AbstractLevel } from 'abstract-level';
 import type { ExtentRef } from '../tiers/tier';
 import { ShadowfsError } from '../util/errors';
 import {
+  addNeighbourAccess,
   DEFAULT_EXTENT_STATS_OPTIONS,
+  shortCountAt,
   ExtentTable,
   fromPersisted,
   recordExtentAccess,
@@ -110,8 +112,23 @@ export class WorkloadHistory implements HasHints {
   }
 
   recordExtentAccess(ref: ExtentRef, timeUs: number, isScan: boolean): ExtentAccessResult {
+    const before = this.extents.size;
     const stats = this.extents.upsert(ref, timeUs);
+    const created = this.extents.size > before || stats.accesses === 0;
     const newSession = recordExtentAccess(stats, timeUs, isScan, this.statsOptions);
+    const r = this.statsOptions.neighbourRadius;
+    if (r > 0) {
+      const file = this.extents.file(ref.fileId);
+      const w = isScan ? this.statsOptions.scanWeight : 1;
+      for (let d = -r; d <= r; d++) {
+        if (d === 0) continue;
+        const n = file?.get(ref.index + d);
+        if (!n) continue;
+        addNeighbourAccess(n, timeUs, w);
+        // A new entry starts with its neighbours' current short counts.
+        if (created) addNeighbourAccess(stats, timeUs, shortCountAt(n, timeUs));
+      }
+    }
     return { stats, newSession };
   }
 

@@ -150,19 +150,21 @@ export function planPlacement(input: PlannerInput): PlannerOutput {
   // 3. Fill performance tiers fastest first.
   const order = new Int32Array(n);
   const rank = new Float64Array(n);
+  const resident = new Uint8Array(n);
   for (let ti = 0; ti < perf.length; ti++) {
     const t = perf[ti];
     let m = 0;
     for (let i = 0; i < n; i++) {
       if (assigned[i] >= 0) continue;
       const e = extents[i];
-      const resident = e.currentTiers.includes(t.name);
-      if (!resident && e.predictedAccesses < minPromote) continue;
+      resident[i] = e.currentTiers.length > 0 && e.currentTiers.includes(t.name) ? 1 : 0;
+      if (!resident[i] && e.predictedAccesses < minPromote) continue;
       const v = valuePerByte(e, t);
-      rank[i] = resident ? v * (1 + hysteresis) : v;
+      // Residents win ties (the tiny bonus), so equal heat never causes a swap.
+      rank[i] = resident[i] ? v * (1 + hysteresis) * (1 + 1e-9) + 1e-300 : v;
       order[m++] = i;
     }
-    const sorted = Array.from(order.subarray(0, m)).sort((a, b) => rank[b] - rank[a] || residentFirst(a, b));
+    const sorted = order.subarray(0, m).sort((a, b) => rank[b] - rank[a]);
     let minKept = Number.POSITIVE_INFINITY;
     let skippedForSpace = false;
     for (const i of sorted) {
@@ -171,16 +173,12 @@ export function planPlacement(input: PlannerInput): PlannerOutput {
         skippedForSpace = true;
         continue;
       }
-      const resident = e.currentTiers.includes(t.name);
-      if (!resident && budget < 1) continue;
+      if (!resident[i] && budget < 1) continue;
       assign(i, ti, false);
-      if (!resident) budget--;
+      if (!resident[i]) budget--;
       minKept = Math.min(minKept, valuePerByte(e, t));
     }
     plans[ti].thresholdScore = skippedForSpace && Number.isFinite(minKept) ? minKept : 0;
-    function residentFirst(a: number, b: number): number {
-      return Number(extents[b].currentTiers.includes(t.name)) - Number(extents[a].currentTiers.includes(t.name));
-    }
   }
 
   // 4. Output, and the copies / evictions it implies.
