@@ -30,7 +30,7 @@ export interface StatusReport {
   served: { source: string; bytes: number; reads: number }[];
   /** Reads served natively from mapped tier copies, without the JavaScript round trip. */
   fastPath: { hits: number; misses: number; errors: number; mappedExtents?: number };
-  shadow: { copies: number; copyBytes: number; evictions: number; discardedCopies: number; failedCopies: number; copyErrors: number };
+  shadow: { copies: number; copyBytes: number; evictions: number; discardedCopies: number; failedCopies: number; copyErrors: number; corruptCopies: number };
 }
 
 export interface ExtentPlacement {

@@ -28,6 +28,7 @@ export function statusReport(volume: Volume, mountpoint: string, extentSizeBytes
       discardedCopies: sh.discardedCopies,
       failedCopies: sh.failedCopies,
       copyErrors: io.copyErrors,
+      corruptCopies: io.corruptCopies,
     },
   };
 }

@@ -179,7 +179,7 @@ export class ExtentMap {
     }
     if (st.generation !== expectedGeneration) return false;
     st.copies = st.copies.filter((c) => c.tierId !== copy.tierId);
-    st.copies.push({ ...copy, generation: st.generation });
+    st.copies.push({ ...copy, generation: st.generation, verified: true });
     await this.persistExtent(fileId, index, st);
     return true;
   }
@@ -201,6 +201,7 @@ export class ExtentMap {
     if (!st) return;
     copy.crc32 = null;
     copy.sizeBytes = sizeBytes;
+    copy.verified = true;
     this.markDirty(fileId, st);
   }
 

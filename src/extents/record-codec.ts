@@ -5,9 +5,14 @@
 export interface CopyRecord {
   tierId: number;
   generation: number;
-  /** crc32c of the copy's bytes; null while unknown (patched in place, to be recomputed). */
+  /** CRC-32 of the copy's bytes; null while unknown (patched in place, to be recomputed). */
   crc32: number | null;
   sizeBytes: number;
+  /**
+   * Not persisted: the copy's bytes were checked against crc32 (or written by this process) since
+   * the mount started. Unverified copies are read whole and checked before they serve a read.
+   */
+  verified?: boolean;
 }
 
 export interface ExtentRecord {

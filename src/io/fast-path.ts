@@ -117,6 +117,8 @@ export class FastPath {
       .filter((c) => isFresh(rec, c) && this.tiers.isUsable(c.tierId))
       .sort((a, b) => this.tiers.rank(a.tierId) - this.tiers.rank(b.tierId));
     const best = fresh[0];
+    // An unverified copy must pass through the redirector once, which checks it.
+    if (best && !best.verified && best.crc32 !== null) return undefined;
     const vt = best ? this.tiers.get(best.tierId) : undefined;
     if (!best || !vt || !(vt.tier instanceof DirectoryTier) || best.sizeBytes !== wantBytes) return undefined;
     return { tier: vt.tier, tierId: best.tierId, generation: rec.generation };

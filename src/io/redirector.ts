@@ -12,7 +12,9 @@ import { ExtentMap, CopyRecord, isFresh } from '../extents/extent-map';
 import { TierSet } from '../tiers/tier-set';
 import { OpenFile } from '../volume/open-files';
 import { ftruncateFd, pread, pwriteFull } from '../util/fd-io';
-import { errorCode } from '../util/errors';
+import { errorCode, FsError } from '../util/errors';
+import { crc32 } from 'node:zlib';
+import { ExtentRef, ShadowTier } from '../tiers/tier';
 
 /** Told about every piece of a read, so a policy can learn (admission, heat). */
 export interface ReadObserver {
@@ -24,11 +26,14 @@ export interface ServeCounters {
   bytesBySource: Map<string, number>;
   readsBySource: Map<string, number>;
   copyErrors: number;
+  /** Copies whose bytes failed their checksum (dropped, served from elsewhere). */
+  corruptCopies: number;
 }
 
 export class IoRedirector {
-  readonly counters: ServeCounters = { bytesBySource: new Map(), readsBySource: new Map(), copyErrors: 0 };
-  private readonly shift: number;
+  readonly counters: ServeCounters = { bytesBySource: new Map(), readsBySource: new Map(), copyErrors: 0, corruptCopies: 0 };
+  /** Told when a copy passed its checksum (the fast path may map it now). */
+  onVerified: (fileId: string, index: number) => void = () => undefined;
 
   constructor(
     private readonly map: ExtentMap,
@@ -38,7 +43,6 @@ export class IoRedirector {
     /** Removes the bytes of copies that are no longer referenced (background). */
     private readonly discard: (fileId: string, index: number, tierId: number) => void,
   ) {
-    this.shift = Math.log2(extentSizeBytes);
   }
 
   private count(source: string, bytes: number): void {
@@ -92,7 +96,10 @@ export class IoRedirector {
       const vt = this.tiers.get(copy.tierId);
       if (!vt) continue;
       try {
-        const n = await vt.tier.read({ fileId: file.fileId, index }, offsetInExtent, length, buf, at);
+        const ref = { fileId: file.fileId, index };
+        const n = copy.verified || copy.crc32 === null
+          ? await vt.tier.read(ref, offsetInExtent, length, buf, at)
+          : await this.readVerifying(vt.tier, ref, copy, offsetInExtent, length, buf, at);
         this.count(vt.tier.spec.name, n);
         this.observer.onExtentRead(file, index, copy.tierId);
         return n;
@@ -103,6 +110,23 @@ export class IoRedirector {
     const n = await this.readLive(liveFd, buf, at, length, position);
     this.observer.onExtentRead(file, index, 'live');
     return n;
+  }
+
+  /**
+   * First read of a copy since mount: read it whole and check its CRC before trusting it, so a copy
+   * damaged on the tier (bit rot, a stray write) is never served; it is dropped and re-made.
+   */
+  private async readVerifying(tier: ShadowTier, ref: ExtentRef, copy: CopyRecord, offsetInExtent: number, length: number, buf: Buffer, at: number): Promise<number> {
+    const whole = Buffer.allocUnsafe(copy.sizeBytes);
+    const n = await tier.read(ref, 0, copy.sizeBytes, whole, 0);
+    if (n !== copy.sizeBytes || crc32(whole) !== copy.crc32) {
+      this.counters.corruptCopies++;
+      throw new FsError('EBADMSG', `copy of ${ref.fileId}#${ref.index} on ${tier.spec.name} fails its checksum`);
+    }
+    copy.verified = true;
+    this.onVerified(ref.fileId, ref.index);
+    const end = Math.min(n, offsetInExtent + length);
+    return offsetInExtent >= end ? 0 : whole.copy(buf, at, offsetInExtent, end);
   }
 
   private dropBadCopy(fileId: string, index: number, copy: CopyRecord, err: unknown): void {

@@ -202,7 +202,7 @@ export class PredictionEngine {
     this.touched = new Set();
     for (const s of this.popDue(nowUs)) add(s.fileId, s.index);
     if (!this.history.hints.empty) {
-      for (const r of this.history.hints.candidates(nowUs, this.heat.o.horizonUs, this.fileExtents)) add(r.fileId, r.index);
+      for (const r of this.history.hints.candidates(nowUs, this.heat.o.leadUs, this.fileExtents)) add(r.fileId, r.index);
     }
     return out;
   }
@@ -229,8 +229,8 @@ export class PredictionEngine {
         out.push(s);
         // Look again once this run's window has passed: if the run never came (a skipped night),
         // the extent must still come due for the following one.
-        const next = this.heat.nextSessionUs(s, nowUs);
-        if (next !== undefined) this.push(next + s.sessionSpanUsEwma + Math.max(this.heat.o.leadUs, 0.05 * s.periodUs, 2 * s.periodJitterUs) + 1, s);
+        const run = this.heat.nextRun(s, nowUs);
+        if (run) this.push(run.windowEndUs + 1, s);
       } else this.push(dueUs, s);
     }
     // Stale entries (rescheduled extents) accumulate; rebuild when the heap outgrows the table.

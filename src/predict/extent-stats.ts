@@ -6,9 +6,11 @@ import type { ExtentRef } from '../tiers/tier';
  * - Frequency at several time scales as exponentially decayed counts (half-lives 1 min, 1 h, 1 day).
  *   A decayed count with time constant tau of a Poisson stream with rate r settles at r * tau, so
  *   count / tau is a rate estimate that forgets at the chosen speed, and needs no window buffer.
- * - Sessions: accesses closer than `sessionGapUs` form one session. The start-to-start gap between
+ * - Sessions at two time scales: accesses closer than a gap form one session (2 min: the burst of
+ *   one job run; 1 h: a working period, e.g. office hours). The start-to-start gap between
  *   sessions feeds a period estimate (EWMA) with its jitter, so "read every night at 02:00" becomes
- *   periodUs = 86 400 s, jitter ~ 0, and the next session can be predicted and pre-staged.
+ *   periodUs = 86 400 s, jitter ~ 0, and the next session can be predicted and pre-staged. Two
+ *   scales because one gap cannot serve both a job every 10 minutes and a hot set used all day.
  * - Scan membership: accesses that the sequential detector put past the sequential cutoff are
  *   counted separately and add only a fraction to the frequency counts, so one large scan does not
  *   make its extents look hot.
@@ -32,6 +34,18 @@ export interface ExtentStats {
   /** All accesses, and those classified as part of a long sequential scan. */
   accesses: number;
   scanAccesses: number;
+  /** Session / period trackers, one per `sessionGapsUs` entry (shortest gap first). */
+  periods: PeriodTracker[];
+  /** Slot in the table's dense array (for O(1) uniform sampling and removal). */
+  slot: number;
+  /** Key of this extent's live entry in the engine's due queue (NaN: none); older entries are stale. */
+  dueKeyUs: number;
+  /** Set when changed since the last persistence flush. */
+  dirty: boolean;
+}
+
+/** Sessions and the period between them, at one session-gap scale. */
+export interface PeriodTracker {
   sessionStartUs: number;
   sessionAccesses: number;
   /** EWMA of accesses per completed session, and of session duration. */
@@ -41,12 +55,6 @@ export interface ExtentStats {
   periodUs: number;
   periodJitterUs: number;
   periodSamples: number;
-  /** Slot in the table's dense array (for O(1) uniform sampling and removal). */
-  slot: number;
-  /** Key of this extent's live entry in the engine's due queue (NaN: none); older entries are stale. */
-  dueKeyUs: number;
-  /** Set when changed since the last persistence flush. */
-  dirty: boolean;
 }
 
 export const HALF_LIVES_US: readonly [number, number, number] = [60e6, 3600e6, 86_400e6];
@@ -58,7 +66,8 @@ export const TAUS_US: readonly [number, number, number] = [
 ];
 
 export interface ExtentStatsOptions {
-  sessionGapUs: number;
+  /** Session gaps of the period trackers, shortest first. */
+  sessionGapsUs: readonly number[];
   /** Extents on each side that count as neighbours (spatial locality feature). */
   neighbourRadius: number;
   /** Weight of a scan access in the frequency counts (the rest of the scan is ignored). */
@@ -68,13 +77,13 @@ export interface ExtentStatsOptions {
 }
 
 export const DEFAULT_EXTENT_STATS_OPTIONS: Readonly<ExtentStatsOptions> = {
-  sessionGapUs: 2 * 60e6,
+  sessionGapsUs: [2 * 60e6, 3600e6],
   neighbourRadius: 2,
   scanWeight: 0.05,
   periodAlpha: 0.3,
 };
 
-export function newExtentStats(ref: ExtentRef, timeUs: number): ExtentStats {
+export function newExtentStats(ref: ExtentRef, timeUs: number, trackers = DEFAULT_EXTENT_STATS_OPTIONS.sessionGapsUs.length): ExtentStats {
   return {
     fileId: ref.fileId,
     index: ref.index,
@@ -87,6 +96,15 @@ export function newExtentStats(ref: ExtentRef, timeUs: number): ExtentStats {
     lastAccessUs: Number.NEGATIVE_INFINITY,
     accesses: 0,
     scanAccesses: 0,
+    periods: Array.from({ length: trackers }, newTracker),
+    slot: -1,
+    dueKeyUs: Number.NaN,
+    dirty: true,
+  };
+}
+
+function newTracker(): PeriodTracker {
+  return {
     sessionStartUs: Number.NEGATIVE_INFINITY,
     sessionAccesses: 0,
     sessionSizeEwma: 0,
@@ -94,9 +112,6 @@ export function newExtentStats(ref: ExtentRef, timeUs: number): ExtentStats {
     periodUs: 0,
     periodJitterUs: 0,
     periodSamples: 0,
-    slot: -1,
-    dueKeyUs: Number.NaN,
-    dirty: true,
   };
 }
 
@@ -155,50 +170,54 @@ export function recordExtentAccess(s: ExtentStats, timeUs: number, isScan: boole
   s.dirty = true;
 
   let newSession = false;
-  if (t - s.lastAccessUs > o.sessionGapUs) {
-    newSession = true;
-    if (Number.isFinite(s.sessionStartUs)) {
-      closeSession(s, o);
-      observeGap(s, t - s.sessionStartUs, o);
+  const gapUs = t - s.lastAccessUs;
+  for (let k = 0; k < s.periods.length; k++) {
+    const p = s.periods[k];
+    if (gapUs > (o.sessionGapsUs[k] ?? Number.POSITIVE_INFINITY)) {
+      newSession = true;
+      if (Number.isFinite(p.sessionStartUs)) {
+        closeSession(p, s.lastAccessUs, o);
+        observeGap(p, t - p.sessionStartUs, o);
+      }
+      p.sessionStartUs = t;
+      p.sessionAccesses = 0;
     }
-    s.sessionStartUs = t;
-    s.sessionAccesses = 0;
+    p.sessionAccesses++;
   }
-  s.sessionAccesses++;
   s.lastAccessUs = t;
   return newSession;
 }
 
-function closeSession(s: ExtentStats, o: Readonly<ExtentStatsOptions>): void {
-  const span = Math.max(0, s.lastAccessUs - s.sessionStartUs);
-  if (s.sessionSizeEwma === 0) {
-    s.sessionSizeEwma = s.sessionAccesses;
-    s.sessionSpanUsEwma = span;
+function closeSession(p: PeriodTracker, lastAccessUs: number, o: Readonly<ExtentStatsOptions>): void {
+  const span = Math.max(0, lastAccessUs - p.sessionStartUs);
+  if (p.sessionSizeEwma === 0) {
+    p.sessionSizeEwma = p.sessionAccesses;
+    p.sessionSpanUsEwma = span;
   } else {
-    s.sessionSizeEwma += o.periodAlpha * (s.sessionAccesses - s.sessionSizeEwma);
-    s.sessionSpanUsEwma += o.periodAlpha * (span - s.sessionSpanUsEwma);
+    p.sessionSizeEwma += o.periodAlpha * (p.sessionAccesses - p.sessionSizeEwma);
+    p.sessionSpanUsEwma += o.periodAlpha * (span - p.sessionSpanUsEwma);
   }
 }
 
-function observeGap(s: ExtentStats, gapUs: number, o: Readonly<ExtentStatsOptions>): void {
-  if (s.periodSamples === 0) {
-    s.periodUs = gapUs;
-    s.periodJitterUs = 0;
-    s.periodSamples = 1;
+function observeGap(p: PeriodTracker, gapUs: number, o: Readonly<ExtentStatsOptions>): void {
+  if (p.periodSamples === 0) {
+    p.periodUs = gapUs;
+    p.periodJitterUs = 0;
+    p.periodSamples = 1;
     return;
   }
   // A gap close to a multiple of the period is a skipped run (the job did not run one night):
   // learn from gap / k instead of wrecking the estimate.
   let g = gapUs;
-  const k = Math.round(gapUs / s.periodUs);
-  if (k >= 2 && k <= 4 && Math.abs(gapUs - k * s.periodUs) <= Math.max(s.periodJitterUs * 2, 0.05 * s.periodUs) * k) {
+  const k = Math.round(gapUs / p.periodUs);
+  if (k >= 2 && k <= 4 && Math.abs(gapUs - k * p.periodUs) <= Math.max(p.periodJitterUs * 2, 0.05 * p.periodUs) * k) {
     g = gapUs / k;
   }
-  const dev = Math.abs(g - s.periodUs);
-  if (s.periodSamples === 1) s.periodJitterUs = dev;
-  else s.periodJitterUs += o.periodAlpha * (dev - s.periodJitterUs);
-  s.periodUs += o.periodAlpha * (g - s.periodUs);
-  s.periodSamples = Math.min(s.periodSamples + 1, 1_000_000);
+  const dev = Math.abs(g - p.periodUs);
+  if (p.periodSamples === 1) p.periodJitterUs = dev;
+  else p.periodJitterUs += o.periodAlpha * (dev - p.periodJitterUs);
+  p.periodUs += o.periodAlpha * (g - p.periodUs);
+  p.periodSamples = Math.min(p.periodSamples + 1, 1_000_000);
 }
 
 /** Plain-data form for persistence (no slot/dirty bookkeeping). */
@@ -225,7 +244,10 @@ export class ExtentTable {
   /** Refs dropped since the last `takeRemoved` (persistence deletes them). */
   private removed: ExtentRef[] = [];
 
-  constructor(readonly maxExtents: number) {
+  constructor(
+    readonly maxExtents: number,
+    private readonly trackers = DEFAULT_EXTENT_STATS_OPTIONS.sessionGapsUs.length,
+  ) {
     if (!(maxExtents > 0)) throw new Error(`ExtentTable maxExtents must be positive, got ${maxExtents}`);
   }
 
@@ -252,7 +274,7 @@ export class ExtentTable {
       file = new Map();
       this.byFile.set(ref.fileId, file);
     }
-    const s = newExtentStats(ref, timeUs);
+    const s = newExtentStats(ref, timeUs, this.trackers);
     this.insert(s);
     return s;
   }

@@ -1,5 +1,5 @@
 import type { ExtentRef } from '../tiers/tier';
-import { countsAt, neighbourCountAt, shortCountAt, TAUS_US, type ExtentStats } from './extent-stats';
+import { countsAt, neighbourCountAt, shortCountAt, TAUS_US, type ExtentStats, type PeriodTracker } from './extent-stats';
 import type { WorkloadHistory } from './history';
 import { NO_HINT, nextOccurrence, type HintEffect } from './hints';
 import { fitLinear, type LinearCoefficients } from './ml';
@@ -20,9 +20,10 @@ import { fitLinear, type LinearCoefficients } from './ml';
  * learns the long windows; a shifting hot set learns the short window and the neighbours.
  *
  * Periodic part: an extent with a stable session period (see extent-stats) is expected to be read
- * again at lastSessionStart + period; from `leadUs` before that (plus the horizon), it is worth its
- * usual session size, scaled by how regular the period has been. That is what promotes the extent
- * read every night at 02:00 at 01:59.
+ * again at lastSessionStart + period; from `leadUs` before that, it is worth its usual session
+ * size, scaled by how regular the period has been. That is what promotes the extent read every
+ * night at 02:00 at 01:59. Between runs (its session over), the same confidence discounts the
+ * rate part, so a periodic extent leaves the fast tier after its run instead of squatting there.
  *
  * volumeFactor comes from the volume forecast: an expected spike (forecast / recent load > 1)
  * scales up rate-based heat, so more is pre-staged ahead of a busy period.
@@ -39,6 +40,8 @@ export interface HeatOptions {
   learn: boolean;
   trainingRows: number;
   refitEveryRows: number;
+  /** Rate weights before (or without) learning; default DEFAULT_HEAT_WEIGHTS. */
+  initialWeights?: number[];
 }
 
 export const DEFAULT_HEAT_OPTIONS: Readonly<HeatOptions> = {
@@ -51,9 +54,26 @@ export const DEFAULT_HEAT_OPTIONS: Readonly<HeatOptions> = {
   refitEveryRows: 1500,
 };
 
-/** Features: short (1 min), medium (1 h), long (1 day) rate, neighbours' short rate; per horizon. */
-export const HEAT_FEATURES = ['rateShort', 'rateHour', 'rateDay', 'neighbours'] as const;
-export const DEFAULT_HEAT_WEIGHTS: LinearCoefficients = { weights: [0.3, 0.4, 0.3, 0.05], intercept: 0, samples: 0 };
+/**
+ * Features: short (1 min), medium (1 h), long (1 day) rate, neighbours' short rate, all in
+ * accesses per horizon, and the periodic expectation (the next run's size when it is near).
+ * Learning weighs the periodic feature too, so the neighbour and rate features are not credited
+ * with what the period already explains.
+ */
+export const HEAT_FEATURES = ['rateShort', 'rateHour', 'rateDay', 'neighbours', 'periodic'] as const;
+const PERIODIC_FEATURE = 4;
+export const DEFAULT_HEAT_WEIGHTS: LinearCoefficients = { weights: [0.3, 0.4, 0.3, 0.05, 1], intercept: 0, samples: 0 };
+
+/** The next expected run of a periodic extent. */
+export interface NextRun {
+  startUs: number;
+  /** Stage this long before startUs. */
+  leadUs: number;
+  /** The run is over (or was skipped) after this. */
+  windowEndUs: number;
+  confidence: number;
+  sessionSize: number;
+}
 
 interface PendingSample {
   stats: ExtentStats;
@@ -79,6 +99,7 @@ export class HeatPredictor {
     options: Partial<HeatOptions> = {},
   ) {
     this.o = { ...DEFAULT_HEAT_OPTIONS, ...options };
+    if (this.o.initialWeights) this.coef = { weights: this.o.initialWeights.slice(), intercept: 0, samples: 0 };
   }
 
   get weights(): Readonly<LinearCoefficients> {
@@ -93,9 +114,13 @@ export class HeatPredictor {
     let e2 = 0;
     if (stats) {
       const c = countsAt(stats, nowUs);
-      e0 = (c[0] / TAUS_US[0]) * h;
-      e1 = (c[1] / TAUS_US[1]) * h;
-      e2 = (c[2] / TAUS_US[2]) * h;
+      // An extent whose accesses a trusted period explains, and whose session is over, is not
+      // "warm" between runs: it will be staged again before the next one. Without this, every
+      // job's extents would sit in the fast tier between runs on the strength of their average.
+      const keep = 1 - this.betweenRunsDiscount(stats, nowUs);
+      e0 = (c[0] / TAUS_US[0]) * h * keep;
+      e1 = (c[1] / TAUS_US[1]) * h * keep;
+      e2 = (c[2] / TAUS_US[2]) * h * keep;
     }
     let nb = 0;
     const r = this.history.statsOptions.neighbourRadius;
@@ -112,7 +137,7 @@ export class HeatPredictor {
         nb = ((sum / TAUS_US[0]) * h) / (2 * r);
       }
     }
-    return [e0, e1, e2, nb];
+    return [e0, e1, e2, nb, this.periodic(stats, nowUs)];
   }
 
   /** Expected accesses over the next horizon. */
@@ -121,56 +146,79 @@ export class HeatPredictor {
     const hint = this.history.hints.empty ? NO_HINT : this.history.hints.effect(ref.fileId, ref.index, nowUs);
     if (hint.suppress) return 0;
     const x = this.features(ref.fileId, ref.index, s, nowUs);
+    if (hint.periodic) x[PERIODIC_FEATURE] = Math.max(x[PERIODIC_FEATURE], this.periodic(s, nowUs, hint));
     let rate = this.coef.intercept;
-    for (let i = 0; i < x.length; i++) rate += this.coef.weights[i] * x[i];
-    let heat = Math.max(0, rate) * this.volumeFactor + this.periodic(s, nowUs, hint);
+    for (let i = 0; i < PERIODIC_FEATURE; i++) rate += this.coef.weights[i] * x[i];
+    // The volume forecast scales the rate part only: a spike ahead means more of the same.
+    let heat = Math.max(0, rate) * this.volumeFactor + this.coef.weights[PERIODIC_FEATURE] * x[PERIODIC_FEATURE];
     if (hint.minAccesses > heat) heat = hint.minAccesses;
     return heat;
   }
 
-  /** Periodic part of the heat (0 when no period is known or the next run is not near). */
+  /** Periodic part of the heat: the next run's expected accesses, from `leadUs` before it. */
   periodic(s: ExtentStats | undefined, nowUs: number, hint: HintEffect = NO_HINT): number {
-    const o = this.o;
     if (hint.periodic && hint.periodic.periodUs > 0) {
-      const next = nextOccurrence(hint.periodic.nextAtUs, hint.periodic.periodUs, nowUs - o.leadUs);
-      const size = s && s.sessionSizeEwma > 0 ? s.sessionSizeEwma : 1;
-      return nowUs + o.horizonUs + o.leadUs >= next ? size : 0;
+      const next = nextOccurrence(hint.periodic.nextAtUs, hint.periodic.periodUs, nowUs - this.o.leadUs);
+      return nowUs + this.o.leadUs >= next ? Math.max(1, s?.periods[0]?.sessionSizeEwma ?? 1) : 0;
     }
     if (!s) return 0;
-    const next = this.nextSessionUs(s, nowUs);
-    if (next === undefined) return 0;
-    const conf = this.periodConfidence(s);
-    const lead = Math.max(o.leadUs, 2 * s.periodJitterUs);
-    if (nowUs + o.horizonUs + lead < next) return 0;
-    return conf * Math.max(1, s.sessionSizeEwma);
+    const run = this.nextRun(s, nowUs);
+    if (!run || nowUs + run.leadUs < run.startUs) return 0;
+    return run.confidence * Math.max(1, run.sessionSize);
   }
 
-  periodConfidence(s: ExtentStats): number {
-    if (s.periodSamples < this.o.minPeriodSamples || s.periodUs <= 0) return 0;
-    if (s.periodSamples < 2) return 0.5;
-    return Math.max(0, Math.min(1, 1 - s.periodJitterUs / (this.o.maxRelativeJitter * s.periodUs)));
+  /** How regular a tracker's period is: 0 (not trusted) .. 1. */
+  confidence(p: PeriodTracker): number {
+    if (p.periodSamples < this.o.minPeriodSamples || p.periodUs <= 0) return 0;
+    if (p.periodSamples < 2) return 0.5;
+    return Math.max(0, Math.min(1, 1 - p.periodJitterUs / (this.o.maxRelativeJitter * p.periodUs)));
+  }
+
+  /** Largest confidence among trackers whose session has ended (gap passed), samples >= 2. */
+  betweenRunsDiscount(s: ExtentStats, nowUs: number): number {
+    let d = 0;
+    const gaps = this.history.statsOptions.sessionGapsUs;
+    for (let k = 0; k < s.periods.length; k++) {
+      const p = s.periods[k];
+      if (p.periodSamples < 2 || nowUs - s.lastAccessUs <= (gaps[k] ?? 0)) continue;
+      d = Math.max(d, this.confidence(p));
+    }
+    return d;
   }
 
   /**
-   * Start of the next expected session that has not ended yet (skipping up to three missed
-   * runs), or undefined when the extent has no trusted period.
+   * The earliest upcoming run among the extent's trusted period trackers (skipping up to three
+   * missed runs per tracker), or undefined when no period is trusted.
    */
-  nextSessionUs(s: ExtentStats, nowUs: number): number | undefined {
-    if (this.periodConfidence(s) <= 0) return undefined;
-    const slack = Math.max(this.o.leadUs, 0.05 * s.periodUs, 2 * s.periodJitterUs);
-    let next = s.sessionStartUs + s.periodUs;
-    for (let k = 0; next + s.sessionSpanUsEwma + slack < nowUs; k++) {
-      if (k >= 3) return undefined;
-      next += s.periodUs;
+  nextRun(s: ExtentStats, nowUs: number): NextRun | undefined {
+    let best: NextRun | undefined;
+    for (const p of s.periods) {
+      const confidence = this.confidence(p);
+      if (confidence <= 0) continue;
+      const slackUs = Math.max(this.o.leadUs, 0.05 * p.periodUs, 2 * p.periodJitterUs);
+      let next = p.sessionStartUs + p.periodUs;
+      let k = 0;
+      while (next + p.sessionSpanUsEwma + slackUs < nowUs && k <= 3) {
+        next += p.periodUs;
+        k++;
+      }
+      if (k > 3) continue;
+      if (best && best.startUs <= next) continue;
+      best = {
+        startUs: next,
+        leadUs: Math.max(this.o.leadUs, 2 * p.periodJitterUs),
+        windowEndUs: next + p.sessionSpanUsEwma + slackUs,
+        confidence,
+        sessionSize: p.sessionSizeEwma,
+      };
     }
-    return next;
+    return best;
   }
 
   /** When the periodic part of this extent switches on (for the engine's due queue). */
   dueUs(s: ExtentStats, nowUs: number): number | undefined {
-    const next = this.nextSessionUs(s, nowUs);
-    if (next === undefined) return undefined;
-    return next - Math.max(this.o.leadUs, 2 * s.periodJitterUs) - this.o.horizonUs;
+    const run = this.nextRun(s, nowUs);
+    return run ? run.startUs - run.leadUs : undefined;
   }
 
   // ---- online learning of the rate weights ----

@@ -186,7 +186,7 @@ export class HintBook {
    * Extents hints and pins want considered this round even if the history has never seen them
    * (willneed, due periodic runs, pins). `fileExtents` gives a file's extent count if known.
    */
-  candidates(nowUs: number, horizonUs: number, fileExtents: (fileId: string) => number | undefined): ExtentRef[] {
+  candidates(nowUs: number, leadUs: number, fileExtents: (fileId: string) => number | undefined): ExtentRef[] {
     const out: ExtentRef[] = [];
     const push = (r: ExtentRange): void => {
       const count = fileExtents(r.fileId);
@@ -200,7 +200,7 @@ export class HintBook {
       if (h.kind === 'willneed') push(h);
       else if (h.kind === 'periodic' && h.periodUs !== undefined && h.nextAtUs !== undefined) {
         const next = nextOccurrence(h.nextAtUs, h.periodUs, nowUs);
-        if (next - nowUs <= horizonUs + 60e6) push(h);
+        if (next - nowUs <= leadUs) push(h);
       }
     }
     for (const p of this.pins) if (p.untilUs > nowUs) push(p);

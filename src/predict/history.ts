@@ -71,8 +71,8 @@ export class WorkloadHistory implements HasHints {
     private readonly ownsDb: boolean,
   ) {
     this.series = new VolumeSeries(options.retention ?? DEFAULT_RETENTION);
-    this.extents = new ExtentTable(options.maxExtents ?? DEFAULT_MAX_EXTENTS);
     this.statsOptions = { ...DEFAULT_EXTENT_STATS_OPTIONS, ...options.extentStats };
+    this.extents = new ExtentTable(options.maxExtents ?? DEFAULT_MAX_EXTENTS, this.statsOptions.sessionGapsUs.length);
   }
 
   /** History kept only in memory (offline replay, tests). */

@@ -57,6 +57,10 @@ export class Volume {
     shadows.onFileReleased = (file) => void this.closeFile(file);
     shadows.beforeRemove = (fileId, index) => this.fastPath.unmap(fileId, index, index);
     shadows.onPublished = (file, index) => this.fastPath.remap(file, index, index);
+    io.onVerified = (fileId, index) => {
+      const file = this.open.file(fileId);
+      if (file) this.fastPath.remap(file, index, index);
+    };
   }
 
   /** Volume path → live path. FUSE paths are absolute and normalised; refuse anything else. */

@@ -68,5 +68,5 @@ t.test('kill -9 during writes loses nothing that was fsync\'d', async (t) => {
     if (viaMount.readUInt32LE(k * BLOCK) !== k || got < it) lost++;
   }
   t.equal(lost, 0, 'every fsync\'d block holds its fsync\'d write or a later one');
-  t.equal(await vol.stop(), 0);
+  t.equal(await vol.stop(), 0, `clean unmount: ${vol.output}`);
 });

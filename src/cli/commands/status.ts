@@ -22,7 +22,7 @@ export function formatStatus(s: StatusReport): string {
       `  ${r.source.padEnd(8)} ${(total ? (100 * r.bytes) / total : 0).toFixed(1).padStart(5)}%  ${formatBytes(r.bytes).padStart(10)}  ${r.reads} reads`)),
     `  fast path: ${s.fastPath.hits} reads served natively from tier copies (${s.fastPath.mappedExtents ?? 0} extents mapped), ${s.fastPath.misses} went through the redirector`,
     '',
-    `shadow copies: ${s.shadow.copies} made (${formatBytes(s.shadow.copyBytes)}), ${s.shadow.evictions} evicted, ${s.shadow.discardedCopies} stale dropped, ${s.shadow.failedCopies} failed, ${s.shadow.copyErrors} read errors`,
+    `shadow copies: ${s.shadow.copies} made (${formatBytes(s.shadow.copyBytes)}), ${s.shadow.evictions} evicted, ${s.shadow.discardedCopies} stale dropped, ${s.shadow.failedCopies} failed, ${s.shadow.copyErrors} read errors, ${s.shadow.corruptCopies} failed their checksum`,
   ];
   return lines.join('\n');
 }
