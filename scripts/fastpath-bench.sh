@@ -5,6 +5,8 @@
 #   js        through a FUSE mount whose JS read handler preads the file (the JS round trip),
 #   mapped    through the same mount with every extent mapped (served on the FUSE thread),
 #   mergerfs  through mergerfs, when installed, for reference (a C FUSE filesystem).
+# Besides IOPS and latency it prints the filesystem process's CPU time per read (all threads),
+# which varies less than latency when the machine is shared.
 # Needs root, /dev/fuse, fio, and the compiled binding (node_modules/.bin/tsc -p tsconfig.json).
 #
 # Usage: scripts/fastpath-bench.sh [seconds per run, default 10] [file size MiB, default 256]
@@ -28,11 +30,16 @@ trap cleanup EXIT
 mkdir -p "$WORK/mnt" "$WORK/mergerfs"
 dd if=/dev/urandom of="$DATA/file" bs=1M count="$SIZE_MIB" status=none
 
-fio_4k() { # file -> "IOPS mean-latency-us"
+fio_4k() { # file [pid of the serving process] -> "IOPS mean-latency-us cpu-us-per-read"
+  local ticks0=0 ticks1=0
+  [ -n "${2:-}" ] && ticks0=$(awk '{print $14 + $15}' "/proc/$2/stat")
   fio --name=fastpath --filename="$1" --rw=randread --bs=4k --direct=1 --numjobs=1 --ioengine=psync \
-    --runtime="$SECONDS_PER_RUN" --time_based --size="${SIZE_MIB}M" --output-format=json |
-    node -e 'const r = JSON.parse(require("fs").readFileSync(0, "utf8")).jobs[0].read;
-      console.log(Math.round(r.iops), (r.clat_ns.mean / 1000).toFixed(1))'
+    --runtime="$SECONDS_PER_RUN" --time_based --size="${SIZE_MIB}M" --output-format=json >"$WORK/fio.json"
+  [ -n "${2:-}" ] && ticks1=$(awk '{print $14 + $15}' "/proc/$2/stat")
+  node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).jobs[0].read;
+    const cpuUs = (process.argv[2] * 1e6) / process.argv[3];
+    console.log(Math.round(r.iops), (r.clat_ns.mean / 1000).toFixed(1), process.argv[2] > 0 ? (cpuUs / r.total_ios).toFixed(1) : "-")' \
+    "$WORK/fio.json" "$((ticks1 - ticks0))" "$(getconf CLK_TCK)"
 }
 
 serve() { # mode (js|mapped) [extra -o options]: mount, fio through it, unmount; prints "IOPS latency hits misses"
@@ -60,34 +67,38 @@ fm = new FuseMount(mnt, {
   read: (p, fh, buf, len, pos, cb) => cb(fs.readSync(fd, buf, 0, len, pos)),
 }, { maxReadBytes: 131072, options: extra ? extra.split(',') : [] });
 fm.mount().then(() => {
+  const cpu0 = process.cpuUsage();
   const args = ['--name=fastpath', `--filename=${mnt}/file`, '--rw=randread', '--bs=4k', '--direct=1', '--numjobs=1',
     '--ioengine=psync', `--runtime=${seconds}`, '--time_based', `--size=${sizeMiB}M`, '--output-format=json'];
   execFile('fio', args, { maxBuffer: 1 << 24 }, async (err, out) => {
     if (err) throw err;
     const r = JSON.parse(out).jobs[0].read;
+    const cpu = process.cpuUsage(cpu0);
     const s = fm.fastPathStats();
     await fm.unmount();
-    console.log(Math.round(r.iops), (r.clat_ns.mean / 1000).toFixed(1), s.hits, s.misses);
+    const cpuPerOp = (cpu.user + cpu.system) / (r.total_ios || 1);
+    console.log(Math.round(r.iops), (r.clat_ns.mean / 1000).toFixed(1), cpuPerOp.toFixed(1), s.hits, s.misses);
   });
 });
 EOF
 }
 
 echo "fio 4k randread, direct=1, numjobs=1, ${SECONDS_PER_RUN}s each, ${SIZE_MIB} MiB file in tmpfs"
-printf '%-16s %10s %14s %10s %10s\n' path IOPS 'mean lat (us)' hits misses
-read -r iops lat <<<"$(fio_4k "$DATA/file")"
-printf '%-16s %10s %14s\n' raw "$iops" "$lat"
+printf '%-16s %10s %14s %12s %10s %10s\n' path IOPS 'mean lat (us)' 'CPU us/read' hits misses
+read -r iops lat cpu <<<"$(fio_4k "$DATA/file")"
+printf '%-16s %10s %14s %12s\n' raw "$iops" "$lat" "$cpu"
 # O_DIRECT alone still takes the kernel's page-cache read path (fuse_direct_IO); -o direct_io
 # (every open FOPEN_DIRECT_IO, as mergerfs cache.files=off does) takes the shorter direct path.
 for opts in "" direct_io; do
   for mode in js mapped; do
-    read -r iops lat hits misses <<<"$(serve "$mode" "$opts")"
-    printf '%-16s %10s %14s %10s %10s\n' "$mode${opts:++$opts}" "$iops" "$lat" "$hits" "$misses"
+    read -r iops lat cpu hits misses <<<"$(serve "$mode" "$opts")"
+    printf '%-16s %10s %14s %12s %10s %10s\n' "$mode${opts:++$opts}" "$iops" "$lat" "$cpu" "$hits" "$misses"
   done
 done
 if command -v mergerfs >/dev/null; then
   mergerfs -o cache.files=off "$DATA" "$WORK/mergerfs"
-  read -r iops lat <<<"$(fio_4k "$WORK/mergerfs/file")"
+  pid=$(pgrep -f "^mergerfs .*$WORK/mergerfs" | head -1)
+  read -r iops lat cpu <<<"$(fio_4k "$WORK/mergerfs/file" "$pid")"
   fusermount -u "$WORK/mergerfs"
-  printf '%-16s %10s %14s\n' mergerfs "$iops" "$lat"
+  printf '%-16s %10s %14s %12s\n' mergerfs "$iops" "$lat" "$cpu"
 fi
