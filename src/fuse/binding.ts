@@ -339,7 +339,9 @@ export class FuseMount {
   // Limits (per mount): 65,536 mapped handles, extent index < 2^24, 2^24 extent slots in all
   // (16 bytes each: at most 256 MiB); a map grows by doubling up to the highest index mapped.
   // These calls take the map's write lock: they wait for fast reads in flight (microseconds on
-  // local tiers).
+  // local tiers). If a mapped read is stuck (a failing device), they throw an Error with code
+  // ETIMEDOUT after 2 s and leave the map unchanged; other requests keep being served meanwhile
+  // (a stuck read only holds its own FUSE thread).
 
   /** (Re)declares the map of fh, every extent unmapped. extentSizeBytes: power of two, 512 B to 1 GiB. */
   setFileMap(fh: number, extentSizeBytes: number): void {

@@ -611,3 +611,53 @@ t.test('fast path: unmapping while reads run never serves the old mapping afterw
   t.equal(stale, 0, 'no read that began after unmap saw the old copy');
   t.ok(fm.fastPathStats().hits > 0, 'the fast path was used before the unmap');
 });
+
+t.test('fast path: a stuck mapped read neither blocks other requests nor freezes JS forever', async (t) => {
+  // The "device" behind the mapped extent is a second mount whose read handler holds its reply.
+  const held: { reply?: (n: number) => void; buf?: Buffer } = {};
+  const slow = new MemFs();
+  slow.add('copy', Buffer.alloc(4096, 0x33));
+  const slowHandlers = slow.handlers();
+  slowHandlers.read = (p, fh, buf, len, pos, cb) => {
+    held.buf = buf;
+    held.reply = cb;
+  };
+  const { mnt: slowMnt } = await mounted(t, slowHandlers, { options: ['direct_io'] });
+  const copy = await fsp.open(path.join(slowMnt, 'copy'), 'r');
+  t.teardown(() => copy.close().catch(() => undefined));
+
+  const memfs = new MemFs();
+  memfs.add('data', Buffer.alloc(4096, 0x22));
+  let fh = 0;
+  const handlers = memfs.handlers();
+  const open = handlers.open!;
+  handlers.open = (p, flags, cb) => open(p, flags, (errno, h) => {
+    fh = h ?? 0;
+    cb(errno, h);
+  });
+  const { fm, mnt } = await mounted(t, handlers);
+  const file = await fsp.open(path.join(mnt, 'data'), fs.constants.O_RDONLY | fs.constants.O_DIRECT);
+  t.teardown(() => file.close().catch(() => undefined));
+  fm.setFileMap(fh, 4096);
+  fm.mapExtent(fh, 0, copy.fd, 0);
+
+  const stuckRead = file.read(Buffer.alloc(4096), 0, 4096, 0);
+  for (let i = 0; i < 100 && !held.reply; i++) await sleep(20);
+  t.ok(held.reply, 'the mapped read reached the stuck device');
+
+  const t0 = Date.now();
+  const { stdout } = await run('stat', ['-c', '%s', path.join(mnt, 'data')]);
+  t.equal(stdout.trim(), '4096', `other requests are still served (${Date.now() - t0} ms)`);
+
+  const t1 = Date.now();
+  t.throws(() => fm.unmapExtent(fh, 0), { code: 'ETIMEDOUT' }, 'unmap gives up instead of waiting forever');
+  t.ok(Date.now() - t1 >= 1900, `after ${Date.now() - t1} ms`);
+
+  held.buf!.fill(0x44);
+  held.reply!(4096);
+  const { bytesRead, buffer } = await stuckRead;
+  t.equal(bytesRead, 4096);
+  t.equal(buffer[0], 0x44, 'the stuck read completes with what the device returned');
+  fm.unmapExtent(fh, 0);
+  t.pass('and unmap works again');
+});
