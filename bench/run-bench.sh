@@ -80,12 +80,12 @@ wait_gone() {
 
 unmount_shadowfs() {
   if is_mounted "$MNT_SHADOWFS"; then
-    timeout 60 "${SHADOWFS[@]}" unmount "$MNT_SHADOWFS" >/dev/null 2>&1 || true
+    timeout 30 "${SHADOWFS[@]}" unmount --timeout 10 "$MNT_SHADOWFS" >/dev/null 2>&1 || true
     is_mounted "$MNT_SHADOWFS" && fusermount -uz "$MNT_SHADOWFS" 2>/dev/null || true
   fi
   if alive "$SHADOWFS_PID"; then
     kill -TERM "$SHADOWFS_PID" 2>/dev/null || true
-    wait_gone "$SHADOWFS_PID" 100 || kill -KILL "$SHADOWFS_PID" 2>/dev/null || true
+    wait_gone "$SHADOWFS_PID" 50 || kill -KILL "$SHADOWFS_PID" 2>/dev/null || true
   fi
   SHADOWFS_PID=
 }
@@ -240,10 +240,10 @@ run_fio() {
   cold_caches
   local direct_var=DIRECT_$target
   BENCH_DIR=$dir BENCH_DIRECT=${!direct_var} BENCH_NUMJOBS=$nj BENCH_SIZE=$SIZE BENCH_RUNTIME=$RUNTIME BENCH_RAMP=$RAMP \
-    run_bg timeout -k 10 $((RUNTIME + RAMP + 90)) fio --output-format=json --output="$stem.fio.json" \
+    run_bg timeout -k 5 $((RUNTIME + RAMP + 20)) fio --output-format=json --output="$stem.fio.json" \
     "fixtures/fio/$job.fio" >"$stem.fio.log" 2>&1 || rc=$?
   if ((rc != 0)); then
-    printf 'fio exited with status %s%s: %s\n' "$rc" "$( ((rc == 124)) && echo ' (timed out)')" "$(why "$stem.fio.log")" >"$stem.error"
+    printf 'fio exited with status %s%s: %s\n' "$rc" "$( ((rc == 124 || rc == 137)) && echo " (still running $((RUNTIME + RAMP + 20)) s after start: killed; hung I/O?)")" "$(why "$stem.fio.log")" >"$stem.error"
     return 1
   fi
 }
