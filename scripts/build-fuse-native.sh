@@ -95,4 +95,5 @@ case "$libfuse" in
   *) die "$ADDON is not linked against the system libfuse.so.2 (got '$libfuse')" ;;
 esac
 node -e "require('$PKG')" || die "the built module does not load"
+touch "$ADDON" # for make: the target is current even when nothing had to be rebuilt
 echo "build-fuse-native: ok ($ADDON, $libfuse)"

@@ -10,6 +10,18 @@
 # Needs root, /dev/fuse, fio, and the compiled binding (node_modules/.bin/tsc -p tsconfig.json).
 #
 # Usage: scripts/fastpath-bench.sh [seconds per run, default 10] [file size MiB, default 256]
+#
+# On the 2-vCPU development VM (shared, load average ~7), 6 s runs, 128 MiB:
+#   path                   IOPS  mean lat (us)  CPU us/read
+#   raw                  217086            3.8            -
+#   js                    11065           88.9         66.8
+#   mapped                30843           31.8         11.3
+#   js+direct_io          12125           81.1         57.1
+#   mapped+direct_io      50005           19.3         10.8
+#   mergerfs              20310           48.4         14.3
+# (a second run: js 13.6k, mapped 43.6k, js+direct_io 14.5k, mapped+direct_io 34.0k, mergerfs
+# 22.6k IOPS). Latency varies with the load; CPU per read is steadier: the fast path costs about a
+# fifth of the JS round trip, a little less than mergerfs.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
