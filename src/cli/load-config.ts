@@ -10,6 +10,7 @@ export interface VolumeFlags {
   state?: string;
   extentSize?: string;
   admitAfter?: number;
+  coverageTier?: string;
 }
 
 export function readConfigFile(file: string): RawVolumeConfig {
@@ -33,6 +34,7 @@ export function volumeConfigFrom(flags: VolumeFlags): VolumeConfig {
   if (flags.state !== undefined) raw.stateDir = flags.state;
   if (flags.extentSize !== undefined) raw.extentSize = flags.extentSize;
   if (flags.admitAfter !== undefined) raw.admitAfterReads = flags.admitAfter;
+  if (flags.coverageTier !== undefined) raw.coverageTier = flags.coverageTier;
   if (raw.live === undefined) throw new ShadowfsError('no live volume: give --live DIR or a --config file with "live"');
   try {
     return parseVolumeConfig(raw);

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import { ShadowfsError } from '../util/errors';
-import { parseBytes } from '../util/units';
+import { parseBytes, parseDurationMs } from '../util/units';
 import { DEFAULT_COST_PER_GIB_MONTH, ObjectStoreSpec, TierClass, TierSpec, TIER_CLASS_RANK } from '../tiers/tier';
 
 export type WriteMode = 'write-through';
@@ -21,6 +21,13 @@ export interface VolumeConfig {
   tiers: TierSpec[];
   /** Reactive admission: copy an extent to the fastest tier with room after this many reads. */
   admitAfterReads: number;
+  /** The tier that holds a fresh copy of every extent (what makes failover lossless), if any. */
+  coverageTier: string | undefined;
+  /** How often the live tree is walked for extents without coverage. */
+  coverageScanIntervalMs: number;
+  /** Background copy bandwidth and parallelism. */
+  copyBytesPerSec: number;
+  concurrentCopies: number;
 }
 
 export const DEFAULT_EXTENT_SIZE_BYTES = 1024 * 1024;
@@ -35,6 +42,10 @@ export interface RawVolumeConfig {
   writeMode?: unknown;
   admitAfterReads?: unknown;
   tiers?: unknown;
+  coverageTier?: unknown;
+  coverageScanInterval?: unknown;
+  copyRate?: unknown;
+  concurrentCopies?: unknown;
 }
 
 const TIER_CLASSES = Object.keys(TIER_CLASS_RANK) as TierClass[];
@@ -102,7 +113,7 @@ export function defaultStateDir(livePath: string): string {
 /** Validate the raw form; throws ShadowfsError naming the key on the first problem. */
 export function parseVolumeConfig(raw: unknown): VolumeConfig {
   expect(isRecord(raw), '(top level)', 'an object', raw);
-  const known = new Set(['live', 'stateDir', 'extentSize', 'writeMode', 'admitAfterReads', 'tiers']);
+  const known = new Set(['live', 'stateDir', 'extentSize', 'writeMode', 'admitAfterReads', 'tiers', 'coverageTier', 'coverageScanInterval', 'copyRate', 'concurrentCopies']);
   for (const k of Object.keys(raw)) expect(known.has(k), k, `one of ${[...known].join(', ')}`, k);
   const r = raw as RawVolumeConfig;
   expect(typeof r.live === 'string' && r.live.length > 0, 'live', 'the live volume directory', r.live);
@@ -126,6 +137,12 @@ export function parseVolumeConfig(raw: unknown): VolumeConfig {
     if (names.has(t.name)) throw new ShadowfsError(`config tiers: two tiers are named "${t.name}"`);
     names.add(t.name);
   }
+  const coverageTier = r.coverageTier;
+  expect(coverageTier === undefined || (typeof coverageTier === 'string' && names.has(coverageTier)), 'coverageTier', `the name of a tier (${[...names].join(', ') || 'none defined'})`, coverageTier);
+  const copyBytesPerSec = parseBytes((r.copyRate ?? '200MiB') as string | number, 'config copyRate');
+  expect(copyBytesPerSec > 0, 'copyRate', 'a rate above zero, bytes per second', r.copyRate);
+  const concurrent = r.concurrentCopies ?? 2;
+  expect(typeof concurrent === 'number' && Number.isInteger(concurrent) && concurrent >= 1 && concurrent <= 64, 'concurrentCopies', 'a whole number from 1 to 64', concurrent);
   return {
     livePath,
     stateDir: path.resolve(stateDir),
@@ -133,6 +150,10 @@ export function parseVolumeConfig(raw: unknown): VolumeConfig {
     writeMode,
     tiers,
     admitAfterReads: admit,
+    coverageTier,
+    coverageScanIntervalMs: parseDurationMs((r.coverageScanInterval ?? '5m') as string | number, 'config coverageScanInterval'),
+    copyBytesPerSec,
+    concurrentCopies: concurrent,
   };
 }
 

@@ -3,6 +3,8 @@
  * line. Requests: {"command": "status"}. Replies: {"ok": true, "result": ...} or
  * {"ok": false, "error": "one-line reason"}.
  */
+import type { CoverageReport } from '../shadow/coverage';
+
 export interface ControlRequest {
   command: string;
   [arg: string]: unknown;
@@ -26,6 +28,9 @@ export interface StatusReport {
   uptimeSeconds: number;
   extentSizeBytes: number;
   tiers: TierStatus[];
+  coverage: CoverageReport | null;
+  /** Monthly cost of the copies where they are now, and of holding all of them on the fastest tier. */
+  cost: { placementPerMonth: number; allOnFastestPerMonth: number };
   /** Reads served by the redirector (JavaScript), by source. */
   served: { source: string; bytes: number; reads: number }[];
   /** Reads served natively from mapped tier copies, without the JavaScript round trip. */

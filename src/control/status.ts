@@ -1,11 +1,20 @@
 /** Builds the status report of a running volume (what `shadowfs status` shows). */
 import { Volume } from '../volume/volume';
 import { StatusReport } from './protocol';
+import { CoverageReplicator } from '../shadow/coverage';
 
-export function statusReport(volume: Volume, mountpoint: string, extentSizeBytes: number, startedAtMs: number, fastPath: StatusReport['fastPath']): StatusReport {
+const GIB = 1024 ** 3;
+
+export function statusReport(volume: Volume, mountpoint: string, extentSizeBytes: number, startedAtMs: number, fastPath: StatusReport['fastPath'], coverage: CoverageReplicator | undefined): StatusReport {
   const io = volume.io.counters;
   const sh = volume.shadows.counters;
+  const tiers = volume.tiers.all();
+  const placement = tiers.reduce((sum, { tier }) => sum + (tier.usedBytes() / GIB) * tier.spec.costPerGiBMonth, 0);
+  const held = tiers.reduce((sum, { tier }) => sum + tier.usedBytes(), 0);
+  const fastest = tiers[0]?.tier.spec.costPerGiBMonth ?? 0;
   return {
+    coverage: coverage ? coverage.report(Date.now()) : null,
+    cost: { placementPerMonth: placement, allOnFastestPerMonth: (held / GIB) * fastest },
     mountpoint,
     livePath: volume.livePath,
     pid: process.pid,

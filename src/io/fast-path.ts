@@ -63,6 +63,8 @@ export class FastPath {
     if (!m || !this.readMap) return;
     for (const [index, e] of m) {
       if (index < first || index > last) continue;
+      // Throws (ETIMEDOUT) when a native read on this copy is stuck on a failing device: the map
+      // is unchanged then, so the fd must stay open and the change must not go ahead.
       for (const fh of this.files.handlesOf(fileId)) this.readMap.unmapExtent(fh, index);
       m.delete(index);
       e.lease.release();
@@ -119,6 +121,10 @@ export class FastPath {
     const best = fresh[0];
     // An unverified copy must pass through the redirector once, which checks it.
     if (best && !best.verified && best.crc32 !== null) return undefined;
+    // Only the fastest tier is mapped: reads of slower copies must reach the placement policy,
+    // which promotes them (a read served natively is invisible to it).
+    const fastest = this.tiers.all().find((t) => this.tiers.isUsable(t.id));
+    if (best && fastest && best.tierId !== fastest.id) return undefined;
     const vt = best ? this.tiers.get(best.tierId) : undefined;
     if (!best || !vt || !(vt.tier instanceof DirectoryTier) || best.sizeBytes !== wantBytes) return undefined;
     return { tier: vt.tier, tierId: best.tierId, generation: rec.generation };

@@ -7,7 +7,7 @@ import type { ExtentRef } from '../tiers/tier';
  *   A decayed count with time constant tau of a Poisson stream with rate r settles at r * tau, so
  *   count / tau is a rate estimate that forgets at the chosen speed, and needs no window buffer.
  * - Sessions at two time scales: accesses closer than a gap form one session (2 min: the burst of
- *   one job run; 1 h: a working period, e.g. office hours). The start-to-start gap between
+ *   one job run; 2 h: a working period, e.g. office hours). The start-to-start gap between
  *   sessions feeds a period estimate (EWMA) with its jitter, so "read every night at 02:00" becomes
  *   periodUs = 86 400 s, jitter ~ 0, and the next session can be predicted and pre-staged. Two
  *   scales because one gap cannot serve both a job every 10 minutes and a hot set used all day.
@@ -77,7 +77,7 @@ export interface ExtentStatsOptions {
 }
 
 export const DEFAULT_EXTENT_STATS_OPTIONS: Readonly<ExtentStatsOptions> = {
-  sessionGapsUs: [2 * 60e6, 3600e6],
+  sessionGapsUs: [2 * 60e6, 2 * 3600e6],
   neighbourRadius: 2,
   scanWeight: 0.05,
   periodAlpha: 0.3,

@@ -48,21 +48,20 @@ export const DEFAULT_HEAT_OPTIONS: Readonly<HeatOptions> = {
   horizonUs: 60e6,
   leadUs: 60e6,
   minPeriodSamples: 1,
-  maxRelativeJitter: 0.25,
+  maxRelativeJitter: 0.1,
   learn: true,
   trainingRows: 6000,
   refitEveryRows: 1500,
 };
 
 /**
- * Features: short (1 min), medium (1 h), long (1 day) rate, neighbours' short rate, all in
- * accesses per horizon, and the periodic expectation (the next run's size when it is near).
- * Learning weighs the periodic feature too, so the neighbour and rate features are not credited
- * with what the period already explains.
+ * Features: short (1 min), medium (1 h), long (1 day) rate and the neighbours' short rate, all in
+ * accesses per horizon. Extents whose periodic part is active are left out of training: their
+ * accesses are the period's to explain, and crediting them to the rate or neighbour features would
+ * make every recently-run job's neighbourhood look hot.
  */
-export const HEAT_FEATURES = ['rateShort', 'rateHour', 'rateDay', 'neighbours', 'periodic'] as const;
-const PERIODIC_FEATURE = 4;
-export const DEFAULT_HEAT_WEIGHTS: LinearCoefficients = { weights: [0.3, 0.4, 0.3, 0.05, 1], intercept: 0, samples: 0 };
+export const HEAT_FEATURES = ['rateShort', 'rateHour', 'rateDay', 'neighbours'] as const;
+export const DEFAULT_HEAT_WEIGHTS: LinearCoefficients = { weights: [0.3, 0.4, 0.3, 0.05], intercept: 0, samples: 0 };
 
 /** The next expected run of a periodic extent. */
 export interface NextRun {
@@ -73,6 +72,7 @@ export interface NextRun {
   windowEndUs: number;
   confidence: number;
   sessionSize: number;
+  sessionSpanUs: number;
 }
 
 interface PendingSample {
@@ -137,7 +137,7 @@ export class HeatPredictor {
         nb = ((sum / TAUS_US[0]) * h) / (2 * r);
       }
     }
-    return [e0, e1, e2, nb, this.periodic(stats, nowUs)];
+    return [e0, e1, e2, nb];
   }
 
   /** Expected accesses over the next horizon. */
@@ -146,11 +146,10 @@ export class HeatPredictor {
     const hint = this.history.hints.empty ? NO_HINT : this.history.hints.effect(ref.fileId, ref.index, nowUs);
     if (hint.suppress) return 0;
     const x = this.features(ref.fileId, ref.index, s, nowUs);
-    if (hint.periodic) x[PERIODIC_FEATURE] = Math.max(x[PERIODIC_FEATURE], this.periodic(s, nowUs, hint));
     let rate = this.coef.intercept;
-    for (let i = 0; i < PERIODIC_FEATURE; i++) rate += this.coef.weights[i] * x[i];
+    for (let i = 0; i < x.length; i++) rate += this.coef.weights[i] * x[i];
     // The volume forecast scales the rate part only: a spike ahead means more of the same.
-    let heat = Math.max(0, rate) * this.volumeFactor + this.coef.weights[PERIODIC_FEATURE] * x[PERIODIC_FEATURE];
+    let heat = Math.max(0, rate) * this.volumeFactor + this.periodic(s, nowUs, hint);
     if (hint.minAccesses > heat) heat = hint.minAccesses;
     return heat;
   }
@@ -164,7 +163,12 @@ export class HeatPredictor {
     if (!s) return 0;
     const run = this.nextRun(s, nowUs);
     if (!run || nowUs + run.leadUs < run.startUs) return 0;
-    return run.confidence * Math.max(1, run.sessionSize);
+    // A run's accesses spread over its span: a job that reads the extent once in a minute is worth
+    // that access now; a hot set used all afternoon is worth its afternoon rate per horizon, the
+    // same units as the rate part (otherwise a long session would outrank everything).
+    const h = this.o.horizonUs;
+    const spread = Math.min(1, (h + run.leadUs) / Math.max(run.sessionSpanUs, h));
+    return run.confidence * Math.max(1, run.sessionSize) * spread;
   }
 
   /** How regular a tracker's period is: 0 (not trusted) .. 1. */
@@ -210,6 +214,7 @@ export class HeatPredictor {
         windowEndUs: next + p.sessionSpanUsEwma + slackUs,
         confidence,
         sessionSize: p.sessionSizeEwma,
+        sessionSpanUs: p.sessionSpanUsEwma,
       };
     }
     return best;
@@ -229,6 +234,7 @@ export class HeatPredictor {
     for (let i = 0; i < count; i++) {
       const s = this.history.extents.sample(rand());
       if (!s) return;
+      if (this.periodic(s, nowUs) > 0) continue;
       this.pending.push({ stats: s, x: this.features(s.fileId, s.index, s, nowUs), nonScanAtSample: s.accesses - s.scanAccesses, dueUs: nowUs + this.o.horizonUs });
     }
     if (this.pending.length > 4 * this.o.trainingRows) {

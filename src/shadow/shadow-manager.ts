@@ -17,12 +17,15 @@ interface CopyJob {
   file: OpenFile;
   index: number;
   tierId: number;
+  done?: (published: boolean) => void;
 }
 
 export interface ShadowManagerOptions {
   /** Bounded queue: requests beyond it are dropped (the policy asks again later). */
   maxQueuedCopies: number;
   concurrentCopies: number;
+  /** Background copy bandwidth, so foreground I/O keeps the device. */
+  maxBytesPerSec: number;
 }
 
 export interface ShadowCounters {
@@ -71,11 +74,19 @@ export class ShadowManager {
     l.set(k, { fileId, index });
   }
 
-  requestCopy(file: OpenFile, index: number, tierId: number): boolean {
+  /** Tiers whose copies are never evicted to make room (the coverage tier). */
+  readonly protectedTiers = new Set<number>();
+  private nextCopyAtMs = 0;
+
+  queuedCopies(): number {
+    return this.queue.length + this.running;
+  }
+
+  requestCopy(file: OpenFile, index: number, tierId: number, done?: (published: boolean) => void): boolean {
     const k = key(tierId, file.fileId, index);
     if (this.closed || this.queued.has(k) || this.queue.length >= this.options.maxQueuedCopies) return false;
     this.queued.add(k);
-    this.queue.push({ file, index, tierId });
+    this.queue.push({ file, index, tierId, done });
     file.handles++; // keeps the file (and its readFd) open until the job ran
     this.pump();
     return true;
@@ -126,7 +137,9 @@ export class ShadowManager {
         .catch((err: Error) => {
           this.counters.failedCopies++;
           this.log.warn('shadow', `copy of ${job.file.fileId}#${job.index} failed: ${err.message}`);
+          return false;
         })
+        .then((published) => job.done?.(published))
         .finally(() => {
           this.running--;
           this.finish(job);
@@ -136,12 +149,22 @@ export class ShadowManager {
     }
   }
 
-  private async copy(job: CopyJob): Promise<void> {
+  /** Sleeps so background copies stay under maxBytesPerSec on average. */
+  private async throttle(bytes: number): Promise<void> {
+    const now = Date.now();
+    const start = Math.max(now, this.nextCopyAtMs);
+    this.nextCopyAtMs = start + (bytes * 1000) / this.options.maxBytesPerSec;
+    if (start > now) await new Promise((r) => setTimeout(r, start - now));
+  }
+
+  /** Resolves true when the copy was published. */
+  private async copy(job: CopyJob): Promise<boolean> {
     const { file, index, tierId } = job;
     const vt = this.tiers.get(tierId);
-    if (!vt || vt.tier.health() !== 'healthy') return;
+    if (!vt || vt.tier.health() !== 'healthy') return false;
     const rec = this.map.get(file.fileId, index);
-    if (rec?.copies.some((c) => c.tierId === tierId && c.generation === rec.generation)) return;
+    if (rec?.copies.some((c) => c.tierId === tierId && c.generation === rec.generation)) return true;
+    await this.throttle(Math.min(this.extentSizeBytes, Math.max(0, file.sizeBytes - index * this.extentSizeBytes)));
     const E = this.extentSizeBytes;
     const buf = Buffer.allocUnsafe(E);
     // Read under the write lock: the bytes and the generation we stamp them with must match.
@@ -153,25 +176,26 @@ export class ShadowManager {
       const n = await preadFull(file.readFd, buf, 0, want, index * E);
       return { epoch, generation, n };
     });
-    if (!taken || taken.n === 0) return;
+    if (!taken || taken.n === 0) return false;
     const data = buf.subarray(0, taken.n);
-    if (!(await this.makeRoom(tierId, data.length))) return;
+    if (!(await this.makeRoom(tierId, data.length))) return false;
     const ref = { fileId: file.fileId, index };
     await vt.tier.put(ref, data);
     // Synchronously: no write may slip between this check and the map update.
     if (file.writeEpoch !== taken.epoch) {
       this.discard(file.fileId, index, tierId);
-      return;
+      return false;
     }
     const published = await this.map.addCopy(file.fileId, index, { tierId, generation: taken.generation, crc32: crc32(data), sizeBytes: data.length }, taken.generation);
     if (!published) {
       this.discard(file.fileId, index, tierId);
-      return;
+      return false;
     }
     this.touch(tierId, file.fileId, index);
     this.onPublished(file, index, tierId);
     this.counters.copies++;
     this.counters.copyBytes += data.length;
+    return true;
   }
 
   /** Evict least recently read copies until `bytes` fit; false if they cannot. */
@@ -181,6 +205,8 @@ export class ShadowManager {
     if (!vt) return false;
     const cap = vt.tier.spec.capacityBytes;
     if (bytes > cap) return false;
+    // The coverage tier must keep everything: when it is full, coverage falls short (and says so).
+    if (this.protectedTiers.has(tierId)) return vt.tier.usedBytes() + bytes <= cap;
     while (vt.tier.usedBytes() + bytes > cap) {
       const oldest = l?.entries().next();
       if (!l || !oldest || oldest.done) return false;

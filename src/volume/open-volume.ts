@@ -8,6 +8,7 @@ import { ExtentMap } from '../extents/extent-map';
 import { IoRedirector, ReadObserver } from '../io/redirector';
 import { ReactiveAdmission } from '../shadow/reactive-admission';
 import { ShadowManager } from '../shadow/shadow-manager';
+import { CoverageReplicator } from '../shadow/coverage';
 import { openTier } from '../tiers/open-tier';
 import { ShadowTier } from '../tiers/tier';
 import { TierSet } from '../tiers/tier-set';
@@ -18,6 +19,7 @@ import { Volume } from './volume';
 export interface OpenedVolume {
   volume: Volume;
   watcher: LiveWatcher;
+  coverage: CoverageReplicator | undefined;
   close(): Promise<void>;
 }
 
@@ -36,7 +38,11 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
     throw err;
   }
   const tiers = await TierSet.create(opened, map);
-  const shadows = new ShadowManager(map, tiers, config.extentSizeBytes, { maxQueuedCopies: 1024, concurrentCopies: 1 }, log);
+  const shadows = new ShadowManager(map, tiers, config.extentSizeBytes, {
+    maxQueuedCopies: 1024,
+    concurrentCopies: config.concurrentCopies,
+    maxBytesPerSec: config.copyBytesPerSec,
+  }, log);
   // The redirector reports reads to the policy, which needs the redirector's shadow manager: a
   // forwarding observer breaks the cycle.
   let policy: ReadObserver | undefined;
@@ -45,12 +51,23 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
   policy = new ReactiveAdmission(tiers, shadows, config.admitAfterReads);
   const volume = new Volume(config.livePath, map, tiers, io, shadows, log);
   await reconcile(map, tiers, log);
+  let coverage: CoverageReplicator | undefined;
+  const coverageTier = config.coverageTier ? tiers.byName(config.coverageTier) : undefined;
+  if (coverageTier) {
+    shadows.protectedTiers.add(coverageTier.id);
+    coverage = new CoverageReplicator(config.livePath, coverageTier.tier.spec.name, coverageTier.id, map, shadows, volume, config.extentSizeBytes, config.coverageScanIntervalMs, log);
+    const c = coverage;
+    volume.onWrite = (file, first, last) => c.noteWrite(file, first, last);
+    c.start();
+  }
   const watcher = new LiveWatcher(config.livePath, (p) => volume.liveChanged(p), log);
   await watcher.start();
   return {
     volume,
     watcher,
+    coverage,
     async close() {
+      await coverage?.stop();
       await watcher.stop();
       await volume.close();
     },

@@ -253,31 +253,41 @@ export class Volume {
 
   private async register(lp: string, fd: number, flags: number): Promise<Handle> {
     const st = await fstat(fd);
-    const fileId = Volume.fileIdOf(st);
-    let file = this.open.file(fileId);
-    if (!file) {
-      await this.checkOutOfBand(fileId, st);
-      file = {
-        fileId,
-        livePath: lp,
-        sizeBytes: st.size,
-        writeLock: new Mutex(),
-        writeEpoch: 0,
-        readFd: await openFd(lp, O_RDONLY),
-        handles: 0,
-        modified: false,
-        unlinked: false,
-        fhs: new Set(),
-      };
-      this.open.addFile(file);
-    } else {
-      file.livePath = lp;
-    }
+    const file = await this.fileState(lp, st);
     const access = flags & ACCMODE;
     const h: Handle = { fh: fd, fd, file, writable: access === O_WRONLY || access === O_RDWR };
     this.open.addHandle(h);
     this.fastPath.onHandleOpened(h.fh, file);
     return h;
+  }
+
+  /**
+   * The one OpenFile of a live file, created on first use. `readFd`, if given, becomes its
+   * background read fd (or is closed when the file is already open). Two OpenFiles for one inode
+   * would mean two write locks and two write epochs: a copy could then be published stale.
+   */
+  private async fileState(lp: string, st: fs.Stats, readFd?: number): Promise<OpenFile> {
+    const fileId = Volume.fileIdOf(st);
+    const existing = this.open.file(fileId);
+    if (existing) {
+      if (readFd !== undefined) await closeFd(readFd);
+      existing.livePath = lp;
+      return existing;
+    }
+    await this.checkOutOfBand(fileId, st);
+    const fd = readFd ?? (await openFd(lp, O_RDONLY));
+    const raced = this.open.file(fileId);
+    if (raced) {
+      await closeFd(fd);
+      raced.livePath = lp;
+      return raced;
+    }
+    const file: OpenFile = {
+      fileId, livePath: lp, sizeBytes: st.size, writeLock: new Mutex(), writeEpoch: 0, readFd: fd,
+      handles: 0, modified: false, unlinked: false, fhs: new Set(),
+    };
+    this.open.addFile(file);
+    return file;
   }
 
   /** Copies of a file changed behind the mount's back (size or mtime moved) are stale. */
@@ -349,7 +359,39 @@ export class Volume {
       return this.io.write(file, h.fd, buf, length, position);
     });
     this.fastPath.remap(file, range.first, range.last);
+    this.onWrite(file, range.first, range.last);
     return n;
+  }
+
+  /** Set by the assembly: told after every write (coverage re-copies what lost its copy). */
+  onWrite: (file: OpenFile, first: number, last: number) => void = () => undefined;
+
+  /** Opens a live file for background work (no FUSE handle); undefined if it is gone. */
+  async pinFile(livePath: string): Promise<OpenFile | undefined> {
+    let fd: number;
+    try {
+      fd = await openFd(livePath, O_RDONLY);
+    } catch {
+      return undefined;
+    }
+    try {
+      const st = await fstat(fd);
+      if (!st.isFile()) {
+        await closeFd(fd);
+        return undefined;
+      }
+      const file = await this.fileState(livePath, st, fd);
+      file.handles++;
+      return file;
+    } catch (err) {
+      await closeFd(fd).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  unpinFile(file: OpenFile): void {
+    file.handles--;
+    if (file.handles === 0) void this.closeFile(file);
   }
 
   async ftruncate(fh: number, sizeBytes: number): Promise<void> {

@@ -15,6 +15,9 @@ export interface MountOptions {
   /** Tier specs relative to the sandbox: name → capacity. Default: one nvme tier of 64MiB. */
   tiers?: { name: string; capacity: string; cls?: string }[];
   admitAfter?: number;
+  /** Raw --tier values added after `tiers` (e.g. an object tier). */
+  tierFlags?: string[];
+  coverageTier?: string;
   extraArgs?: string[];
 }
 
@@ -45,6 +48,8 @@ export function mountArgs(sb: Sandbox, opts: MountOptions = {}): string[] {
   const tiers = opts.tiers ?? [{ name: 'nvme', capacity: '64MiB' }];
   const args = ['mount', '--live', sb.live, '--state', sb.state];
   for (const t of tiers) args.push('--tier', `${t.name}=${sb.tierDir(t.name)},cap=${t.capacity}${t.cls ? `,class=${t.cls}` : ''}`);
+  for (const f of opts.tierFlags ?? []) args.push('--tier', f);
+  if (opts.coverageTier) args.push('--coverage-tier', opts.coverageTier);
   if (opts.extentSize) args.push('--extent-size', opts.extentSize);
   if (opts.admitAfter !== undefined) args.push('--admit-after', String(opts.admitAfter));
   args.push(...(opts.extraArgs ?? []), sb.mnt);

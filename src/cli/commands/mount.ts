@@ -28,13 +28,14 @@ export interface MountArgs {
   state?: string;
   'extent-size'?: string;
   'admit-after'?: number;
+  'coverage-tier'?: string;
   daemon: boolean;
   verbose: boolean;
   'allow-other': boolean;
 }
 
 function volumeFlags(args: MountArgs): VolumeFlags {
-  return { config: args.config, live: args.live, tier: args.tier, state: args.state, extentSize: args['extent-size'], admitAfter: args['admit-after'] };
+  return { config: args.config, live: args.live, tier: args.tier, state: args.state, extentSize: args['extent-size'], admitAfter: args['admit-after'], coverageTier: args['coverage-tier'] };
 }
 
 const READY_TIMEOUT_MS = 60_000;
@@ -55,6 +56,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     .option('state', { type: 'string', describe: 'Metadata directory (default /var/lib/shadowfs/<live name>-<hash>)' })
     .option('extent-size', { type: 'string', describe: 'Extent size, a power of two (default 1MiB); fixed for a state directory' })
     .option('admit-after', { type: 'number', describe: 'Copy an extent to the fastest tier after this many reads (default 2)' })
+    .option('coverage-tier', { type: 'string', describe: 'The tier that keeps a fresh copy of every extent (makes failover lossless)' })
     .option('daemon', { type: 'boolean', default: false, describe: 'Detach once mounted (logs go to <state>/shadowfs.log)' })
     .option('allow-other', { type: 'boolean', default: true, describe: 'Let users other than root use the mount (FUSE allow_other)' })
     .option('verbose', { type: 'boolean', default: false, describe: 'Log info and debug lines, not only warnings and errors' })
@@ -99,7 +101,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     const control = new ControlServer(socketFile(mountpoint), log);
     const startedAtMs = Date.now();
     const mounted = fuse;
-    control.on('status', async () => statusReport(opened.volume, mountpoint, config.extentSizeBytes, startedAtMs, mounted.fastPathStats()));
+    control.on('status', async () => statusReport(opened.volume, mountpoint, config.extentSizeBytes, startedAtMs, mounted.fastPathStats(), opened.coverage));
     control.on('which-tier', async (req) => whichTier(opened.volume, mountpoint, req.path, config.extentSizeBytes));
     await control.start();
     await writePidFile(mountpoint);

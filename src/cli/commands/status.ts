@@ -17,6 +17,11 @@ export function formatStatus(s: StatusReport): string {
     'tier      class   health    used / capacity            cost/GiB-month',
     ...s.tiers.map((t) => `${t.name.padEnd(9)} ${t.class.padEnd(7)} ${t.health.padEnd(9)} ${(formatBytes(t.usedBytes) + ' / ' + formatBytes(t.capacityBytes)).padEnd(26)} $${t.costPerGiBMonth.toFixed(3)}`),
     '',
+    s.coverage
+      ? `coverage on ${s.coverage.tier}: ${(100 * s.coverage.coveredShare).toFixed(1)}% of ${formatBytes(s.coverage.totalBytes)}, ${formatBytes(s.coverage.pendingBytes)} pending, lag ${(s.coverage.lagMs / 1000).toFixed(1)} s`
+      : 'coverage: no coverage tier configured (failover could lose data)',
+    `cost: $${s.cost.placementPerMonth.toFixed(2)}/month as placed, $${s.cost.allOnFastestPerMonth.toFixed(2)}/month if all on the fastest tier`,
+    '',
     'reads served by:',
     ...(s.served.length === 0 ? ['  (no reads yet)'] : s.served.sort((a, b) => b.bytes - a.bytes).map((r) =>
       `  ${r.source.padEnd(8)} ${(total ? (100 * r.bytes) / total : 0).toFixed(1).padStart(5)}%  ${formatBytes(r.bytes).padStart(10)}  ${r.reads} reads`)),

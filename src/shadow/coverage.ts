@@ -1,0 +1,209 @@
+/**
+ * Coverage: one tier (normally hdd or object) holds a fresh copy of every extent of the volume, so
+ * the live volume can fail without losing anything. This policy finds what is not covered — by a
+ * scan of the live tree (at mount and periodically) and by watching writes — and asks the shadow
+ * manager to copy it, oldest first, so the lag stays bounded.
+ */
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { ExtentMap, isFresh } from '../extents/extent-map';
+import { Logger } from '../util/log';
+import { OpenFile } from '../volume/open-files';
+import { ShadowManager } from './shadow-manager';
+
+/** What coverage needs from the volume: open a live file for background copies. */
+export interface FilePinner {
+  pinFile(livePath: string): Promise<OpenFile | undefined>;
+  unpinFile(file: OpenFile): void;
+}
+
+interface DirtyFile {
+  livePath: string;
+  extents: Set<number>;
+  sinceMs: number;
+}
+
+export interface CoverageReport {
+  tier: string;
+  /** Share of the volume's bytes with a fresh copy on the coverage tier (0..1). */
+  coveredShare: number;
+  totalBytes: number;
+  pendingBytes: number;
+  /** Age of the oldest change not yet covered. */
+  lagMs: number;
+  lastScanMs: number | null;
+}
+
+const PUMP_INTERVAL_MS = 200;
+const MAX_IN_FLIGHT = 64;
+
+export class CoverageReplicator {
+  private readonly dirty = new Map<string, DirtyFile>();
+  /** Size of every live file, by file id (from scans, kept current by writes). */
+  private readonly sizes = new Map<string, number>();
+  private lastScanMs: number | null = null;
+  private timer: NodeJS.Timeout | undefined;
+  private scanTimer: NodeJS.Timeout | undefined;
+  private pumping = false;
+  private scanning: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly livePath: string,
+    readonly tierName: string,
+    private readonly tierId: number,
+    private readonly map: ExtentMap,
+    private readonly shadows: ShadowManager,
+    private readonly files: FilePinner,
+    private readonly extentSizeBytes: number,
+    private readonly scanIntervalMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.pump(), PUMP_INTERVAL_MS);
+    this.timer.unref();
+    this.scanTimer = setInterval(() => void this.scan(), this.scanIntervalMs);
+    this.scanTimer.unref();
+    void this.scan();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    if (this.scanTimer) clearInterval(this.scanTimer);
+    await this.scanning;
+  }
+
+  private covered(fileId: string, index: number): boolean {
+    const rec = this.map.get(fileId, index);
+    return !!rec && rec.copies.some((c) => c.tierId === this.tierId && isFresh(rec, c));
+  }
+
+  private markDirty(fileId: string, livePath: string, index: number, nowMs: number): void {
+    let d = this.dirty.get(fileId);
+    if (!d) {
+      d = { livePath, extents: new Set(), sinceMs: nowMs };
+      this.dirty.set(fileId, d);
+    }
+    d.livePath = livePath;
+    d.extents.add(index);
+  }
+
+  /** After a write to extents [first, last] of an open file: whatever lost coverage is queued. */
+  noteWrite(file: OpenFile, first: number, last: number): void {
+    const now = Date.now();
+    for (let i = first; i <= last; i++) if (!this.covered(file.fileId, i)) this.markDirty(file.fileId, file.livePath, i, now);
+    this.sizes.set(file.fileId, file.sizeBytes);
+  }
+
+  /** Walk the live tree; every extent without a fresh coverage copy becomes pending. */
+  scan(): Promise<void> {
+    if (this.scanning) return this.scanning;
+    this.scanning = this.walk().finally(() => (this.scanning = undefined));
+    return this.scanning;
+  }
+
+  private async walk(): Promise<void> {
+    const started = Date.now();
+    const sizes = new Map<string, number>();
+    const stack = [this.livePath];
+    while (stack.length > 0 && !this.stopped) {
+      const dir = stack.pop() as string;
+      let entries;
+      try {
+        entries = await fs.readdir(dir, { withFileTypes: true });
+      } catch {
+        continue;
+      }
+      for (const e of entries) {
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) stack.push(p);
+        else if (e.isFile()) {
+          const st = await fs.lstat(p).catch(() => undefined);
+          if (!st) continue;
+          const fileId = st.ino.toString(16);
+          sizes.set(fileId, st.size);
+          const count = Math.ceil(st.size / this.extentSizeBytes);
+          for (let i = 0; i < count; i++) if (!this.covered(fileId, i)) this.markDirty(fileId, p, i, started);
+        }
+      }
+    }
+    if (this.stopped) return;
+    this.sizes.clear();
+    for (const [id, size] of sizes) this.sizes.set(id, size);
+    this.lastScanMs = Date.now();
+    this.log.debug('coverage', `scan: ${this.totalBytes()} bytes, ${this.pendingBytes()} pending`);
+  }
+
+  private totalBytes(): number {
+    let n = 0;
+    for (const size of this.sizes.values()) n += size;
+    return n;
+  }
+
+  /** Bytes of the extents still waiting for a coverage copy (the last extent of a file counts its real length). */
+  private pendingBytes(): number {
+    let n = 0;
+    for (const [fileId, d] of this.dirty) {
+      const size = this.sizes.get(fileId) ?? 0;
+      for (const i of d.extents) n += Math.max(0, Math.min(this.extentSizeBytes, size - i * this.extentSizeBytes));
+    }
+    return n;
+  }
+
+  /** Hand pending extents to the shadow manager, oldest change first, a bounded number at a time. */
+  private async pump(): Promise<void> {
+    if (this.pumping || this.stopped) return;
+    this.pumping = true;
+    try {
+      const oldestFirst = [...this.dirty.entries()].sort((a, b) => a[1].sinceMs - b[1].sinceMs);
+      for (const [fileId, d] of oldestFirst) {
+        if (this.shadows.queuedCopies() >= MAX_IN_FLIGHT || this.stopped) break;
+        const file = await this.files.pinFile(d.livePath);
+        if (!file || file.fileId !== fileId) {
+          // Gone or replaced: a later scan will find what is there now.
+          if (file) this.files.unpinFile(file);
+          this.dirty.delete(fileId);
+          continue;
+        }
+        try {
+          for (const index of [...d.extents]) {
+            if (index * this.extentSizeBytes >= file.sizeBytes || this.covered(fileId, index)) {
+              d.extents.delete(index);
+              continue;
+            }
+            if (this.shadows.queuedCopies() >= MAX_IN_FLIGHT) break;
+            if (this.shadows.requestCopy(file, index, this.tierId, (ok) => {
+              if (ok || this.covered(fileId, index)) d.extents.delete(index);
+              if (d.extents.size === 0 && this.dirty.get(fileId) === d) this.dirty.delete(fileId);
+            })) continue;
+          }
+        } finally {
+          this.files.unpinFile(file);
+        }
+        if (d.extents.size === 0 && this.dirty.get(fileId) === d) this.dirty.delete(fileId);
+      }
+    } catch (err) {
+      this.log.warn('coverage', `replication pass failed: ${(err as Error).message}`);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  report(nowMs: number): CoverageReport {
+    let oldest = nowMs;
+    for (const d of this.dirty.values()) if (d.extents.size > 0) oldest = Math.min(oldest, d.sinceMs);
+    const pending = this.pendingBytes();
+    const total = this.totalBytes();
+    return {
+      tier: this.tierName,
+      // Not 100% before the first scan has looked at everything.
+      coveredShare: this.lastScanMs === null ? 0 : total === 0 ? 1 : Math.max(0, 1 - pending / total),
+      totalBytes: total,
+      pendingBytes: pending,
+      lagMs: nowMs - oldest,
+      lastScanMs: this.lastScanMs,
+    };
+  }
+}

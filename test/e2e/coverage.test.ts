@@ -1,0 +1,121 @@
+/**
+ * Coverage: the coverage tier reaches a fresh copy of every extent and keeps it under writes —
+ * on a directory tier (patched in place by write-through) and on the object tier (re-copied in
+ * the background against a real S3-protocol server on loopback).
+ */
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { MountedVolume, cli, makeSandbox, removeSandbox, Sandbox } from '../helpers/mounted-volume';
+import { startS3Server, useS3Credentials } from '../helpers/s3-server';
+import type { StatusReport, WhichTierReport } from '../../src/control/protocol';
+
+const EXTENT = 64 * 1024;
+
+async function waitFor(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const status = (sb: Sandbox): StatusReport => JSON.parse(cli(['status', '--json', sb.mnt]).stdout) as StatusReport;
+
+function seed(sb: Sandbox): Map<string, Buffer> {
+  const files = new Map<string, Buffer>();
+  fs.mkdirSync(path.join(sb.live, 'dir'));
+  for (const [name, size] of [['a.bin', 10 * EXTENT + 123], ['dir/b.bin', 3 * EXTENT], ['c.bin', 100]] as const) {
+    const b = Buffer.alloc(size);
+    for (let i = 0; i < size; i++) b[i] = (i * 7 + name.length) & 0xff;
+    fs.writeFileSync(path.join(sb.live, name), b);
+    files.set(name, b);
+  }
+  return files;
+}
+
+function writeWorkload(sb: Sandbox, files: Map<string, Buffer>, rounds: number): void {
+  let x = 12345;
+  const rnd = (n: number): number => {
+    x = (x * 1103515245 + 12345) & 0x7fffffff;
+    return x % n;
+  };
+  for (let r = 0; r < rounds; r++) {
+    const name = r % 2 ? 'a.bin' : 'dir/b.bin';
+    const model = files.get(name) as Buffer;
+    const off = rnd(model.length + EXTENT);
+    const data = Buffer.alloc(1 + rnd(2 * EXTENT), r & 0xff);
+    const fd = fs.openSync(path.join(sb.mnt, name), 'r+');
+    fs.writeSync(fd, data, 0, data.length, off);
+    fs.closeSync(fd);
+    const next = Buffer.alloc(Math.max(model.length, off + data.length));
+    model.copy(next);
+    data.copy(next, off);
+    files.set(name, next);
+  }
+  fs.writeFileSync(path.join(sb.mnt, 'new.bin'), Buffer.alloc(5 * EXTENT, 9));
+  files.set('new.bin', Buffer.alloc(5 * EXTENT, 9));
+}
+
+function everyExtentOn(sb: Sandbox, files: Map<string, Buffer>, tier: string): boolean {
+  for (const name of files.keys()) {
+    const w = JSON.parse(cli(['which-tier', '--json', path.join(sb.mnt, name)]).stdout) as WhichTierReport;
+    if (!w.extents.every((e) => e.fresh.includes(tier))) return false;
+  }
+  return true;
+}
+
+t.test('a directory coverage tier reaches 100% and stays there under writes', async (t) => {
+  const sb = makeSandbox();
+  const vol = new MountedVolume(sb, {
+    extentSize: '64KiB',
+    tiers: [{ name: 'nvme', capacity: '256KiB' }, { name: 'hdd', capacity: '64MiB' }],
+    coverageTier: 'hdd',
+  });
+  t.teardown(async () => {
+    await vol.cleanup();
+    removeSandbox(sb);
+  });
+  const files = seed(sb);
+  await vol.start();
+  await waitFor(() => status(sb).coverage?.coveredShare === 1, 'coverage 100%');
+  t.ok(everyExtentOn(sb, files, 'hdd'), 'every extent has a fresh copy on hdd');
+  writeWorkload(sb, files, 200);
+  await waitFor(() => status(sb).coverage?.coveredShare === 1 && everyExtentOn(sb, files, 'hdd'), 'coverage back at 100% after writes');
+  const s = status(sb);
+  t.equal(s.coverage?.tier, 'hdd');
+  t.ok((s.coverage?.lagMs ?? Infinity) < 30_000, `lag ${s.coverage?.lagMs} ms is bounded`);
+  t.ok(s.cost.placementPerMonth > 0, 'cost of the placement is reported');
+  for (const [name, model] of files) {
+    t.ok(fs.readFileSync(path.join(sb.mnt, name)).equals(model), `${name} reads right`);
+    t.ok(fs.readFileSync(path.join(sb.live, name)).equals(model), `${name} is right on the live volume`);
+  }
+  if (process.env.SHADOWFS_DEBUG_PAUSE) await new Promise((r) => setTimeout(r, 60_000));
+  t.equal(await vol.stop(), 0);
+});
+
+t.test('an object-store coverage tier (real S3 server on loopback) keeps up with writes', async (t) => {
+  useS3Credentials();
+  const s3 = await startS3Server({ bucket: 'coverage' });
+  const sb = makeSandbox();
+  const vol = new MountedVolume(sb, {
+    extentSize: '64KiB',
+    tiers: [{ name: 'nvme', capacity: '256KiB' }],
+    tierFlags: [`s3=${s3.endpoint},bucket=coverage,cache=${sb.tierDir('s3cache')},cache-cap=1MiB,cap=1GiB`],
+    coverageTier: 's3',
+  });
+  t.teardown(async () => {
+    await vol.cleanup();
+    removeSandbox(sb);
+    await s3.close();
+  });
+  const files = seed(sb);
+  await vol.start();
+  await waitFor(() => status(sb).coverage?.coveredShare === 1, 'coverage 100%');
+  writeWorkload(sb, files, 100);
+  await waitFor(() => status(sb).coverage?.coveredShare === 1 && everyExtentOn(sb, files, 's3'), 'coverage back at 100% on s3');
+  const objects = fs.readdirSync(s3.directory, { recursive: true }).length;
+  t.ok(objects > 0, `the S3 server holds the copies (${objects} entries)`);
+  for (const [name, model] of files) t.ok(fs.readFileSync(path.join(sb.mnt, name)).equals(model), `${name} reads right`);
+  t.equal(await vol.stop(), 0);
+});
