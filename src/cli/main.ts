@@ -9,6 +9,7 @@ import { mountCommand } from './commands/mount';
 import { unmountCommand } from './commands/unmount';
 import { statusCommand } from './commands/status';
 import { whichTierCommand } from './commands/which-tier';
+import { scrubCommand } from './commands/scrub';
 
 export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
@@ -18,6 +19,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(unmountCommand)
     .command(statusCommand)
     .command(whichTierCommand)
+    .command(scrubCommand)
     .demandCommand(1, 'Give a command; see --help.')
     // One spelling per option (--extent-size), so "unknown argument" names it once.
     .parserConfiguration({ 'camel-case-expansion': false })

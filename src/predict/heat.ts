@@ -55,13 +55,13 @@ export const DEFAULT_HEAT_OPTIONS: Readonly<HeatOptions> = {
 };
 
 /**
- * Features: short (1 min), medium (1 h), long (1 day) rate and the neighbours' short rate, all in
- * accesses per horizon. Extents whose periodic part is active are left out of training: their
+ * Features: short (1 min), medium (1 h), long (1 day) rate, the neighbours' short rate and the
+ * hour rate faded by silence (see features()), all in accesses per horizon. Extents whose periodic part is active are left out of training: their
  * accesses are the period's to explain, and crediting them to the rate or neighbour features would
  * make every recently-run job's neighbourhood look hot.
  */
-export const HEAT_FEATURES = ['rateShort', 'rateHour', 'rateDay', 'neighbours'] as const;
-export const DEFAULT_HEAT_WEIGHTS: LinearCoefficients = { weights: [0.3, 0.4, 0.3, 0.05], intercept: 0, samples: 0 };
+export const HEAT_FEATURES = ['rateShort', 'rateHour', 'rateDay', 'neighbours', 'rateHourRecent'] as const;
+export const DEFAULT_HEAT_WEIGHTS: LinearCoefficients = { weights: [0.3, 0.2, 0.3, 0.05, 0.2], intercept: 0, samples: 0 };
 
 /** The next expected run of a periodic extent. */
 export interface NextRun {
@@ -112,6 +112,7 @@ export class HeatPredictor {
     let e0 = 0;
     let e1 = 0;
     let e2 = 0;
+    let er = 0;
     if (stats) {
       const c = countsAt(stats, nowUs);
       // An extent whose accesses a trusted period explains, and whose session is over, is not
@@ -121,6 +122,11 @@ export class HeatPredictor {
       e0 = (c[0] / TAUS_US[0]) * h * keep;
       e1 = (c[1] / TAUS_US[1]) * h * keep;
       e2 = (c[2] / TAUS_US[2]) * h * keep;
+      // The hour rate, faded by silence measured in the extent's own rhythm: an extent read every
+      // few minutes that has not been read for half an hour has probably left its working period
+      // (a phase change), whereas for a Poisson stream the silence would carry no information.
+      const ratePerUs = c[1] / TAUS_US[1];
+      er = e1 * Math.exp(-Math.max(0, nowUs - stats.lastAccessUs) * ratePerUs * 0.5);
     }
     let nb = 0;
     const r = this.history.statsOptions.neighbourRadius;
@@ -137,7 +143,7 @@ export class HeatPredictor {
         nb = ((sum / TAUS_US[0]) * h) / (2 * r);
       }
     }
-    return [e0, e1, e2, nb];
+    return [e0, e1, e2, nb, er];
   }
 
   /** Expected accesses over the next horizon. */

@@ -62,3 +62,34 @@ t.test('a corrupted copy is detected, served around and repaired', async (t) => 
   t.ok(fs.readFileSync(f).equals(data));
   t.equal(await vol.stop(), 0);
 });
+
+t.test('scrub finds damaged copies, drops them, and coverage makes them again', async (t) => {
+  const sb = makeSandbox();
+  const vol = new MountedVolume(sb, { extentSize: '64KiB', tiers: [{ name: 'hdd', capacity: '16MiB' }], coverageTier: 'hdd' });
+  t.teardown(async () => {
+    await vol.cleanup();
+    removeSandbox(sb);
+  });
+  const data = Buffer.alloc(6 * EXTENT + 99);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 29) & 0xff;
+  fs.writeFileSync(path.join(sb.live, 'g.bin'), data);
+  await vol.start();
+  await waitFor(() => (JSON.parse(cli(['status', '--json', sb.mnt]).stdout) as StatusReport).coverage?.coveredShare === 1, 'coverage');
+  const copies = copyFiles(sb.tierDir('hdd'));
+  t.equal(copies.length, 7);
+  for (const copy of copies.slice(0, 2)) {
+    const fd = fs.openSync(copy, 'r+');
+    fs.writeSync(fd, Buffer.from('ROT'), 0, 3, 7);
+    fs.closeSync(fd);
+  }
+  const r = cli(['scrub', '--json', sb.mnt]);
+  t.equal(r.status, 0, r.stderr);
+  const summary = JSON.parse(r.stdout) as { checkedCopies: number; badCopies: number };
+  t.equal(summary.checkedCopies, 7);
+  t.equal(summary.badCopies, 2, 'both damaged copies found');
+  const plain = cli(['scrub', sb.mnt]);
+  t.match(plain.stdout, /scrub: \d+ copies .* 0 bad/, 'a second scrub finds everything clean');
+  await waitFor(() => copyFiles(sb.tierDir('hdd')).length === 7 && copyFiles(sb.tierDir('hdd')).every((c) => !fs.readFileSync(c).includes('ROT')), 'copies made again');
+  t.ok(fs.readFileSync(path.join(sb.mnt, 'g.bin')).equals(data));
+  t.equal(await vol.stop(), 0);
+});

@@ -16,6 +16,7 @@ import { removePidFile, socketFile, writePidFile } from '../../control/runtime-f
 import { ControlServer } from '../../control/control-server';
 import { statusReport } from '../../control/status';
 import { whichTier } from '../../control/which-tier';
+import { Scrubber } from '../../shadow/scrubber';
 import { ShadowfsError } from '../../util/errors';
 import { createLogger } from '../../util/log';
 import { volumeConfigFrom, VolumeFlags } from '../load-config';
@@ -102,6 +103,13 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     const startedAtMs = Date.now();
     const mounted = fuse;
     control.on('status', async () => statusReport(opened.volume, mountpoint, config.extentSizeBytes, startedAtMs, mounted.fastPathStats(), opened.coverage));
+    const scrubber = new Scrubber(opened.volume.map, opened.volume.tiers, (fileId, index, tierId) => {
+      if (opened.volume.map.removeCopy(fileId, index, tierId)) opened.volume.shadows.discard(fileId, index, tierId);
+    }, (bad) => {
+      if (bad > 0) void opened.coverage?.scan();
+    });
+    control.on('scrub', async () => scrubber.run());
+    control.on('scrub-progress', async () => scrubber.status());
     control.on('which-tier', async (req) => whichTier(opened.volume, mountpoint, req.path, config.extentSizeBytes));
     await control.start();
     await writePidFile(mountpoint);

@@ -1,0 +1,90 @@
+/**
+ * Scrub: read every shadow copy whole and check it against its checksum. A copy that fails (or
+ * cannot be read) is dropped — it will be made again from a good source — and a copy whose
+ * checksum is unknown (patched in place since) gets one. One copy at a time, in the background.
+ */
+import { crc32 } from 'node:zlib';
+import { ExtentMap, isFresh } from '../extents/extent-map';
+import { TierSet } from '../tiers/tier-set';
+
+export interface ScrubProgress {
+  running: boolean;
+  totalCopies: number;
+  checkedCopies: number;
+  checkedBytes: number;
+  badCopies: number;
+  checksumsAdded: number;
+  startedAtMs: number | null;
+  finishedAtMs: number | null;
+}
+
+export class Scrubber {
+  private progress: ScrubProgress = { running: false, totalCopies: 0, checkedCopies: 0, checkedBytes: 0, badCopies: 0, checksumsAdded: 0, startedAtMs: null, finishedAtMs: null };
+  private current: Promise<ScrubProgress> | undefined;
+
+  constructor(
+    private readonly map: ExtentMap,
+    private readonly tiers: TierSet,
+    /** Drops a copy the map still points at (and its bytes); the caller re-covers what it lost. */
+    private readonly dropCopy: (fileId: string, index: number, tierId: number) => void,
+    private readonly afterScrub: (bad: number) => void,
+  ) {}
+
+  status(): ScrubProgress {
+    return { ...this.progress };
+  }
+
+  /** Starts a scrub, or joins the one running. Resolves with the final counts. */
+  run(nowMs: () => number = Date.now): Promise<ScrubProgress> {
+    if (this.current) return this.current;
+    this.current = this.scrub(nowMs).finally(() => (this.current = undefined));
+    return this.current;
+  }
+
+  private async scrub(nowMs: () => number): Promise<ScrubProgress> {
+    const work: { fileId: string; index: number; tierId: number }[] = [];
+    for (const fileId of this.map.fileIds()) {
+      for (const [index, rec] of this.map.extents(fileId)) {
+        for (const c of rec.copies) if (isFresh(rec, c)) work.push({ fileId, index, tierId: c.tierId });
+      }
+    }
+    this.progress = { running: true, totalCopies: work.length, checkedCopies: 0, checkedBytes: 0, badCopies: 0, checksumsAdded: 0, startedAtMs: nowMs(), finishedAtMs: null };
+    for (const w of work) {
+      const rec = this.map.get(w.fileId, w.index);
+      const copy = rec?.copies.find((c) => c.tierId === w.tierId);
+      const vt = this.tiers.get(w.tierId);
+      if (!rec || !copy || !isFresh(rec, copy) || !vt) {
+        this.progress.checkedCopies++;
+        continue;
+      }
+      const generation = rec.generation;
+      const buf = Buffer.allocUnsafe(copy.sizeBytes);
+      let n = -1;
+      try {
+        n = await vt.tier.read({ fileId: w.fileId, index: w.index }, 0, copy.sizeBytes, buf, 0);
+      } catch {
+        n = -1;
+      }
+      // A write while we read makes the bytes a moving target: the copy is checked next time.
+      const now = this.map.get(w.fileId, w.index);
+      if (now && now.generation === generation && copy.generation === generation) {
+        if (n !== copy.sizeBytes || (copy.crc32 !== null && crc32(buf.subarray(0, n)) !== copy.crc32)) {
+          this.progress.badCopies++;
+          this.dropCopy(w.fileId, w.index, w.tierId);
+        } else if (copy.crc32 === null) {
+          this.map.setChecksum(w.fileId, w.index, w.tierId, generation, crc32(buf));
+          this.progress.checksumsAdded++;
+        } else {
+          copy.verified = true;
+        }
+      }
+      this.progress.checkedCopies++;
+      this.progress.checkedBytes += Math.max(0, n);
+    }
+    await this.map.flush();
+    this.progress.running = false;
+    this.progress.finishedAtMs = nowMs();
+    this.afterScrub(this.progress.badCopies);
+    return this.status();
+  }
+}
