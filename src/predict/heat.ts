@@ -184,14 +184,23 @@ export class HeatPredictor {
     return Math.max(0, Math.min(1, 1 - p.periodJitterUs / (this.o.maxRelativeJitter * p.periodUs)));
   }
 
-  /** Largest confidence among trackers whose session has ended (gap passed), samples >= 2. */
+  /**
+   * How sure we are that the extent is between two runs of a trusted period (samples >= 2): the
+   * period's confidence times the probability the current session is over, judged by the silence
+   * since the last access against the session's own rhythm (its span / accesses). A job extent
+   * read once per run is "between runs" right after the read; a hot set used all afternoon only
+   * after a silence several times its usual gap. Largest over the trackers.
+   */
   betweenRunsDiscount(s: ExtentStats, nowUs: number): number {
+    const silenceUs = nowUs - s.lastAccessUs;
+    if (!(silenceUs > 0)) return 0;
     let d = 0;
-    const gaps = this.history.statsOptions.sessionGapsUs;
-    for (let k = 0; k < s.periods.length; k++) {
-      const p = s.periods[k];
-      if (p.periodSamples < 2 || nowUs - s.lastAccessUs <= (gaps[k] ?? 0)) continue;
-      d = Math.max(d, this.confidence(p));
+    for (const p of s.periods) {
+      if (p.periodSamples < 2) continue;
+      const conf = this.confidence(p);
+      if (conf <= d) continue;
+      const rhythmUs = Math.max(1e6, p.sessionSpanUsEwma / Math.max(1, p.sessionSizeEwma - 1));
+      d = Math.max(d, conf * (1 - Math.exp(-silenceUs / (3 * rhythmUs))));
     }
     return d;
   }

@@ -12,6 +12,7 @@ import { CoverageReplicator } from '../shadow/coverage';
 import { openTier } from '../tiers/open-tier';
 import { ShadowTier } from '../tiers/tier';
 import { TierSet } from '../tiers/tier-set';
+import { TierProber } from '../tiers/tier-prober';
 import { Logger } from '../util/log';
 import { LiveWatcher } from './live-watcher';
 import { Volume } from './volume';
@@ -60,6 +61,8 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
     volume.onWrite = (file, first, last) => c.noteWrite(file, first, last);
     c.start();
   }
+  const prober = new TierProber(tiers, 2_000, log);
+  prober.start();
   const watcher = new LiveWatcher(config.livePath, (p) => volume.liveChanged(p), log);
   await watcher.start();
   return {
@@ -67,6 +70,7 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
     watcher,
     coverage,
     async close() {
+      prober.stop();
       await coverage?.stop();
       await watcher.stop();
       await volume.close();

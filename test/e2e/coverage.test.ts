@@ -119,3 +119,34 @@ t.test('an object-store coverage tier (real S3 server on loopback) keeps up with
   for (const [name, model] of files) t.ok(fs.readFileSync(path.join(sb.mnt, name)).equals(model), `${name} reads right`);
   t.equal(await vol.stop(), 0);
 });
+
+t.test('object tier outage mid-workload: no application error, tier unhealthy, then recovery', async (t) => {
+  useS3Credentials();
+  const s3 = await startS3Server({ bucket: 'outage' });
+  const sb = makeSandbox();
+  const vol = new MountedVolume(sb, {
+    extentSize: '64KiB',
+    tiers: [],
+    tierFlags: [`s3=${s3.endpoint},bucket=outage,cache=${sb.tierDir('s3cache')},cache-cap=256KiB,cap=1GiB`],
+    coverageTier: 's3',
+  });
+  t.teardown(async () => {
+    await vol.cleanup();
+    removeSandbox(sb);
+    await s3.close();
+  });
+  const files = seed(sb);
+  await vol.start();
+  await waitFor(() => status(sb).coverage?.coveredShare === 1, 'coverage 100%');
+  await s3.stop();
+  // The application keeps working: writes and reads through the mount, no error.
+  writeWorkload(sb, files, 60);
+  for (const [name, model] of files) t.ok(fs.readFileSync(path.join(sb.mnt, name)).equals(model), `${name} reads right during the outage`);
+  await waitFor(() => status(sb).tiers.find((x) => x.name === 's3')?.health === 'failed', 'the object tier marked failed');
+  t.ok((status(sb).coverage?.coveredShare ?? 1) < 1, 'coverage shows the lag while the store is down');
+  await s3.start();
+  await waitFor(() => status(sb).tiers.find((x) => x.name === 's3')?.health === 'healthy', 'the object tier healthy again', 30_000);
+  await waitFor(() => status(sb).coverage?.coveredShare === 1 && everyExtentOn(sb, files, 's3'), 'coverage caught up', 30_000);
+  for (const [name, model] of files) t.ok(fs.readFileSync(path.join(sb.mnt, name)).equals(model), `${name} reads right after recovery`);
+  t.equal(await vol.stop(), 0);
+});
