@@ -242,8 +242,12 @@ run_fio() {
   BENCH_DIR=$dir BENCH_DIRECT=${!direct_var} BENCH_NUMJOBS=$nj BENCH_SIZE=$SIZE BENCH_RUNTIME=$RUNTIME BENCH_RAMP=$RAMP \
     run_bg timeout -k 5 $((RUNTIME + RAMP + 20)) fio --output-format=json --output="$stem.fio.json" \
     "fixtures/fio/$job.fio" >"$stem.fio.log" 2>&1 || rc=$?
-  if ((rc != 0)); then
-    printf 'fio exited with status %s%s: %s\n' "$rc" "$( ((rc == 124 || rc == 137)) && echo " (still running $((RUNTIME + RAMP + 20)) s after start: killed; hung I/O?)")" "$(why "$stem.fio.log")" >"$stem.error"
+  if ((rc == 124 || rc == 137)); then
+    printf 'fio still running %s s after it started: killed (hung I/O?) %s\n' "$((RUNTIME + RAMP + 20))" \
+      "$(grep -m1 '^fio: ' "$stem.fio.log" 2>/dev/null || true)" >"$stem.error"
+    return 1
+  elif ((rc != 0)); then
+    printf 'fio exited with status %s: %s\n' "$rc" "$(why "$stem.fio.log")" >"$stem.error"
     return 1
   fi
 }

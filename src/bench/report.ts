@@ -86,14 +86,18 @@ function ratio(a: Outcome, b: Outcome): string {
   return `${(a.fio.iops / b.fio.iops).toFixed(2)}×`;
 }
 
+/** Shares of reads by source; reads the native fast path served from a tier copy count as "fast path". */
 function servedByTier(status: StatusReport | undefined): string {
   if (!status) return '–';
-  const total = status.served.reduce((a, s) => a + s.bytes, 0);
+  const rows = status.served.map((s) => ({ source: s.source, reads: s.reads }));
+  const fast = status.fastPath?.hits ?? 0;
+  if (fast > 0) rows.push({ source: 'fast path', reads: fast });
+  const total = rows.reduce((a, s) => a + s.reads, 0);
   if (total === 0) return 'no reads';
-  return status.served
-    .filter((s) => s.bytes > 0)
-    .sort((a, b) => b.bytes - a.bytes)
-    .map((s) => `${s.source} ${((100 * s.bytes) / total).toFixed(0)}%`)
+  return rows
+    .filter((s) => s.reads > 0)
+    .sort((a, b) => b.reads - a.reads)
+    .map((s) => `${s.source} ${((100 * s.reads) / total).toFixed(0)}%`)
     .join(', ');
 }
 
@@ -111,7 +115,7 @@ export function buildReport(dir: string): { markdown: string; failures: string[]
     row(Array(12).fill('---')),
   ];
   const detail: string[] = [
-    row(['workload', 'jobs', 'raw lat µs mean / p99', 'mergerfs lat µs', 'shadowfs lat µs', 'shadowfs reads served by', 'mergerfs RSS MiB']),
+    row(['workload', 'jobs', 'raw lat µs mean / p99', 'mergerfs lat µs', 'shadowfs lat µs', 'shadowfs reads served by (share of reads)', 'mergerfs RSS MiB']),
     row(Array(7).fill('---')),
   ];
   for (const job of run.jobs) {
