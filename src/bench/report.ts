@@ -115,8 +115,9 @@ export function buildReport(dir: string): { markdown: string; failures: string[]
     row(Array(12).fill('---')),
   ];
   const detail: string[] = [
-    row(['workload', 'jobs', 'raw lat µs mean / p99', 'mergerfs lat µs', 'shadowfs lat µs', 'shadowfs reads served by (share of reads)', 'mergerfs RSS MiB']),
-    row(Array(7).fill('---')),
+    row(['workload', 'jobs', 'raw lat µs mean / p99', 'mergerfs lat µs', 'shadowfs lat µs', 'shadowfs reads served by (share of reads)',
+      'metadata: LevelDB dir / key+value B per extent', 'mergerfs RSS MiB']),
+    row(Array(8).fill('---')),
   ];
   for (const job of run.jobs) {
     for (const nj of run.numjobs) {
@@ -139,6 +140,9 @@ export function buildReport(dir: string): { markdown: string; failures: string[]
         ratio(sfs, mfs), ratio(sfs, raw), rss, metaCell]));
       detail.push(row([job, String(nj), lat(raw), lat(mfs), lat(sfs),
         sfs?.ok && sfs.fio.direction === 'read' ? servedByTier(status) : '–',
+        meta && meta.dirBytesPerExtent !== null && meta.payloadBytesPerExtent !== null
+          ? `${meta.dirBytes} B / ${meta.extentsWithCopies} = ${meta.dirBytesPerExtent.toFixed(0)}; ${meta.payloadBytesPerExtent.toFixed(0)}`
+          : '–',
         mfsDaemon ? (mfsDaemon.vmRssKiB / 1024).toFixed(0) : '–']));
     }
   }
