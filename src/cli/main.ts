@@ -10,6 +10,7 @@ import { unmountCommand } from './commands/unmount';
 import { statusCommand } from './commands/status';
 import { whichTierCommand } from './commands/which-tier';
 import { scrubCommand } from './commands/scrub';
+import { tierCommand } from './commands/tier';
 
 export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
@@ -20,6 +21,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(statusCommand)
     .command(whichTierCommand)
     .command(scrubCommand)
+    .command(tierCommand)
     .demandCommand(1, 'Give a command; see --help.')
     // One spelling per option (--extent-size), so "unknown argument" names it once.
     .parserConfiguration({ 'camel-case-expansion': false })

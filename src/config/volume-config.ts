@@ -58,7 +58,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function parseTier(raw: unknown, i: number): TierSpec {
+export function parseTier(raw: unknown, i: number): TierSpec {
   const key = `tiers[${i}]`;
   expect(isRecord(raw), key, 'an object with name, class, path, capacity', raw);
   const known = new Set(['name', 'class', 'path', 'capacity', 'costPerGiBMonth', 'object']);

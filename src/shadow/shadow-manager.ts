@@ -198,6 +198,11 @@ export class ShadowManager {
     return true;
   }
 
+  /** After a capacity cut: evict until the tier fits again. False if it cannot (a protected tier). */
+  shrinkToCapacity(tierId: number): Promise<boolean> {
+    return this.makeRoom(tierId, 0);
+  }
+
   /** Evict least recently read copies until `bytes` fit; false if they cannot. */
   private async makeRoom(tierId: number, bytes: number): Promise<boolean> {
     const vt = this.tiers.get(tierId);

@@ -29,6 +29,14 @@ export class TierSet {
     return vt;
   }
 
+  /** Takes a tier out of the set (its copies must be gone from the map first). */
+  remove(id: number): VolumeTier | undefined {
+    const vt = this.byId.get(id);
+    this.byId.delete(id);
+    this.ordered = this.ordered.filter((t) => t.id !== id);
+    return vt;
+  }
+
   get(id: number): VolumeTier | undefined {
     return this.byId.get(id);
   }

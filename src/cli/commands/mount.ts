@@ -14,9 +14,7 @@ import { openVolume } from '../../volume/open-volume';
 import { serveReport } from '../../io/serve-report';
 import { removePidFile, socketFile, writePidFile } from '../../control/runtime-files';
 import { ControlServer } from '../../control/control-server';
-import { statusReport } from '../../control/status';
-import { whichTier } from '../../control/which-tier';
-import { Scrubber } from '../../shadow/scrubber';
+import { registerControlHandlers } from '../../control/handlers';
 import { ShadowfsError } from '../../util/errors';
 import { createLogger } from '../../util/log';
 import { volumeConfigFrom, VolumeFlags } from '../load-config';
@@ -100,17 +98,11 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       throw new ShadowfsError(`cannot mount at ${mountpoint}: ${(err as Error).message}`);
     }
     const control = new ControlServer(socketFile(mountpoint), log);
-    const startedAtMs = Date.now();
     const mounted = fuse;
-    control.on('status', async () => statusReport(opened.volume, mountpoint, config.extentSizeBytes, startedAtMs, mounted.fastPathStats(), opened.coverage));
-    const scrubber = new Scrubber(opened.volume.map, opened.volume.tiers, (fileId, index, tierId) => {
-      if (opened.volume.map.removeCopy(fileId, index, tierId)) opened.volume.shadows.discard(fileId, index, tierId);
-    }, (bad) => {
-      if (bad > 0) void opened.coverage?.scan();
+    registerControlHandlers(control, {
+      volume: opened.volume, coverage: opened.coverage, config, mountpoint, startedAtMs: Date.now(),
+      fastPathStats: () => mounted.fastPathStats(),
     });
-    control.on('scrub', async () => scrubber.run());
-    control.on('scrub-progress', async () => scrubber.status());
-    control.on('which-tier', async (req) => whichTier(opened.volume, mountpoint, req.path, config.extentSizeBytes));
     await control.start();
     await writePidFile(mountpoint);
     log.info('mount', `mounted ${config.livePath} at ${mountpoint}`);
@@ -122,6 +114,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       };
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
+      void mounted.exited.then(() => stop('unmounted from outside (fusermount -u)'));
     });
     await control.stop();
     await fuse.unmount().catch(async () => lazyUnmount(mountpoint));
