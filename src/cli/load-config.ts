@@ -11,6 +11,7 @@ export interface VolumeFlags {
   extentSize?: string;
   admitAfter?: number;
   coverageTier?: string;
+  copyRate?: string;
 }
 
 export function readConfigFile(file: string): RawVolumeConfig {
@@ -35,6 +36,7 @@ export function volumeConfigFrom(flags: VolumeFlags): VolumeConfig {
   if (flags.extentSize !== undefined) raw.extentSize = flags.extentSize;
   if (flags.admitAfter !== undefined) raw.admitAfterReads = flags.admitAfter;
   if (flags.coverageTier !== undefined) raw.coverageTier = flags.coverageTier;
+  if (flags.copyRate !== undefined) raw.copyRate = flags.copyRate;
   if (raw.live === undefined) throw new ShadowfsError('no live volume: give --live DIR or a --config file with "live"');
   try {
     return parseVolumeConfig(raw);

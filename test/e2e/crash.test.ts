@@ -6,7 +6,8 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { MountedVolume, makeSandbox, removeSandbox } from '../helpers/mounted-volume';
+import { MountedVolume, cli, makeSandbox, removeSandbox } from '../helpers/mounted-volume';
+import type { StatusReport } from '../../src/control/protocol';
 
 const BLOCK = 16 * 1024;
 const BLOCKS = 64;
@@ -68,5 +69,50 @@ t.test('kill -9 during writes loses nothing that was fsync\'d', async (t) => {
     if (viaMount.readUInt32LE(k * BLOCK) !== k || got < it) lost++;
   }
   t.equal(lost, 0, 'every fsync\'d block holds its fsync\'d write or a later one');
+  t.equal(await vol.stop(), 0, `clean unmount: ${vol.output}`);
+});
+
+t.test('kill -9 during replication: after remount no stale copy is served and coverage recovers', async (t) => {
+  const sb = makeSandbox();
+  const vol = new MountedVolume(sb, {
+    extentSize: '64KiB',
+    tiers: [{ name: 'hdd', capacity: '256MiB' }],
+    coverageTier: 'hdd',
+    extraArgs: ['--copy-rate', '8MiB'],
+  });
+  t.teardown(async () => {
+    await vol.cleanup();
+    removeSandbox(sb);
+  });
+  for (let f = 0; f < 4; f++) {
+    const b = Buffer.alloc(8 * 1024 * 1024);
+    for (let i = 0; i < b.length; i += 4096) b.writeUInt32LE(f * 1_000_000 + i, i);
+    fs.writeFileSync(path.join(sb.live, `r${f}.bin`), b);
+  }
+  await vol.start();
+  // Replication is running (8 MiB/s for 32 MiB); write into the files it is copying, then crash.
+  await new Promise((r) => setTimeout(r, 1500));
+  for (let f = 0; f < 4; f++) {
+    const fd = fs.openSync(path.join(sb.mnt, `r${f}.bin`), 'r+');
+    for (let k = 0; k < 64; k++) fs.writeSync(fd, Buffer.alloc(4096, 0xee - f), 0, 4096, (k * 37 % 128) * 65536 + 100);
+    fs.closeSync(fd);
+  }
+  await vol.crash();
+  await vol.start();
+  for (let f = 0; f < 4; f++) {
+    const name = `r${f}.bin`;
+    t.ok(fs.readFileSync(path.join(sb.mnt, name)).equals(fs.readFileSync(path.join(sb.live, name))), `${name}: the mount shows the live bytes`);
+  }
+  const status = (): StatusReport => JSON.parse(cli(['status', '--json', sb.mnt]).stdout) as StatusReport;
+  const deadline = Date.now() + 60_000;
+  while (status().coverage?.coveredShare !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+  t.equal(status().coverage?.coveredShare, 1, 'coverage is back at 100%');
+  const temps = fs.readdirSync(sb.tierDir('hdd'), { recursive: true }).map(String).filter((n) => path.basename(n).startsWith('.tmp'));
+  t.same(temps, [], 'no temporary copy is left on the tier');
+  // Every copy on the tier now matches the live bytes of its extent.
+  for (let f = 0; f < 4; f++) {
+    const name = `r${f}.bin`;
+    t.ok(fs.readFileSync(path.join(sb.mnt, name)).equals(fs.readFileSync(path.join(sb.live, name))), `${name} after coverage caught up`);
+  }
   t.equal(await vol.stop(), 0, `clean unmount: ${vol.output}`);
 });

@@ -28,13 +28,14 @@ export interface MountArgs {
   'extent-size'?: string;
   'admit-after'?: number;
   'coverage-tier'?: string;
+  'copy-rate'?: string;
   daemon: boolean;
   verbose: boolean;
   'allow-other': boolean;
 }
 
 function volumeFlags(args: MountArgs): VolumeFlags {
-  return { config: args.config, live: args.live, tier: args.tier, state: args.state, extentSize: args['extent-size'], admitAfter: args['admit-after'], coverageTier: args['coverage-tier'] };
+  return { config: args.config, live: args.live, tier: args.tier, state: args.state, extentSize: args['extent-size'], admitAfter: args['admit-after'], coverageTier: args['coverage-tier'], copyRate: args['copy-rate'] };
 }
 
 const READY_TIMEOUT_MS = 60_000;
@@ -55,6 +56,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     .option('state', { type: 'string', describe: 'Metadata directory (default /var/lib/shadowfs/<live name>-<hash>)' })
     .option('extent-size', { type: 'string', describe: 'Extent size, a power of two (default 1MiB); fixed for a state directory' })
     .option('admit-after', { type: 'number', describe: 'Copy an extent to the fastest tier after this many reads (default 2)' })
+    .option('copy-rate', { type: 'string', describe: 'Background copy bandwidth per second, e.g. 200MiB (default 200MiB)' })
     .option('coverage-tier', { type: 'string', describe: 'The tier that keeps a fresh copy of every extent (makes failover lossless)' })
     .option('daemon', { type: 'boolean', default: false, describe: 'Detach once mounted (logs go to <state>/shadowfs.log)' })
     .option('allow-other', { type: 'boolean', default: true, describe: 'Let users other than root use the mount (FUSE allow_other)' })
