@@ -82,8 +82,14 @@ function inChild(t: Test, file: string, what: 'read' | 'stat' = 'read'): { proc:
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 /** 'pending' if p has not settled within ms. */
-function within<T>(p: Promise<T>, ms: number): Promise<T | 'pending'> {
-  return Promise.race([p, new Promise<'pending'>((r) => setTimeout(() => r('pending'), ms))]);
+async function within<T>(p: Promise<T>, ms: number): Promise<T | 'pending'> {
+  let timer: NodeJS.Timeout | undefined;
+  const pending = new Promise<'pending'>((resolve) => (timer = setTimeout(() => resolve('pending'), ms)));
+  try {
+    return await Promise.race([p, pending]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 t.test('passthrough: what goes through the mount is what the backing dir holds', async (t) => {
