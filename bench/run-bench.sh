@@ -78,9 +78,10 @@ wait_gone() {
   ! alive "$pid"
 }
 
+# unmount_shadowfs [SECONDS]: how long the daemon may take to exit before it is detached and killed.
 unmount_shadowfs() {
   if is_mounted "$MNT_SHADOWFS"; then
-    timeout 30 "${SHADOWFS[@]}" unmount --timeout 10 "$MNT_SHADOWFS" >/dev/null 2>&1 || true
+    timeout 30 "${SHADOWFS[@]}" unmount --timeout "${1:-10}" "$MNT_SHADOWFS" >/dev/null 2>&1 || true
     is_mounted "$MNT_SHADOWFS" && fusermount -uz "$MNT_SHADOWFS" 2>/dev/null || true
   fi
   if alive "$SHADOWFS_PID"; then
@@ -240,10 +241,10 @@ run_fio() {
   cold_caches
   local direct_var=DIRECT_$target
   BENCH_DIR=$dir BENCH_DIRECT=${!direct_var} BENCH_NUMJOBS=$nj BENCH_SIZE=$SIZE BENCH_RUNTIME=$RUNTIME BENCH_RAMP=$RAMP \
-    run_bg timeout -k 5 $((RUNTIME + RAMP + 20)) fio --output-format=json --output="$stem.fio.json" \
+    run_bg timeout -k 5 $((RUNTIME + RAMP + 15)) fio --output-format=json --output="$stem.fio.json" \
     "fixtures/fio/$job.fio" >"$stem.fio.log" 2>&1 || rc=$?
   if ((rc == 124 || rc == 137)); then
-    printf 'fio still running %s s after it started: killed (hung I/O?) %s\n' "$((RUNTIME + RAMP + 20))" \
+    printf 'fio still running %s s after it started: killed (hung I/O?) %s\n' "$((RUNTIME + RAMP + 15))" \
       "$(grep -m1 '^fio: ' "$stem.fio.log" 2>/dev/null || true)" >"$stem.error"
     return 1
   elif ((rc != 0)); then
@@ -295,7 +296,8 @@ for job in $JOBS; do
               printf 'the shadowfs daemon (pid %s) died during the run; its log: %s\n' "$SHADOWFS_PID" \
                 "$(why "$STATE/shadowfs.log")" >>"$stem.error"
             fi
-            unmount_shadowfs
+            # A daemon with a request stuck (fio was killed) gets 3 s to exit, not 10.
+            if grep -qs 'killed' "$stem.error"; then unmount_shadowfs 3; else unmount_shadowfs; fi
             node dist/src/bench/extent-meta.js "$STATE" >"$stem.extents.json" 2>>"$stem.fio.log" || rm -f "$stem.extents.json"
           fi
           ;;
