@@ -3,6 +3,7 @@ import type { ExtentStats } from './extent-stats';
 import { VolumeForecaster, type ForecasterOptions } from './forecaster';
 import { HeatPredictor, type HeatOptions } from './heat';
 import type { WorkloadHistory } from './history';
+import { BurstIndex, type BurstOptions } from './bursts';
 import { MinHeap } from './heap';
 import { SequentialDetector, type SequentialOptions } from './sequential';
 import { RESOLUTION_US } from './volume-series';
@@ -15,7 +16,8 @@ import { RESOLUTION_US } from './volume-series';
  *
  * How a live mount feeds it:
  *   - per request, after the redirector served it: `recordIo(...)` (volume series + per-extent
- *     history + stream detection). The returned readahead refs are worth staging now.
+ *     history + stream detection). The returned readahead and correlated refs are worth staging
+ *     now (each worth about one access soon), if they beat the coldest resident.
  *   - about once a second: `tick(now)` (closes minutes into the forecaster, matures heat training
  *     samples, refreshes the volume factor).
  *   - per planning round (every few seconds, and as soon as `nextDueUs()` passes):
@@ -26,6 +28,7 @@ export interface EngineOptions {
   extentSizeBytes: number;
   heat?: Partial<HeatOptions>;
   sequential?: Partial<SequentialOptions>;
+  bursts?: Partial<BurstOptions>;
   forecaster?: Partial<ForecasterOptions>;
   /** Horizon (in forecaster steps) whose forecast scales heat (default 10 minutes). */
   spikeHorizonSteps?: number;
@@ -44,6 +47,8 @@ export interface AccessOutcome {
   /** Past the sequential cutoff: a scan access, worth little as heat. */
   scan: boolean;
   readahead: ExtentRef[];
+  /** Extents that were read in the same burst as this one last time (see BurstIndex). */
+  correlated: ExtentRef[];
 }
 
 export interface IoRecord {
@@ -61,6 +66,8 @@ export class PredictionEngine {
   readonly heat: HeatPredictor;
   readonly sequential: SequentialDetector;
   readonly forecaster: VolumeForecaster;
+  readonly bursts: BurstIndex;
+  private sinceSweep = 0;
   readonly extentSizeBytes: number;
   private readonly due = new MinHeap<ExtentStats>();
   private touched = new Set<ExtentStats>();
@@ -82,6 +89,7 @@ export class PredictionEngine {
     this.extentSizeBytes = options.extentSizeBytes;
     this.heat = new HeatPredictor(history, options.heat);
     this.sequential = new SequentialDetector(options.sequential);
+    this.bursts = new BurstIndex(options.bursts);
     this.forecaster = new VolumeForecaster(options.forecaster);
     this.spikeHorizon = options.spikeHorizonSteps ?? 10;
     this.fileExtents = options.fileExtents ?? (() => undefined);
@@ -97,12 +105,13 @@ export class PredictionEngine {
     this.history.recordRequest(io.timeUs, io.op, io.sizeBytes, io.latencyUs);
     const first = Math.floor(io.offsetBytes / this.extentSizeBytes);
     const last = Math.floor((io.offsetBytes + Math.max(1, io.sizeBytes) - 1) / this.extentSizeBytes);
-    const out: AccessOutcome = { sequential: false, scan: false, readahead: [] };
+    const out: AccessOutcome = { sequential: false, scan: false, readahead: [], correlated: [] };
     for (let i = first; i <= last; i++) {
       const r = this.recordExtentAccess({ fileId: io.fileId, index: i }, io.timeUs);
       out.sequential ||= r.sequential;
       out.scan ||= r.scan;
       out.readahead.push(...r.readahead);
+      out.correlated.push(...r.correlated);
     }
     return out;
   }
@@ -112,7 +121,19 @@ export class PredictionEngine {
     const mode = this.history.hints.empty ? 'normal' : this.history.hints.fileMode(ref.fileId, timeUs);
     const obs = this.sequential.observe(ref.fileId, ref.index, timeUs, mode);
     const { stats, newSession } = this.history.recordExtentAccess(ref, timeUs, obs.scan);
-    if (newSession) this.schedule(stats, timeUs);
+    let correlated: ExtentRef[] = [];
+    if (newSession) {
+      this.schedule(stats, timeUs);
+      const short = stats.periods[0];
+      // Scans are readahead's job; the burst index is for sets read in no particular order.
+      if (!obs.scan && short && short.sessionAccesses === 1 && short.sessionStartUs === stats.lastAccessUs) {
+        correlated = this.bursts.onSessionStart(stats, stats.lastAccessUs).map((s) => ({ fileId: s.fileId, index: s.index }));
+      }
+    }
+    if (++this.sinceSweep >= 100_000) {
+      this.sinceSweep = 0;
+      this.bursts.sweep();
+    }
     if (this.touched.size < this.maxTouched) this.touched.add(stats);
     if (++this.accessCount % this.sampleEvery === 0) this.heat.sample(timeUs, 1, this.random);
     let readahead: ExtentRef[] = [];
@@ -120,7 +141,7 @@ export class PredictionEngine {
       const count = this.fileExtents(ref.fileId);
       readahead = obs.readahead.filter((i) => count === undefined || i < count).map((index) => ({ fileId: ref.fileId, index }));
     }
-    return { sequential: obs.sequential, scan: obs.scan, readahead };
+    return { sequential: obs.sequential, scan: obs.scan, readahead, correlated };
   }
 
   /** Advance the engine's clock: feed completed minutes to the forecaster, mature heat samples. */

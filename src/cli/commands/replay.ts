@@ -3,7 +3,9 @@
  * (fast-tier miss ratio, promotion traffic, forecast quality). No mount, no I/O beyond reading
  * the trace: the same planner and prediction engine a mount uses, fed from the trace.
  */
-import { promises as fs } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { createGunzip } from 'node:zlib';
 import type { Argv, CommandModule } from 'yargs';
 import { formatReport } from '../../sim/report';
 import { parseCapacity, POLICY_NAMES, replayFile, type PolicyName, type ReplayReport } from '../../sim/replay';
@@ -79,24 +81,32 @@ export const replayCommand: CommandModule<{}, ReplayArgs> = {
   },
 };
 
-/** Guess the format from the first non-empty line (plain files only; .gz defaults to msr). */
+/** Guess the format from the first non-empty line (decompressing a .gz on the fly). */
 export async function detectFormat(file: string): Promise<TraceFormat> {
-  if (file.endsWith('.gz')) return 'msr';
-  let fh;
   try {
-    fh = await fs.open(file, 'r');
+    await fs.access(file);
   } catch (err) {
     throw new ShadowfsError(`cannot read trace ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+  const raw = createReadStream(file, { end: 1 << 20 });
+  const input = file.endsWith('.gz') ? raw.pipe(createGunzip()) : raw;
+  input.on('error', () => undefined); // a truncated .gz: the replay itself reports it
+  const rl = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
+  let first = '';
   try {
-    const buf = Buffer.alloc(4096);
-    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
-    const first = buf.subarray(0, bytesRead).toString('utf8').split('\n').find((l) => l.trim() !== '')?.trim() ?? '';
-    if (first.startsWith('fio version')) return 'fio-iolog';
-    const fields = first.split(',');
-    if (fields.length === 7 || fields[0] === 'Timestamp') return 'msr';
-    return 'csv';
+    for await (const line of rl) {
+      if (line.trim() === '') continue;
+      first = line.trim();
+      break;
+    }
+  } catch {
+    // unreadable start: fall through to the default and let the reader give the real error
   } finally {
-    await fh.close();
+    rl.close();
+    raw.destroy();
   }
+  if (first.startsWith('fio version')) return 'fio-iolog';
+  const fields = first.split(',');
+  if (fields.length === 7 || fields[0] === 'Timestamp') return 'msr';
+  return 'csv';
 }

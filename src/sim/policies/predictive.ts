@@ -16,8 +16,9 @@ import { assertCapacity, type ReplayPolicy } from './policy';
  *  1. Planning rounds (every `planEveryAccesses` accesses or `planIntervalUs`, and whenever a
  *     periodic extent comes due): the planner places the candidates by predicted heat; the
  *     difference is executed (evictions free, promotions through the copy queue).
- *  2. Readahead: a sequential stream's next extents, staged at once, worth one access each, so
- *     they only displace residents predicted to be worth less (a scan never flushes the hot set).
+ *  2. Readahead and burst replay: a sequential stream's next extents, or the rest of the burst an
+ *     extent was read in last time, staged at once, worth one access each, so they only displace
+ *     residents predicted to be worth less (a scan never flushes the hot set).
  *  3. Demand admission on a miss: the extent was just read from the live volume anyway, so it is
  *     kept if its heat beats the lowest-scored resident by the hysteresis margin. Scan misses
  *     (past the sequential cutoff) are never admitted.
@@ -32,6 +33,8 @@ export interface PredictiveOptions {
   planEveryAccesses: number;
   /** A staged readahead extent counts as one expected access for this long if not read. */
   readaheadFloorUs: number;
+  /** The same for an extent staged by burst replay (a job run lasts longer than a readahead). */
+  burstFloorUs: number;
   /** Periodic extents coming due are collected in batches this far apart (the lead absorbs it). */
   dueBatchUs: number;
   copyBandwidthBytesPerS: number;
@@ -55,6 +58,7 @@ export function defaultPredictiveOptions(capacityExtents: number, extentSizeByte
     planEveryAccesses: Math.max(64, Math.floor(capacityExtents / 2)),
     dueBatchUs: 5e6,
     readaheadFloorUs: 30e6,
+    burstFloorUs: 120e6,
     copyBandwidthBytesPerS: 200 * 1024 * 1024,
     maxCopyBacklog: 256,
     copyBudgetPerAccess: 1.4,
@@ -78,7 +82,7 @@ export class PredictivePolicy implements ReplayPolicy {
   readonly engine: PredictionEngine;
   readonly history: WorkloadHistory;
   copies = 0;
-  private readonly counters = { demandFills: 0, readaheadCopies: 0, dueCopies: 0, plannedCopies: 0, unusedPrefetches: 0, plans: 0, planEvictions: 0 };
+  private readonly counters = { demandFills: 0, readaheadCopies: 0, burstCopies: 0, dueCopies: 0, plannedCopies: 0, unusedPrefetches: 0, plans: 0, planEvictions: 0 };
 
   // Extent ids: the trace's dense ids, extended for extents only prefetch ever names.
   private readonly refs: ExtentRef[];
@@ -156,7 +160,8 @@ export class PredictivePolicy implements ReplayPolicy {
     } else if (st === ABSENT && !outcome.scan) {
       this.admitOnDemand(id, ref, timeUs);
     }
-    for (const r of outcome.readahead) this.prefetch(r, timeUs);
+    for (const r of outcome.readahead) this.prefetch(r, timeUs, this.o.readaheadFloorUs, 'readaheadCopies');
+    for (const r of outcome.correlated) this.prefetch(r, timeUs, this.o.burstFloorUs, 'burstCopies');
     // Plan every so many accesses, or after planIntervalUs if at least an eighth of that many
     // arrived (a quiet volume gains nothing from replanning per access; due extents have their
     // own trigger in advance()).
@@ -234,15 +239,15 @@ export class PredictivePolicy implements ReplayPolicy {
     this.setScore(id, v, timeUs);
   }
 
-  private prefetch(ref: ExtentRef, timeUs: number): void {
+  /** Stage an extent expected to be read once, soon (readahead, burst replay). */
+  private prefetch(ref: ExtentRef, timeUs: number, floorUs: number, counter: 'readaheadCopies' | 'burstCopies'): void {
     const id = this.idOf(ref);
     if (this.state[id] !== ABSENT || this.tokens < 1 || this.backlog() >= this.o.maxCopyBacklog) return;
-    // A readahead extent is expected to be read once, soon.
     if (!this.makeRoomFor(1, timeUs)) return;
     this.startCopy(id, timeUs);
-    this.counters.readaheadCopies++;
+    this.counters[counter]++;
     this.unusedPrefetch[id] = 1;
-    this.prefetchFloorUntilUs[id] = timeUs + this.o.readaheadFloorUs;
+    this.prefetchFloorUntilUs[id] = timeUs + floorUs;
     this.setScore(id, 1, timeUs);
   }
 
