@@ -191,8 +191,9 @@ export class HintBook {
     const push = (r: ExtentRange): void => {
       const count = fileExtents(r.fileId);
       const from = r.fromIndex ?? 0;
-      const lastKnown = count === undefined ? from : count - 1;
-      const to = Math.min(r.toIndex ?? lastKnown, lastKnown, from + MAX_HINT_CANDIDATES - 1);
+      // An open-ended range needs the file size; without it only its first extent is known.
+      const last = Math.min(r.toIndex ?? (count === undefined ? from : count - 1), count === undefined ? Number.POSITIVE_INFINITY : count - 1);
+      const to = Math.min(last, from + MAX_HINT_CANDIDATES - 1);
       for (let i = from; i <= to && out.length < MAX_HINT_CANDIDATES * 4; i++) out.push({ fileId: r.fileId, index: i });
     };
     for (const h of this.hints) {

@@ -9,8 +9,8 @@
  *
  * Random access in a small hot region also lands near existing streams now and then, so a stream
  * only counts as sequential when it has made real progress: enough distinct extents, dense
- * coverage of the span it claims, and few repeats (a hot set re-reads the same extents; a scan
- * does not).
+ * coverage of the span it claims, few repeats (a hot set re-reads the same extents; a scan does
+ * not) and small forward steps (a set read in random order jumps around).
  *
  * Past `cutoffExtents` a sequential stream is a scan: its accesses barely count as heat (so one
  * large scan does not flush the fast tiers) and it is served by a bounded readahead instead.
@@ -28,6 +28,11 @@ export interface SequentialOptions {
   minDensity: number;
   /** Repeats allowed per distinct extent before the stream is judged random. */
   maxRepeatRatio: number;
+  /**
+   * Mean forward jump of the frontier allowed: a scan read by two threads advances by one or two
+   * (pairs swapped); a set read in random order jumps around the window and is not a stream.
+   */
+  maxMeanAdvance: number;
   maxReadaheadExtents: number;
   /** Readahead aims to stay this far ahead of the reader (in time, at its observed rate). */
   readaheadLeadUs: number;
@@ -42,6 +47,7 @@ export const DEFAULT_SEQUENTIAL_OPTIONS: Readonly<SequentialOptions> = {
   idleTimeoutUs: 30e6,
   minDensity: 0.7,
   maxRepeatRatio: 0.5,
+  maxMeanAdvance: 2.2,
   maxReadaheadExtents: 32,
   readaheadLeadUs: 2e6,
 };
@@ -66,6 +72,8 @@ interface Stream {
   mask: number;
   progress: number;
   repeats: number;
+  advances: number;
+  advanceSum: number;
   startUs: number;
   lastUs: number;
   /** Next index not yet suggested for readahead. */
@@ -128,6 +136,8 @@ export class SequentialDetector {
       s.mask = d > 30 ? 1 : ((s.mask << d) | 1) & 0x7fffffff;
       s.frontier = index;
       s.progress++;
+      s.advances++;
+      s.advanceSum += d;
       return true;
     }
     if (d <= 0 && -d <= this.o.reorderWindowExtents) {
@@ -145,7 +155,7 @@ export class SequentialDetector {
 
   private create(fileId: string, index: number, timeUs: number): Stream {
     if (this.count >= this.o.maxStreams) this.evictOldest();
-    return { fileId, frontier: index, minIndex: index, mask: 1, progress: 1, repeats: 0, startUs: timeUs, lastUs: timeUs, readaheadNext: index + 1 };
+    return { fileId, frontier: index, minIndex: index, mask: 1, progress: 1, repeats: 0, advances: 0, advanceSum: 0, startUs: timeUs, lastUs: timeUs, readaheadNext: index + 1 };
   }
 
   private evictOldest(): void {
@@ -165,7 +175,10 @@ export class SequentialDetector {
     const hinted = mode === 'sequential';
     const sequential = hinted
       ? s.progress >= 2
-      : s.progress >= o.minRunExtents && s.progress >= o.minDensity * span && s.repeats <= o.maxRepeatRatio * s.progress;
+      : s.progress >= o.minRunExtents &&
+        s.progress >= o.minDensity * span &&
+        s.repeats <= o.maxRepeatRatio * s.progress &&
+        s.advanceSum <= o.maxMeanAdvance * s.advances;
     if (!sequential) return { sequential: false, scan: false, runExtents: s.progress, readahead: [] };
     const scan = s.progress >= o.cutoffExtents;
     // Depth: enough to stay readaheadLeadUs ahead at the stream's observed rate, ramping with the
