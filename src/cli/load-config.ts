@@ -12,6 +12,7 @@ export interface VolumeFlags {
   admitAfter?: number;
   coverageTier?: string;
   copyRate?: string;
+  watchLive?: boolean;
 }
 
 export function readConfigFile(file: string): RawVolumeConfig {
@@ -37,6 +38,7 @@ export function volumeConfigFrom(flags: VolumeFlags): VolumeConfig {
   if (flags.admitAfter !== undefined) raw.admitAfterReads = flags.admitAfter;
   if (flags.coverageTier !== undefined) raw.coverageTier = flags.coverageTier;
   if (flags.copyRate !== undefined) raw.copyRate = flags.copyRate;
+  if (flags.watchLive !== undefined) raw.watchLive = flags.watchLive;
   if (raw.live === undefined) throw new ShadowfsError('no live volume: give --live DIR or a --config file with "live"');
   try {
     return parseVolumeConfig(raw);

@@ -28,6 +28,8 @@ export interface VolumeConfig {
   /** Background copy bandwidth and parallelism. */
   copyBytesPerSec: number;
   concurrentCopies: number;
+  /** Watch the live directory (chokidar) for changes made behind the mount's back. */
+  watchLive: boolean;
 }
 
 export const DEFAULT_EXTENT_SIZE_BYTES = 1024 * 1024;
@@ -46,6 +48,7 @@ export interface RawVolumeConfig {
   coverageScanInterval?: unknown;
   copyRate?: unknown;
   concurrentCopies?: unknown;
+  watchLive?: unknown;
 }
 
 const TIER_CLASSES = Object.keys(TIER_CLASS_RANK) as TierClass[];
@@ -105,6 +108,11 @@ function parseObjectStore(raw: unknown, key: string): ObjectStoreSpec {
   return { endpoint: String(raw.endpoint), bucket: raw.bucket, prefix, region, forcePathStyle, cacheDir: path.resolve(raw.cacheDir), cacheCapacityBytes };
 }
 
+function parseWatchLive(v: unknown): boolean {
+  expect(v === undefined || typeof v === 'boolean', 'watchLive', 'true or false', v);
+  return v === true;
+}
+
 export function defaultStateDir(livePath: string): string {
   const id = createHash('sha256').update(livePath).digest('hex').slice(0, 12);
   return path.join(DEFAULT_STATE_ROOT, `${path.basename(livePath) || 'root'}-${id}`);
@@ -113,7 +121,7 @@ export function defaultStateDir(livePath: string): string {
 /** Validate the raw form; throws ShadowfsError naming the key on the first problem. */
 export function parseVolumeConfig(raw: unknown): VolumeConfig {
   expect(isRecord(raw), '(top level)', 'an object', raw);
-  const known = new Set(['live', 'stateDir', 'extentSize', 'writeMode', 'admitAfterReads', 'tiers', 'coverageTier', 'coverageScanInterval', 'copyRate', 'concurrentCopies']);
+  const known = new Set(['live', 'stateDir', 'extentSize', 'writeMode', 'admitAfterReads', 'tiers', 'coverageTier', 'coverageScanInterval', 'copyRate', 'concurrentCopies', 'watchLive']);
   for (const k of Object.keys(raw)) expect(known.has(k), k, `one of ${[...known].join(', ')}`, k);
   const r = raw as RawVolumeConfig;
   expect(typeof r.live === 'string' && r.live.length > 0, 'live', 'the live volume directory', r.live);
@@ -154,6 +162,7 @@ export function parseVolumeConfig(raw: unknown): VolumeConfig {
     coverageScanIntervalMs: parseDurationMs((r.coverageScanInterval ?? '5m') as string | number, 'config coverageScanInterval'),
     copyBytesPerSec,
     concurrentCopies: concurrent,
+    watchLive: parseWatchLive(r.watchLive),
   };
 }
 

@@ -15,6 +15,7 @@ import { ControlServer } from './control-server';
 import { StatusReport } from './protocol';
 import { statusReport } from './status';
 import { whichTier } from './which-tier';
+import { inFlight } from '../fuse/adapter';
 
 export interface MountContext {
   volume: Volume;
@@ -41,6 +42,7 @@ export function registerControlHandlers(control: ControlServer, ctx: MountContex
 
   control.on('status', async () => statusReport(volume, mountpoint, config.extentSizeBytes, ctx.startedAtMs, ctx.fastPathStats(), coverage));
   control.on('which-tier', async (req) => whichTier(volume, mountpoint, req.path, config.extentSizeBytes));
+  control.on('in-flight', async () => Object.fromEntries(inFlight));
   control.on('scrub', async () => scrubber.run());
   control.on('scrub-progress', async () => scrubber.status());
 

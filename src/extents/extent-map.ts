@@ -168,6 +168,21 @@ export class ExtentMap {
     }
   }
 
+  /**
+   * The extent's current generation, creating an (unpersisted, copy-less) record if it has none,
+   * so that writes from now on bump it: a background copy taken now can then tell whether a
+   * write touched this very extent while it was being copied.
+   */
+  ensureRecord(fileId: string, index: number): number {
+    const extents = this.extentsOf(fileId, true);
+    let st = extents.get(index);
+    if (!st) {
+      st = { generation: 0, copies: [], persistedFresh: false, dirty: false, writing: 0 };
+      extents.set(index, st);
+    }
+    return st.generation;
+  }
+
   /** Record a copy whose bytes are now durable on the tier, if the extent is still at `generation`. */
   async addCopy(fileId: string, index: number, copy: CopyRecord, expectedGeneration: number): Promise<boolean> {
     const extents = this.extentsOf(fileId, true);

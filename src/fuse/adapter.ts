@@ -11,6 +11,9 @@ import type { FuseHandlers, FuseContext, TimeSpec } from './binding';
 
 const timeOf = (t: TimeSpec | null): TimeUpdate => (t === null ? null : t.sec + t.nsec / 1e9);
 
+/** Requests being handled right now, by op: a request stuck in the volume shows up here. */
+export const inFlight = new Map<string, number>();
+
 export function buildHandlers(volume: Volume, log: Logger, context: () => FuseContext | undefined): FuseHandlers {
   const fail = (op: string, cb: (code: number) => void, err: unknown): void => {
     if (!isKnownErrno(err)) log.error('fuse', `${op}: ${(err as Error)?.stack ?? String(err)}`);
@@ -19,13 +22,22 @@ export function buildHandlers(volume: Volume, log: Logger, context: () => FuseCo
   // Runs a volume call and answers FUSE exactly once, whatever happens.
   const call = <T>(op: string, cb: (code: number) => void, fn: () => Promise<T>, reply: (v: T) => void = () => cb(0)): void => {
     let p: Promise<T>;
+    inFlight.set(op, (inFlight.get(op) ?? 0) + 1);
+    const done = (): void => void inFlight.set(op, (inFlight.get(op) ?? 1) - 1);
     try {
       p = fn();
     } catch (err) {
+      done();
       fail(op, cb, err);
       return;
     }
-    p.then(reply, (err) => fail(op, cb, err));
+    p.then((v) => {
+      done();
+      reply(v);
+    }, (err) => {
+      done();
+      fail(op, cb, err);
+    });
   };
   const caller = (): Caller | undefined => {
     const c = context();

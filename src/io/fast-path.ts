@@ -53,7 +53,7 @@ export class FastPath {
     if (!rm) return;
     rm.setFileMap(fh, this.extentSizeBytes);
     const m = this.mapped.get(file.fileId);
-    if (m) for (const [index, e] of m) rm.mapExtent(fh, index, e.lease.fd, -index * this.extentSizeBytes);
+    if (m) for (const [index, e] of m) this.mapOne(fh, index, e.lease.fd);
     for (const index of this.map.extents(file.fileId).keys()) if (!m?.has(index)) void this.tryMap(file, index);
   }
 
@@ -102,7 +102,19 @@ export class FastPath {
       this.mapped.set(file.fileId, m);
     }
     m.set(index, { tierId: pick.tierId, generation: pick.generation, lease });
-    for (const fh of this.files.handlesOf(file.fileId)) rm.mapExtent(fh, index, lease.fd, -index * this.extentSizeBytes);
+    for (const fh of this.files.handlesOf(file.fileId)) this.mapOne(fh, index, lease.fd);
+  }
+
+  /**
+   * The FUSE layer drops a handle's map as soon as the kernel releases it, a moment before our
+   * release handler forgets the handle: mapping into it then fails (EINVAL) and is not needed.
+   */
+  private mapOne(fh: number, index: number, fd: number): void {
+    try {
+      this.readMap?.mapExtent(fh, index, fd, -index * this.extentSizeBytes);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+    }
   }
 
   /**

@@ -152,7 +152,6 @@ export class IoRedirector {
     // Growing the file changes the (short) copy of the old last extent too: it now ends in zeros.
     const oldLast = oldSize > 0 ? Math.floor((oldSize - 1) / E) : 0;
     if (newSize > oldSize && oldLast < first && this.map.get(file.fileId, oldLast)) first = oldLast;
-    file.writeEpoch++;
     const kept = await this.map.beginWrite(file.fileId, first, last, this.patchable);
     try {
       this.discardStale(file.fileId, first, last);
@@ -211,7 +210,6 @@ export class IoRedirector {
   /** Caller holds file.writeLock. Cuts (or extends) the live file and every copy to `sizeBytes`. */
   async truncate(file: OpenFile, liveFd: number, sizeBytes: number): Promise<void> {
     const E = this.extentSizeBytes;
-    file.writeEpoch++;
     const oldSize = file.sizeBytes;
     if (sizeBytes < oldSize) {
       for (const { index, copy } of await this.map.truncateRecords(file.fileId, Math.ceil(sizeBytes / E))) {

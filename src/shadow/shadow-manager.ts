@@ -169,23 +169,18 @@ export class ShadowManager {
     const buf = Buffer.allocUnsafe(E);
     // Read under the write lock: the bytes and the generation we stamp them with must match.
     const taken = await file.writeLock.run(async () => {
-      const epoch = file.writeEpoch;
-      const generation = this.map.get(file.fileId, index)?.generation ?? 0;
+      const generation = this.map.ensureRecord(file.fileId, index);
       const want = Math.min(E, file.sizeBytes - index * E);
       if (want <= 0) return undefined;
       const n = await preadFull(file.readFd, buf, 0, want, index * E);
-      return { epoch, generation, n };
+      return { generation, n };
     });
     if (!taken || taken.n === 0) return false;
     const data = buf.subarray(0, taken.n);
     if (!(await this.makeRoom(tierId, data.length))) return false;
     const ref = { fileId: file.fileId, index };
     await vt.tier.put(ref, data);
-    // Synchronously: no write may slip between this check and the map update.
-    if (file.writeEpoch !== taken.epoch) {
-      this.discard(file.fileId, index, tierId);
-      return false;
-    }
+    // A write to this extent since it was read bumped its generation: then the copy is refused.
     const published = await this.map.addCopy(file.fileId, index, { tierId, generation: taken.generation, crc32: crc32(data), sizeBytes: data.length }, taken.generation);
     if (!published) {
       this.discard(file.fileId, index, tierId);

@@ -13,8 +13,6 @@ export interface OpenFile {
   sizeBytes: number;
   /** Serialises writes and truncates so the live file and its copies see them in one order. */
   writeLock: Mutex;
-  /** Bumped before every change of the file's bytes; a background copy that saw another value is discarded. */
-  writeEpoch: number;
   /** A read-only fd on the live file, shared by background copies. */
   readFd: number;
   handles: number;

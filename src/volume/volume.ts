@@ -283,7 +283,7 @@ export class Volume {
       return raced;
     }
     const file: OpenFile = {
-      fileId, livePath: lp, sizeBytes: st.size, writeLock: new Mutex(), writeEpoch: 0, readFd: fd,
+      fileId, livePath: lp, sizeBytes: st.size, writeLock: new Mutex(), readFd: fd,
       handles: 0, modified: false, unlinked: false, fhs: new Set(),
     };
     this.open.addFile(file);
@@ -305,8 +305,6 @@ export class Volume {
   /** Every copy of the file becomes stale; their bytes are removed in the background. */
   async invalidate(fileId: string): Promise<void> {
     this.fastPath.unmapAll(fileId);
-    const open = this.open.file(fileId);
-    if (open) open.writeEpoch++;
     for (const { index, copy } of await this.map.invalidateFile(fileId)) {
       if (this.map.removeCopy(fileId, index, copy.tierId)) this.shadows.discard(fileId, index, copy.tierId);
     }

@@ -6,7 +6,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MountedVolume, cli, makeSandbox, removeSandbox } from '../helpers/mounted-volume';
-import type { StatusReport } from '../../src/control/protocol';
+import type { StatusReport, WhichTierReport } from '../../src/control/protocol';
 
 const EXTENT = 64 * 1024;
 
@@ -75,7 +75,7 @@ t.test('writes after a copy was made are always visible, here and after remount'
 
 t.test('changes made behind the mount\'s back invalidate the copies', async (t) => {
   const sb = makeSandbox();
-  const vol = new MountedVolume(sb, { extentSize: '64KiB', admitAfter: 1 });
+  const vol = new MountedVolume(sb, { extentSize: '64KiB', admitAfter: 1, extraArgs: ['--watch-live'] });
   t.teardown(async () => {
     await vol.cleanup();
     removeSandbox(sb);
@@ -102,4 +102,34 @@ t.test('changes made behind the mount\'s back invalidate the copies', async (t) 
   await vol.start();
   t.ok(fs.readFileSync(f).equals(again), 'a change made while unmounted is seen after remount');
   await vol.stop();
+});
+
+t.test('with --watch-live, copies of a file the mount keeps open are dropped when it changes behind its back', async (t) => {
+  const sb = makeSandbox();
+  const vol = new MountedVolume(sb, { extentSize: '64KiB', admitAfter: 1, extraArgs: ['--watch-live'] });
+  t.teardown(async () => {
+    await vol.cleanup();
+    removeSandbox(sb);
+  });
+  const live = path.join(sb.live, 'held.bin');
+  fs.writeFileSync(live, pattern(4 * EXTENT, 5));
+  await vol.start();
+  const fd = fs.openSync(path.join(sb.mnt, 'held.bin'), 'r');
+  const readAll = (): Buffer => {
+    const b = Buffer.alloc(4 * EXTENT);
+    fs.readSync(fd, b, 0, b.length, 0);
+    return b;
+  };
+  readAll();
+  await waitFor(() => countCopies(sb.tierDir('nvme')) >= 4, 'copies');
+  t.ok(readAll().equals(pattern(4 * EXTENT, 5)));
+  fs.writeFileSync(live, pattern(4 * EXTENT, 6));
+  // No open happens here: only the watcher can notice. (The kernel may still serve the open
+  // handle from its page cache; what matters is that no stale copy is left to serve from.)
+  const placement = (): WhichTierReport => JSON.parse(cli(['which-tier', '--json', path.join(sb.mnt, 'held.bin')]).stdout) as WhichTierReport;
+  await waitFor(() => placement().extents.every((e) => e.fresh.length === 0), 'the copies dropped');
+  t.pass('the watcher dropped the copies of a file held open');
+  fs.closeSync(fd);
+  t.ok(fs.readFileSync(path.join(sb.mnt, 'held.bin')).equals(pattern(4 * EXTENT, 6)), 'a new open reads the new bytes');
+  t.equal(await vol.stop(), 0);
 });

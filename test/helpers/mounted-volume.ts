@@ -73,8 +73,14 @@ export class MountedVolume {
     this.output = '';
     const proc = spawn(process.execPath, [CLI, ...mountArgs(this.sb, this.opts)], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
-    proc.stdout?.on('data', (d: Buffer) => (this.output += d.toString()));
-    proc.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
+    // SHADOWFS_TEST_LOG=FILE keeps every daemon's output, to see why a mount died.
+    const keep = process.env.SHADOWFS_TEST_LOG;
+    const take = (d: Buffer): void => {
+      this.output += d.toString();
+      if (keep) fs.appendFileSync(keep, d);
+    };
+    proc.stdout?.on('data', take);
+    proc.stderr?.on('data', take);
     let exited = false;
     proc.once('exit', () => (exited = true));
     const deadline = Date.now() + timeoutMs;

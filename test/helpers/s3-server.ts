@@ -8,9 +8,8 @@
  *   useS3Credentials();                      // the SDK's default provider chain reads env
  *   const spec = { endpoint: s3.endpoint, bucket: s3.bucket, region: S3_TEST_REGION, ... };
  */
+import { ChildProcess, spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -18,39 +17,6 @@ import path from 'node:path';
 export const S3RVER_ACCESS_KEY_ID = 'S3RVER';
 export const S3RVER_SECRET_ACCESS_KEY = 'S3RVER';
 export const S3_TEST_REGION = 'us-east-1';
-
-/** The part of s3rver's (untyped) API we use. */
-interface S3rverInstance {
-  run(): Promise<AddressInfo>;
-  close(): Promise<void>;
-  httpServer?: Server;
-}
-type S3rverConstructor = new (options: {
-  address: string;
-  port: number;
-  silent: boolean;
-  directory: string;
-  configureBuckets: { name: string; configs: never[] }[];
-}) => S3rverInstance;
-
-// s3rver ships no type declarations; require keeps the untyped import local to this file.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const S3rver = require('s3rver') as S3rverConstructor;
-
-export interface S3TestServer {
-  /** e.g. http://127.0.0.1:41234 */
-  readonly endpoint: string;
-  readonly port: number;
-  readonly bucket: string;
-  readonly directory: string;
-  running(): boolean;
-  /** Stop listening and drop open connections (keep-alive sockets too), keeping the data. */
-  stop(): Promise<void>;
-  /** Start again on the same port with the same data. */
-  start(): Promise<void>;
-  /** Stop (if running) and delete the data directory. Idempotent. */
-  close(): Promise<void>;
-}
 
 /** Set the env credentials s3rver accepts (the AWS SDK default provider chain reads them). */
 export function useS3Credentials(): void {
@@ -60,34 +26,52 @@ export function useS3Credentials(): void {
   delete process.env.AWS_PROFILE;
 }
 
+export interface S3TestServer {
+  /** e.g. http://127.0.0.1:41234 */
+  readonly endpoint: string;
+  readonly port: number;
+  readonly bucket: string;
+  readonly directory: string;
+  running(): boolean;
+  /** Kill the server process (an outage: every connection drops), keeping the data. */
+  stop(): Promise<void>;
+  /** Start again on the same port with the same data. */
+  start(): Promise<void>;
+  /** Stop (if running) and delete the data directory. Idempotent. */
+  close(): Promise<void>;
+}
+
+const SERVER_SCRIPT = path.resolve(__dirname, '../../fixtures/s3/s3rver-process.js');
+
 export async function startS3Server(options: { bucket?: string } = {}): Promise<S3TestServer> {
   const bucket = options.bucket ?? 'shadowfs-test';
   const directory = await fsp.mkdtemp(path.join(os.tmpdir(), 'shadowfs-s3rver-'));
-  let instance: S3rverInstance | undefined;
+  let child: ChildProcess | undefined;
   let port = 0; // 0: let the kernel pick a free port the first time, then reuse it
 
   const start = async (): Promise<void> => {
-    if (instance) return;
-    const next = new S3rver({
-      address: '127.0.0.1',
-      port,
-      silent: true,
-      directory,
-      configureBuckets: [{ name: bucket, configs: [] }],
+    if (child) return;
+    const proc = spawn(process.execPath, [SERVER_SCRIPT, '--dir', directory, '--bucket', bucket, '--port', String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    port = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      proc.stdout?.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /listening (\d+)/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      proc.once('exit', (code) => reject(new Error(`s3rver exited (${code}) before listening`)));
     });
-    const address = await next.run();
-    port = address.port;
-    instance = next;
+    child = proc;
   };
 
   const stop = async (): Promise<void> => {
-    const current = instance;
+    const current = child;
     if (!current) return;
-    instance = undefined;
-    const closed = current.close();
-    // Without this, the client's keep-alive sockets would keep talking to a "stopped" server.
-    current.httpServer?.closeAllConnections();
-    await closed;
+    child = undefined;
+    const exited = new Promise((r) => current.once('exit', r));
+    // SIGKILL: an outage, with every open connection dropped at once.
+    current.kill('SIGKILL');
+    await exited;
   };
 
   try {
@@ -106,7 +90,7 @@ export async function startS3Server(options: { bucket?: string } = {}): Promise<
     },
     bucket,
     directory,
-    running: () => instance !== undefined,
+    running: () => child !== undefined,
     stop,
     start,
     close: async () => {

@@ -29,13 +29,14 @@ export interface MountArgs {
   'admit-after'?: number;
   'coverage-tier'?: string;
   'copy-rate'?: string;
+  'watch-live'?: boolean;
   daemon: boolean;
   verbose: boolean;
   'allow-other': boolean;
 }
 
 function volumeFlags(args: MountArgs): VolumeFlags {
-  return { config: args.config, live: args.live, tier: args.tier, state: args.state, extentSize: args['extent-size'], admitAfter: args['admit-after'], coverageTier: args['coverage-tier'], copyRate: args['copy-rate'] };
+  return { config: args.config, live: args.live, tier: args.tier, state: args.state, extentSize: args['extent-size'], admitAfter: args['admit-after'], coverageTier: args['coverage-tier'], copyRate: args['copy-rate'], watchLive: args['watch-live'] };
 }
 
 const READY_TIMEOUT_MS = 60_000;
@@ -57,6 +58,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     .option('extent-size', { type: 'string', describe: 'Extent size, a power of two (default 1MiB); fixed for a state directory' })
     .option('admit-after', { type: 'number', describe: 'Copy an extent to the fastest tier after this many reads (default 2)' })
     .option('copy-rate', { type: 'string', describe: 'Background copy bandwidth per second, e.g. 200MiB (default 200MiB)' })
+    .option('watch-live', { type: 'boolean', describe: 'Watch the live directory for changes made behind the mount (costs write speed; opening a file always checks size and mtime)' })
     .option('coverage-tier', { type: 'string', describe: 'The tier that keeps a fresh copy of every extent (makes failover lossless)' })
     .option('daemon', { type: 'boolean', default: false, describe: 'Detach once mounted (logs go to <state>/shadowfs.log)' })
     .option('allow-other', { type: 'boolean', default: true, describe: 'Let users other than root use the mount (FUSE allow_other)' })
@@ -93,7 +95,8 @@ export const mountCommand: CommandModule<object, MountArgs> = {
         negativeTimeoutSeconds: 0,
         onHandlerError: (op, err) => log.error('fuse', `${op}: ${(err as Error)?.stack ?? String(err)}`),
       });
-      opened.volume.fastPath.attach(fuse);
+      // SHADOWFS_NO_FASTPATH=1 sends every read through the redirector (for comparisons and triage).
+      if (!process.env.SHADOWFS_NO_FASTPATH) opened.volume.fastPath.attach(fuse);
       await fuse.mount();
     } catch (err) {
       await opened.close();
