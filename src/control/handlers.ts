@@ -31,7 +31,8 @@ function requireString(v: unknown, what: string): string {
   return v;
 }
 
-export function registerControlHandlers(control: ControlServer, ctx: MountContext): void {
+/** Registers the commands; returns the status report builder (metrics use it too). */
+export function registerControlHandlers(control: ControlServer, ctx: MountContext): () => StatusReport {
   const { volume, coverage, config, mountpoint } = ctx;
   const scrubber = new Scrubber(volume.map, volume.tiers, (fileId, index, tierId) => {
     if (volume.map.removeCopy(fileId, index, tierId)) volume.shadows.discard(fileId, index, tierId);
@@ -40,7 +41,8 @@ export function registerControlHandlers(control: ControlServer, ctx: MountContex
   });
   const tierChanges = new TierChanges(volume.map, volume.tiers, volume.shadows, () => coverage?.tierName);
 
-  control.on('status', async () => statusReport(volume, mountpoint, config.extentSizeBytes, ctx.startedAtMs, ctx.fastPathStats(), coverage));
+  const status = (): StatusReport => statusReport(volume, mountpoint, config.extentSizeBytes, ctx.startedAtMs, ctx.fastPathStats(), coverage);
+  control.on('status', async () => status());
   control.on('which-tier', async (req) => whichTier(volume, mountpoint, req.path, config.extentSizeBytes));
   control.on('in-flight', async () => Object.fromEntries(inFlight));
   control.on('scrub', async () => scrubber.run());
@@ -61,4 +63,5 @@ export function registerControlHandlers(control: ControlServer, ctx: MountContex
   });
   control.on('tier-remove', async (req) => tierChanges.remove(requireString(req.name, 'name')));
   control.on('tier-progress', async () => tierChanges.progress() ?? null);
+  return status;
 }

@@ -21,6 +21,7 @@ import { fitLinear, predictLinear, shrink, type LinearCoefficients } from './ml'
  * and the model is refitted every `refitEverySamples` rows with ml-regression's OLS (plus a tiny
  * ridge). Personalisation: the volume's coefficients are shrunk towards a global model fitted on
  * the pooled rows of every volume on the machine (see ModelStore) with weight n / (n + prior).
+ * The answer is the regression's only while its recent errors beat the seasonal-naive yardstick's.
  */
 export interface ForecasterOptions {
   /** Horizons in steps (default 1, 10 and 60 one-minute steps). */
@@ -49,6 +50,9 @@ const LEVEL_WINDOWS = [1, 5, 15, 60];
 const BASE_FEATURES = LEVEL_WINDOWS.length + 1;
 /** Rows before a first fit: fewer give wild coefficients on bursty series. */
 const MIN_ROWS_TO_FIT = 120;
+/** Model selection: EWMA factor of the recent errors, and scored points before trusting them. */
+const SELECTION_ALPHA = 0.02;
+const MIN_SCORED_TO_TRUST = 60;
 
 /** Key of a model: feature level and horizon. */
 export function modelKey(level: number, horizonSteps: number): string {
@@ -110,7 +114,9 @@ export class SeriesForecaster {
   private readonly local = new Map<string, LinearCoefficients>();
   private global: ModelSet = {};
   /** Pending forecasts per horizon, by origin step, for scoring. */
-  private readonly pending = new Map<number, Map<number, { model: number; bench: number }>>();
+  private readonly pending = new Map<number, Map<number, { model: number; bench: number; chosen: number }>>();
+  /** Recent absolute error (EWMA) of the regression and of the yardstick, per horizon. */
+  private readonly recentError = new Map<number, { model: number; bench: number; n: number }>();
   readonly score = new Map<number, MaseAccumulator>();
 
   constructor(options: Partial<ForecasterOptions> = {}) {
@@ -122,6 +128,7 @@ export class SeriesForecaster {
     this.cum = new Float64Array(this.capacity);
     for (const h of this.o.horizonsSteps) {
       this.pending.set(h, new Map());
+      this.recentError.set(h, { model: 0, bench: 0, n: 0 });
       this.score.set(h, { modelAbsError: 0, benchmarkAbsError: 0, points: 0 });
     }
   }
@@ -166,14 +173,30 @@ export class SeriesForecaster {
     this.learn(t);
     // Forecasts from the new origin, kept to be scored when their windows complete.
     for (const h of this.o.horizonsSteps) {
-      const model = this.forecast(h);
+      const model = this.regression(h);
       const bench = this.benchmark(t, h);
-      if (model !== undefined && bench !== undefined) this.pending.get(h)?.set(t, { model, bench });
+      const chosen = this.forecast(h);
+      if (bench !== undefined && chosen !== undefined) this.pending.get(h)?.set(t, { model: model ?? bench, bench, chosen });
     }
   }
 
-  /** Mean over the next h steps from the latest origin; undefined with no history. */
+  /**
+   * Mean over the next h steps from the latest origin; undefined with no history. This is the
+   * regression's forecast while it has recently been at least as accurate as the seasonal-naive
+   * yardstick, and the yardstick otherwise (online model selection on past errors only): a young
+   * model, or one thrown by a regime change, never does worse than the yardstick for long.
+   */
   forecast(h: number): number | undefined {
+    const t = this.length - 1;
+    if (t < 0) return undefined;
+    const e = this.recentError.get(h);
+    const model = this.regression(h);
+    if (model === undefined || !e || e.n < MIN_SCORED_TO_TRUST || e.model > e.bench) return this.benchmark(t, h);
+    return model;
+  }
+
+  /** The regression's own forecast (richest fitted feature level), if any model is fitted. */
+  regression(h: number): number | undefined {
     const t = this.length - 1;
     if (t < 0) return undefined;
     const level = this.levelAt(t);
@@ -184,10 +207,13 @@ export class SeriesForecaster {
       const x = this.features(t, h, l, scale);
       return Math.max(0, predictLinear(coef, x) * scale);
     }
-    return this.benchmark(t, h);
+    return undefined;
   }
 
-  /** MASE at horizon h: model error over seasonal-naive error on the same points (NaN if none). */
+  /**
+   * MASE at horizon h: mean absolute error of what forecast() returned over that of the
+   * seasonal-naive forecast on the same points (NaN if none). Below 1: better than the yardstick.
+   */
   mase(h: number): number {
     const s = this.score.get(h);
     if (!s || s.points === 0) return Number.NaN;
@@ -273,9 +299,15 @@ export class SeriesForecaster {
       if (!f) continue;
       pend.delete(origin);
       const actual = this.mean(origin + 1, newest);
-      acc.modelAbsError += Math.abs(actual - f.model);
+      acc.modelAbsError += Math.abs(actual - f.chosen);
       acc.benchmarkAbsError += Math.abs(actual - f.bench);
       acc.points++;
+      const e = this.recentError.get(h);
+      if (e) {
+        e.model += SELECTION_ALPHA * (Math.abs(actual - f.model) - e.model);
+        e.bench += SELECTION_ALPHA * (Math.abs(actual - f.bench) - e.bench);
+        e.n++;
+      }
     }
   }
 }

@@ -15,6 +15,7 @@ import { serveReport } from '../../io/serve-report';
 import { removePidFile, socketFile, writePidFile } from '../../control/runtime-files';
 import { ControlServer } from '../../control/control-server';
 import { registerControlHandlers } from '../../control/handlers';
+import { MetricsServer } from '../../control/metrics';
 import { ShadowfsError } from '../../util/errors';
 import { createLogger } from '../../util/log';
 import { volumeConfigFrom, VolumeFlags } from '../load-config';
@@ -30,6 +31,7 @@ export interface MountArgs {
   'coverage-tier'?: string;
   'copy-rate'?: string;
   'watch-live'?: boolean;
+  'metrics-port'?: number;
   daemon: boolean;
   verbose: boolean;
   'allow-other': boolean;
@@ -59,6 +61,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     .option('admit-after', { type: 'number', describe: 'Copy an extent to the fastest tier after this many reads (default 2)' })
     .option('copy-rate', { type: 'string', describe: 'Background copy bandwidth per second, e.g. 200MiB (default 200MiB)' })
     .option('watch-live', { type: 'boolean', describe: 'Watch the live directory for changes made behind the mount (costs write speed; opening a file always checks size and mtime)' })
+    .option('metrics-port', { type: 'number', describe: 'Serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: any free port)' })
     .option('coverage-tier', { type: 'string', describe: 'The tier that keeps a fresh copy of every extent (makes failover lossless)' })
     .option('daemon', { type: 'boolean', default: false, describe: 'Detach once mounted (logs go to <state>/shadowfs.log)' })
     .option('allow-other', { type: 'boolean', default: true, describe: 'Let users other than root use the mount (FUSE allow_other)' })
@@ -104,11 +107,16 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     }
     const control = new ControlServer(socketFile(mountpoint), log);
     const mounted = fuse;
-    registerControlHandlers(control, {
+    const status = registerControlHandlers(control, {
       volume: opened.volume, coverage: opened.coverage, config, mountpoint, startedAtMs: Date.now(),
       fastPathStats: () => mounted.fastPathStats(),
     });
     await control.start();
+    const metrics = args['metrics-port'] !== undefined ? new MetricsServer(status) : undefined;
+    if (metrics) {
+      const port = await metrics.start(args['metrics-port'] as number);
+      process.stdout.write(`shadowfs: metrics at http://127.0.0.1:${port}/metrics\n`);
+    }
     await writePidFile(mountpoint);
     log.info('mount', `mounted ${config.livePath} at ${mountpoint}`);
     process.stdout.write(`shadowfs: ${config.livePath} mounted at ${mountpoint} (${config.tiers.map((t) => t.name).join(', ') || 'no tiers'})\n`);
@@ -122,6 +130,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       void mounted.exited.then(() => stop('unmounted from outside (fusermount -u)'));
     });
     await control.stop();
+    await metrics?.stop();
     await fuse.unmount().catch(async () => lazyUnmount(mountpoint));
     await opened.close();
     await removePidFile(mountpoint);

@@ -1,0 +1,71 @@
+/**
+ * Prometheus metrics of a running mount, on 127.0.0.1 only (`--metrics-port`). Values are read
+ * from the status report at scrape time, so the data path pays nothing for them.
+ */
+import * as http from 'node:http';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { StatusReport } from './protocol';
+
+export class MetricsServer {
+  private readonly registry = new Registry();
+  private server: http.Server | undefined;
+
+  constructor(private readonly report: () => StatusReport) {
+    const r = this.registry;
+    const snapshot = (): StatusReport => this.report();
+    let last: StatusReport | undefined;
+    // Every metric reads the same snapshot per scrape; the first collector takes it.
+    const current = (): StatusReport => (last ??= snapshot());
+    new Gauge({ name: 'shadowfs_tier_used_bytes', help: 'Bytes held by shadow copies on each tier', labelNames: ['tier', 'class'], registers: [r],
+      collect() { last = undefined; for (const t of current().tiers) this.set({ tier: t.name, class: t.class }, t.usedBytes); } });
+    new Gauge({ name: 'shadowfs_tier_capacity_bytes', help: 'Capacity of each tier', labelNames: ['tier'], registers: [r],
+      collect() { for (const t of current().tiers) this.set({ tier: t.name }, t.capacityBytes); } });
+    new Gauge({ name: 'shadowfs_tier_healthy', help: '1 when the tier is healthy, 0 when suspect or failed', labelNames: ['tier'], registers: [r],
+      collect() { for (const t of current().tiers) this.set({ tier: t.name }, t.health === 'healthy' ? 1 : 0); } });
+    new Counter({ name: 'shadowfs_read_bytes_total', help: 'Bytes of reads served through the redirector, by source (tier name or live)', labelNames: ['source'], registers: [r],
+      collect() { this.reset(); for (const s of current().served) this.inc({ source: s.source }, s.bytes); } });
+    new Counter({ name: 'shadowfs_reads_total', help: 'Reads served through the redirector, by source', labelNames: ['source'], registers: [r],
+      collect() { this.reset(); for (const s of current().served) this.inc({ source: s.source }, s.reads); } });
+    new Counter({ name: 'shadowfs_fast_path_reads_total', help: 'Reads served natively from mapped tier copies', registers: [r],
+      collect() { this.reset(); this.inc(current().fastPath.hits); } });
+    const shadowCounter = (name: string, help: string, pick: (s: StatusReport['shadow']) => number): void => {
+      new Counter({ name, help, registers: [r], collect() { this.reset(); this.inc(pick(current().shadow)); } });
+    };
+    shadowCounter('shadowfs_promotions_total', 'Shadow copies made (promotions and coverage copies)', (s) => s.copies);
+    shadowCounter('shadowfs_promoted_bytes_total', 'Bytes copied to tiers', (s) => s.copyBytes);
+    shadowCounter('shadowfs_evictions_total', 'Copies evicted to make room', (s) => s.evictions);
+    shadowCounter('shadowfs_stale_copies_dropped_total', 'Copies dropped because a write made them stale', (s) => s.discardedCopies);
+    shadowCounter('shadowfs_copy_read_errors_total', 'Reads of a copy that failed (served from elsewhere)', (s) => s.copyErrors);
+    shadowCounter('shadowfs_corrupt_copies_total', 'Copies that failed their checksum', (s) => s.corruptCopies);
+    new Gauge({ name: 'shadowfs_coverage_ratio', help: 'Share of the volume with a fresh copy on the coverage tier (absent without one)', registers: [r],
+      collect() { const c = current().coverage; if (c) this.set(c.coveredShare); } });
+    new Gauge({ name: 'shadowfs_replication_lag_seconds', help: 'Age of the oldest change not yet on the coverage tier', registers: [r],
+      collect() { const c = current().coverage; if (c) this.set(c.lagMs / 1000); } });
+  }
+
+  async start(port: number): Promise<number> {
+    const server = http.createServer((req, res) => {
+      if (req.url !== '/metrics') {
+        res.writeHead(404).end('try /metrics\n');
+        return;
+      }
+      this.registry.metrics().then(
+        (text) => res.writeHead(200, { 'Content-Type': this.registry.contentType }).end(text),
+        (err: Error) => res.writeHead(500).end(`${err.message}\n`),
+      );
+    });
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve());
+    });
+    const addr = server.address();
+    return typeof addr === 'object' && addr ? addr.port : port;
+  }
+
+  async stop(): Promise<void> {
+    const s = this.server;
+    this.server = undefined;
+    if (s) await new Promise<void>((r) => s.close(() => r()));
+  }
+}

@@ -1,0 +1,60 @@
+/** The Prometheus endpoint of a running mount: scrapes parse and carry the mount's numbers. */
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { MountedVolume, makeSandbox, removeSandbox } from '../helpers/mounted-volume';
+
+function get(url: string): Promise<{ status: number; body: string; type: string }> {
+  return new Promise((resolve, reject) => {
+    http.get(url, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type']) }));
+    }).on('error', reject);
+  });
+}
+
+/** Parses the text exposition format: every sample line is `name{labels} value`. */
+function parse(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/.exec(line);
+    if (!m) throw new Error(`not a sample line: ${line}`);
+    out.set(m[1], Number(m[2]));
+  }
+  return out;
+}
+
+t.test('metrics scrape', async (t) => {
+  const sb = makeSandbox();
+  const vol = new MountedVolume(sb, {
+    extentSize: '64KiB', admitAfter: 1,
+    tiers: [{ name: 'nvme', capacity: '8MiB' }, { name: 'hdd', capacity: '64MiB' }], coverageTier: 'hdd',
+    extraArgs: ['--metrics-port', '0'],
+  });
+  t.teardown(async () => {
+    await vol.cleanup();
+    removeSandbox(sb);
+  });
+  fs.writeFileSync(path.join(sb.live, 'm.bin'), Buffer.alloc(1024 * 1024, 3));
+  await vol.start();
+  const url = /metrics at (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(vol.output)?.[1];
+  t.ok(url, 'the mount says where its metrics are');
+  fs.readFileSync(path.join(sb.mnt, 'm.bin'));
+  fs.readFileSync(path.join(sb.mnt, 'm.bin'));
+  await new Promise((r) => setTimeout(r, 1500));
+  const res = await get(url as string);
+  t.equal(res.status, 200);
+  t.match(res.type, /text\/plain/);
+  const samples = parse(res.body);
+  t.equal(samples.get('shadowfs_tier_capacity_bytes{tier="nvme"}'), 8 * 1024 * 1024);
+  t.equal(samples.get('shadowfs_tier_healthy{tier="hdd"}'), 1);
+  t.ok((samples.get('shadowfs_promotions_total') ?? 0) > 0, 'copies were counted');
+  t.ok((samples.get('shadowfs_read_bytes_total{source="live"}') ?? 0) > 0, 'reads were counted');
+  t.ok(samples.has('shadowfs_coverage_ratio'), 'coverage is exported');
+  t.ok(samples.has('shadowfs_replication_lag_seconds'));
+  t.equal((await get((url as string).replace('/metrics', '/other'))).status, 404);
+  t.equal(await vol.stop(), 0);
+});
