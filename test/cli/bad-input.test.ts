@@ -5,6 +5,7 @@ import t, { Test } from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cli, makeSandbox, removeSandbox, Sandbox, isMounted } from '../helpers/mounted-volume';
+import { startS3Server, useS3Credentials } from '../helpers/s3-server';
 
 function listTree(dir: string): string[] {
   return fs.readdirSync(dir, { recursive: true }).map(String).sort();
@@ -60,6 +61,29 @@ t.test('bad mount input', async (t) => {
   expectRefusal(t, sb, ['frobnicate'], /Unknown argument: frobnicate|Unknown command/, 2);
 
   t.equal(fs.readFileSync(path.join(sb.live, 'keep.txt'), 'utf8'), 'live data');
+});
+
+t.test('bad object-store tiers', async (t) => {
+  useS3Credentials();
+  const s3 = await startS3Server({ bucket: 'exists' });
+  const sb = makeSandbox();
+  t.teardown(async () => {
+    removeSandbox(sb);
+    await s3.close();
+  });
+  const base = ['mount', '--live', sb.live, '--state', sb.state];
+  const cache = sb.tierDir('cache');
+  expectRefusal(t, sb, [...base, '--tier', `s3=notaurl,bucket=exists,cache=${cache},cap=1GiB`, sb.mnt], /endpoint: expected an http\(s\) URL/);
+  expectRefusal(t, sb, [...base, '--tier', `s3=${s3.endpoint},bucket=Bad_Name,cache=${cache},cap=1GiB`, sb.mnt], /bucket: expected an S3 bucket name/);
+  const r = cli([...base, '--tier', `s3=${s3.endpoint},bucket=missing,cache=${cache},cap=1GiB`, sb.mnt]);
+  t.equal(r.status, 1);
+  t.match(r.stderr, /^shadowfs: tier s3: bucket missing not found at http:\/\/127\.0\.0\.1:\d+\n$/, 'a missing bucket is one line');
+  t.notOk(isMounted(sb.mnt));
+  await s3.stop();
+  const down = cli([...base, '--tier', `s3=${s3.endpoint},bucket=exists,cache=${cache},cap=1GiB`, sb.mnt]);
+  t.equal(down.status, 1);
+  t.match(down.stderr, /^shadowfs: tier s3: .*\n$/, `an unreachable endpoint is one line: ${down.stderr.trim()}`);
+  t.notOk(isMounted(sb.mnt));
 });
 
 t.test('--help explains the mount command', async (t) => {
