@@ -114,7 +114,7 @@ export class SeriesForecaster {
   private readonly local = new Map<string, LinearCoefficients>();
   private global: ModelSet = {};
   /** Pending forecasts per horizon, by origin step, for scoring. */
-  private readonly pending = new Map<number, Map<number, { model: number; bench: number; chosen: number }>>();
+  private readonly pending = new Map<number, Map<number, { model: number | undefined; bench: number; chosen: number; level: number }>>();
   /** Recent absolute error (EWMA) of the regression and of the yardstick, per horizon. */
   private readonly recentError = new Map<number, { model: number; bench: number; n: number }>();
   readonly score = new Map<number, MaseAccumulator>();
@@ -176,7 +176,7 @@ export class SeriesForecaster {
       const model = this.regression(h);
       const bench = this.benchmark(t, h);
       const chosen = this.forecast(h);
-      if (bench !== undefined && chosen !== undefined) this.pending.get(h)?.set(t, { model: model ?? bench, bench, chosen });
+      if (bench !== undefined && chosen !== undefined) this.pending.get(h)?.set(t, { model, bench, chosen, level: this.levelAt(t) });
     }
   }
 
@@ -191,7 +191,7 @@ export class SeriesForecaster {
     if (t < 0) return undefined;
     const e = this.recentError.get(h);
     const model = this.regression(h);
-    if (model === undefined || !e || e.n < MIN_SCORED_TO_TRUST || e.model > e.bench) return this.benchmark(t, h);
+    if (model === undefined || !e || e.n < MIN_SCORED_TO_TRUST || !(e.model < e.bench)) return this.benchmark(t, h);
     return model;
   }
 
@@ -303,10 +303,17 @@ export class SeriesForecaster {
       acc.benchmarkAbsError += Math.abs(actual - f.bench);
       acc.points++;
       const e = this.recentError.get(h);
-      if (e) {
+      // Only forecasts where both existed, from the current feature level, inform the selection:
+      // when a season becomes available the yardstick changes (naive -> seasonal naive) and
+      // the comparison starts over.
+      if (e && f.model !== undefined && f.level === this.levelAt(newest)) {
         e.model += SELECTION_ALPHA * (Math.abs(actual - f.model) - e.model);
         e.bench += SELECTION_ALPHA * (Math.abs(actual - f.bench) - e.bench);
         e.n++;
+      } else if (e && f.level !== this.levelAt(newest)) {
+        e.model = 0;
+        e.bench = 0;
+        e.n = 0;
       }
     }
   }
