@@ -11,6 +11,7 @@ import { statusCommand } from './commands/status';
 import { whichTierCommand } from './commands/which-tier';
 import { scrubCommand } from './commands/scrub';
 import { tierCommand } from './commands/tier';
+import { hintCommand, pinCommand, unpinCommand } from './commands/placement';
 
 export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
@@ -22,6 +23,9 @@ export async function main(argv: string[]): Promise<void> {
     .command(whichTierCommand)
     .command(scrubCommand)
     .command(tierCommand)
+    .command(pinCommand)
+    .command(unpinCommand)
+    .command(hintCommand)
     .demandCommand(1, 'Give a command; see --help.')
     // One spelling per option (--extent-size), so "unknown argument" names it once.
     .parserConfiguration({ 'camel-case-expansion': false })

@@ -14,11 +14,13 @@ import { Volume } from '../volume/volume';
 import { ControlServer } from './control-server';
 import { StatusReport } from './protocol';
 import { statusReport } from './status';
-import { whichTier } from './which-tier';
+import { volumePath, whichTier } from './which-tier';
+import { Placements } from '../shadow/pins';
 import { inFlight } from '../fuse/adapter';
 
 export interface MountContext {
   volume: Volume;
+  placements: Placements;
   coverage: CoverageReplicator | undefined;
   config: VolumeConfig;
   mountpoint: string;
@@ -41,7 +43,7 @@ export function registerControlHandlers(control: ControlServer, ctx: MountContex
   });
   const tierChanges = new TierChanges(volume.map, volume.tiers, volume.shadows, () => coverage?.tierName);
 
-  const status = (): StatusReport => statusReport(volume, mountpoint, config.extentSizeBytes, ctx.startedAtMs, ctx.fastPathStats(), coverage);
+  const status = (): StatusReport => statusReport(volume, mountpoint, config.extentSizeBytes, ctx.startedAtMs, ctx.fastPathStats(), coverage, ctx.placements);
   control.on('status', async () => status());
   control.on('which-tier', async (req) => whichTier(volume, mountpoint, req.path, config.extentSizeBytes));
   control.on('in-flight', async () => Object.fromEntries(inFlight));
@@ -63,5 +65,40 @@ export function registerControlHandlers(control: ControlServer, ctx: MountContex
   });
   control.on('tier-remove', async (req) => tierChanges.remove(requireString(req.name, 'name')));
   control.on('tier-progress', async () => tierChanges.progress() ?? null);
+
+  /** A regular file of the volume, by a path inside the mount: its volume path, live path and id. */
+  const fileOf = async (given: unknown): Promise<{ vp: string; lp: string; fileId: string; sizeBytes: number }> => {
+    const vp = volumePath(mountpoint, requireString(given, 'path'));
+    const st = await volume.getattr(vp).catch(() => {
+      throw new ShadowfsError(`${String(given)}: no such file in the volume`);
+    });
+    if (!st.isFile()) throw new ShadowfsError(`${String(given)} is not a regular file`);
+    return { vp, lp: volume.live(vp), fileId: Volume.fileIdOf(st), sizeBytes: st.size };
+  };
+  control.on('pin', async (req) => {
+    const tier = requireString(req.tier, 'tier');
+    if (!volume.tiers.byName(tier)) throw new ShadowfsError(`no tier named ${tier} (tiers: ${volume.tiers.all().map((t) => t.tier.spec.name).join(', ')})`);
+    const f = await fileOf(req.path);
+    ctx.placements.pin({ fileId: f.fileId, path: f.lp, tier });
+    return { pinned: f.vp, tier };
+  });
+  control.on('unpin', async (req) => {
+    const f = await fileOf(req.path);
+    if (!ctx.placements.unpin(f.fileId)) throw new ShadowfsError(`${f.vp} is not pinned`);
+    return { unpinned: f.vp };
+  });
+  control.on('hint', async (req) => {
+    const f = await fileOf(req.path);
+    const E = config.extentSizeBytes;
+    const from = req.fromByte === undefined ? 0 : Number(req.fromByte);
+    const to = req.toByte === undefined ? Math.max(0, f.sizeBytes - 1) : Number(req.toByte);
+    if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 0 || to < from) throw new ShadowfsError('range: expected A-B with 0 <= A <= B (bytes)');
+    const atMs = req.atMs === undefined ? Date.now() : Number(req.atMs);
+    const durationMs = req.durationMs === undefined ? 10 * 60_000 : Number(req.durationMs);
+    if (!Number.isFinite(atMs) || !Number.isFinite(durationMs) || durationMs <= 0) throw new ShadowfsError('hint: bad time or duration');
+    ctx.placements.addHint({ fileId: f.fileId, path: f.lp, firstIndex: Math.floor(from / E), lastIndex: Math.floor(to / E), fromMs: atMs, untilMs: atMs + durationMs });
+    return { hinted: f.vp, extents: Math.floor(to / E) - Math.floor(from / E) + 1, atMs, untilMs: atMs + durationMs };
+  });
+  control.on('placements', async () => ({ pins: ctx.placements.allPins(), hints: ctx.placements.pendingHints(Date.now()) }));
   return status;
 }

@@ -29,6 +29,9 @@ export interface StatusReport {
   extentSizeBytes: number;
   tiers: TierStatus[];
   coverage: CoverageReport | null;
+  pins: { path: string; tier: string }[];
+  /** Hints not yet expired (pending or active). */
+  hints: number;
   /** Monthly cost of the copies where they are now, and of holding all of them on the fastest tier. */
   cost: { placementPerMonth: number; allOnFastestPerMonth: number };
   /** Reads served by the redirector (JavaScript), by source. */

@@ -1,11 +1,13 @@
 /** Builds the status report of a running volume (what `shadowfs status` shows). */
 import { Volume } from '../volume/volume';
 import { StatusReport } from './protocol';
+import * as path from 'node:path';
 import { CoverageReplicator } from '../shadow/coverage';
+import { Placements } from '../shadow/pins';
 
 const GIB = 1024 ** 3;
 
-export function statusReport(volume: Volume, mountpoint: string, extentSizeBytes: number, startedAtMs: number, fastPath: StatusReport['fastPath'], coverage: CoverageReplicator | undefined): StatusReport {
+export function statusReport(volume: Volume, mountpoint: string, extentSizeBytes: number, startedAtMs: number, fastPath: StatusReport['fastPath'], coverage: CoverageReplicator | undefined, placements: Placements): StatusReport {
   const io = volume.io.counters;
   const sh = volume.shadows.counters;
   const tiers = volume.tiers.all();
@@ -14,6 +16,8 @@ export function statusReport(volume: Volume, mountpoint: string, extentSizeBytes
   const fastest = tiers[0]?.tier.spec.costPerGiBMonth ?? 0;
   return {
     coverage: coverage ? coverage.report(Date.now()) : null,
+    pins: placements.allPins().map((p) => ({ path: path.relative(volume.livePath, p.path), tier: p.tier })),
+    hints: placements.pendingHints(Date.now()).length,
     cost: { placementPerMonth: placement, allOnFastestPerMonth: (held / GIB) * fastest },
     mountpoint,
     livePath: volume.livePath,

@@ -75,6 +75,8 @@ export interface NextRun {
   sessionSpanUs: number;
 }
 
+const MAX_LEAD_US = 15 * 60e6;
+
 interface PendingSample {
   stats: ExtentStats;
   x: number[];
@@ -173,7 +175,7 @@ export class HeatPredictor {
     // that access now; a hot set used all afternoon is worth its afternoon rate per horizon, the
     // same units as the rate part (otherwise a long session would outrank everything).
     const h = this.o.horizonUs;
-    const spread = Math.min(1, (h + run.leadUs) / Math.max(run.sessionSpanUs, h));
+    const spread = Math.min(1, h / Math.max(run.sessionSpanUs, h));
     return run.confidence * Math.max(1, run.sessionSize) * spread;
   }
 
@@ -225,7 +227,9 @@ export class HeatPredictor {
       if (best && best.startUs <= next) continue;
       best = {
         startUs: next,
-        leadUs: Math.max(this.o.leadUs, 2 * p.periodJitterUs),
+        // Stage earlier when the start time jitters, but not by more than a small share of the
+        // period (a working period that starts anywhere in an hour is staged at most 15 min early).
+        leadUs: Math.max(this.o.leadUs, Math.min(2 * p.periodJitterUs, 0.02 * p.periodUs, MAX_LEAD_US)),
         windowEndUs: next + p.sessionSpanUsEwma + slackUs,
         confidence,
         sessionSize: p.sessionSizeEwma,

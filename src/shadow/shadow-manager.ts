@@ -74,6 +74,9 @@ export class ShadowManager {
     l.set(k, { fileId, index });
   }
 
+  /** Set by the volume: a pinned or hinted copy that eviction must leave alone. */
+  isProtected: (tierName: string, fileId: string, index: number) => boolean = () => false;
+
   /** Tiers whose copies are never evicted to make room (the coverage tier). */
   readonly protectedTiers = new Set<number>();
   private nextCopyAtMs = 0;
@@ -207,17 +210,28 @@ export class ShadowManager {
     if (bytes > cap) return false;
     // The coverage tier must keep everything: when it is full, coverage falls short (and says so).
     if (this.protectedTiers.has(tierId)) return vt.tier.usedBytes() + bytes <= cap;
-    while (vt.tier.usedBytes() + bytes > cap) {
-      const oldest = l?.entries().next();
-      if (!l || !oldest || oldest.done) return false;
-      const [k, { fileId, index }] = oldest.value;
-      l.delete(k);
-      if (this.map.removeCopy(fileId, index, tierId)) {
-        this.counters.evictions++;
-        this.beforeRemove(fileId, index, tierId);
-        await vt.tier.remove({ fileId, index });
+    const skipped: [string, { fileId: string; index: number }][] = [];
+    try {
+      while (vt.tier.usedBytes() + bytes > cap) {
+        const oldest = l?.entries().next();
+        if (!l || !oldest || oldest.done) return false;
+        const [k, entry] = oldest.value;
+        l.delete(k);
+        if (this.isProtected(vt.tier.spec.name, entry.fileId, entry.index)) {
+          skipped.push([k, entry]);
+          continue;
+        }
+        const { fileId, index } = entry;
+        if (this.map.removeCopy(fileId, index, tierId)) {
+          this.counters.evictions++;
+          this.beforeRemove(fileId, index, tierId);
+          await vt.tier.remove({ fileId, index });
+        }
       }
+      return true;
+    } finally {
+      // Protected copies go back, at the recent end: the next search for room starts elsewhere.
+      for (const [k, e] of skipped) l?.set(k, e);
     }
-    return true;
   }
 }

@@ -9,6 +9,7 @@ import { IoRedirector, ReadObserver } from '../io/redirector';
 import { ReactiveAdmission } from '../shadow/reactive-admission';
 import { ShadowManager } from '../shadow/shadow-manager';
 import { CoverageReplicator } from '../shadow/coverage';
+import { Placements, PlacementEnforcer } from '../shadow/pins';
 import { openTier } from '../tiers/open-tier';
 import { ShadowTier } from '../tiers/tier';
 import { TierSet } from '../tiers/tier-set';
@@ -21,6 +22,7 @@ export interface OpenedVolume {
   volume: Volume;
   watcher: LiveWatcher;
   coverage: CoverageReplicator | undefined;
+  placements: Placements;
   close(): Promise<void>;
 }
 
@@ -61,6 +63,24 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
     volume.onWrite = (file, first, last) => c.noteWrite(file, first, last);
     c.start();
   }
+  const placements = new Placements(path.join(config.stateDir, 'pins.json'));
+  shadows.isProtected = (tierName, fileId, index) => placements.isProtected(tierName, fileId, index, Date.now());
+  const enforcer = new PlacementEnforcer(placements, {
+    pinFile: (p) => volume.pinFile(p),
+    unpinFile: (f) => volume.unpinFile(f),
+    hasFreshCopy: (fileId, index, tierName) => {
+      const vt = tiers.byName(tierName);
+      const rec = map.get(fileId, index);
+      return !!vt && !!rec && rec.copies.some((c) => c.tierId === vt.id && c.generation === rec.generation);
+    },
+    fastestTier: () => tiers.all().find((t) => t.tier.health() === 'healthy')?.tier.spec.name,
+    requestCopy: (file, index, tierName) => {
+      const vt = tiers.byName(tierName);
+      return !!vt && shadows.requestCopy(file, index, vt.id);
+    },
+    extentSizeBytes: config.extentSizeBytes,
+  });
+  enforcer.start();
   const prober = new TierProber(tiers, 2_000, log);
   prober.start();
   // Off by default: chokidar re-reads a directory on every change inside it, our own writes
@@ -72,8 +92,10 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
     volume,
     watcher,
     coverage,
+    placements,
     async close() {
       prober.stop();
+      enforcer.stop();
       await coverage?.stop();
       await watcher.stop();
       await volume.close();

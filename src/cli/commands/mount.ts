@@ -108,7 +108,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     const control = new ControlServer(socketFile(mountpoint), log);
     const mounted = fuse;
     const status = registerControlHandlers(control, {
-      volume: opened.volume, coverage: opened.coverage, config, mountpoint, startedAtMs: Date.now(),
+      volume: opened.volume, placements: opened.placements, coverage: opened.coverage, config, mountpoint, startedAtMs: Date.now(),
       fastPathStats: () => mounted.fastPathStats(),
     });
     await control.start();
