@@ -11,6 +11,7 @@ import { statusCommand } from './commands/status';
 import { whichTierCommand } from './commands/which-tier';
 import { scrubCommand } from './commands/scrub';
 import { tierCommand } from './commands/tier';
+import { replayCommand } from './commands/replay';
 import { hintCommand, pinCommand, unpinCommand } from './commands/placement';
 
 export async function main(argv: string[]): Promise<void> {
@@ -23,6 +24,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(whichTierCommand)
     .command(scrubCommand)
     .command(tierCommand)
+    .command(replayCommand)
     .command(pinCommand)
     .command(unpinCommand)
     .command(hintCommand)
