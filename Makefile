@@ -27,7 +27,16 @@ node_modules/fuse-native/build/Release/fuse.node: node_modules/.package-lock.jso
 deps: $(STAMP)/apt node_modules/.package-lock.json node_modules/fuse-native/build/Release/fuse.node
 
 build: deps
+	rm -rf dist
 	node_modules/.bin/tsc -p tsconfig.json
+
+# Mounts a demo volume under .state/demo, runs fio through it, shows which tier served what.
+demo: build
+	bash scripts/demo.sh
+
+# fio through shadowfs, mergerfs and the raw directory side by side; ratios in one run.
+bench: build
+	bash bench/run-bench.sh
 
 test: build
 	$(TAP) 'dist/test/**/*.test.js'
