@@ -13,6 +13,7 @@ export interface VolumeFlags {
   coverageTier?: string;
   copyRate?: string;
   watchLive?: boolean;
+  placement?: string;
 }
 
 export function readConfigFile(file: string): RawVolumeConfig {
@@ -39,6 +40,7 @@ export function volumeConfigFrom(flags: VolumeFlags): VolumeConfig {
   if (flags.coverageTier !== undefined) raw.coverageTier = flags.coverageTier;
   if (flags.copyRate !== undefined) raw.copyRate = flags.copyRate;
   if (flags.watchLive !== undefined) raw.watchLive = flags.watchLive;
+  if (flags.placement !== undefined) raw.placement = flags.placement;
   if (raw.live === undefined) throw new ShadowfsError('no live volume: give --live DIR or a --config file with "live"');
   try {
     return parseVolumeConfig(raw);

@@ -30,6 +30,8 @@ export interface VolumeConfig {
   concurrentCopies: number;
   /** Watch the live directory (chokidar) for changes made behind the mount's back. */
   watchLive: boolean;
+  /** Who decides placement: reactive admission, or the prediction engine and planner. */
+  placement: 'reactive' | 'predictive';
 }
 
 export const DEFAULT_EXTENT_SIZE_BYTES = 1024 * 1024;
@@ -49,6 +51,7 @@ export interface RawVolumeConfig {
   copyRate?: unknown;
   concurrentCopies?: unknown;
   watchLive?: unknown;
+  placement?: unknown;
 }
 
 const TIER_CLASSES = Object.keys(TIER_CLASS_RANK) as TierClass[];
@@ -108,6 +111,11 @@ function parseObjectStore(raw: unknown, key: string): ObjectStoreSpec {
   return { endpoint: String(raw.endpoint), bucket: raw.bucket, prefix, region, forcePathStyle, cacheDir: path.resolve(raw.cacheDir), cacheCapacityBytes };
 }
 
+function parsePlacement(v: unknown): 'reactive' | 'predictive' {
+  expect(v === undefined || v === 'reactive' || v === 'predictive', 'placement', '"reactive" or "predictive"', v);
+  return (v ?? 'reactive') as 'reactive' | 'predictive';
+}
+
 function parseWatchLive(v: unknown): boolean {
   expect(v === undefined || typeof v === 'boolean', 'watchLive', 'true or false', v);
   return v === true;
@@ -121,7 +129,7 @@ export function defaultStateDir(livePath: string): string {
 /** Validate the raw form; throws ShadowfsError naming the key on the first problem. */
 export function parseVolumeConfig(raw: unknown): VolumeConfig {
   expect(isRecord(raw), '(top level)', 'an object', raw);
-  const known = new Set(['live', 'stateDir', 'extentSize', 'writeMode', 'admitAfterReads', 'tiers', 'coverageTier', 'coverageScanInterval', 'copyRate', 'concurrentCopies', 'watchLive']);
+  const known = new Set(['live', 'stateDir', 'extentSize', 'writeMode', 'admitAfterReads', 'tiers', 'coverageTier', 'coverageScanInterval', 'copyRate', 'concurrentCopies', 'watchLive', 'placement']);
   for (const k of Object.keys(raw)) expect(known.has(k), k, `one of ${[...known].join(', ')}`, k);
   const r = raw as RawVolumeConfig;
   expect(typeof r.live === 'string' && r.live.length > 0, 'live', 'the live volume directory', r.live);
@@ -163,6 +171,7 @@ export function parseVolumeConfig(raw: unknown): VolumeConfig {
     copyBytesPerSec,
     concurrentCopies: concurrent,
     watchLive: parseWatchLive(r.watchLive),
+    placement: parsePlacement(r.placement),
   };
 }
 

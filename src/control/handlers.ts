@@ -16,11 +16,13 @@ import { StatusReport } from './protocol';
 import { statusReport } from './status';
 import { volumePath, whichTier } from './which-tier';
 import { Placements } from '../shadow/pins';
+import { PredictivePlacement } from '../shadow/predictive-placement';
 import { inFlight } from '../fuse/adapter';
 
 export interface MountContext {
   volume: Volume;
   placements: Placements;
+  predictive: PredictivePlacement | undefined;
   coverage: CoverageReplicator | undefined;
   config: VolumeConfig;
   mountpoint: string;
@@ -43,7 +45,7 @@ export function registerControlHandlers(control: ControlServer, ctx: MountContex
   });
   const tierChanges = new TierChanges(volume.map, volume.tiers, volume.shadows, () => coverage?.tierName);
 
-  const status = (): StatusReport => statusReport(volume, mountpoint, config.extentSizeBytes, ctx.startedAtMs, ctx.fastPathStats(), coverage, ctx.placements);
+  const status = (): StatusReport => statusReport(volume, mountpoint, config.extentSizeBytes, ctx.startedAtMs, ctx.fastPathStats(), coverage, ctx.placements, ctx.predictive);
   control.on('status', async () => status());
   control.on('which-tier', async (req) => whichTier(volume, mountpoint, req.path, config.extentSizeBytes));
   control.on('in-flight', async () => Object.fromEntries(inFlight));

@@ -30,6 +30,8 @@ export interface StatusReport {
   tiers: TierStatus[];
   coverage: CoverageReport | null;
   pins: { path: string; tier: string }[];
+  /** The placement policy and, when predictive, what the planner did. */
+  placement: { policy: 'reactive' | 'predictive'; rounds: number; planned: number; requested: number; readahead: number };
   /** Hints not yet expired (pending or active). */
   hints: number;
   /** Monthly cost of the copies where they are now, and of holding all of them on the fastest tier. */

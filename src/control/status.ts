@@ -4,10 +4,11 @@ import { StatusReport } from './protocol';
 import * as path from 'node:path';
 import { CoverageReplicator } from '../shadow/coverage';
 import { Placements } from '../shadow/pins';
+import { PredictivePlacement } from '../shadow/predictive-placement';
 
 const GIB = 1024 ** 3;
 
-export function statusReport(volume: Volume, mountpoint: string, extentSizeBytes: number, startedAtMs: number, fastPath: StatusReport['fastPath'], coverage: CoverageReplicator | undefined, placements: Placements): StatusReport {
+export function statusReport(volume: Volume, mountpoint: string, extentSizeBytes: number, startedAtMs: number, fastPath: StatusReport['fastPath'], coverage: CoverageReplicator | undefined, placements: Placements, predictive: PredictivePlacement | undefined): StatusReport {
   const io = volume.io.counters;
   const sh = volume.shadows.counters;
   const tiers = volume.tiers.all();
@@ -18,6 +19,7 @@ export function statusReport(volume: Volume, mountpoint: string, extentSizeBytes
     coverage: coverage ? coverage.report(Date.now()) : null,
     pins: placements.allPins().map((p) => ({ path: path.relative(volume.livePath, p.path), tier: p.tier })),
     hints: placements.pendingHints(Date.now()).length,
+    placement: predictive ? { policy: 'predictive', ...predictive.counters } : { policy: 'reactive', rounds: 0, planned: 0, requested: 0, readahead: 0 },
     cost: { placementPerMonth: placement, allOnFastestPerMonth: (held / GIB) * fastest },
     mountpoint,
     livePath: volume.livePath,

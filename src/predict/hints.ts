@@ -242,13 +242,18 @@ export interface HasHints {
   readonly hints: HintBook;
 }
 
+/** Wall-clock time in microseconds (the time base of a live mount's history). */
+function wallClockUs(): number {
+  return Date.now() * 1000;
+}
+
 /** Record an application hint; it takes effect at the next prediction. */
-export function applyHint(history: HasHints, hint: AccessHint, nowUs: number): void {
+export function applyHint(history: HasHints, hint: AccessHint, nowUs: number = wallClockUs()): void {
   history.hints.addHint(hint, nowUs);
 }
 
 /** Pin a range to a tier; the planner then places it there first (within capacity). */
-export function applyPin(history: HasHints, pin: PinHint, nowUs: number): void {
+export function applyPin(history: HasHints, pin: PinHint, nowUs: number = wallClockUs()): void {
   history.hints.addPin(pin, nowUs);
 }
 

@@ -10,6 +10,8 @@ import { ReactiveAdmission } from '../shadow/reactive-admission';
 import { ShadowManager } from '../shadow/shadow-manager';
 import { CoverageReplicator } from '../shadow/coverage';
 import { Placements, PlacementEnforcer } from '../shadow/pins';
+import { PredictivePlacement } from '../shadow/predictive-placement';
+import { WorkloadHistory } from '../predict/history';
 import { openTier } from '../tiers/open-tier';
 import { ShadowTier } from '../tiers/tier';
 import { TierSet } from '../tiers/tier-set';
@@ -23,6 +25,7 @@ export interface OpenedVolume {
   watcher: LiveWatcher;
   coverage: CoverageReplicator | undefined;
   placements: Placements;
+  predictive: PredictivePlacement | undefined;
   close(): Promise<void>;
 }
 
@@ -51,9 +54,18 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
   let policy: ReadObserver | undefined;
   const observer: ReadObserver = { onExtentRead: (f, i, s) => policy?.onExtentRead(f, i, s) };
   const io = new IoRedirector(map, tiers, config.extentSizeBytes, observer, (fileId, index, tierId) => shadows.discard(fileId, index, tierId));
-  policy = new ReactiveAdmission(tiers, shadows, config.admitAfterReads);
   const volume = new Volume(config.livePath, map, tiers, io, shadows, log);
   await reconcile(map, tiers, log);
+  const placements = new Placements(path.join(config.stateDir, 'pins.json'));
+  let predictive: PredictivePlacement | undefined;
+  if (config.placement === 'predictive') {
+    const history = await WorkloadHistory.open(path.join(config.stateDir, 'history'));
+    predictive = new PredictivePlacement(history, map, tiers, shadows, volume, placements, config.extentSizeBytes, config.coverageTier, log);
+    predictive.start();
+    policy = predictive;
+  } else {
+    policy = new ReactiveAdmission(tiers, shadows, config.admitAfterReads);
+  }
   let coverage: CoverageReplicator | undefined;
   const coverageTier = config.coverageTier ? tiers.byName(config.coverageTier) : undefined;
   if (coverageTier) {
@@ -63,7 +75,6 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
     volume.onWrite = (file, first, last) => c.noteWrite(file, first, last);
     c.start();
   }
-  const placements = new Placements(path.join(config.stateDir, 'pins.json'));
   shadows.isProtected = (tierName, fileId, index) => placements.isProtected(tierName, fileId, index, Date.now());
   const enforcer = new PlacementEnforcer(placements, {
     pinFile: (p) => volume.pinFile(p),
@@ -93,9 +104,11 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
     watcher,
     coverage,
     placements,
+    predictive,
     async close() {
       prober.stop();
       enforcer.stop();
+      await predictive?.close();
       await coverage?.stop();
       await watcher.stop();
       await volume.close();

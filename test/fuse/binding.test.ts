@@ -13,7 +13,7 @@ import { execFile, spawn, ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import {
-  CallerContext, Errno, FuseHandlers, FuseMount, FuseMountError, FuseMountOptions, FuseStat, ResultCallback, TimeSpec,
+  CallerContext, Errno, errnoOf, FuseHandlers, FuseMount, FuseMountError, FuseMountOptions, FuseStat, ResultCallback, TimeSpec,
 } from '../../src/fuse/binding';
 
 const run = promisify(execFile);
@@ -661,3 +661,174 @@ t.test('fast path: a stuck mapped read neither blocks other requests nor freezes
   fm.unmapExtent(fh, 0);
   t.pass('and unmap works again');
 });
+
+// ---- 7. every request is answered under concurrency ----------------------------------------------
+
+/** A passthrough filesystem over a backing directory (fs.promises: libuv's thread pool). */
+class Passthrough {
+  readonly files = new Map<number, fsp.FileHandle>();
+  readonly calls = new Map<string, number>();
+  mount: FuseMount | undefined;
+  /** Map every open file's first 16 extents (64 KiB each) to its backing fd: reads become native. */
+  fastPath = false;
+  private nextFh = 1;
+
+  constructor(readonly back: string) {}
+
+  private hit(op: string): void {
+    this.calls.set(op, (this.calls.get(op) ?? 0) + 1);
+  }
+
+  private opened(cb: ResultCallback<number>, file: fsp.FileHandle): void {
+    const fh = this.nextFh++;
+    this.files.set(fh, file);
+    if (this.fastPath && this.mount) {
+      this.mount.setFileMap(fh, 64 * 1024);
+      for (let k = 0; k < 16; k++) this.mount.mapExtent(fh, k, file.fd, 0);
+    }
+    cb(0, fh);
+  }
+
+  handlers(): FuseHandlers {
+    // Every handler answers exactly once, whether its promise resolves or rejects.
+    const io = <T>(op: string, cb: (errno: number) => void, p: () => Promise<T>, ok: (v: T) => void): void => {
+      this.hit(op);
+      p().then(ok, (err) => cb(errnoOf(err)));
+    };
+    const stat = (s: fs.Stats): FuseStat => ({
+      mode: s.mode, uid: s.uid, gid: s.gid, size: s.size, atime: s.atimeMs, mtime: s.mtimeMs, ctime: s.ctimeMs, nlink: s.nlink, ino: s.ino,
+    });
+    const file = (fh: number): fsp.FileHandle => {
+      const f = this.files.get(fh);
+      if (!f) throw Object.assign(new Error(`bad fh ${fh}`), { code: 'EBADF' });
+      return f;
+    };
+    return {
+      getattr: (p, cb) => io('getattr', cb, () => fsp.lstat(this.back + p), (s) => cb(0, stat(s))),
+      fgetattr: (p, fh, cb) => io('fgetattr', cb, async () => file(fh).stat(), (s) => cb(0, stat(s))),
+      readdir: (p, cb) => io('readdir', cb, () => fsp.readdir(this.back + p), (names) => cb(0, names)),
+      // Only the access mode: no O_DIRECT (or O_CREAT...) on the backing file.
+      open: (p, flags, cb) => io('open', cb, () => fsp.open(this.back + p, flags & 3), (f) => this.opened(cb, f)),
+      create: (p, mode, cb) => io('create', cb, () => fsp.open(this.back + p, 'w+', mode), (f) => this.opened(cb, f)),
+      read: (p, fh, buf, len, pos, cb) => io('read', cb, async () => file(fh).read(buf, 0, len, pos), (r) => cb(r.bytesRead)),
+      write: (p, fh, buf, len, pos, cb) => io('write', cb, async () => file(fh).write(buf, 0, len, pos), (r) => cb(r.bytesWritten)),
+      truncate: (p, size, cb) => io('truncate', cb, () => fsp.truncate(this.back + p, size), () => cb(0)),
+      ftruncate: (p, fh, size, cb) => io('ftruncate', cb, async () => file(fh).truncate(size), () => cb(0)),
+      utimens: (p, atime, mtime, cb) => cb(0),
+      flush: (p, fh, cb) => cb(0),
+      fsync: (p, datasync, fh, cb) => io('fsync', cb, async () => file(fh).datasync(), () => cb(0)),
+      release: (p, fh, cb) => {
+        const f = this.files.get(fh);
+        this.files.delete(fh);
+        io('release', cb, async () => f?.close(), () => cb(0));
+      },
+      unlink: (p, cb) => io('unlink', cb, () => fsp.unlink(this.back + p), () => cb(0)),
+    };
+  }
+}
+
+/** The mount's directory under /sys/fs/fuse/connections (fusectl mounted if needed), if any. */
+async function fuseConnection(mnt: string): Promise<string | undefined> {
+  const line = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === mnt);
+  const minor = line?.split(' ')[2]?.split(':')[1];
+  if (!minor) return undefined;
+  const dir = `/sys/fs/fuse/connections/${minor}`;
+  if (!fs.existsSync(dir)) await run('mount', ['-t', 'fusectl', 'none', '/sys/fs/fuse/connections']).catch(() => undefined);
+  return fs.existsSync(dir) ? dir : undefined;
+}
+
+/**
+ * Each child lays out a 1 MiB file with buffered 4 KiB writes (as fio does), then reopens it
+ * O_DIRECT and does `ops` random 4 KiB reads and writes (one in three a write), checking that every
+ * read returns what it last wrote there. Prints {reads, writes, bad}.
+ */
+const IO_CHILD = `
+  const fs = require('fs');
+  const [file, ops, seed] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
+  const BS = 4096, BLOCKS = 256;
+  const expect = new Uint8Array(BLOCKS).fill(1);
+  const buf = Buffer.alloc(BS, 1);
+  let fd = fs.openSync(file, 'w+');
+  for (let b = 0; b < BLOCKS; b++) fs.writeSync(fd, buf, 0, BS, b * BS);
+  fs.closeSync(fd);
+  fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_DIRECT);
+  let x = seed, reads = 0, writes = 0, bad = 0;
+  for (let i = 0; i < ops; i++) {
+    x = (x * 1103515245 + 12345) & 0x7fffffff;
+    const b = x % BLOCKS;
+    if (i % 3 === 0) {
+      const v = 2 + (i % 250);
+      buf.fill(v);
+      fs.writeSync(fd, buf, 0, BS, b * BS);
+      expect[b] = v;
+      writes++;
+    } else {
+      fs.readSync(fd, buf, 0, BS, b * BS);
+      if (buf[0] !== expect[b] || buf[BS - 1] !== expect[b]) bad++;
+      reads++;
+    }
+    if (i % 100 === 0) fs.fstatSync(fd);
+  }
+  fs.closeSync(fd);
+  process.stdout.write(JSON.stringify({ reads, writes, bad }));
+`;
+
+for (const fastPath of [false, true]) {
+  t.test(`4 processes doing small reads and writes concurrently: every request is answered (fast path ${fastPath ? 'on' : 'off'})`, async (t) => {
+    const PROCS = 4;
+    const OPS = 3000;
+    const BOUND_MS = 90_000; // normally a few seconds; a lost request never completes
+    const { dir } = await scratch(t);
+    const back = path.join(dir, 'back');
+    await fsp.mkdir(back);
+    const pt = new Passthrough(back);
+    pt.fastPath = fastPath;
+    const { fm, mnt } = await mounted(t, pt.handlers());
+    pt.mount = fm;
+    const conn = await fuseConnection(mnt);
+
+    const children = Array.from({ length: PROCS }, (_, i) => {
+      const child = spawn(process.execPath, ['-e', IO_CHILD, path.join(mnt, `f${i}`), String(OPS), String(1000 + i)], {
+        cwd: dir, stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+      const done = new Promise<{ code: number | null; out: string }>((resolve) => child.once('exit', (code) => resolve({ code, out })));
+      t.teardown(() => child.kill('SIGKILL'));
+      return { child, done };
+    });
+
+    const t0 = Date.now();
+    const all = Promise.all(children.map((c) => c.done));
+    const result = await Promise.race([all, sleep(BOUND_MS).then(() => 'timeout' as const)]);
+    if (result === 'timeout') {
+      // Unblock everything so the test fails instead of hanging: abort the FUSE connection (the
+      // children's requests then fail with ENOTCONN), then report what was left unanswered.
+      const waiting = conn ? fs.readFileSync(path.join(conn, 'waiting'), 'utf8').trim() : '?';
+      const wchan = children.map(({ child }) => {
+        try {
+          return fs.readFileSync(`/proc/${child.pid}/wchan`, 'utf8');
+        } catch {
+          return 'exited';
+        }
+      });
+      if (conn) fs.writeFileSync(path.join(conn, 'abort'), '1');
+      for (const { child } of children) child.kill('SIGKILL');
+      t.fail(`not done after ${BOUND_MS} ms: ${waiting} requests unanswered, children in ${wchan.join(', ')}`);
+      return;
+    }
+    const ms = Date.now() - t0;
+    for (const [i, { code, out }] of result.entries()) {
+      t.equal(code, 0, `child ${i} exited cleanly ${code === 0 ? '' : out}`);
+      if (code === 0) t.match(JSON.parse(out), { reads: 2000, writes: 1000, bad: 0 }, `child ${i}: every read saw the last write`);
+    }
+    const calls = Object.fromEntries(pt.calls);
+    t.ok((calls.write ?? 0) >= PROCS * (256 + 1000), `the writes reached the handler (${calls.write})`);
+    const stats = fm.fastPathStats();
+    if (fastPath) t.ok(stats.hits >= PROCS * 2000, `reads were served natively (${JSON.stringify(stats)})`);
+    else t.ok((calls.read ?? 0) >= PROCS * 2000, `the O_DIRECT reads reached the handler (${calls.read})`);
+    t.ok(ms < BOUND_MS, `done in ${ms} ms`);
+    if (conn) t.equal(fs.readFileSync(path.join(conn, 'waiting'), 'utf8').trim(), '0', 'nothing left waiting in the kernel');
+  });
+}

@@ -32,13 +32,14 @@ export interface MountArgs {
   'copy-rate'?: string;
   'watch-live'?: boolean;
   'metrics-port'?: number;
+  placement?: string;
   daemon: boolean;
   verbose: boolean;
   'allow-other': boolean;
 }
 
 function volumeFlags(args: MountArgs): VolumeFlags {
-  return { config: args.config, live: args.live, tier: args.tier, state: args.state, extentSize: args['extent-size'], admitAfter: args['admit-after'], coverageTier: args['coverage-tier'], copyRate: args['copy-rate'], watchLive: args['watch-live'] };
+  return { config: args.config, live: args.live, tier: args.tier, state: args.state, extentSize: args['extent-size'], admitAfter: args['admit-after'], coverageTier: args['coverage-tier'], copyRate: args['copy-rate'], watchLive: args['watch-live'], placement: args.placement };
 }
 
 const READY_TIMEOUT_MS = 60_000;
@@ -61,6 +62,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     .option('admit-after', { type: 'number', describe: 'Copy an extent to the fastest tier after this many reads (default 2)' })
     .option('copy-rate', { type: 'string', describe: 'Background copy bandwidth per second, e.g. 200MiB (default 200MiB)' })
     .option('watch-live', { type: 'boolean', describe: 'Watch the live directory for changes made behind the mount (costs write speed; opening a file always checks size and mtime)' })
+    .option('placement', { choices: ['reactive', 'predictive'] as const, describe: 'Placement policy: reactive admission (default) or the prediction engine and planner' })
     .option('metrics-port', { type: 'number', describe: 'Serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: any free port)' })
     .option('coverage-tier', { type: 'string', describe: 'The tier that keeps a fresh copy of every extent (makes failover lossless)' })
     .option('daemon', { type: 'boolean', default: false, describe: 'Detach once mounted (logs go to <state>/shadowfs.log)' })
@@ -108,7 +110,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     const control = new ControlServer(socketFile(mountpoint), log);
     const mounted = fuse;
     const status = registerControlHandlers(control, {
-      volume: opened.volume, placements: opened.placements, coverage: opened.coverage, config, mountpoint, startedAtMs: Date.now(),
+      volume: opened.volume, placements: opened.placements, predictive: opened.predictive, coverage: opened.coverage, config, mountpoint, startedAtMs: Date.now(),
       fastPathStats: () => mounted.fastPathStats(),
     });
     await control.start();

@@ -20,6 +20,7 @@ export function formatStatus(s: StatusReport): string {
     s.coverage
       ? `coverage on ${s.coverage.tier}: ${(100 * s.coverage.coveredShare).toFixed(1)}% of ${formatBytes(s.coverage.totalBytes)}, ${formatBytes(s.coverage.pendingBytes)} pending, lag ${(s.coverage.lagMs / 1000).toFixed(1)} s`
       : 'coverage: no coverage tier configured (failover could lose data)',
+    `placement: ${s.placement.policy}${s.placement.policy === 'predictive' ? ` (${s.placement.rounds} planning rounds, ${s.placement.requested} copies asked for, ${s.placement.readahead} staged ahead of sequential reads)` : ''}`,
     `pins: ${s.pins.length ? s.pins.map((p) => `${p.path} → ${p.tier}`).join(', ') : 'none'}; hints pending or active: ${s.hints}`,
     `cost: $${s.cost.placementPerMonth.toFixed(2)}/month as placed, $${s.cost.allOnFastestPerMonth.toFixed(2)}/month if all on the fastest tier`,
     '',
