@@ -40,6 +40,8 @@ export interface HeatOptions {
   learn: boolean;
   trainingRows: number;
   refitEveryRows: number;
+  /** The rate part fades once silence exceeds this many of the extent's usual gaps (0: never). */
+  staleAfterGaps: number;
   /** Rate weights before (or without) learning; default DEFAULT_HEAT_WEIGHTS. */
   initialWeights?: number[];
 }
@@ -52,6 +54,7 @@ export const DEFAULT_HEAT_OPTIONS: Readonly<HeatOptions> = {
   learn: true,
   trainingRows: 6000,
   refitEveryRows: 1500,
+  staleAfterGaps: 1,
 };
 
 /**
@@ -120,7 +123,7 @@ export class HeatPredictor {
       // An extent whose accesses a trusted period explains, and whose session is over, is not
       // "warm" between runs: it will be staged again before the next one. Without this, every
       // job's extents would sit in the fast tier between runs on the strength of their average.
-      const keep = 1 - this.betweenRunsDiscount(stats, nowUs);
+      const keep = (1 - this.betweenRunsDiscount(stats, nowUs)) * this.staleness(stats, c[1], nowUs);
       e0 = (c[0] / TAUS_US[0]) * h * keep;
       e1 = (c[1] / TAUS_US[1]) * h * keep;
       e2 = (c[2] / TAUS_US[2]) * h * keep;
@@ -184,6 +187,21 @@ export class HeatPredictor {
     if (p.periodSamples < this.o.minPeriodSamples || p.periodUs <= 0) return 0;
     if (p.periodSamples < 2) return 0.5;
     return Math.max(0, Math.min(1, 1 - p.periodJitterUs / (this.o.maxRelativeJitter * p.periodUs)));
+  }
+
+  /**
+   * Fading of the rate part once the extent has been silent for longer than its own usual gap
+   * (hour count -> expected gap), by e^-(excess / gap): an extent read every five minutes that has
+   * not been read for twenty has most likely left its working set (a phase ended, the data went
+   * cold), which LRU notices and a pure frequency estimate does not. For a steady random stream
+   * such a silence has probability e^-k after k gaps, so the fading is occasional and mild there.
+   */
+  staleness(s: ExtentStats, hourCount: number, nowUs: number): number {
+    if (!(hourCount > 0.5) || this.o.staleAfterGaps <= 0) return 1;
+    const gapUs = TAUS_US[1] / hourCount;
+    const silenceUs = nowUs - s.lastAccessUs;
+    const over = silenceUs - this.o.staleAfterGaps * gapUs;
+    return over > 0 ? Math.exp(-over / gapUs) : 1;
   }
 
   /**
