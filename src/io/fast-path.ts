@@ -84,7 +84,8 @@ export class FastPath {
 
   private async tryMap(file: OpenFile, index: number): Promise<void> {
     const rm = this.readMap;
-    if (!rm) return;
+    // Only files an application holds open have handles to map into (background pins do not).
+    if (!rm || file.fhs.size === 0) return;
     const pick = this.usableCopy(file, index);
     if (!pick) return;
     const lease = await pick.tier.acquireFd({ fileId: file.fileId, index });
@@ -92,7 +93,7 @@ export class FastPath {
     // Everything may have changed while the fd was opened: check again, then map at once.
     const again = this.usableCopy(file, index);
     const already = this.mapped.get(file.fileId)?.has(index);
-    if (already || !again || again.tierId !== pick.tierId || again.generation !== pick.generation || file.handles === 0) {
+    if (already || !again || again.tierId !== pick.tierId || again.generation !== pick.generation || file.fhs.size === 0) {
       lease.release();
       return;
     }

@@ -34,8 +34,9 @@ export interface CoverageReport {
   lastScanMs: number | null;
 }
 
-const PUMP_INTERVAL_MS = 200;
-const MAX_IN_FLIGHT = 64;
+const PUMP_INTERVAL_MS = 100;
+/** Copies handed to the shadow manager at a time: enough to keep it busy between pumps. */
+const MAX_IN_FLIGHT = 256;
 
 export class CoverageReplicator {
   private readonly dirty = new Map<string, DirtyFile>();

@@ -38,6 +38,9 @@ export interface ShadowCounters {
 
 const key = (tierId: number, fileId: string, index: number): string => `${tierId}:${fileId}:${index}`;
 
+const FOREGROUND_QUIET_MS = 20;
+const YIELD_MAX_MS = 250;
+
 export class ShadowManager {
   readonly counters: ShadowCounters = { copies: 0, copyBytes: 0, discardedCopies: 0, evictions: 0, failedCopies: 0 };
   private readonly queue: CopyJob[] = [];
@@ -152,6 +155,21 @@ export class ShadowManager {
     }
   }
 
+  /**
+   * Set by the volume: when the application last had a request served (ms). Background copies
+   * yield while the foreground is busy, so replication takes the idle capacity, not the
+   * application's: a copy waits until the foreground was quiet for FOREGROUND_QUIET_MS, but at
+   * most YIELD_MAX_MS, so coverage still progresses under a steady load.
+   */
+  lastForegroundMs: () => number = () => 0;
+
+  private async yieldToForeground(): Promise<void> {
+    const deadline = Date.now() + YIELD_MAX_MS;
+    while (Date.now() - this.lastForegroundMs() < FOREGROUND_QUIET_MS && Date.now() < deadline && !this.closed) {
+      await new Promise((r) => setTimeout(r, FOREGROUND_QUIET_MS));
+    }
+  }
+
   /** Sleeps so background copies stay under maxBytesPerSec on average. */
   private async throttle(bytes: number): Promise<void> {
     const now = Date.now();
@@ -168,6 +186,7 @@ export class ShadowManager {
     const rec = this.map.get(file.fileId, index);
     if (rec?.copies.some((c) => c.tierId === tierId && c.generation === rec.generation)) return true;
     await this.throttle(Math.min(this.extentSizeBytes, Math.max(0, file.sizeBytes - index * this.extentSizeBytes)));
+    await this.yieldToForeground();
     const E = this.extentSizeBytes;
     const buf = Buffer.allocUnsafe(E);
     // Read under the write lock: the bytes and the generation we stamp them with must match.

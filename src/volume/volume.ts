@@ -55,6 +55,7 @@ export class Volume {
   ) {
     this.fastPath = new FastPath(map, tiers, this.open, io.extentSizeBytes);
     shadows.onFileReleased = (file) => void this.closeFile(file);
+    shadows.lastForegroundMs = () => this.lastForegroundMs;
     shadows.beforeRemove = (fileId, index) => this.fastPath.unmap(fileId, index, index);
     shadows.onPublished = (file, index) => this.fastPath.remap(file, index, index);
     io.onVerified = (fileId, index) => {
@@ -338,12 +339,17 @@ export class Volume {
     }
   }
 
+  /** When the application last had a read or write served (background copies yield to it). */
+  lastForegroundMs = 0;
+
   read(fh: number, buf: Buffer, length: number, position: number): Promise<number> {
+    this.lastForegroundMs = Date.now();
     const h = this.handle(fh);
     return this.io.read(h.file, h.fd, buf, length, position);
   }
 
   async write(fh: number, buf: Buffer, length: number, position: number): Promise<number> {
+    this.lastForegroundMs = Date.now();
     const h = this.handle(fh);
     if (!h.writable) throw new FsError('EBADF');
     const file = h.file;
