@@ -4,7 +4,7 @@ APT_PACKAGES := libfuse2 fuse libfuse-dev pkg-config build-essential python3 pat
 STAMP := .state/stamps
 TAP := node_modules/.bin/tap --disable-coverage --reporter=tap --timeout=300 --jobs=1
 
-.PHONY: all deps build test demo bench clean
+.PHONY: all deps build test demo bench bench-replication clean
 
 all: build
 
@@ -37,6 +37,10 @@ demo: build
 # fio through shadowfs, mergerfs and the raw directory side by side; ratios in one run.
 bench: build
 	bash bench/run-bench.sh
+
+# Replication throughput vs cp, and foreground 4 KiB read IOPS during a full replication.
+bench-replication: build
+	bash bench/replication-bench.sh
 
 test: build
 	$(TAP) 'dist/test/**/*.test.js'
