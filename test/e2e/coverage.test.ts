@@ -3,6 +3,7 @@
  * on a directory tier (patched in place by write-through) and on the object tier (re-copied in
  * the background against a real S3-protocol server on loopback).
  */
+import { waitFor } from '../helpers/wait';
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,13 +13,6 @@ import type { StatusReport, WhichTierReport } from '../../src/control/protocol';
 
 const EXTENT = 64 * 1024;
 
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const status = (sb: Sandbox): StatusReport => JSON.parse(cli(['status', '--json', sb.mnt]).stdout) as StatusReport;
 

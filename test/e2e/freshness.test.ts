@@ -2,6 +2,7 @@
  * Rule 1: a stale copy is never served. Copies are made, then the bytes change — through the
  * mount, behind its back, and across a remount — and every read must show the new bytes.
  */
+import { waitFor } from '../helpers/wait';
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -21,13 +22,6 @@ function countCopies(dir: string): number {
   return fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && !e.name.startsWith('.')).length;
 }
 
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 t.test('writes after a copy was made are always visible, here and after remount', async (t) => {
   const sb = makeSandbox();

@@ -1,4 +1,5 @@
 /** Pins and hints on a live mount: they change where extents live, and pins survive a remount. */
+import { waitFor } from '../helpers/wait';
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -7,13 +8,6 @@ import type { StatusReport, WhichTierReport } from '../../src/control/protocol';
 
 const EXTENT = 64 * 1024;
 
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const placement = (f: string): WhichTierReport => JSON.parse(cli(['which-tier', '--json', f]).stdout) as WhichTierReport;
 const allOn = (f: string, tier: string): boolean => placement(f).extents.every((e) => e.fresh.includes(tier));

@@ -3,6 +3,7 @@
  * (`--placement predictive`): sequential reads are staged ahead of the reader, repeated reads are
  * promoted, and the bytes are always right.
  */
+import { waitFor } from '../helpers/wait';
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -11,13 +12,6 @@ import type { StatusReport, WhichTierReport } from '../../src/control/protocol';
 
 const EXTENT = 64 * 1024;
 
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 t.test('predictive placement on a live mount', async (t) => {
   const sb = makeSandbox();

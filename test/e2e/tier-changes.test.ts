@@ -2,6 +2,7 @@
  * Tiers change while mounted: add one, shrink one, drain and remove one under load — nothing
  * lost, no application error; refusals are one clear line.
  */
+import { waitFor } from '../helpers/wait';
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -11,13 +12,6 @@ import type { StatusReport } from '../../src/control/protocol';
 
 const EXTENT = 64 * 1024;
 
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** Reads and rewrites blocks of a file until told to stop; exits 1 on any error or wrong byte. */
 const LOAD = `
