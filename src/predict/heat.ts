@@ -24,6 +24,7 @@ import { fitLinear, type LinearCoefficients } from './ml';
  * size, scaled by how regular the period has been. That is what promotes the extent read every
  * night at 02:00 at 01:59. Between runs (its session over), the same confidence discounts the
  * rate part, so a periodic extent leaves the fast tier after its run instead of squatting there.
+ * The rate part also fades once an extent has been silent for longer than its own usual gap.
  *
  * volumeFactor comes from the volume forecast: an expected spike (forecast / recent load > 1)
  * scales up rate-based heat, so more is pre-staged ahead of a busy period.
@@ -59,9 +60,10 @@ export const DEFAULT_HEAT_OPTIONS: Readonly<HeatOptions> = {
 
 /**
  * Features: short (1 min), medium (1 h), long (1 day) rate, the neighbours' short rate and the
- * hour rate faded by silence (see features()), all in accesses per horizon. Extents whose periodic part is active are left out of training: their
- * accesses are the period's to explain, and crediting them to the rate or neighbour features would
- * make every recently-run job's neighbourhood look hot.
+ * hour rate faded by silence (see features()), all in accesses per horizon. Extents whose periodic
+ * part is active are left out of training: their accesses are the period's to explain, and
+ * crediting them to the rate or neighbour features would make every recently-run job's
+ * neighbourhood look hot.
  */
 export const HEAT_FEATURES = ['rateShort', 'rateHour', 'rateDay', 'neighbours', 'rateHourRecent'] as const;
 export const DEFAULT_HEAT_WEIGHTS: LinearCoefficients = { weights: [0.3, 0.2, 0.3, 0.05, 0.2], intercept: 0, samples: 0 };
@@ -123,6 +125,7 @@ export class HeatPredictor {
       // An extent whose accesses a trusted period explains, and whose session is over, is not
       // "warm" between runs: it will be staged again before the next one. Without this, every
       // job's extents would sit in the fast tier between runs on the strength of their average.
+      // Staleness: silence far beyond the extent's own gap (see staleness()).
       const keep = (1 - this.betweenRunsDiscount(stats, nowUs)) * this.staleness(stats, c[1], nowUs);
       e0 = (c[0] / TAUS_US[0]) * h * keep;
       e1 = (c[1] / TAUS_US[1]) * h * keep;

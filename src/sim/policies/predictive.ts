@@ -180,11 +180,9 @@ export class PredictivePolicy implements ReplayPolicy {
     return { ...this.counters, unusedPrefetches: unused };
   }
 
-  /** Run everything that happens in virtual time before `timeUs`: copies landing, due plans. */
+  /** Run everything that happens in virtual time before `timeUs`: copies landing, due staging. */
   private advance(timeUs: number): void {
     const t = Math.max(timeUs, this.nowUs);
-    // Periodic extents coming due between accesses get their planning round at the due time, so
-    // a nightly job is staged before its first read even if nothing else happens overnight.
     // Periodic extents coming due between accesses are staged at their due time (so a nightly
     // job is in place before its first read even if nothing else happens overnight), through the
     // same admission rule as readahead: only if worth more than the lowest resident.
