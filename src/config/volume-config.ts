@@ -157,7 +157,7 @@ export function parseVolumeConfig(raw: unknown): VolumeConfig {
   expect(coverageTier === undefined || (typeof coverageTier === 'string' && names.has(coverageTier)), 'coverageTier', `the name of a tier (${[...names].join(', ') || 'none defined'})`, coverageTier);
   const copyBytesPerSec = parseBytes((r.copyRate ?? '200MiB') as string | number, 'config copyRate');
   expect(copyBytesPerSec > 0, 'copyRate', 'a rate above zero, bytes per second', r.copyRate);
-  const concurrent = r.concurrentCopies ?? 2;
+  const concurrent = r.concurrentCopies ?? 4;
   expect(typeof concurrent === 'number' && Number.isInteger(concurrent) && concurrent >= 1 && concurrent <= 64, 'concurrentCopies', 'a whole number from 1 to 64', concurrent);
   return {
     livePath,
