@@ -801,7 +801,10 @@ for (const fastPath of [false, true]) {
 
     const t0 = Date.now();
     const all = Promise.all(children.map((c) => c.done));
-    const result = await Promise.race([all, sleep(BOUND_MS).then(() => 'timeout' as const)]);
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), BOUND_MS)));
+    const result = await Promise.race([all, bound]);
+    clearTimeout(timer);
     if (result === 'timeout') {
       // Unblock everything so the test fails instead of hanging: abort the FUSE connection (the
       // children's requests then fail with ENOTCONN), then report what was left unanswered.
