@@ -5,8 +5,9 @@
 import type { Stats } from 'node:fs';
 import { Volume, Caller, TimeUpdate } from '../volume/volume';
 import { Logger } from '../util/log';
-import { isKnownErrno, toErrno } from './errno';
+import { Errno, errnoOf } from './binding';
 import type { FuseHandlers, FuseContext, TimeSpec } from './binding';
+import { errorCode } from '../util/errors';
 
 
 const timeOf = (t: TimeSpec | null): TimeUpdate => (t === null ? null : t.sec + t.nsec / 1e9);
@@ -16,8 +17,10 @@ export const inFlight = new Map<string, number>();
 
 export function buildHandlers(volume: Volume, log: Logger, context: () => FuseContext | undefined): FuseHandlers {
   const fail = (op: string, cb: (code: number) => void, err: unknown): void => {
-    if (!isKnownErrno(err)) log.error('fuse', `${op}: ${(err as Error)?.stack ?? String(err)}`);
-    cb(toErrno(err));
+    const errno = errnoOf(err);
+    // An error without an errno of its own is a bug: it reaches the application as EIO, and the log.
+    if (errno === Errno.EIO && errorCode(err) !== 'EIO') log.error('fuse', `${op}: ${(err as Error)?.stack ?? String(err)}`);
+    cb(errno);
   };
   // Runs a volume call and answers FUSE exactly once, whatever happens.
   const call = <T>(op: string, cb: (code: number) => void, fn: () => Promise<T>, reply: (v: T) => void = () => cb(0)): void => {

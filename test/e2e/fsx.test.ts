@@ -8,23 +8,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MountedVolume, cli, makeSandbox, removeSandbox } from '../helpers/mounted-volume';
 import type { StatusReport } from '../../src/control/protocol';
+import { seededRandom } from '../../src/util/seeded-random';
 
 const seed = Number(process.env.SHADOWFS_FSX_SEED ?? Date.now() % 1_000_000);
 const OPS = Number(process.env.SHADOWFS_FSX_OPS ?? 3000);
 const EXTENT = 16 * 1024;
 const MAX_SIZE = 40 * EXTENT;
 
-/** mulberry32: small, seedable, good enough for choosing operations. */
-function rng(s: number): () => number {
-  let a = s >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 t.test(`fsx-style random operations (seed ${seed}, ${OPS} ops)`, async (t) => {
   t.comment(`replay with SHADOWFS_FSX_SEED=${seed}`);
@@ -39,7 +29,7 @@ t.test(`fsx-style random operations (seed ${seed}, ${OPS} ops)`, async (t) => {
     removeSandbox(sb);
   });
   await vol.start();
-  const rand = rng(seed);
+  const rand = seededRandom(seed);
   const int = (n: number): number => Math.floor(rand() * n);
   const names = ['f0', 'f1', 'f2'];
   const model = new Map<string, Buffer>();

@@ -3,18 +3,9 @@
  * feeds a HealthMonitor ops, probes and evaluations on a simulated clock.
  */
 import { HealthMonitor, HealthReport, OpKind } from '../../src/health/health-monitor';
+import { seededRandom } from '../../src/util/seeded-random';
 
-/** mulberry32: small, fast, good enough for test noise; same seed, same run. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = seededRandom;
 
 export function gaussian(random: () => number): number {
   let u = 0;

@@ -3,6 +3,7 @@ import { PredictionEngine } from '../../src/predict/engine';
 import { WorkloadHistory } from '../../src/predict/history';
 import { applyHint, applyPin, removePin } from '../../src/predict/hints';
 import { planPlacement, type PlannerExtent } from '../../src/predict/planner';
+import { seededRandom } from '../../src/util/seeded-random';
 
 const MiB = 1024 * 1024;
 const DAY = 86_400e6;
@@ -87,8 +88,8 @@ t.test('a periodic hint stages a range before its first run', async (t) => {
 
 t.test('learned heat weights follow the workload', async (t) => {
   // A steady Zipf-like set: extent i is read at rate proportional to 1/(i+1).
-  const e = new PredictionEngine(WorkloadHistory.inMemory(), { extentSizeBytes: MiB, random: mulberry(3), sampleEveryAccesses: 2, heat: { refitEveryRows: 300 } });
-  const r = mulberry(9);
+  const e = new PredictionEngine(WorkloadHistory.inMemory(), { extentSizeBytes: MiB, random: seededRandom(3), sampleEveryAccesses: 2, heat: { refitEveryRows: 300 } });
+  const r = seededRandom(9);
   let tUs = 0;
   for (let k = 0; k < 40000; k++) {
     tUs += 200_000;
@@ -104,13 +105,3 @@ t.test('learned heat weights follow the workload', async (t) => {
   t.ok(hot > 5 * tail, `hot ${hot.toFixed(3)} >> tail ${tail.toFixed(3)}`);
 });
 
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}

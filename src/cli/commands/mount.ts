@@ -11,7 +11,7 @@ import { buildHandlers } from '../../fuse/adapter';
 import { FuseMount } from '../../fuse/binding';
 import { isMounted, isStale, lazyUnmount } from '../../fuse/mount-table';
 import { openVolume } from '../../volume/open-volume';
-import { serveReport } from '../../io/serve-report';
+import { formatStatus } from './status';
 import { removePidFile, socketFile, writePidFile } from '../../control/runtime-files';
 import { ControlServer } from '../../control/control-server';
 import { registerControlHandlers } from '../../control/handlers';
@@ -131,12 +131,13 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       process.once('SIGTERM', () => stop('SIGTERM'));
       void mounted.exited.then(() => stop('unmounted from outside (fusermount -u)'));
     });
+    const final = status();
     await control.stop();
     await metrics?.stop();
     await fuse.unmount().catch(async () => lazyUnmount(mountpoint));
     await opened.close();
     await removePidFile(mountpoint);
-    process.stdout.write(`${serveReport(opened.volume.io.counters, opened.volume.shadows.counters)}\n`);
+    process.stdout.write(`${formatStatus(final)}\n`);
     process.stdout.write(`shadowfs: unmounted ${mountpoint}\n`);
   },
 };
