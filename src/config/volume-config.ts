@@ -7,6 +7,12 @@ import * as path from 'node:path';
 import { ShadowfsError } from '../util/errors';
 import { parseBytes, parseDurationMs } from '../util/units';
 import { DEFAULT_COST_PER_GIB_MONTH, ObjectStoreSpec, TierClass, TierSpec, TIER_CLASS_RANK } from '../tiers/tier';
+import { expect, isRecord } from './check';
+import { parsePredictorConfig, PredictorConfig } from './predictor-config';
+import { parseWatchdogConfig, WatchdogConfig } from './watchdog-config';
+
+export type { WatchdogConfig } from './watchdog-config';
+export type { PredictorConfig } from './predictor-config';
 
 export type WriteMode = 'write-through';
 
@@ -32,6 +38,10 @@ export interface VolumeConfig {
   watchLive: boolean;
   /** Who decides placement: reactive admission, or the prediction engine and planner. */
   placement: 'reactive' | 'predictive';
+  /** Health judgement of the live volume: probes and thresholds. */
+  watchdog: WatchdogConfig;
+  /** Knobs of predictive placement (used when placement is predictive). */
+  predictor: PredictorConfig;
 }
 
 export const DEFAULT_EXTENT_SIZE_BYTES = 1024 * 1024;
@@ -52,17 +62,11 @@ export interface RawVolumeConfig {
   concurrentCopies?: unknown;
   watchLive?: unknown;
   placement?: unknown;
+  watchdog?: unknown;
+  predictor?: unknown;
 }
 
 const TIER_CLASSES = Object.keys(TIER_CLASS_RANK) as TierClass[];
-
-function expect(cond: boolean, key: string, expected: string, got: unknown): asserts cond {
-  if (!cond) throw new ShadowfsError(`config ${key}: expected ${expected}, got ${JSON.stringify(got)}`);
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 export function parseTier(raw: unknown, i: number): TierSpec {
   const key = `tiers[${i}]`;
@@ -129,7 +133,7 @@ export function defaultStateDir(livePath: string): string {
 /** Validate the raw form; throws ShadowfsError naming the key on the first problem. */
 export function parseVolumeConfig(raw: unknown): VolumeConfig {
   expect(isRecord(raw), '(top level)', 'an object', raw);
-  const known = new Set(['live', 'stateDir', 'extentSize', 'writeMode', 'admitAfterReads', 'tiers', 'coverageTier', 'coverageScanInterval', 'copyRate', 'concurrentCopies', 'watchLive', 'placement']);
+  const known = new Set(['live', 'stateDir', 'extentSize', 'writeMode', 'admitAfterReads', 'tiers', 'coverageTier', 'coverageScanInterval', 'copyRate', 'concurrentCopies', 'watchLive', 'placement', 'watchdog', 'predictor']);
   for (const k of Object.keys(raw)) expect(known.has(k), k, `one of ${[...known].join(', ')}`, k);
   const r = raw as RawVolumeConfig;
   expect(typeof r.live === 'string' && r.live.length > 0, 'live', 'the live volume directory', r.live);
@@ -172,6 +176,8 @@ export function parseVolumeConfig(raw: unknown): VolumeConfig {
     concurrentCopies: concurrent,
     watchLive: parseWatchLive(r.watchLive),
     placement: parsePlacement(r.placement),
+    watchdog: parseWatchdogConfig(r.watchdog),
+    predictor: parsePredictorConfig(r.predictor),
   };
 }
 
