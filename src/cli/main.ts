@@ -12,6 +12,7 @@ import { whichTierCommand } from './commands/which-tier';
 import { scrubCommand } from './commands/scrub';
 import { tierCommand } from './commands/tier';
 import { replayCommand } from './commands/replay';
+import { benchCommand } from './commands/bench';
 import { hintCommand, pinCommand, unpinCommand } from './commands/placement';
 
 export async function main(argv: string[]): Promise<void> {
@@ -25,6 +26,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(scrubCommand)
     .command(tierCommand)
     .command(replayCommand)
+    .command(benchCommand)
     .command(pinCommand)
     .command(unpinCommand)
     .command(hintCommand)
