@@ -4,7 +4,7 @@ APT_PACKAGES := libfuse2 fuse libfuse-dev pkg-config build-essential python3 pat
 STAMP := .state/stamps
 TAP := node_modules/.bin/tap --disable-coverage --reporter=tap --timeout=300 --jobs=1
 
-.PHONY: all deps build test demo bench bench-replication clean
+.PHONY: all deps build install uninstall test demo bench bench-replication clean
 
 all: build
 
@@ -29,6 +29,22 @@ deps: $(STAMP)/apt node_modules/.package-lock.json node_modules/fuse-native/buil
 build: deps
 	rm -rf dist
 	node_modules/.bin/tsc -p tsconfig.json
+
+# Links (not copies: they run from this tree's dist/ and node_modules/) so that `shadowfs` is on PATH
+# and mount(8) finds the helper. util-linux looks for helpers only in /sbin (also /sbin/fs.d,
+# /sbin/fs): mount.fuse.shadowfs for `-t fuse.shadowfs` and fstab lines (without it, it would fall
+# back to Debian's mount.fuse, which runs `shadowfs CONFIG MNT -o ...`, a form the CLI does not take),
+# mount.shadowfs for `-t shadowfs`.
+PREFIX ?= /usr/local
+SBINDIR ?= /sbin
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SBINDIR)
+	ln -sfn $(CURDIR)/bin/shadowfs $(DESTDIR)$(PREFIX)/bin/shadowfs
+	ln -sfn $(CURDIR)/bin/mount.shadowfs $(DESTDIR)$(SBINDIR)/mount.shadowfs
+	ln -sfn $(CURDIR)/bin/mount.shadowfs $(DESTDIR)$(SBINDIR)/mount.fuse.shadowfs
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/shadowfs $(DESTDIR)$(SBINDIR)/mount.shadowfs $(DESTDIR)$(SBINDIR)/mount.fuse.shadowfs
 
 # Mounts a demo volume under .state/demo, runs fio through it, shows which tier served what.
 demo: build
