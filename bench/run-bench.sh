@@ -18,7 +18,11 @@
 #   BENCH_ROOT=.state/bench    work directory (live data, mounts, tier, state, results)
 #   BENCH_TIER_CAP=2GiB        capacity of shadowfs's nvme tier
 #   BENCH_EXTENT_SIZE=1MiB     BENCH_ADMIT_AFTER=2   shadowfs mount options
-# Results: $BENCH_ROOT/results/<UTC time>/ (fio JSON per run, table.md), and results/latest.
+#   BENCH_PRESETS="seq rand zipf shift failover"   `shadowfs bench` presets run at the end against
+#                              the shadowfs mount (empty: none); BENCH_PRESET_SIZE, BENCH_PRESET_RUNTIME
+#                              override their sizes and seconds per job (default: each preset's own)
+# Results: $BENCH_ROOT/results/<UTC time>/ (fio JSON per run, table.md, preset.<name>.json), and
+# results/latest.
 # Exit status: 0 when every run produced a number, 1 when some failed (the table says which).
 set -euo pipefail
 
@@ -33,6 +37,7 @@ NUMJOBS_LIST=${BENCH_NUMJOBS_LIST:-1 4}
 TARGETS=${BENCH_TARGETS:-raw mergerfs shadowfs}
 ROOT=$(mkdir -p "${BENCH_ROOT:-$REPO/.state/bench}" && cd "${BENCH_ROOT:-$REPO/.state/bench}" && pwd)
 TIER_CAP=${BENCH_TIER_CAP:-2GiB}
+PRESETS=${BENCH_PRESETS-seq rand zipf shift failover}
 EXTENT_SIZE=${BENCH_EXTENT_SIZE:-1MiB}
 ADMIT_AFTER=${BENCH_ADMIT_AFTER:-2}
 # cache.files=off: no page cache at the mergerfs layer (FUSE direct_io: every read and write goes
@@ -137,6 +142,7 @@ for t in $TARGETS; do
   case $t in raw | mergerfs | shadowfs) ;; *) die "unknown target $t (raw, mergerfs, shadowfs)" ;; esac
 done
 for j in $JOBS; do [[ -f fixtures/fio/$j.fio ]] || die "no fio job fixtures/fio/$j.fio"; done
+for p in $PRESETS; do [[ -f fixtures/fio/presets/$p.fio ]] || die "no preset $p (fixtures/fio/presets/$p.fio)"; done
 [[ -f dist/src/bench/report.js ]] || die "dist/ is not built: run make build (or node_modules/.bin/tsc -p tsconfig.json)"
 SIZE_BYTES=$(numfmt --from=iec "$SIZE")
 MAX_NUMJOBS=$(tr ' ' '\n' <<<"$NUMJOBS_LIST" | sort -n | tail -1)
@@ -310,6 +316,36 @@ done
 unmount_mergerfs
 say ""
 node dist/src/bench/report.js "$RESULTS" | tee "$RESULTS/table.md"
+# --- shadowfs bench presets -----------------------------------------------------------------------
+# The side-by-side table above compares shadowfs with mergerfs and the raw directory on the same
+# jobs; the presets then exercise shadowfs alone on workloads that only make sense for it (a skewed
+# hot set, one that moves, verified writes) and say which tier served the reads. They run here, on
+# the same mount setup, rather than in a target of their own, so one `make bench` gives the whole
+# picture; BENCH_PRESETS= skips them.
+preset_args=()
+[[ -n ${BENCH_PRESET_SIZE:-} ]] && preset_args+=(--size "$BENCH_PRESET_SIZE")
+[[ -n ${BENCH_PRESET_RUNTIME:-} ]] && preset_args+=(--runtime "$BENCH_PRESET_RUNTIME")
+if [[ -n $PRESETS ]]; then
+  say ""
+  say "bench: shadowfs bench presets ($PRESETS) against $MNT_SHADOWFS"
+  if ! mount_shadowfs >"$RESULTS/presets.mount.log" 2>&1; then
+    printf 'mount failed: %s\n' "$(why "$RESULTS/presets.mount.log")" | tee "$RESULTS/presets.error"
+    unmount_shadowfs
+  else
+    for p in $PRESETS; do
+      say ""
+      if run_bg "${SHADOWFS[@]}" bench "$MNT_SHADOWFS" --preset "$p" "${preset_args[@]}" --json >"$RESULTS/preset.$p.json" 2>"$RESULTS/preset.$p.log"; then
+        node -e 'const { formatBenchTable } = require("./dist/src/bench/bench-table.js");
+          process.stdout.write(formatBenchTable(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))) + "\n");' \
+          "$RESULTS/preset.$p.json" | tee "$RESULTS/preset.$p.md"
+      else
+        printf 'preset %s failed: %s\n' "$p" "$(why "$RESULTS/preset.$p.log")" | tee "$RESULTS/preset.$p.error"
+      fi
+    done
+    unmount_shadowfs
+  fi
+fi
+
 say ""
-say "bench: results in $RESULTS (table.md, fio JSON per run); numbers from one run on a shared machine: compare ratios, not absolutes"
+say "bench: results in $RESULTS (table.md, fio JSON per run, preset.<name>.json/.md); numbers from one run on a shared machine: compare ratios, not absolutes"
 if compgen -G "$RESULTS/*.error" >/dev/null; then exit 1; fi

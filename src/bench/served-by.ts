@@ -46,5 +46,5 @@ export function servedBetween(before: Snapshot, after: Snapshot): ServedShare[] 
 /** "nvme 62% · live 38%", or "no reads". */
 export function formatServed(rows: readonly ServedShare[]): string {
   if (rows.length === 0) return 'no reads';
-  return rows.map((r) => `${r.source} ${(100 * r.share).toFixed(0)}%`).join(' · ');
+  return rows.map((r) => `${r.source} ${r.share > 0 && r.share < 0.005 ? '<1' : (100 * r.share).toFixed(0)}%`).join(' · ');
 }
