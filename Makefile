@@ -50,7 +50,10 @@ uninstall:
 demo: build
 	bash scripts/demo.sh
 
-# fio through shadowfs, mergerfs and the raw directory side by side; ratios in one run.
+# fio through shadowfs, mergerfs and the raw directory side by side; ratios in one run. Then the
+# `shadowfs bench` presets (fixtures/fio/presets) against the same shadowfs setup: in the same script
+# rather than a target of their own because they reuse its mount and results directory and one run
+# should give the whole picture; BENCH_PRESETS= skips them (bench/run-bench.sh lists the knobs).
 bench: build
 	bash bench/run-bench.sh
 
