@@ -10,11 +10,14 @@
  * and `defaults` itself; _netdev, nofail, user... still arrive. The helper turns the options into
  * `shadowfs mount --config CONFIG ... --daemon MOUNTPOINT` and, like every mount helper, returns once
  * the file system is mounted (exit 0), or says why not on one line (exit 1: bad usage or option,
- * 32: the mount failed, as mount(8) documents).
+ * 32: the mount failed, as mount(8) documents). The same volume already mounted at the same point
+ * is success: `mount -a` skips mounted fstab entries by comparing sources, and ours never match
+ * (the kernel shows shadowfs:LIVE, fstab the config file), so without this a second `mount -a` fails.
  */
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { ShadowfsError } from '../util/errors';
+import { readConfigFile } from './load-config';
 
 export const EXIT_USAGE = 1;
 export const EXIT_MOUNT_FAILURE = 32;
@@ -126,6 +129,28 @@ export function shadowfsMountArgs(inv: HelperInvocation): string[] {
   return args;
 }
 
+/** The live directory an invocation mounts (live= wins over the config file), if it can tell. */
+function livePathOf(inv: HelperInvocation): string | undefined {
+  const opt = [...inv.options].reverse().find((o) => o.startsWith('live='));
+  if (opt) return path.resolve(opt.slice('live='.length));
+  if (inv.source === 'none') return undefined;
+  try {
+    const live = readConfigFile(inv.source).live;
+    return typeof live === 'string' ? path.resolve(live) : undefined;
+  } catch {
+    return undefined; // `shadowfs mount` says what is wrong with the file
+  }
+}
+
+/** True when a shadowfs mount of this same live volume is already at the mount point. */
+function alreadyMounted(inv: HelperInvocation): boolean {
+  const live = livePathOf(inv);
+  if (!live) return false;
+  const r = spawnSync('findmnt', ['-n', '-o', 'FSTYPE,SOURCE', '--mountpoint', path.resolve(inv.mountpoint)], { encoding: 'utf8' });
+  if (r.status !== 0) return false;
+  return r.stdout.split('\n').some((l) => l.trim() === `fuse.shadowfs shadowfs:${live}`);
+}
+
 /** Runs the helper; returns the exit status. `cli` is bin/shadowfs. */
 export function runMountHelper(argv: readonly string[], cli: string, progName = 'mount.shadowfs'): number {
   let args: string[];
@@ -140,6 +165,10 @@ export function runMountHelper(argv: readonly string[], cli: string, progName = 
   }
   if (inv.verbose) process.stderr.write(`${progName}: shadowfs ${args.join(' ')}\n`);
   if (inv.fake) return 0;
+  if (alreadyMounted(inv)) {
+    if (inv.verbose) process.stderr.write(`${progName}: ${path.resolve(inv.mountpoint)} already has this volume mounted\n`);
+    return 0;
+  }
   // The daemon's own lines ("mounted at ... daemon pid ...") only under -v: mount helpers are quiet
   // on success. Errors (one line, "shadowfs: ...") always reach stderr.
   const r = spawnSync(process.execPath, [cli, ...args], { stdio: ['ignore', inv.verbose ? 'inherit' : 'ignore', 'inherit'] });

@@ -91,8 +91,12 @@ t.test('mount helper', async (t) => {
     t.equal(fs.readFileSync(path.join(sb.live, 'written.txt'), 'utf8'), 'through the mount', 'writes reach the live volume');
     const pid = Number(fs.readFileSync(pidFile(sb.mnt), 'utf8'));
     const again = run('mount', ['-t', 'fuse.shadowfs', config, sb.mnt]);
-    t.not(again.status, 0, 'a second mount on the same point is refused');
-    t.match(again.stderr, /already a mount point/);
+    t.equal(again.status, 0, 'the same volume again: already mounted is success (what mount -a needs)');
+    t.equal(fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4] === sb.mnt).length, 1, 'not mounted twice');
+    t.equal(Number(fs.readFileSync(pidFile(sb.mnt), 'utf8')), pid, 'the same daemon serves it');
+    const other = run('mount', ['-t', 'fuse.shadowfs', '-o', `live=${sb.root}`, config, sb.mnt]);
+    t.not(other.status, 0, 'another volume on the same point is refused');
+    t.match(other.stderr, /already a mount point/);
     const u = run('umount', [sb.mnt]);
     t.equal(u.status, 0, `umount succeeds: ${u.stderr}`);
     await expectCleanExit(t, sb.mnt, pid);
@@ -105,6 +109,8 @@ t.test('mount helper', async (t) => {
     const m = run('mount', ['--fstab', fstab, sb.mnt]);
     t.equal(m.status, 0, `mount succeeds: ${m.stderr}`);
     t.ok(isMounted(sb.mnt));
+    const all = run('mount', ['-a', '--fstab', fstab]);
+    t.equal(all.status, 0, `mount -a with the entry already mounted succeeds: ${all.stderr}`);
     t.equal(fs.readFileSync(path.join(sb.mnt, 'hello.txt'), 'utf8'), 'hello from the live volume\n');
     const st = cli(['status', '--json', sb.mnt]);
     t.equal(st.status, 0);
