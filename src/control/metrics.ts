@@ -2,13 +2,22 @@
  * Prometheus metrics of a running mount, on 127.0.0.1 only (`--metrics-port`). Values are read
  * from the status report at scrape time, so the data path pays nothing for them.
  */
-import * as http from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
+import { LocalHttpServer } from './local-http';
 import { StatusReport } from './protocol';
 
 export class MetricsServer {
   private readonly registry = new Registry();
-  private server: http.Server | undefined;
+  private readonly http = new LocalHttpServer((req, res) => {
+    if (req.url !== '/metrics') {
+      res.writeHead(404).end('try /metrics\n');
+      return;
+    }
+    this.registry.metrics().then(
+      (text) => res.writeHead(200, { 'Content-Type': this.registry.contentType }).end(text),
+      (err: Error) => res.writeHead(500).end(`${err.message}\n`),
+    );
+  });
 
   constructor(private readonly report: () => StatusReport) {
     const r = this.registry;
@@ -44,28 +53,10 @@ export class MetricsServer {
   }
 
   async start(port: number): Promise<number> {
-    const server = http.createServer((req, res) => {
-      if (req.url !== '/metrics') {
-        res.writeHead(404).end('try /metrics\n');
-        return;
-      }
-      this.registry.metrics().then(
-        (text) => res.writeHead(200, { 'Content-Type': this.registry.contentType }).end(text),
-        (err: Error) => res.writeHead(500).end(`${err.message}\n`),
-      );
-    });
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve());
-    });
-    const addr = server.address();
-    return typeof addr === 'object' && addr ? addr.port : port;
+    return this.http.start(port);
   }
 
   async stop(): Promise<void> {
-    const s = this.server;
-    this.server = undefined;
-    if (s) await new Promise<void>((r) => s.close(() => r()));
+    await this.http.stop();
   }
 }

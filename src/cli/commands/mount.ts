@@ -16,6 +16,9 @@ import { removePidFile, socketFile, writePidFile } from '../../control/runtime-f
 import { ControlServer } from '../../control/control-server';
 import { registerControlHandlers } from '../../control/handlers';
 import { MetricsServer } from '../../control/metrics';
+import { DashboardData } from '../../dashboard/dashboard-data';
+import { DashboardServer } from '../../dashboard/dashboard-server';
+import { mountSources } from '../../dashboard/mount-sources';
 import { ShadowfsError } from '../../util/errors';
 import { createLogger } from '../../util/log';
 import { volumeConfigFrom, VolumeFlags } from '../load-config';
@@ -32,6 +35,7 @@ export interface MountArgs {
   'copy-rate'?: string;
   'watch-live'?: boolean;
   'metrics-port'?: number;
+  'dashboard-port'?: number;
   placement?: string;
   daemon: boolean;
   verbose: boolean;
@@ -64,6 +68,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     .option('watch-live', { type: 'boolean', describe: 'Watch the live directory for changes made behind the mount (costs write speed; opening a file always checks size and mtime)' })
     .option('placement', { choices: ['reactive', 'predictive'] as const, describe: 'Placement policy: reactive admission (default) or the prediction engine and planner' })
     .option('metrics-port', { type: 'number', describe: 'Serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: any free port)' })
+    .option('dashboard-port', { type: 'number', describe: 'Serve a live dashboard on http://127.0.0.1:PORT/ (0: any free port; off by default)' })
     .option('coverage-tier', { type: 'string', describe: 'The tier that keeps a fresh copy of every extent (makes failover lossless)' })
     .option('daemon', { type: 'boolean', default: false, describe: 'Detach once mounted (logs go to <state>/shadowfs.log)' })
     .option('allow-other', { type: 'boolean', default: true, describe: 'Let users other than root use the mount (FUSE allow_other)' })
@@ -119,6 +124,13 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       const port = await metrics.start(args['metrics-port'] as number);
       process.stdout.write(`shadowfs: metrics at http://127.0.0.1:${port}/metrics\n`);
     }
+    const dashboard = args['dashboard-port'] !== undefined
+      ? new DashboardServer(new DashboardData(mountSources({ volume: opened.volume, placements: opened.placements, predictive: opened.predictive, status })))
+      : undefined;
+    if (dashboard) {
+      const port = await dashboard.start(args['dashboard-port'] as number);
+      process.stdout.write(`shadowfs: dashboard at http://127.0.0.1:${port}/\n`);
+    }
     await writePidFile(mountpoint);
     log.info('mount', `mounted ${config.livePath} at ${mountpoint}`);
     process.stdout.write(`shadowfs: ${config.livePath} mounted at ${mountpoint} (${config.tiers.map((t) => t.name).join(', ') || 'no tiers'})\n`);
@@ -134,6 +146,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     const final = status();
     await control.stop();
     await metrics?.stop();
+    await dashboard?.stop();
     await fuse.unmount().catch(async () => lazyUnmount(mountpoint));
     await opened.close();
     await removePidFile(mountpoint);

@@ -1,0 +1,161 @@
+/**
+ * Assembles the dashboard's JSON snapshot from a running mount: the status report, the sampled
+ * IOPS history, the prediction engine's forecasts (predictive placement only), the heat grid and
+ * the volume's health. One snapshot is what the page polls every second.
+ */
+import { StatusReport, TierStatus } from '../control/protocol';
+import { buildHeatGrid, ExtentSource, HeatGrid } from './heat-grid';
+import { FAST_PATH_SOURCE, IopsPoint, StatusHistory, TierHealthChange } from './status-history';
+
+/** What the dashboard needs of the volume's health monitor (the watchdog); optional. */
+export interface HealthSource {
+  readonly state: string;
+  /** Oldest first. */
+  transitions(): readonly { timeMs: number; from: string; to: string; reason: string }[];
+}
+
+/** What the dashboard needs of the prediction engine; absent under reactive placement. */
+export interface ForecastSource {
+  /** Forecast horizons, in one-minute steps. */
+  readonly horizonsSteps: readonly number[];
+  /** Mean IOPS forecast over the next `horizonSteps` minutes (undefined before any history). */
+  forecastIops(horizonSteps: number): number | undefined;
+  /** Mean absolute scaled error of the IOPS forecasts at a horizon so far (NaN: not scored yet). */
+  mase(horizonSteps: number): number;
+  /** Predicted accesses of one extent over the planning horizon. */
+  heat(fileId: string, index: number, nowMs: number): number;
+}
+
+export interface DashboardSources {
+  status: () => StatusReport;
+  extents: ExtentSource;
+  /** The volume's tiers fastest first, with the extent map's ids. */
+  tiers: () => readonly { id: number; name: string }[];
+  fileLabel: (fileId: string) => string;
+  forecast?: ForecastSource;
+  health?: HealthSource;
+}
+
+export interface DashboardSnapshot {
+  atMs: number;
+  mountpoint: string;
+  livePath: string;
+  pid: number;
+  uptimeSeconds: number;
+  extentSizeBytes: number;
+  placement: StatusReport['placement'];
+  tiers: (TierStatus & { costPerMonth: number })[];
+  cost: StatusReport['cost'];
+  coverage: StatusReport['coverage'];
+  shadow: StatusReport['shadow'];
+  fastPath: StatusReport['fastPath'];
+  /** Reads the redirector served, all sources (the fast path's are in fastPath.hits). */
+  servedReads: number;
+  pins: number;
+  hints: number;
+  iops: {
+    /** Sources in a fixed order (tiers fastest first, then the fast path, then live). */
+    sources: string[];
+    /** Per second, oldest first: reads per second of each source in `sources` order. */
+    points: { atMs: number; reads: number[]; forecast: number | null }[];
+  };
+  forecast: { available: boolean; note: string; horizons: { minutes: number; iops: number | null; mase: number | null }[] };
+  heat: HeatGrid & { atMs: number; heatSource: 'predicted' | 'none' };
+  health: {
+    watchdog: boolean;
+    state: string | null;
+    transitions: { atMs: number; from: string; to: string; reason: string }[];
+    tierChanges: TierHealthChange[];
+  };
+}
+
+const GIB = 1024 ** 3;
+/** The heat grid walks the whole extent map: rebuilt at most this often, however often polled. */
+const HEAT_GRID_MAX_AGE_MS = 2_000;
+const MAX_TRANSITIONS_SHOWN = 100;
+
+export class DashboardData {
+  readonly history: StatusHistory;
+  private heatCache: DashboardSnapshot['heat'] | undefined;
+
+  constructor(private readonly sources: DashboardSources) {
+    const f = sources.forecast;
+    this.history = new StatusHistory(sources.status, () => (f ? f.forecastIops(1) ?? null : null));
+  }
+
+  snapshot(nowMs = Date.now()): DashboardSnapshot {
+    const s = this.sources.status();
+    return {
+      atMs: nowMs,
+      mountpoint: s.mountpoint,
+      livePath: s.livePath,
+      pid: s.pid,
+      uptimeSeconds: s.uptimeSeconds,
+      extentSizeBytes: s.extentSizeBytes,
+      placement: s.placement,
+      tiers: s.tiers.map((t) => ({ ...t, costPerMonth: (t.usedBytes / GIB) * t.costPerGiBMonth })),
+      cost: s.cost,
+      coverage: s.coverage,
+      shadow: s.shadow,
+      fastPath: s.fastPath,
+      servedReads: s.served.reduce((n, x) => n + x.reads, 0),
+      pins: s.pins.length,
+      hints: s.hints,
+      iops: this.iops(s, this.history.iops()),
+      forecast: this.forecast(),
+      heat: this.heat(nowMs),
+      health: this.health(),
+    };
+  }
+
+  private iops(s: StatusReport, points: readonly IopsPoint[]): DashboardSnapshot['iops'] {
+    const known = new Set<string>();
+    for (const p of points) for (const k of Object.keys(p.readsPerSecond)) known.add(k);
+    const order = [...s.tiers.map((t) => t.name), FAST_PATH_SOURCE, 'live'];
+    const sources = [...order.filter((x) => known.has(x)), ...[...known].filter((x) => !order.includes(x)).sort()];
+    return {
+      sources,
+      points: points.map((p) => ({ atMs: p.atMs, reads: sources.map((src) => round2(p.readsPerSecond[src] ?? 0)), forecast: p.forecastIops === null ? null : round2(p.forecastIops) })),
+    };
+  }
+
+  private forecast(): DashboardSnapshot['forecast'] {
+    const f = this.sources.forecast;
+    if (!f) return { available: false, note: 'reactive placement: no forecast (mount with --placement predictive for one)', horizons: [] };
+    return {
+      available: true,
+      note: 'mean IOPS over the next 1, 10 and 60 minutes, from the prediction engine (regression or seasonal naive, whichever has erred less lately)',
+      horizons: f.horizonsSteps.map((h) => {
+        const iops = f.forecastIops(h);
+        const mase = f.mase(h);
+        return { minutes: h, iops: iops === undefined ? null : round2(iops), mase: Number.isFinite(mase) ? round2(mase) : null };
+      }),
+    };
+  }
+
+  private heat(nowMs: number): DashboardSnapshot['heat'] {
+    if (this.heatCache && nowMs - this.heatCache.atMs < HEAT_GRID_MAX_AGE_MS) return this.heatCache;
+    const f = this.sources.forecast;
+    const grid = buildHeatGrid({
+      extents: this.sources.extents,
+      tiers: this.sources.tiers(),
+      label: this.sources.fileLabel,
+      heat: f ? (fileId, index) => f.heat(fileId, index, nowMs) : undefined,
+    });
+    if (grid.heat) grid.heat = grid.heat.map(round2);
+    this.heatCache = { ...grid, atMs: nowMs, heatSource: f ? 'predicted' : 'none' };
+    return this.heatCache;
+  }
+
+  private health(): DashboardSnapshot['health'] {
+    const h = this.sources.health;
+    const tierChanges = [...this.history.tierHealthChanges()];
+    if (!h) return { watchdog: false, state: null, transitions: [], tierChanges };
+    const transitions = h.transitions().slice(-MAX_TRANSITIONS_SHOWN).map((t) => ({ atMs: t.timeMs, from: t.from, to: t.to, reason: t.reason }));
+    return { watchdog: true, state: h.state, transitions, tierChanges };
+  }
+}
+
+function round2(x: number): number {
+  return Math.round(x * 100) / 100;
+}

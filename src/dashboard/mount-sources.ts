@@ -1,0 +1,58 @@
+/**
+ * Where a running mount's dashboard gets its data: adapts the volume, the predictive placement
+ * (when on) and the status report builder to the small interfaces DashboardData reads.
+ */
+import * as path from 'node:path';
+import { StatusReport } from '../control/protocol';
+import { Placements } from '../shadow/pins';
+import { PredictivePlacement } from '../shadow/predictive-placement';
+import { Volume } from '../volume/volume';
+import { DashboardSources, ForecastSource, HealthSource } from './dashboard-data';
+
+/** File paths remembered for heat map labels (files seen open or pinned). */
+const MAX_REMEMBERED_LABELS = 10_000;
+
+export interface MountParts {
+  volume: Volume;
+  placements: Placements;
+  predictive: PredictivePlacement | undefined;
+  status: () => StatusReport;
+  health?: HealthSource;
+}
+
+export function mountSources(parts: MountParts): DashboardSources {
+  const { volume, placements, predictive } = parts;
+  const labels = new Map<string, string>();
+  const remember = (fileId: string, livePath: string): string => {
+    const label = path.relative(volume.livePath, livePath) || livePath;
+    labels.delete(fileId);
+    labels.set(fileId, label);
+    if (labels.size > MAX_REMEMBERED_LABELS) labels.delete(labels.keys().next().value as string);
+    return label;
+  };
+  return {
+    status: parts.status,
+    extents: volume.map,
+    tiers: () => volume.tiers.all().map((t) => ({ id: t.id, name: t.tier.spec.name })),
+    fileLabel: (fileId) => {
+      const open = volume.open.file(fileId);
+      if (open) return remember(fileId, open.livePath);
+      const pin = placements.allPins().find((p) => p.fileId === fileId);
+      if (pin) return remember(fileId, pin.path);
+      // The map knows files by inode; a file never seen open here is shown as one (find -inum).
+      return labels.get(fileId) ?? `inode 0x${fileId}`;
+    },
+    forecast: predictive ? engineForecasts(predictive) : undefined,
+    health: parts.health,
+  };
+}
+
+function engineForecasts(predictive: PredictivePlacement): ForecastSource {
+  const engine = predictive.engine;
+  return {
+    horizonsSteps: engine.forecaster.horizonsSteps,
+    forecastIops: (h) => engine.forecaster.forecast(h)?.iops,
+    mase: (h) => engine.forecaster.mase('iops', h),
+    heat: (fileId, index, nowMs) => engine.predict({ fileId, index }, nowMs * 1000),
+  };
+}
