@@ -14,6 +14,7 @@ import { tierCommand } from './commands/tier';
 import { replayCommand } from './commands/replay';
 import { benchCommand } from './commands/bench';
 import { hintCommand, pinCommand, unpinCommand } from './commands/placement';
+import { forecastCommand } from './commands/forecast';
 
 export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
@@ -30,6 +31,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(pinCommand)
     .command(unpinCommand)
     .command(hintCommand)
+    .command(forecastCommand)
     .demandCommand(1, 'Give a command; see --help.')
     // One spelling per option (--extent-size), so "unknown argument" names it once.
     .parserConfiguration({ 'camel-case-expansion': false })

@@ -102,5 +102,15 @@ export function registerControlHandlers(control: ControlServer, ctx: MountContex
     return { hinted: f.vp, extents: Math.floor(to / E) - Math.floor(from / E) + 1, atMs, untilMs: atMs + durationMs };
   });
   control.on('placements', async () => ({ pins: ctx.placements.allPins(), hints: ctx.placements.pendingHints(Date.now()) }));
+  control.on('forecast', async (req) => {
+    if (!ctx.predictive) throw new ShadowfsError(`${mountpoint} uses reactive placement, which makes no forecasts (mount with --placement predictive)`);
+    const horizon = req.horizon === undefined ? undefined : Number(req.horizon);
+    if (horizon !== undefined && !ctx.predictive.engine.forecaster.horizonsSteps.includes(horizon)) {
+      throw new ShadowfsError(`horizon: expected one of ${ctx.predictive.engine.forecaster.horizonsSteps.join(', ')} minutes, got ${String(req.horizon)}`);
+    }
+    const points = req.points === undefined ? 10 : Number(req.points);
+    if (!Number.isInteger(points) || points < 0) throw new ShadowfsError('points: expected a whole number >= 0');
+    return ctx.predictive.forecast(mountpoint, { horizons: horizon === undefined ? undefined : [horizon], points });
+  });
   return status;
 }

@@ -31,7 +31,7 @@ export interface StatusReport {
   coverage: CoverageReport | null;
   pins: { path: string; tier: string }[];
   /** The placement policy and, when predictive, what the planner did. */
-  placement: { policy: 'reactive' | 'predictive'; rounds: number; planned: number; requested: number; readahead: number };
+  placement: { policy: 'reactive' | 'predictive'; rounds: number; planned: number; requested: number; readahead: number; demoted?: number; dropped?: number };
   /** Hints not yet expired (pending or active). */
   hints: number;
   /** Monthly cost of the copies where they are now, and of holding all of them on the fastest tier. */

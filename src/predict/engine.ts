@@ -61,10 +61,13 @@ export interface IoRecord {
 }
 
 const STEP_US = RESOLUTION_US.minute;
+const MAX_CATCH_UP_STEPS_PER_TICK = 360;
 
 export class PredictionEngine {
   readonly heat: HeatPredictor;
   readonly sequential: SequentialDetector;
+  /** Write streams, kept apart from reads so a writer never bends a reader's stream state. */
+  private readonly writeStreams: SequentialDetector;
   readonly forecaster: VolumeForecaster;
   readonly bursts: BurstIndex;
   private sinceSweep = 0;
@@ -89,6 +92,7 @@ export class PredictionEngine {
     this.extentSizeBytes = options.extentSizeBytes;
     this.heat = new HeatPredictor(history, options.heat);
     this.sequential = new SequentialDetector(options.sequential);
+    this.writeStreams = new SequentialDetector(options.sequential);
     this.bursts = new BurstIndex(options.bursts);
     this.forecaster = new VolumeForecaster(options.forecaster);
     this.spikeHorizon = options.spikeHorizonSteps ?? 10;
@@ -144,24 +148,48 @@ export class PredictionEngine {
     return { sequential: obs.sequential, scan: obs.scan, readahead, correlated };
   }
 
+  /**
+   * One extent written (live mount). Writes are accesses too: they feed the extent's counts and
+   * periods (a file rewritten every night at 02:00 is due then) and make it a planning candidate.
+   * A long sequential write run counts as a scan (a restore or a log append does not make its
+   * extents hot), and nothing is read ahead for a writer.
+   */
+  recordExtentWrite(ref: ExtentRef, timeUs: number): void {
+    const mode = this.history.hints.empty ? 'normal' : this.history.hints.fileMode(ref.fileId, timeUs);
+    const obs = this.writeStreams.observe(ref.fileId, ref.index, timeUs, mode);
+    const { stats, newSession } = this.history.recordExtentAccess(ref, timeUs, obs.scan);
+    if (newSession) this.schedule(stats, timeUs);
+    if (this.touched.size < this.maxTouched) this.touched.add(stats);
+    if (++this.accessCount % this.sampleEvery === 0) this.heat.sample(timeUs, 1, this.random);
+  }
+
   /** Advance the engine's clock: feed completed minutes to the forecaster, mature heat samples. */
   tick(nowUs: number): void {
     const step = Math.floor(nowUs / STEP_US) - 1; // the last completed minute
     if (this.lastStep < 0) {
-      const oldest = this.history.series.minutes.oldestBucket;
+      // Start at the oldest minute with data (a reopened history), not at the ring's retention
+      // limit: weeks of idle minutes before the first I/O would teach the forecaster nothing.
+      const oldest = this.history.series.minutes.oldestStoredBucket;
       this.lastStep = oldest >= 0 ? Math.min(oldest, step + 1) - 1 : step;
     }
     if (step > this.lastStep) {
       const ring = this.history.series.minutes;
       // A long idle gap is fed as idle minutes (the seasonal lags need the right positions), but
-      // never more than the forecaster can hold.
+      // never more than the forecaster can hold. More than a few minutes at once (a remount, a
+      // trace) are fed with the refits deferred to the end: one fit per model, not one per 30 rows.
       const from = Math.max(this.lastStep + 1, step - 20_000);
-      for (let m = from; m <= step; m++) {
+      // At most six hours per tick: a remount after weeks catches up over a minute or two of rounds, in slices of a
+      // few hundred milliseconds, instead of holding the event loop (and the mount's I/O) for seconds.
+      const to = Math.min(step, from + MAX_CATCH_UP_STEPS_PER_TICK - 1);
+      const catchUp = to - from > 30;
+      if (catchUp) this.forecaster.deferRefits(true);
+      for (let m = from; m <= to; m++) {
         const lat = ring.metric(m, 'latencyUs', 60);
         if (Number.isFinite(lat)) this.lastLatencyUs = lat;
         this.forecaster.push({ iops: ring.metric(m, 'iops', 60), bytesPerS: ring.metric(m, 'bytesPerS', 60), latencyUs: this.lastLatencyUs });
       }
-      this.lastStep = step;
+      if (catchUp) this.forecaster.deferRefits(false);
+      this.lastStep = to;
       this.heat.volumeFactor = this.spikeFactor();
     }
     this.heat.mature(nowUs);
@@ -181,6 +209,11 @@ export class PredictionEngine {
     recent /= this.spikeHorizon;
     if (recent <= 0) return 1;
     return Math.max(0.5, Math.min(4, f / recent));
+  }
+
+  /** Minute number (Unix minutes) of the forecaster's newest step; -1 before the first tick. */
+  get lastFedMinute(): number {
+    return this.lastStep;
   }
 
   predict(ref: ExtentRef, nowUs: number): number {

@@ -103,6 +103,18 @@ export interface MaseAccumulator {
   points: number;
 }
 
+/** One scored forecast: from origin step `origin`, the mean of steps origin+1..origin+h. */
+export interface ScoredPoint {
+  origin: number;
+  forecast: number;
+  /** The seasonal-naive yardstick's forecast for the same window. */
+  naive: number;
+  actual: number;
+}
+
+/** Scored forecasts kept per horizon, newest last (what `shadowfs forecast` shows). */
+export const RECENT_POINTS = 120;
+
 export class SeriesForecaster {
   readonly o: ForecasterOptions;
   /** Cumulative sums of the series in a ring: mean over any window is O(1). */
@@ -118,6 +130,8 @@ export class SeriesForecaster {
   /** Recent absolute error (EWMA) of the regression and of the yardstick, per horizon. */
   private readonly recentError = new Map<number, { model: number; bench: number; n: number }>();
   readonly score = new Map<number, MaseAccumulator>();
+  private readonly recent = new Map<number, ScoredPoint[]>();
+  private refitsDeferred = false;
 
   constructor(options: Partial<ForecasterOptions> = {}) {
     this.o = { ...DEFAULT_FORECASTER_OPTIONS, ...options };
@@ -130,6 +144,7 @@ export class SeriesForecaster {
       this.pending.set(h, new Map());
       this.recentError.set(h, { model: 0, bench: 0, n: 0 });
       this.score.set(h, { modelAbsError: 0, benchmarkAbsError: 0, points: 0 });
+      this.recent.set(h, []);
     }
   }
 
@@ -152,6 +167,11 @@ export class SeriesForecaster {
     this.global = models;
   }
 
+  /** The coefficients forecasts use for a model key: the volume's own, shrunk towards the global. */
+  personalisedModel(key: string): LinearCoefficients | undefined {
+    return shrink(this.local.get(key), this.global[key], this.o.priorSamples);
+  }
+
   localModels(): ModelSet {
     return Object.fromEntries(this.local);
   }
@@ -161,6 +181,11 @@ export class SeriesForecaster {
     const out: Record<string, TrainingSet> = {};
     for (const [key, ring] of this.training) out[key] = ring.last(maxRowsPerKey);
     return out;
+  }
+
+  /** The last scored forecasts at horizon h (at most RECENT_POINTS), oldest first. */
+  recentPoints(h: number): readonly ScoredPoint[] {
+    return this.recent.get(h) ?? [];
   }
 
   /** Append the value of the step that just completed. */
@@ -280,12 +305,27 @@ export class SeriesForecaster {
           this.training.set(key, ring);
         }
         ring.push(full.slice(0, this.featureCount(l)), target);
-        if (ring.sinceFit >= this.o.refitEverySamples && ring.rows.length >= MIN_ROWS_TO_FIT) {
-          ring.sinceFit = 0;
-          const fit = fitLinear(ring.rows, ring.targets, { ridge: 1e-3 });
-          if (fit) this.local.set(key, fit);
-        }
+        if (!this.refitsDeferred && ring.sinceFit >= this.o.refitEverySamples && ring.rows.length >= MIN_ROWS_TO_FIT) this.refit(key, ring);
       }
+    }
+  }
+
+  private refit(key: string, ring: RowRing): void {
+    ring.sinceFit = 0;
+    const fit = fitLinear(ring.rows, ring.targets, { ridge: 1e-3 });
+    if (fit) this.local.set(key, fit);
+  }
+
+  /**
+   * While deferred, rows are collected but models not refitted (catching up on many steps at once:
+   * one fit at the end instead of one per refitEverySamples rows, which would hold the event loop
+   * for minutes after a remount with weeks of history). Ending the deferral fits what is due.
+   */
+  deferRefits(on: boolean): void {
+    this.refitsDeferred = on;
+    if (on) return;
+    for (const [key, ring] of this.training) {
+      if (ring.sinceFit >= this.o.refitEverySamples && ring.rows.length >= MIN_ROWS_TO_FIT) this.refit(key, ring);
     }
   }
 
@@ -302,6 +342,11 @@ export class SeriesForecaster {
       acc.modelAbsError += Math.abs(actual - f.chosen);
       acc.benchmarkAbsError += Math.abs(actual - f.bench);
       acc.points++;
+      const ring = this.recent.get(h);
+      if (ring) {
+        ring.push({ origin, forecast: f.chosen, naive: f.bench, actual });
+        if (ring.length > RECENT_POINTS) ring.shift();
+      }
       const e = this.recentError.get(h);
       // Only forecasts where both existed, from the current feature level, inform the selection:
       // when a season becomes available the yardstick changes (naive -> seasonal naive) and
@@ -365,6 +410,11 @@ export class VolumeForecaster {
 
   mase(metric: VolumeMetric, horizonSteps: number): number {
     return this.metrics[metric].mase(horizonSteps);
+  }
+
+  /** See SeriesForecaster.deferRefits. */
+  deferRefits(on: boolean): void {
+    for (const m of VOLUME_METRICS) this.metrics[m].deferRefits(on);
   }
 
   setGlobal(models: Partial<Record<VolumeMetric, ModelSet>>): void {

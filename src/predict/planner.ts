@@ -17,7 +17,15 @@ import type { ExtentRef, TierClass } from '../tiers/tier';
  *    what keeps extents from flapping between rounds when their predictions are close.
  * 4. New copies are limited by `maxNewCopies` (the shadow manager's copy budget for the round);
  *    the best ones get the budget, and already-resident extents keep the space otherwise.
- * 5. Everything else "where it costs least": extents need no copy except on the coverage tier, which
+ * 5. Demotion, with a hysteresis band: a new copy on tier t needs minPromoteAccesses x costRatio(t)
+ *    expected accesses (costRatio = t's price over the cheapest performance tier's, so a dearer tier
+ *    asks more of its extents); a resident stays while it keeps keepFraction of that bar. A resident
+ *    that falls below it, or is displaced by hotter extents, is not just dropped: it competes for the
+ *    next slower (cheaper) performance tier at that tier's keep bar, and the plan says so
+ *    (`demotedFrom`), so the shadow manager moves the copy down instead of re-reading the live
+ *    volume. An extent descends one band at a time as it cools, and must heat up past the full
+ *    entry bar to climb back: no flapping between tiers.
+ * 6. Everything else "where it costs least": extents need no copy except on the coverage tier, which
  *    gets every extent. If the coverage tier is unhealthy, the cheapest healthy tier stands in.
  * Unhealthy tiers are planned empty: nothing is targeted there and their copies are not trusted.
  */
@@ -53,6 +61,8 @@ export interface PlannerInput {
   minPromoteAccesses?: number;
   /** At most this many new copies on performance tiers this round (coverage copies excluded). */
   maxNewCopies?: number;
+  /** A resident keeps its tier while its expected accesses stay above this share of the entry bar. */
+  keepFraction?: number;
 }
 
 export interface ExtentPlacement {
@@ -61,6 +71,8 @@ export interface ExtentPlacement {
   tiers: string[];
   /** Value per byte on its performance tier (0 when it has none). */
   score: number;
+  /** The faster tier this extent moves down from (its copy there is to be moved, not re-read). */
+  demotedFrom?: string;
 }
 
 export interface TierPlan {
@@ -69,6 +81,8 @@ export interface TierPlan {
   extents: number;
   newCopies: number;
   evictions: number;
+  /** Extents moving down to this tier from a faster one. */
+  demotionsIn: number;
   /**
    * Lowest score (value per byte, without the hysteresis bonus) kept on this tier when it is full;
    * 0 when it has room. Until the next round, an extent scoring above it may be admitted
@@ -83,11 +97,14 @@ export interface PlannerOutput {
   tiers: Record<string, TierPlan>;
   copies: number;
   evictions: number;
+  /** Copies moved from a faster performance tier to a slower one (counted in copies too). */
+  demotions: number;
   warnings: string[];
 }
 
 export const DEFAULT_HYSTERESIS = 0.25;
 export const DEFAULT_MIN_PROMOTE_ACCESSES = 0.05;
+export const DEFAULT_KEEP_FRACTION = 0.25;
 
 export function planPlacement(input: PlannerInput): PlannerOutput {
   const warnings: string[] = [];
@@ -100,6 +117,7 @@ export function planPlacement(input: PlannerInput): PlannerOutput {
   }
   const hysteresis = input.hysteresis ?? DEFAULT_HYSTERESIS;
   const minPromote = input.minPromoteAccesses ?? DEFAULT_MIN_PROMOTE_ACCESSES;
+  const keepFraction = input.keepFraction ?? DEFAULT_KEEP_FRACTION;
   const liveLatencyUs = input.liveLatencyUs ?? Math.max(0, ...tiers.map((t) => t.latencyUs));
   let budget = input.maxNewCopies ?? Number.POSITIVE_INFINITY;
 
@@ -113,9 +131,20 @@ export function planPlacement(input: PlannerInput): PlannerOutput {
   const assigned = new Int32Array(n).fill(-1);
   const scoreOut = new Float64Array(n);
   const remaining = perf.map((t) => t.capacityBytes);
-  const plans: TierPlan[] = perf.map((t) => ({ name: t.name, usedBytes: 0, extents: 0, newCopies: 0, evictions: 0, thresholdScore: 0 }));
+  const plans: TierPlan[] = perf.map((t) => ({ name: t.name, usedBytes: 0, extents: 0, newCopies: 0, evictions: 0, demotionsIn: 0, thresholdScore: 0 }));
   const perfIndex = new Map(perf.map((t, i) => [t.name, i]));
   const isPinned = new Uint8Array(n);
+  // Entry bar per tier, scaled by price relative to the cheapest performance tier.
+  const cheapest = Math.min(...perf.map((t) => t.costPerGiBMonth).filter((c) => c > 0), Number.POSITIVE_INFINITY);
+  const entryBar = perf.map((t) => minPromote * (Number.isFinite(cheapest) && t.costPerGiBMonth > cheapest ? t.costPerGiBMonth / cheapest : 1));
+  // The fastest performance tier each extent has a fresh copy on (-1: none).
+  const heldOn = new Int32Array(n).fill(-1);
+  for (let i = 0; i < n; i++) {
+    for (const name of extents[i].currentTiers) {
+      const ti = perfIndex.get(name);
+      if (ti !== undefined && (heldOn[i] < 0 || ti < heldOn[i])) heldOn[i] = ti;
+    }
+  }
 
   const valuePerByte = (e: PlannerExtent, t: PlannerTier): number =>
     e.sizeBytes > 0 ? (Math.max(0, e.predictedAccesses) * (liveLatencyUs - t.latencyUs)) / e.sizeBytes : 0;
@@ -158,7 +187,9 @@ export function planPlacement(input: PlannerInput): PlannerOutput {
       if (assigned[i] >= 0) continue;
       const e = extents[i];
       resident[i] = e.currentTiers.length > 0 && e.currentTiers.includes(t.name) ? 1 : 0;
-      if (!resident[i] && e.predictedAccesses < minPromote) continue;
+      // Residents, and extents coming down from a faster tier, need only the keep bar.
+      const settled = resident[i] || (heldOn[i] >= 0 && heldOn[i] < ti);
+      if (e.predictedAccesses < (settled ? entryBar[ti] * keepFraction : entryBar[ti])) continue;
       const v = valuePerByte(e, t);
       // Residents win ties (the tiny bonus), so equal heat never causes a swap.
       rank[i] = resident[i] ? v * (1 + hysteresis) * (1 + 1e-9) + 1e-300 : v;
@@ -185,6 +216,7 @@ export function planPlacement(input: PlannerInput): PlannerOutput {
   const placements: ExtentPlacement[] = new Array(n);
   let copies = 0;
   let evictions = 0;
+  let demotions = 0;
   let coverageBytes = 0;
   for (let i = 0; i < n; i++) {
     const e = extents[i];
@@ -195,6 +227,11 @@ export function planPlacement(input: PlannerInput): PlannerOutput {
       coverageBytes += e.sizeBytes;
     }
     placements[i] = { ref: e.ref, tiers: target, score: scoreOut[i] };
+    if (assigned[i] >= 0 && heldOn[i] >= 0 && heldOn[i] < assigned[i] && !e.currentTiers.includes(perf[assigned[i]].name)) {
+      placements[i].demotedFrom = perf[heldOn[i]].name;
+      plans[assigned[i]].demotionsIn++;
+      demotions++;
+    }
     for (const name of target) if (!e.currentTiers.includes(name)) copies++;
     for (const name of e.currentTiers) {
       if (target.includes(name) || !byName.get(name)?.healthy) continue;
@@ -215,10 +252,11 @@ export function planPlacement(input: PlannerInput): PlannerOutput {
       extents: n,
       newCopies: extents.filter((e) => !e.currentTiers.includes(coverage.name)).length,
       evictions: 0,
+      demotionsIn: 0,
       thresholdScore: 0,
     };
   }
-  return { placements, tiers: tierPlans, copies, evictions, warnings };
+  return { placements, tiers: tierPlans, copies, evictions, demotions, warnings };
 
   function assign(i: number, ti: number, pin: boolean): void {
     const e = extents[i];

@@ -121,6 +121,17 @@ export class BucketRing {
     return this.newest < 0 ? -1 : Math.max(0, this.newest - this.capacity + 1);
   }
 
+  /** Oldest bucket number actually written (-1: none). */
+  get oldestStoredBucket(): number {
+    const lowest = this.oldestBucket;
+    let oldest = -1;
+    for (let slot = 0; slot < this.capacity; slot++) {
+      const n = this.numbers[slot];
+      if (n >= lowest && n >= 0 && (oldest < 0 || n < oldest)) oldest = n;
+    }
+    return oldest;
+  }
+
   takeDirty(): Array<{ n: number; bucket: IoBucket }> {
     const out: Array<{ n: number; bucket: IoBucket }> = [];
     for (const slot of this.dirty) {

@@ -17,6 +17,8 @@ interface CopyJob {
   file: OpenFile;
   index: number;
   tierId: number;
+  /** Migration: read the bytes from this tier's fresh copy (else from the live file). */
+  fromTierId?: number;
   done?: (published: boolean) => void;
 }
 
@@ -34,6 +36,8 @@ export interface ShadowCounters {
   discardedCopies: number;
   evictions: number;
   failedCopies: number;
+  /** Copies moved to another tier (demotions): copied there, then dropped here. */
+  migrations: number;
 }
 
 const key = (tierId: number, fileId: string, index: number): string => `${tierId}:${fileId}:${index}`;
@@ -42,7 +46,7 @@ const FOREGROUND_QUIET_MS = 20;
 const YIELD_MAX_MS = 250;
 
 export class ShadowManager {
-  readonly counters: ShadowCounters = { copies: 0, copyBytes: 0, discardedCopies: 0, evictions: 0, failedCopies: 0 };
+  readonly counters: ShadowCounters = { copies: 0, copyBytes: 0, discardedCopies: 0, evictions: 0, failedCopies: 0, migrations: 0 };
   private readonly queue: CopyJob[] = [];
   private readonly queued = new Set<string>();
   private running = 0;
@@ -96,6 +100,53 @@ export class ShadowManager {
     file.handles++; // keeps the file (and its readFd) open until the job ran
     this.pump();
     return true;
+  }
+
+  /**
+   * Move an extent's copy from one tier to another (a demotion): the bytes are read from the source
+   * copy while it is fresh (else from the live file), published on the target, and only then is
+   * the source copy dropped, so the extent never has fewer copies than before. False if not queued.
+   */
+  requestMigrate(file: OpenFile, index: number, fromTierId: number, toTierId: number, done?: (moved: boolean) => void): boolean {
+    const k = key(toTierId, file.fileId, index);
+    if (this.closed || this.queued.has(k) || this.queue.length >= this.options.maxQueuedCopies) return false;
+    this.queued.add(k);
+    const after = (published: boolean): void => {
+      if (!published) return done?.(false);
+      this.evict(file.fileId, index, fromTierId)
+        .then((dropped) => {
+          if (dropped) this.counters.migrations++;
+          done?.(dropped);
+        })
+        .catch((err: Error) => {
+          this.log.warn('shadow', `dropping the source of a move failed: ${err.message}`);
+          done?.(false);
+        });
+    };
+    this.queue.push({ file, index, tierId: toTierId, fromTierId, done: after });
+    file.handles++;
+    this.pump();
+    return true;
+  }
+
+  /**
+   * Drop one copy now (the planner's demotion, an operator's demote). Refuses copies eviction must
+   * leave alone (the coverage tier, pins, active hints). True if a copy was dropped.
+   */
+  async evict(fileId: string, index: number, tierId: number): Promise<boolean> {
+    const vt = this.tiers.get(tierId);
+    if (!vt || this.protectedTiers.has(tierId) || this.isProtected(vt.tier.spec.name, fileId, index)) return false;
+    if (!this.map.removeCopy(fileId, index, tierId)) return false;
+    this.lru.get(tierId)?.delete(key(tierId, fileId, index));
+    this.counters.evictions++;
+    this.beforeRemove(fileId, index, tierId);
+    await vt.tier.remove({ fileId, index });
+    return true;
+  }
+
+  /** Extents with a copy on a tier (fresh or not), least recently read first. */
+  copiesOn(tierId: number): Iterable<{ fileId: string; index: number }> {
+    return this.lru.get(tierId)?.values() ?? [];
   }
 
   /** Remove the bytes of a copy the map no longer references. */
@@ -178,9 +229,13 @@ export class ShadowManager {
     if (start > now) await new Promise((r) => setTimeout(r, start - now));
   }
 
+  /** Set while failed over: copies are made from the live file, which must not be touched then. */
+  liveSourcePaused = false;
+
   /** Resolves true when the copy was published. */
   private async copy(job: CopyJob): Promise<boolean> {
     const { file, index, tierId } = job;
+    if (this.liveSourcePaused || file.readFd < 0) return false;
     const vt = this.tiers.get(tierId);
     if (!vt || vt.tier.health() !== 'healthy') return false;
     const rec = this.map.get(file.fileId, index);
@@ -194,7 +249,8 @@ export class ShadowManager {
       const generation = this.map.ensureRecord(file.fileId, index);
       const want = Math.min(E, file.sizeBytes - index * E);
       if (want <= 0) return undefined;
-      const n = await preadFull(file.readFd, buf, 0, want, index * E);
+      const fromTier = job.fromTierId === undefined ? undefined : await this.readFreshCopy(file.fileId, index, job.fromTierId, buf, want);
+      const n = fromTier ?? (await preadFull(file.readFd, buf, 0, want, index * E));
       return { generation, n };
     });
     if (!taken || taken.n === 0) return false;
@@ -213,6 +269,21 @@ export class ShadowManager {
     this.counters.copies++;
     this.counters.copyBytes += data.length;
     return true;
+  }
+
+  /** A migration's source: the bytes of a fresh, intact copy on a tier, or undefined (then: live). */
+  private async readFreshCopy(fileId: string, index: number, tierId: number, buf: Buffer, want: number): Promise<number | undefined> {
+    const rec = this.map.get(fileId, index);
+    const copy = rec?.copies.find((c) => c.tierId === tierId && c.generation === rec.generation);
+    const vt = this.tiers.get(tierId);
+    if (!copy || !vt || copy.sizeBytes !== want || vt.tier.health() !== 'healthy') return undefined;
+    try {
+      const n = await vt.tier.read({ fileId, index }, 0, want, buf, 0);
+      if (n !== want || (copy.crc32 !== null && crc32(buf.subarray(0, n)) !== copy.crc32)) return undefined;
+      return n;
+    } catch {
+      return undefined;
+    }
   }
 
   /** After a capacity cut: evict until the tier fits again. False if it cannot (a protected tier). */

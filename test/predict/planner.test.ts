@@ -78,6 +78,44 @@ t.test('pins, unhealthy tiers, coverage and the copy budget', async (t) => {
 });
 
 t.test('cold extents are not copied just because there is room', async (t) => {
-  const out = planPlacement({ tiers: [tier('nvme', 'nvme', 10, 50, 0.25)], extents: [ext(0, 0.01), ext(1, 0.5), ext(2, 0, ['nvme'])], liveLatencyUs: 5000 });
-  t.same(tiersOf(out), [[], ['nvme'], ['nvme']], 'below minPromoteAccesses no copy starts; a resident may stay while there is room');
+  const out = planPlacement({ tiers: [tier('nvme', 'nvme', 10, 50, 0.25)], extents: [ext(0, 0.01), ext(1, 0.5), ext(2, 0.02, ['nvme']), ext(3, 0, ['nvme'])], liveLatencyUs: 5000 });
+  t.same(tiersOf(out), [[], ['nvme'], ['nvme'], []], 'below minPromoteAccesses no copy starts; a resident stays above a quarter of that; a cold one leaves');
+});
+
+t.test('demotion: a cooling extent moves down a tier instead of being dropped, with hysteresis', async (t) => {
+  // nvme costs 2.5x ssd: entry bar 0.125 accesses on nvme, 0.05 on ssd; residents keep a quarter of it.
+  const tiers = [tier('nvme', 'nvme', 1, 100, 0.25), tier('ssd', 'ssd', 2, 250, 0.1)];
+  const plan = (a: number, on: string[]): ReturnType<typeof planPlacement> => planPlacement({ tiers, extents: [ext(0, a, on)], liveLatencyUs: 8000 });
+  t.same(tiersOf(plan(0.04, ['nvme'])), [['nvme']], 'above the nvme keep bar (0.03): stays');
+  const cooled = plan(0.02, ['nvme']);
+  t.same(tiersOf(cooled), [['ssd']], 'below it: goes to ssd');
+  t.equal(cooled.placements[0].demotedFrom, 'nvme', 'as a move from nvme (not a re-read of the live volume)');
+  t.equal(cooled.demotions, 1);
+  t.equal(cooled.tiers.ssd.demotionsIn, 1);
+  t.same(tiersOf(plan(0.005, ['nvme'])), [[]], 'below the ssd keep bar too: dropped');
+  t.same(tiersOf(plan(0.02, ['ssd'])), [['ssd']], 'on ssd it stays above the ssd keep bar');
+  t.same(tiersOf(plan(0.02, [])), [[]], 'but a newcomer that cold gets no copy anywhere');
+  t.same(tiersOf(plan(0.1, ['ssd'])), [['ssd']], 'climbing back needs the full nvme entry bar (0.125)');
+  t.same(tiersOf(plan(0.2, ['ssd'])), [['nvme']], '... and then it is promoted');
+
+  // Heat wandering inside the band never moves it.
+  let on = ['nvme'];
+  for (const a of [0.04, 0.1, 0.035, 0.12, 0.05, 0.032]) {
+    const out = plan(a, on);
+    t.equal(out.copies, 0, `heat ${a}: no copy`);
+    on = tiersOf(out)[0];
+  }
+  t.same(on, ['nvme']);
+});
+
+t.test('demotion: a resident displaced by a hotter extent moves to the slower tier', async (t) => {
+  const tiers = [tier('nvme', 'nvme', 1, 100, 0.25), tier('ssd', 'ssd', 2, 250, 0.1)];
+  const out = planPlacement({ tiers, extents: [ext(0, 1, ['nvme']), ext(1, 5)], liveLatencyUs: 8000 });
+  t.same(tiersOf(out), [['ssd'], ['nvme']]);
+  t.equal(out.placements[0].demotedFrom, 'nvme');
+  t.equal(out.placements[1].demotedFrom, undefined, 'a newcomer is a plain copy');
+  // A full slower tier: the displaced extent competes there like anyone (here: it loses and is dropped).
+  const full = planPlacement({ tiers, extents: [ext(0, 1, ['nvme']), ext(1, 5), ext(2, 3, ['ssd']), ext(3, 3, ['ssd'])], liveLatencyUs: 8000 });
+  t.same(tiersOf(full), [[], ['nvme'], ['ssd'], ['ssd']]);
+  t.equal(full.demotions, 0);
 });
