@@ -14,7 +14,9 @@ import { tierCommand } from './commands/tier';
 import { replayCommand } from './commands/replay';
 import { benchCommand } from './commands/bench';
 import { hintCommand, pinCommand, unpinCommand } from './commands/placement';
+import { reloadCommand } from './commands/reload';
 import { forecastCommand } from './commands/forecast';
+import { failbackCommand, failoverCommand, healthCommand } from './commands/health';
 
 export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
@@ -31,7 +33,11 @@ export async function main(argv: string[]): Promise<void> {
     .command(pinCommand)
     .command(unpinCommand)
     .command(hintCommand)
+    .command(reloadCommand)
     .command(forecastCommand)
+    .command(healthCommand)
+    .command(failoverCommand)
+    .command(failbackCommand)
     .demandCommand(1, 'Give a command; see --help.')
     // One spelling per option (--extent-size), so "unknown argument" names it once.
     .parserConfiguration({ 'camel-case-expansion': false })

@@ -18,6 +18,10 @@ import { volumePath, whichTier } from './which-tier';
 import { Placements } from '../shadow/pins';
 import { PredictivePlacement } from '../shadow/predictive-placement';
 import { inFlight } from '../fuse/adapter';
+import type { FailoverController } from '../failover/failover-controller';
+import { ConfigReloader } from '../config/config-reloader';
+import { mountReloadTarget } from '../config/reload-target';
+import type { LiveWatcher } from '../volume/live-watcher';
 
 export interface MountContext {
   volume: Volume;
@@ -28,6 +32,10 @@ export interface MountContext {
   mountpoint: string;
   startedAtMs: number;
   fastPathStats: () => StatusReport['fastPath'];
+  failover?: FailoverController;
+  /** Set when the mount was started from a config file (`reload`, and the file is watched). */
+  reloader?: ConfigReloader;
+  liveWatcher?: LiveWatcher;
 }
 
 function requireString(v: unknown, what: string): string {
@@ -45,7 +53,8 @@ export function registerControlHandlers(control: ControlServer, ctx: MountContex
   });
   const tierChanges = new TierChanges(volume.map, volume.tiers, volume.shadows, () => coverage?.tierName);
 
-  const status = (): StatusReport => statusReport(volume, mountpoint, config.extentSizeBytes, ctx.startedAtMs, ctx.fastPathStats(), coverage, ctx.placements, ctx.predictive);
+  const status = (): StatusReport => ({ ...statusReportOf(), failover: ctx.failover?.summary() });
+  const statusReportOf = (): StatusReport => statusReport(volume, mountpoint, config.extentSizeBytes, ctx.startedAtMs, ctx.fastPathStats(), coverage, ctx.placements, ctx.predictive, ctx.reloader?.summary() ?? null);
   control.on('status', async () => status());
   control.on('which-tier', async (req) => whichTier(volume, mountpoint, req.path, config.extentSizeBytes));
   control.on('in-flight', async () => Object.fromEntries(inFlight));
@@ -67,6 +76,12 @@ export function registerControlHandlers(control: ControlServer, ctx: MountContex
   });
   control.on('tier-remove', async (req) => tierChanges.remove(requireString(req.name, 'name')));
   control.on('tier-progress', async () => tierChanges.progress() ?? null);
+
+  ctx.reloader?.attach(mountReloadTarget({ volume, tierChanges, coverage, predictive: ctx.predictive, liveWatcher: ctx.liveWatcher, config, mountpoint }));
+  control.on('reload', async () => {
+    if (!ctx.reloader) throw new ShadowfsError('this mount was started without --config: there is no config file to reload');
+    return ctx.reloader.reload('command');
+  });
 
   /** A regular file of the volume, by a path inside the mount: its volume path, live path and id. */
   const fileOf = async (given: unknown): Promise<{ vp: string; lp: string; fileId: string; sizeBytes: number }> => {

@@ -41,6 +41,22 @@ export interface StatusReport {
   /** Reads served natively from mapped tier copies, without the JavaScript round trip. */
   fastPath: { hits: number; misses: number; errors: number; mappedExtents?: number };
   shadow: { copies: number; copyBytes: number; evictions: number; discardedCopies: number; failedCopies: number; copyErrors: number; corruptCopies: number };
+  /** Where the volume is served from (live, or its shadows while failed over) and the live volume's health. */
+  failover?: { mode: 'live' | 'failed-over' | 'resyncing'; health: string; reason: string; since: number | null; dirtyExtents: number; abandonedOps: number };
+  /** The config file the mount was started from (null: flags only) and its last reload. */
+  config: { file: string; lastReload: ReloadReport | null } | null;
+}
+
+/** The outcome of re-reading the mount's config file (`shadowfs reload`, or the file changed). */
+export interface ReloadReport {
+  file: string;
+  trigger: 'file-changed' | 'command';
+  atMs: number;
+  /** False: refused, nothing applied (or, with `changes`, what was applied before a step failed). */
+  accepted: boolean;
+  /** What was applied, one line each. */
+  changes: string[];
+  reason?: string;
 }
 
 export interface ExtentPlacement {

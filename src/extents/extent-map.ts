@@ -220,6 +220,38 @@ export class ExtentMap {
     this.markDirty(fileId, st);
   }
 
+  /**
+   * Failed over, the copies are the only home of an extent's data, so a write must not withdraw
+   * them (after a crash nothing fresh would be left). Instead, before a copy is patched in place,
+   * the checksum its persisted record claims is cleared and persisted: a half-patched copy must
+   * not fail its check after a crash and be dropped.
+   */
+  async prepareShadowWrite(fileId: string, index: number): Promise<void> {
+    const st = this.files.get(fileId)?.get(index);
+    if (!st || !st.copies.some((c) => isFresh(st, c) && c.crc32 !== null)) return;
+    for (const c of st.copies) if (isFresh(st, c)) c.crc32 = null;
+    await this.persistExtent(fileId, index, st);
+  }
+
+  /**
+   * A write made while failed over is on the copies of `tierIds` (patched, or written whole):
+   * they become the extent's new generation, every other copy goes stale (returned, to discard).
+   * Persisted before it resolves: the write may be acknowledged then.
+   */
+  async commitShadowWrite(fileId: string, index: number, tierIds: number[], sizeBytes: number): Promise<CopyRecord[]> {
+    const extents = this.extentsOf(fileId, true);
+    let st = extents.get(index);
+    if (!st) {
+      st = { generation: 0, copies: [], persistedFresh: false, dirty: false, writing: 0 };
+      extents.set(index, st);
+    }
+    st.generation++;
+    const stale = st.copies.filter((c) => !tierIds.includes(c.tierId));
+    st.copies = tierIds.map((tierId) => ({ tierId, generation: st.generation, crc32: null, sizeBytes, verified: true }));
+    await this.persistExtent(fileId, index, st);
+    return stale;
+  }
+
   /** Set the checksum of a fresh copy (computed after a patch made it unknown). */
   setChecksum(fileId: string, index: number, tierId: number, generation: number, crc32: number): void {
     const st = this.files.get(fileId)?.get(index);

@@ -11,7 +11,7 @@
 import { ExtentMap, CopyRecord, isFresh } from '../extents/extent-map';
 import { TierSet } from '../tiers/tier-set';
 import { OpenFile } from '../volume/open-files';
-import { ftruncateFd, pread, pwriteFull } from '../util/fd-io';
+import { ftruncateFd, pwriteFull } from '../util/fd-io';
 import { errorCode, FsError } from '../util/errors';
 import { crc32 } from 'node:zlib';
 import { ExtentRef, ShadowTier } from '../tiers/tier';
@@ -20,6 +20,18 @@ import { ExtentRef, ShadowTier } from '../tiers/tier';
 export interface ReadObserver {
   onExtentRead(file: OpenFile, index: number, servedBy: number | 'live'): void;
 }
+
+/**
+ * Where a read goes when no shadow copy serves it. `authoritative`: the live file may know of
+ * bytes past the mount's idea of the size (a writer outside the mount); false while failed over.
+ */
+export interface LiveReader {
+  authoritative: boolean;
+  pread(buf: Buffer, at: number, length: number, position: number): Promise<number>;
+}
+
+/** Runs a live-volume op under the volume's guard (deadline, concurrency, health). */
+export type LiveOpRunner = <T>(kind: 'read' | 'write' | 'meta' | 'sync', fn: () => Promise<T>) => Promise<T>;
 
 export interface ServeCounters {
   /** Bytes served, by tier name or "live". */
@@ -32,6 +44,8 @@ export interface ServeCounters {
 
 export class IoRedirector {
   readonly counters: ServeCounters = { bytesBySource: new Map(), readsBySource: new Map(), copyErrors: 0, corruptCopies: 0 };
+  /** Set by the volume: live writes and truncates run under its guard. */
+  liveOp: LiveOpRunner = (_kind, fn) => fn();
   /** Told when a copy passed its checksum (the fast path may map it now). */
   onVerified: (fileId: string, index: number) => void = () => undefined;
 
@@ -60,18 +74,18 @@ export class IoRedirector {
       .sort((a, b) => this.tiers.rank(a.tierId) - this.tiers.rank(b.tierId));
   }
 
-  async read(file: OpenFile, liveFd: number, buf: Buffer, length: number, position: number): Promise<number> {
+  async read(file: OpenFile, live: LiveReader, buf: Buffer, length: number, position: number): Promise<number> {
     const end = Math.min(position + length, file.sizeBytes);
     if (end <= position) {
       // The mount's idea of the size may be behind a writer outside it; the live file decides.
-      return file.sizeBytes === 0 || position >= file.sizeBytes ? this.readLive(liveFd, buf, 0, length, position) : 0;
+      return live.authoritative && (file.sizeBytes === 0 || position >= file.sizeBytes) ? this.readLive(live, buf, 0, length, position) : 0;
     }
     const E = this.extentSizeBytes;
     const pieces: { wanted: number; got: Promise<number> }[] = [];
     for (let off = position; off < end; ) {
       const index = Math.floor(off / E);
       const pieceEnd = Math.min(end, (index + 1) * E);
-      pieces.push({ wanted: pieceEnd - off, got: this.readPiece(file, liveFd, index, buf, off - position, pieceEnd - off, off) });
+      pieces.push({ wanted: pieceEnd - off, got: this.readPiece(file, live, index, buf, off - position, pieceEnd - off, off) });
       off = pieceEnd;
     }
     // A short piece ends the read there: what follows it was not read contiguously.
@@ -84,13 +98,13 @@ export class IoRedirector {
     return total;
   }
 
-  private async readLive(fd: number, buf: Buffer, at: number, length: number, position: number): Promise<number> {
-    const n = await pread(fd, buf, at, length, position);
+  private async readLive(live: LiveReader, buf: Buffer, at: number, length: number, position: number): Promise<number> {
+    const n = await live.pread(buf, at, length, position);
     this.count('live', n);
     return n;
   }
 
-  private async readPiece(file: OpenFile, liveFd: number, index: number, buf: Buffer, at: number, length: number, position: number): Promise<number> {
+  private async readPiece(file: OpenFile, live: LiveReader, index: number, buf: Buffer, at: number, length: number, position: number): Promise<number> {
     const offsetInExtent = position - index * this.extentSizeBytes;
     for (const copy of this.freshCopies(file.fileId, index)) {
       const vt = this.tiers.get(copy.tierId);
@@ -107,7 +121,7 @@ export class IoRedirector {
         this.dropBadCopy(file.fileId, index, copy, err);
       }
     }
-    const n = await this.readLive(liveFd, buf, at, length, position);
+    const n = await this.readLive(live, buf, at, length, position);
     this.observer.onExtentRead(file, index, 'live');
     return n;
   }
@@ -155,7 +169,7 @@ export class IoRedirector {
     const kept = await this.map.beginWrite(file.fileId, first, last, this.patchable);
     try {
       this.discardStale(file.fileId, first, last);
-      await pwriteFull(liveFd, buf, 0, length, position);
+      await this.liveOp('write', () => pwriteFull(liveFd, buf, 0, length, position));
       file.sizeBytes = newSize;
       file.modified = true;
       await this.patchKept(file, kept, first, buf, length, position, newSize);
@@ -221,7 +235,7 @@ export class IoRedirector {
     if (sizeBytes < oldSize && sizeBytes % E !== 0) edge = Math.floor(sizeBytes / E);
     if (sizeBytes > oldSize && oldSize > 0) edge = Math.floor((oldSize - 1) / E);
     if (edge < 0 || !this.map.get(file.fileId, edge)) {
-      await ftruncateFd(liveFd, sizeBytes);
+      await this.liveOp('write', () => ftruncateFd(liveFd, sizeBytes));
       file.sizeBytes = sizeBytes;
       file.modified = true;
       return;
@@ -229,7 +243,7 @@ export class IoRedirector {
     const [kept] = await this.map.beginWrite(file.fileId, edge, edge, this.patchable);
     try {
       this.discardStale(file.fileId, edge, edge);
-      await ftruncateFd(liveFd, sizeBytes);
+      await this.liveOp('write', () => ftruncateFd(liveFd, sizeBytes));
       file.sizeBytes = sizeBytes;
       file.modified = true;
       const copyLen = Math.min(E, sizeBytes - edge * E);

@@ -88,6 +88,12 @@ export class ShadowManager {
   readonly protectedTiers = new Set<number>();
   private nextCopyAtMs = 0;
 
+  /** A live change of copy bandwidth or parallelism (config reload); takes effect with the next copy. */
+  setCopyLimits(limits: Partial<Pick<ShadowManagerOptions, 'concurrentCopies' | 'maxBytesPerSec'>>): void {
+    Object.assign(this.options, limits);
+    this.pump();
+  }
+
   queuedCopies(): number {
     return this.queue.length + this.running;
   }

@@ -19,6 +19,7 @@ import { TierProber } from '../tiers/tier-prober';
 import { Logger } from '../util/log';
 import { LiveWatcher } from './live-watcher';
 import { Volume } from './volume';
+import { FailoverController } from '../failover/failover-controller';
 
 export interface OpenedVolume {
   volume: Volume;
@@ -26,6 +27,7 @@ export interface OpenedVolume {
   coverage: CoverageReplicator | undefined;
   placements: Placements;
   predictive: PredictivePlacement | undefined;
+  failover: FailoverController;
   close(): Promise<void>;
 }
 
@@ -56,6 +58,7 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
   const io = new IoRedirector(map, tiers, config.extentSizeBytes, observer, (fileId, index, tierId) => shadows.discard(fileId, index, tierId));
   const volume = new Volume(config.livePath, map, tiers, io, shadows, log);
   await reconcile(map, tiers, log);
+  const failover = await FailoverController.open(volume, config.stateDir, () => (config.coverageTier ? tiers.byName(config.coverageTier)?.id : undefined), config.watchdog, log);
   const placements = new Placements(path.join(config.stateDir, 'pins.json'));
   let predictive: PredictivePlacement | undefined;
   if (config.placement === 'predictive') {
@@ -99,14 +102,17 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
   // mtime anyway; the watcher adds changes to files the mount keeps open.
   const watcher = new LiveWatcher(config.livePath, (p) => volume.liveChanged(p), log);
   if (config.watchLive) await watcher.start();
+  failover.start();
   return {
     volume,
     watcher,
     coverage,
     placements,
     predictive,
+    failover,
     async close() {
       prober.stop();
+      await failover.close();
       enforcer.stop();
       await predictive?.close();
       await coverage?.stop();

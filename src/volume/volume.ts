@@ -19,6 +19,12 @@ import { Logger } from '../util/log';
 import { Mutex } from '../util/mutex';
 import { Handle, OpenFile, OpenFiles } from './open-files';
 import { FastPath } from '../io/fast-path';
+import { LiveReader } from '../io/redirector';
+import { LiveGuard, LiveUnavailable } from '../failover/live-guard';
+import { ShadowNamespace } from '../failover/shadow-namespace';
+import { RESERVED_NAMES } from '../failover/namespace-mirror';
+import { ModeGate } from '../failover/mode-gate';
+import { pread } from '../util/fd-io';
 
 const run = promisify(execFile);
 
@@ -41,9 +47,25 @@ const STRIPPED_FLAGS = (O_DIRECT ?? 0) | O_APPEND | O_TRUNC | O_CREAT | O_EXCL;
 const XATTR_CREATE = 1;
 const XATTR_REPLACE = 2;
 
+/** What the mount's own namespace changes tell the mirror (kept for failover). */
+export interface NamespaceListener {
+  changed(p: string): void;
+  removed(p: string): void;
+  renamed(from: string, to: string): void;
+}
+
 export class Volume {
   readonly open = new OpenFiles();
   readonly fastPath: FastPath;
+  /** Every live-volume op runs under it: a deadline, bounded concurrency, health samples. */
+  readonly guard = new LiveGuard({ deadlineMs: 5_000, maxConcurrent: 8 });
+  /** Set while failed over (and while resyncing): namespace and data come from the shadows. */
+  shadow: ShadowNamespace | undefined;
+  /** Ops hold it shared; failback holds it alone for the switch back to the live volume. */
+  readonly gate = new ModeGate();
+  /** Set by the assembly: fail over now (a live op was not answered); resolves true once failed over. */
+  failoverNow: ((reason: string) => Promise<boolean>) | undefined;
+  namespaceListener: NamespaceListener | undefined;
 
   constructor(
     readonly livePath: string,
@@ -58,6 +80,7 @@ export class Volume {
     shadows.lastForegroundMs = () => this.lastForegroundMs;
     shadows.beforeRemove = (fileId, index) => this.fastPath.unmap(fileId, index, index);
     shadows.onPublished = (file, index) => this.fastPath.remap(file, index, index);
+    io.liveOp = (kind, fn) => this.guard.run(kind, fn);
     io.onVerified = (fileId, index) => {
       const file = this.open.file(fileId);
       if (file) this.fastPath.remap(file, index, index);
@@ -74,28 +97,71 @@ export class Volume {
     return st.ino.toString(16);
   }
 
+  /** A live-volume op under the guard. */
+  private g<T>(kind: 'read' | 'write' | 'meta' | 'sync', fn: () => Promise<T>): Promise<T> {
+    return this.guard.run(kind, fn);
+  }
+
+  /**
+   * Runs an op on the live volume, or on the shadows while failed over. A live op that is not
+   * answered in time fails the volume over, and the op is completed from the shadows.
+   */
+  private async viaMode<T>(live: () => Promise<T>, shadow: (s: ShadowNamespace) => Promise<T>): Promise<T> {
+    const release = this.gate.tryEnter() ?? (await this.gate.enter());
+    try {
+      if (this.shadow) return await shadow(this.shadow);
+      try {
+        return await live();
+      } catch (err) {
+        if (!(err instanceof LiveUnavailable) || !this.failoverNow) throw err;
+        if (!(await this.failoverNow(err.why)) || !this.shadow) throw new FsError('EIO', err.message);
+        return await shadow(this.shadow);
+      }
+    } finally {
+      release();
+    }
+  }
+
+  /** The live fd of a handle; handles made while failed over open theirs on first use after failback. */
+  private async liveFd(h: Handle): Promise<number> {
+    if (h.fd < 0) h.fd = await this.g('meta', () => openFd(h.file.livePath, h.writable ? O_RDWR : O_RDONLY));
+    if (h.file.readFd < 0) h.file.readFd = await this.g('meta', () => openFd(h.file.livePath, O_RDONLY));
+    return h.fd;
+  }
+
+  private liveReader(h: Handle): LiveReader {
+    return { authoritative: true, pread: (buf, at, length, position) => this.g('read', async () => pread(await this.liveFd(h), buf, at, length, position)) };
+  }
+
   getattr(p: string): Promise<fs.Stats> {
-    return fsp.lstat(this.live(p));
+    return this.viaMode(() => this.g('meta', () => fsp.lstat(this.live(p))), (s) => s.getattr(p));
   }
 
   async fgetattr(fh: number): Promise<fs.Stats> {
-    return fstat(this.handle(fh).fd);
+    return this.viaMode(async () => {
+      const h = this.handle(fh);
+      const fd = await this.liveFd(h);
+      return this.g('meta', () => fstat(fd));
+    }, (s) => s.fgetattr(this.handle(fh)));
   }
 
   access(p: string, mode: number): Promise<void> {
-    return fsp.access(this.live(p), mode);
+    return this.viaMode(() => this.g('meta', () => fsp.access(this.live(p), mode)), (s) => s.access(p));
   }
 
   readdir(p: string): Promise<string[]> {
-    return fsp.readdir(this.live(p));
+    return this.viaMode(async () => {
+      const names = await this.g('meta', () => fsp.readdir(this.live(p)));
+      return p === '/' ? names.filter((n) => !RESERVED_NAMES.has(n)) : names;
+    }, (s) => s.readdir(p));
   }
 
   readlink(p: string): Promise<string> {
-    return fsp.readlink(this.live(p));
+    return this.viaMode(() => this.g('meta', () => fsp.readlink(this.live(p))), (s) => s.readlink(p));
   }
 
   async statfs(p: string): Promise<fs.StatsFs> {
-    return fsp.statfs(this.live(p));
+    return this.viaMode(() => this.g('meta', () => fsp.statfs(this.live(p))), (s) => s.statfs());
   }
 
   private async giveTo(livePath: string, caller: Caller | undefined): Promise<void> {
@@ -105,22 +171,40 @@ export class Volume {
   }
 
   async mkdir(p: string, mode: number, caller?: Caller): Promise<void> {
-    const lp = this.live(p);
-    await fsp.mkdir(lp, { mode });
-    await this.giveTo(lp, caller);
+    return this.viaMode(async () => {
+      const lp = this.live(p);
+      await this.g('meta', () => fsp.mkdir(lp, { mode }));
+      await this.g('meta', () => this.giveTo(lp, caller));
+      this.namespaceListener?.changed(p);
+    }, (s) => s.mkdir(p, mode, caller));
   }
 
   rmdir(p: string): Promise<void> {
-    return fsp.rmdir(this.live(p));
+    return this.viaMode(async () => {
+      await this.g('meta', () => fsp.rmdir(this.live(p)));
+      this.namespaceListener?.removed(p);
+    }, (s) => s.rmdir(p));
   }
 
   async symlink(target: string, p: string, caller?: Caller): Promise<void> {
-    const lp = this.live(p);
-    await fsp.symlink(target, lp);
-    await this.giveTo(lp, caller);
+    return this.viaMode(async () => {
+      const lp = this.live(p);
+      await this.g('meta', () => fsp.symlink(target, lp));
+      await this.g('meta', () => this.giveTo(lp, caller));
+      this.namespaceListener?.changed(p);
+    }, (s) => s.symlink(target, p, caller));
   }
 
   async mknod(p: string, mode: number, dev: number, caller?: Caller): Promise<void> {
+    if (this.shadow) {
+      if ((mode & fs.constants.S_IFMT) !== fs.constants.S_IFREG && (mode & fs.constants.S_IFMT) !== 0) throw new FsError('EROFS', 'special files cannot be made while failed over');
+      return this.release(await this.shadow.create(p, mode, caller));
+    }
+    await this.g('meta', () => this.mknodLive(p, mode, dev, caller));
+    this.namespaceListener?.changed(p);
+  }
+
+  private async mknodLive(p: string, mode: number, dev: number, caller?: Caller): Promise<void> {
     const lp = this.live(p);
     const type = mode & fs.constants.S_IFMT;
     const perm = (mode & 0o7777).toString(8);
@@ -156,23 +240,37 @@ export class Volume {
   }
 
   chmod(p: string, mode: number): Promise<void> {
-    return fsp.chmod(this.live(p), mode);
+    return this.viaMode(async () => {
+      await this.g('meta', () => fsp.chmod(this.live(p), mode));
+      this.namespaceListener?.changed(p);
+    }, (s) => s.chmod(p, mode));
   }
 
   chown(p: string, uid: number, gid: number): Promise<void> {
-    // (uid_t)-1 means "leave unchanged"; lchown understands -1 but FUSE hands us 0xffffffff.
-    return fsp.lchown(this.live(p), uid === 0xffffffff ? -1 : uid, gid === 0xffffffff ? -1 : gid);
+    return this.viaMode(async () => {
+      // (uid_t)-1 means "leave unchanged"; lchown understands -1 but FUSE hands us 0xffffffff.
+      await this.g('meta', () => fsp.lchown(this.live(p), uid === 0xffffffff ? -1 : uid, gid === 0xffffffff ? -1 : gid));
+      this.namespaceListener?.changed(p);
+    }, (s) => s.chown(p, uid, gid));
   }
 
   async utimens(p: string, atime: TimeUpdate, mtime: TimeUpdate): Promise<void> {
-    const lp = this.live(p);
-    const st = atime === null || mtime === null ? await fsp.lstat(lp) : undefined;
-    await fsp.lutimes(lp, atime ?? (st as fs.Stats).atimeMs / 1000, mtime ?? (st as fs.Stats).mtimeMs / 1000);
-    await this.refreshRecordByPath(lp);
+    return this.viaMode(async () => {
+      const lp = this.live(p);
+      await this.g('meta', async () => {
+        const st = atime === null || mtime === null ? await fsp.lstat(lp) : undefined;
+        await fsp.lutimes(lp, atime ?? (st as fs.Stats).atimeMs / 1000, mtime ?? (st as fs.Stats).mtimeMs / 1000);
+      });
+      await this.g('meta', () => this.refreshRecordByPath(lp));
+      this.namespaceListener?.changed(p);
+    }, (s) => s.utimens(p, atime, mtime));
   }
 
   async link(existing: string, p: string): Promise<void> {
-    await fsp.link(this.live(existing), this.live(p));
+    if (this.shadow) throw new FsError('EROFS', 'hard links cannot be made while failed over');
+    await this.g('meta', () => fsp.link(this.live(existing), this.live(p)));
+    this.namespaceListener?.changed(p);
+    this.namespaceListener?.changed(existing);
   }
 
   /** A file whose last link goes away takes its copies with it (now, or at its last close). */
@@ -185,6 +283,11 @@ export class Volume {
       return;
     }
     await this.dropFile(fileId);
+  }
+
+  /** Forget a file's records and remove its copies (its last link is gone). */
+  dropFileCopies(fileId: string): Promise<void> {
+    return this.dropFile(fileId);
   }
 
   private async dropFile(fileId: string): Promise<void> {
@@ -204,19 +307,25 @@ export class Volume {
   }
 
   async unlink(p: string): Promise<void> {
-    const lp = this.live(p);
-    const st = await fsp.lstat(lp);
-    await fsp.unlink(lp);
-    await this.forgetIfLastLink(st);
+    return this.viaMode(async () => {
+      const lp = this.live(p);
+      const st = await this.g('meta', () => fsp.lstat(lp));
+      await this.g('meta', () => fsp.unlink(lp));
+      this.namespaceListener?.removed(p);
+      await this.forgetIfLastLink(st);
+    }, (s) => s.unlink(p));
   }
 
   async rename(from: string, to: string): Promise<void> {
-    const lto = this.live(to);
-    const replaced = await this.lstatOrUndefined(lto);
-    const moved = await fsp.lstat(this.live(from));
-    await fsp.rename(this.live(from), lto);
-    // rename(a, b) where both are links to one inode does nothing: keep the copies then.
-    if (replaced && replaced.ino !== moved.ino) await this.forgetIfLastLink(replaced);
+    return this.viaMode(async () => {
+      const lto = this.live(to);
+      const replaced = await this.g('meta', () => this.lstatOrUndefined(lto));
+      const moved = await this.g('meta', () => fsp.lstat(this.live(from)));
+      await this.g('meta', () => fsp.rename(this.live(from), lto));
+      this.namespaceListener?.renamed(from, to);
+      // rename(a, b) where both are links to one inode does nothing: keep the copies then.
+      if (replaced && replaced.ino !== moved.ino) await this.forgetIfLastLink(replaced);
+    }, (s) => s.rename(from, to));
   }
 
   // --- files ---
@@ -228,28 +337,35 @@ export class Volume {
   }
 
   async openFile(p: string, flags: number): Promise<number> {
-    const lp = this.live(p);
-    const fd = await openFd(lp, flags & ~STRIPPED_FLAGS);
-    try {
-      const h = await this.register(lp, fd, flags);
-      if (flags & O_TRUNC && h.writable) await this.ftruncate(h.fh, 0);
-      return h.fh;
-    } catch (err) {
-      await closeFd(fd).catch(() => undefined);
-      throw err;
-    }
+    const fh = await this.viaMode(async () => {
+      const lp = this.live(p);
+      const fd = await this.g('meta', () => openFd(lp, flags & ~STRIPPED_FLAGS));
+      try {
+        return (await this.g('meta', () => this.register(lp, fd, flags))).fh;
+      } catch (err) {
+        await this.g('meta', () => closeFd(fd)).catch(() => undefined);
+        throw err;
+      }
+    }, (s) => s.openFile(p, flags));
+    const h = this.open.handle(fh);
+    if (!this.shadow && h && flags & O_TRUNC && h.writable) await this.ftruncate(fh, 0);
+    return fh;
   }
 
   async create(p: string, mode: number, caller?: Caller): Promise<number> {
-    const lp = this.live(p);
-    const fd = await openFd(lp, O_CREAT | O_RDWR, mode);
-    try {
-      await this.giveTo(lp, caller);
-      return (await this.register(lp, fd, O_RDWR)).fh;
-    } catch (err) {
-      await closeFd(fd).catch(() => undefined);
-      throw err;
-    }
+    return this.viaMode(async () => {
+      const lp = this.live(p);
+      const fd = await this.g('meta', () => openFd(lp, O_CREAT | O_RDWR, mode));
+      try {
+        await this.g('meta', () => this.giveTo(lp, caller));
+        const h = await this.g('meta', () => this.register(lp, fd, O_RDWR));
+        this.namespaceListener?.changed(p);
+        return h.fh;
+      } catch (err) {
+        await this.g('meta', () => closeFd(fd)).catch(() => undefined);
+        throw err;
+      }
+    }, (s) => s.create(p, mode, caller));
   }
 
   private async register(lp: string, fd: number, flags: number): Promise<Handle> {
@@ -344,13 +460,28 @@ export class Volume {
 
   read(fh: number, buf: Buffer, length: number, position: number): Promise<number> {
     this.lastForegroundMs = Date.now();
-    const h = this.handle(fh);
-    return this.io.read(h.file, h.fd, buf, length, position);
+    return this.viaMode(() => {
+      const h = this.handle(fh);
+      return this.io.read(h.file, this.liveReader(h), buf, length, position);
+    }, (s) => {
+      const h = this.handle(fh);
+      return this.io.read(h.file, s.liveReader(h.file), buf, length, position);
+    });
   }
 
-  async write(fh: number, buf: Buffer, length: number, position: number): Promise<number> {
+  write(fh: number, buf: Buffer, length: number, position: number): Promise<number> {
     this.lastForegroundMs = Date.now();
+    return this.viaMode(() => this.writeLive(fh, buf, length, position), async (s) => {
+      const h = this.handle(fh);
+      const n = await s.write(h, buf, length, position);
+      this.onWrite(h.file, Math.floor(position / this.io.extentSizeBytes), Math.floor((position + Math.max(length, 1) - 1) / this.io.extentSizeBytes));
+      return n;
+    });
+  }
+
+  private async writeLive(fh: number, buf: Buffer, length: number, position: number): Promise<number> {
     const h = this.handle(fh);
+    await this.liveFd(h);
     if (!h.writable) throw new FsError('EBADF');
     const file = h.file;
     const E = this.io.extentSizeBytes;
@@ -372,6 +503,8 @@ export class Volume {
 
   /** Opens a live file for background work (no FUSE handle); undefined if it is gone. */
   async pinFile(livePath: string): Promise<OpenFile | undefined> {
+    // Background work reads the live file: not while failed over.
+    if (this.shadow) return undefined;
     let fd: number;
     try {
       fd = await openFd(livePath, O_RDONLY);
@@ -399,7 +532,12 @@ export class Volume {
   }
 
   async ftruncate(fh: number, sizeBytes: number): Promise<void> {
+    return this.viaMode(() => this.ftruncateLive(fh, sizeBytes), (s) => s.ftruncate(this.handle(fh), sizeBytes));
+  }
+
+  private async ftruncateLive(fh: number, sizeBytes: number): Promise<void> {
     const h = this.handle(fh);
+    await this.liveFd(h);
     const file = h.file;
     await file.writeLock.run(() => {
       this.fastPath.unmapAll(file.fileId);
@@ -410,27 +548,23 @@ export class Volume {
   }
 
   async truncate(p: string, sizeBytes: number): Promise<void> {
-    const lp = this.live(p);
-    const fd = await openFd(lp, O_WRONLY);
+    const fh = await this.openFile(p, O_WRONLY);
     try {
-      const h = await this.register(lp, fd, O_WRONLY);
-      try {
-        await this.ftruncate(h.fh, sizeBytes);
-      } finally {
-        await this.release(h.fh);
-      }
-    } catch (err) {
-      if (!this.open.handle(fd)) await closeFd(fd).catch(() => undefined);
-      throw err;
+      await this.ftruncate(fh, sizeBytes);
+    } finally {
+      await this.release(fh);
     }
   }
 
   async fsync(fh: number, dataOnly: boolean): Promise<void> {
-    const h = this.handle(fh);
-    await fsyncFd(h.fd, dataOnly);
-    await Promise.all(this.tiers.all().map((t) => t.tier.syncFile(h.file.fileId)));
-    await this.storeRecord(h.file);
-    await this.map.flush();
+    return this.viaMode(async () => {
+      const h = this.handle(fh);
+      const fd = await this.liveFd(h);
+      await this.g('sync', () => fsyncFd(fd, dataOnly));
+      await Promise.all(this.tiers.all().map((t) => t.tier.syncFile(h.file.fileId)));
+      await this.g('meta', () => this.storeRecord(h.file));
+      await this.map.flush();
+    }, (s) => s.fsync(this.handle(fh)));
   }
 
   async flush(fh: number): Promise<void> {
@@ -442,12 +576,18 @@ export class Volume {
     const st = await fstat(file.readFd);
     file.modified = false;
     await this.map.setFileRecord(file.fileId, { sizeBytes: st.size, mtimeMs: st.mtimeMs });
+    this.namespaceListener?.changed(file.livePath.slice(this.livePath.length) || '/');
   }
 
   async release(fh: number): Promise<void> {
     const h = this.handle(fh);
     const last = this.open.removeHandle(fh);
-    await closeFd(h.fd);
+    // A close on a hung live volume would hang too: while failed over it happens in the background.
+    if (h.fd >= 0) {
+      const closing = this.guard.run('meta', () => closeFd(h.fd), { force: true });
+      if (this.shadow) closing.catch(() => undefined);
+      else await closing;
+    }
     if (last) await this.closeFile(last);
   }
 
@@ -457,18 +597,26 @@ export class Volume {
     this.fastPath.onFileClosed(file.fileId);
     try {
       if (file.unlinked) await this.dropFile(file.fileId);
-      else await this.storeRecord(file);
+      else if (!this.shadow && file.readFd >= 0) await this.g('meta', () => this.storeRecord(file));
     } finally {
-      await closeFd(file.readFd);
+      if (file.readFd >= 0) {
+        const fd = file.readFd;
+        this.guard.run('meta', () => closeFd(fd), { force: true }).catch(() => undefined);
+      }
     }
   }
 
   // --- extended attributes (kept on the live file) ---
 
   async setxattr(p: string, name: string, value: Buffer, flags: number): Promise<void> {
+    if (this.shadow) throw new FsError('EROFS', 'extended attributes cannot be changed while failed over');
+    return this.g('meta', () => this.setxattrLive(p, name, value, flags));
+  }
+
+  private async setxattrLive(p: string, name: string, value: Buffer, flags: number): Promise<void> {
     const lp = this.live(p);
     if (flags & (XATTR_CREATE | XATTR_REPLACE)) {
-      const exists = (await this.getxattr(p, name).then(() => true, (err) => {
+      const exists = (await this.getxattrLive(p, name).then(() => true, (err) => {
         if (errorCode(err) === 'ENODATA') return false;
         throw err;
       }));
@@ -479,6 +627,15 @@ export class Volume {
   }
 
   async getxattr(p: string, name: string): Promise<Buffer> {
+    // Not mirrored: while failed over a file has no extended attributes.
+    if (this.shadow) {
+      await this.shadow.access(p);
+      throw new FsError('ENODATA');
+    }
+    return this.g('meta', () => this.getxattrLive(p, name));
+  }
+
+  private async getxattrLive(p: string, name: string): Promise<Buffer> {
     const lp = this.live(p);
     await fsp.lstat(lp);
     const v = await this.xattrCall(() => xattr.getAttribute(lp, name));
@@ -487,14 +644,27 @@ export class Volume {
   }
 
   async listxattr(p: string): Promise<string[]> {
+    if (this.shadow) {
+      await this.shadow.access(p);
+      return [];
+    }
+    return this.g('meta', () => this.listxattrLive(p));
+  }
+
+  private async listxattrLive(p: string): Promise<string[]> {
     const lp = this.live(p);
     await fsp.lstat(lp);
     return this.xattrCall(() => xattr.listAttributes(lp));
   }
 
   async removexattr(p: string, name: string): Promise<void> {
+    if (this.shadow) throw new FsError('EROFS', 'extended attributes cannot be changed while failed over');
+    return this.g('meta', () => this.removexattrLive(p, name));
+  }
+
+  private async removexattrLive(p: string, name: string): Promise<void> {
     const lp = this.live(p);
-    await this.getxattr(p, name);
+    await this.getxattrLive(p, name);
     await this.xattrCall(() => xattr.removeAttribute(lp, name));
   }
 

@@ -15,6 +15,7 @@ import { formatStatus } from './status';
 import { removePidFile, socketFile, writePidFile } from '../../control/runtime-files';
 import { ControlServer } from '../../control/control-server';
 import { registerControlHandlers } from '../../control/handlers';
+import { registerFailoverHandlers } from '../../control/failover-handlers';
 import { MetricsServer } from '../../control/metrics';
 import { DashboardData } from '../../dashboard/dashboard-data';
 import { DashboardServer } from '../../dashboard/dashboard-server';
@@ -22,6 +23,7 @@ import { mountSources } from '../../dashboard/mount-sources';
 import { ShadowfsError } from '../../util/errors';
 import { createLogger } from '../../util/log';
 import { volumeConfigFrom, VolumeFlags } from '../load-config';
+import { ConfigReloader } from '../../config/config-reloader';
 
 export interface MountArgs {
   mountpoint: string;
@@ -113,12 +115,16 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       throw new ShadowfsError(`cannot mount at ${mountpoint}: ${(err as Error).message}`);
     }
     const control = new ControlServer(socketFile(mountpoint), log);
+    // With --config the file is watched and reloaded live where safe (src/config/config-reloader.ts).
+    const reloader = args.config ? new ConfigReloader(path.resolve(args.config), () => volumeConfigFrom(volumeFlags(args)), config, log) : undefined;
     const mounted = fuse;
     const status = registerControlHandlers(control, {
       volume: opened.volume, placements: opened.placements, predictive: opened.predictive, coverage: opened.coverage, config, mountpoint, startedAtMs: Date.now(),
-      fastPathStats: () => mounted.fastPathStats(),
+      fastPathStats: () => mounted.fastPathStats(), reloader, liveWatcher: opened.watcher, failover: opened.failover,
     });
+    registerFailoverHandlers(control, opened.failover, opened.coverage);
     await control.start();
+    await reloader?.watch();
     const metrics = args['metrics-port'] !== undefined ? new MetricsServer(status) : undefined;
     if (metrics) {
       const port = await metrics.start(args['metrics-port'] as number);
@@ -144,6 +150,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       void mounted.exited.then(() => stop('unmounted from outside (fusermount -u)'));
     });
     const final = status();
+    await reloader?.stop();
     await control.stop();
     await metrics?.stop();
     await dashboard?.stop();

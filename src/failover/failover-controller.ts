@@ -1,0 +1,296 @@
+/**
+ * Failover and failback of one volume: keeps the mirrored namespace current while the live volume
+ * is authoritative, switches the volume to its shadows (on the watchdog's decision, a live op not
+ * answered in time, or an operator), and resyncs and fails back once the live volume is healthy.
+ * The mode and the journal are persisted: a mount that was failed over when it died comes back
+ * failed over, and an interrupted resync runs again.
+ */
+import * as path from 'node:path';
+import { HealthAction, HealthMonitor, HealthReport, Transition } from '../health/health-monitor';
+import { HealthSettings } from '../health/health-settings';
+import { Logger } from '../util/log';
+import { ShadowfsError } from '../util/errors';
+import { Volume, NamespaceListener } from '../volume/volume';
+import { FailoverJournal, FailoverStore, VolumeMode } from './failover-store';
+import { NamespaceMirror, entryFromStats } from './namespace-mirror';
+import { ShadowNamespace } from './shadow-namespace';
+import { ShadowWriter } from './shadow-writer';
+import { Resync, ResyncProgress } from './resync';
+import { Watchdog } from './watchdog';
+import * as fsp from 'node:fs/promises';
+import type { StatusReport } from '../control/protocol';
+
+export interface FailoverSettings {
+  /** Watch the live volume and fail over on its own (manual failover works either way). */
+  enabled: boolean;
+  probeIntervalMs: number;
+  health: Partial<HealthSettings>;
+}
+
+export interface FailoverStatus {
+  mode: VolumeMode;
+  since: number | null;
+  reason: string;
+  dirtyExtents: number;
+  health: HealthReport;
+  transitions: readonly Transition[];
+  resync: ResyncProgress | null;
+  deadlineMs: number;
+  abandonedOps: number;
+  lastResync: { finishedAtMs: number; extents: number; bytes: number; seconds: number; conflicts: string[] } | null;
+}
+
+export class FailoverController implements NamespaceListener {
+  private mirror = new NamespaceMirror();
+  private journal!: FailoverJournal;
+  readonly monitor: HealthMonitor;
+  readonly watchdog: Watchdog;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private resync: Resync | undefined;
+  private resyncing: Promise<void> | undefined;
+  private lastResync: FailoverStatus['lastResync'] = null;
+  private lateWrites = false;
+
+  private constructor(
+    private readonly volume: Volume,
+    private readonly store: FailoverStore,
+    private readonly coverageTierId: () => number | undefined,
+    private readonly settings: FailoverSettings,
+    private readonly log: Logger,
+  ) {
+    this.monitor = new HealthMonitor(settings.health, (t) => log.warn('health', `live volume ${t.from} -> ${t.to}: ${t.reason}`));
+    const s = this.monitor.settings;
+    volume.guard.setOptions({ deadlineMs: Math.min(s.opTimeoutMs, s.latencyLimitMs / 2), maxConcurrent: 8 });
+    volume.guard.observer = this.monitor;
+    volume.guard.onAbandoned = () => {
+      if (volume.shadow) this.lateWrites = true;
+    };
+    this.watchdog = new Watchdog(volume.livePath, this.monitor, settings.probeIntervalMs, { act: (a, r) => this.act(a, r) }, log);
+  }
+
+  static async open(volume: Volume, stateDir: string, coverageTierId: () => number | undefined, settings: FailoverSettings, log: Logger): Promise<FailoverController> {
+    const store = await FailoverStore.open(path.join(stateDir, 'failover'));
+    const c = new FailoverController(volume, store, coverageTierId, settings, log);
+    await c.load();
+    return c;
+  }
+
+  private async load(): Promise<void> {
+    const { journal, mirror } = await this.store.load();
+    this.journal = journal;
+    this.mirror = new NamespaceMirror(mirror);
+    this.volume.failoverNow = (reason) => this.failover(`live op not answered: ${reason}`);
+    if (journal.mode !== 'live') {
+      this.log.warn('failover', `the volume was failed over when the mount stopped (${journal.reason}): serving from the shadows until the live volume is healthy and resynced`);
+      this.monitor.requestFailover(performance.now(), `failed over before the mount started: ${journal.reason}`);
+      this.monitor.evaluate(performance.now());
+      this.switchToShadows();
+    } else {
+      void this.rebuildMirror();
+      this.volume.namespaceListener = this;
+    }
+    this.flushTimer = setInterval(() => void this.store.flush().catch(() => undefined), 1_000);
+    this.flushTimer.unref();
+  }
+
+  start(): void {
+    if (this.settings.enabled || this.journal.mode !== 'live') this.watchdog.start();
+  }
+
+  get mode(): VolumeMode {
+    return this.journal.mode;
+  }
+
+  /** The live tree, walked at mount (in the background): the mirror starts exact. */
+  private async rebuildMirror(): Promise<void> {
+    try {
+      const fresh = await NamespaceMirror.scanLive(this.volume.livePath);
+      if (this.volume.shadow) return; // failed over meanwhile: keep what was persisted
+      await this.store.clearMirror();
+      const mirror = new NamespaceMirror();
+      const ops = [];
+      for (const [p, e] of fresh) ops.push(...mirror.set(p, e));
+      this.mirror = mirror;
+      this.store.stage(ops);
+      await this.store.flush();
+      this.log.debug('failover', `namespace mirror: ${mirror.size} entries`);
+    } catch (err) {
+      this.log.warn('failover', `mirroring the namespace failed: ${(err as Error).message}`);
+    }
+  }
+
+  // ---- NamespaceListener: the mount's own changes while live ----
+
+  changed(p: string): void {
+    void this.volume.guard.run('meta', async () => {
+      const lp = this.volume.live(p);
+      const st = await fsp.lstat(lp);
+      const target = st.isSymbolicLink() ? await fsp.readlink(lp) : undefined;
+      if (!this.volume.shadow) this.store.stage(this.mirror.set(p, entryFromStats(st, target)));
+    }).catch(() => undefined);
+  }
+
+  removed(p: string): void {
+    this.store.stage(this.mirror.delete(p));
+  }
+
+  renamed(from: string, to: string): void {
+    this.store.stage(this.mirror.rename(from, to));
+  }
+
+  // ---- switching ----
+
+  private switchToShadows(): void {
+    const v = this.volume;
+    v.guard.close(this.journal.reason || 'failed over');
+    v.namespaceListener = undefined;
+    const writer = new ShadowWriter({
+      map: v.map, tiers: v.tiers, extentSizeBytes: v.io.extentSizeBytes, guard: v.guard, coverageTierId: this.coverageTierId,
+      discard: (f, i, t) => v.shadows.discard(f, i, t),
+    });
+    v.shadow = new ShadowNamespace({
+      livePath: v.livePath, map: v.map, tiers: v.tiers, io: v.io, open: v.open, fastPath: v.fastPath, guard: v.guard,
+      mirror: this.mirror, store: this.store, journal: this.journal, writer, extentSizeBytes: v.io.extentSizeBytes,
+      dropFile: (fileId) => v.dropFileCopies(fileId), discard: (f, i, t) => v.shadows.discard(f, i, t),
+    });
+    v.shadows.liveSourcePaused = true;
+  }
+
+  /** Fail over now; resolves true once the volume serves from its shadows. */
+  async failover(reason: string, manual = false): Promise<boolean> {
+    if (this.volume.shadow) return true;
+    if (!this.volume.tiers.all().some((t) => t.tier.spec.class !== 'object' && t.tier.health() === 'healthy')) {
+      this.log.error('failover', `cannot fail over (${reason}): no healthy directory tier to take writes`);
+      return false;
+    }
+    const now = Date.now();
+    this.journal.mode = 'failed-over';
+    this.journal.failedOverAtMs = now;
+    this.journal.reason = reason;
+    this.lateWrites = this.volume.guard.abandonedOps > 0;
+    // Sizes of open files: the mount's view is the latest (writes through it reached the copies too).
+    const ops = [FailoverStore.meta('mode', 'failed-over'), FailoverStore.meta('since', String(now)), FailoverStore.meta('reason', reason)];
+    // The mirror learns sizes lazily; the extent map's file records hold what the mount last saw.
+    for (const [p, e] of this.mirror.all()) {
+      const rec = e.type === 'file' && e.fileId ? this.volume.map.fileRecord(e.fileId) : undefined;
+      if (rec && (rec.sizeBytes !== e.size || rec.mtimeMs !== e.mtimeMs)) ops.push(...this.mirror.update(p, { size: rec.sizeBytes, mtimeMs: rec.mtimeMs }));
+    }
+    for (const f of this.volume.open.allFiles()) {
+      const p = f.livePath.slice(this.volume.livePath.length) || '/';
+      const e = this.mirror.get(p);
+      if (e && e.fileId === f.fileId && e.size !== f.sizeBytes) ops.push(...this.mirror.update(p, { size: f.sizeBytes }));
+    }
+    this.switchToShadows();
+    await this.store.commit(ops);
+    if (manual || this.monitor.state !== 'failed-over') this.monitor.requestFailover(performance.now(), reason);
+    this.log.warn('failover', `failed over to the shadows: ${reason}`);
+    return true;
+  }
+
+  private act(action: HealthAction, report: HealthReport): void {
+    if (action === 'fail-over') void this.failover(report.reason);
+    else if (action === 'resync') void this.failback().catch((err: Error) => this.log.error('resync', `resync failed, staying failed over: ${err.message}`));
+    // abort-resync: the running resync fails on its own (its live ops error out or time out).
+  }
+
+  /** Replay the journal onto the live volume, then serve from it again. */
+  failback(): Promise<void> {
+    if (!this.volume.shadow) return Promise.resolve();
+    this.resyncing ??= this.runResync().finally(() => (this.resyncing = undefined));
+    return this.resyncing;
+  }
+
+  private async runResync(): Promise<void> {
+    const v = this.volume;
+    if (this.monitor.state === 'failed-over') this.monitor.requestFailback(performance.now(), 'failback requested');
+    this.journal.mode = 'resyncing';
+    await this.store.commit([FailoverStore.meta('mode', 'resyncing')]);
+    const resync = new Resync({
+      livePath: v.livePath, mirror: this.mirror, journal: this.journal, store: this.store, map: v.map, tiers: v.tiers, guard: v.guard,
+      extentSizeBytes: v.io.extentSizeBytes, log: this.log, isOpen: (id) => !!v.open.file(id), dropFile: (id) => v.dropFileCopies(id),
+    });
+    resync.lateWritesPossible = this.lateWrites;
+    this.resync = resync;
+    const started = Date.now();
+    try {
+      // A live op abandoned earlier could still land and overwrite what resync writes.
+      await v.guard.noAbandonedOps();
+      for (let i = 0; i < 5; i++) if ((await resync.pass(false)) === 0 && resync.pendingExtents() < 64) break;
+      await v.gate.exclusive(async () => {
+        await resync.pass(true);
+        v.shadow = undefined;
+        v.guard.open();
+        v.shadows.liveSourcePaused = false;
+        this.journal.mode = 'live';
+        this.journal.failedOverAtMs = null;
+        this.journal.reason = '';
+        await this.store.commit([FailoverStore.meta('mode', 'live'), FailoverStore.meta('reason', '')]);
+        v.namespaceListener = this;
+      });
+    } catch (err) {
+      this.journal.mode = 'failed-over';
+      await this.store.commit([FailoverStore.meta('mode', 'failed-over')]).catch(() => undefined);
+      if (this.monitor.state === 'resyncing') this.monitor.requestFailover(performance.now(), `resync failed: ${(err as Error).message}`);
+      throw err;
+    } finally {
+      this.resync = undefined;
+    }
+    const seconds = (Date.now() - started) / 1000;
+    this.lastResync = { finishedAtMs: Date.now(), extents: resync.progress.extentsDone, bytes: resync.progress.bytesDone, seconds, conflicts: resync.progress.conflicts };
+    this.monitor.resyncDone(performance.now(), `resync finished: ${resync.progress.extentsDone} extents in ${seconds.toFixed(1)} s`);
+    this.log.warn('failover', `failed back to the live volume after resyncing ${resync.progress.extentsDone} extents (${resync.progress.conflicts.length} conflicts)`);
+    void this.rebuildMirror();
+  }
+
+  /** Operator failover: refuses when the shadows cannot serve everything (unless forced). */
+  async manualFailover(force: boolean, coverageShare: number | undefined): Promise<void> {
+    if (this.volume.shadow) throw new ShadowfsError('the volume is already failed over');
+    if (!force && coverageShare !== undefined && coverageShare < 1) {
+      throw new ShadowfsError(`coverage is ${(coverageShare * 100).toFixed(1)}%: some data exists only on the live volume; wait for full coverage or use --force`);
+    }
+    if (!force && coverageShare === undefined) throw new ShadowfsError('the volume has no coverage tier: data without a shadow copy would be unreadable; use --force to fail over anyway');
+    if (!(await this.failover('failover requested by the operator', true))) throw new ShadowfsError('cannot fail over: no healthy directory tier to take writes');
+  }
+
+  async manualFailback(force: boolean): Promise<void> {
+    if (!this.volume.shadow) throw new ShadowfsError('the volume is not failed over');
+    if (!force) {
+      const r = this.watchdog.evaluate();
+      const probe = r.tracks.find((t) => t.name === 'probe');
+      if (!probe || probe.samples === 0 || probe.errors > 0 || probe.timeouts > 0) {
+        throw new ShadowfsError('the live volume has not answered its probes cleanly yet; retry later or use --force');
+      }
+    }
+    await this.failback();
+  }
+
+  status(): FailoverStatus {
+    let dirty = 0;
+    for (const s of this.journal.dirty.values()) dirty += s.size;
+    return {
+      mode: this.journal.mode,
+      since: this.journal.failedOverAtMs,
+      reason: this.journal.reason,
+      dirtyExtents: dirty,
+      health: this.watchdog.report(),
+      transitions: this.monitor.transitions(),
+      resync: this.resync ? { ...this.resync.progress } : null,
+      deadlineMs: this.volume.guard.deadlineMs,
+      abandonedOps: this.volume.guard.abandonedOps,
+      lastResync: this.lastResync,
+    };
+  }
+
+  /** The short form, for `status`. */
+  summary(): NonNullable<StatusReport['failover']> {
+    let dirty = 0;
+    for (const s of this.journal.dirty.values()) dirty += s.size;
+    return { mode: this.journal.mode, health: this.monitor.state, reason: this.journal.reason || this.watchdog.report().reason, since: this.journal.failedOverAtMs, dirtyExtents: dirty, abandonedOps: this.volume.guard.abandonedOps };
+  }
+
+  async close(): Promise<void> {
+    this.watchdog.stop();
+    if (this.flushTimer) clearInterval(this.flushTimer);
+    await this.store.close();
+  }
+}

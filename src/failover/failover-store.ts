@@ -1,0 +1,126 @@
+/**
+ * What a failover must not forget, in its own LevelDB beside the extent map: the mode, the mirrored
+ * namespace, and the journal of what changed while failed over (dirty extents, touched files).
+ *
+ * While the live volume is authoritative the mirror is persisted lazily (it is rebuilt from the
+ * live tree at mount anyway). While failed over the shadows are the truth: every change is
+ * written before the operation is acknowledged (LevelDB's log write reaches the kernel, so a
+ * kill -9 loses nothing acknowledged).
+ */
+import { Level } from 'level';
+import type { MirrorEntry } from './namespace-mirror';
+
+export type VolumeMode = 'live' | 'failed-over' | 'resyncing';
+
+type Op = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
+
+const MIRROR = 'm!';
+const DIRTY = 'd!';
+const TOUCHED = 't!';
+const META = 's!';
+
+export interface FailoverJournal {
+  mode: VolumeMode;
+  failedOverAtMs: number | null;
+  reason: string;
+  /** fileId → dirty extent indices. */
+  dirty: Map<string, Set<number>>;
+  /** Files whose attributes or data changed while failed over. */
+  touched: Set<string>;
+  /** Anything was unlinked, renamed or removed while failed over: resync compares whole trees. */
+  namespaceChanged: boolean;
+  nextSyntheticId: number;
+}
+
+export class FailoverStore {
+  private staged: Op[] = [];
+  private chain: Promise<void> = Promise.resolve();
+
+  private constructor(private readonly db: Level<string, string>) {}
+
+  static async open(dir: string): Promise<FailoverStore> {
+    const db = new Level<string, string>(dir, { valueEncoding: 'utf8' });
+    await db.open();
+    return new FailoverStore(db);
+  }
+
+  async load(): Promise<{ journal: FailoverJournal; mirror: Map<string, MirrorEntry> }> {
+    const journal: FailoverJournal = { mode: 'live', failedOverAtMs: null, reason: '', dirty: new Map(), touched: new Set(), namespaceChanged: false, nextSyntheticId: 1 };
+    const mirror = new Map<string, MirrorEntry>();
+    for await (const [key, value] of this.db.iterator()) {
+      if (key.startsWith(MIRROR)) mirror.set(key.slice(MIRROR.length), JSON.parse(value) as MirrorEntry);
+      else if (key.startsWith(DIRTY)) {
+        const [fileId, index] = key.slice(DIRTY.length).split('!');
+        let s = journal.dirty.get(fileId);
+        if (!s) journal.dirty.set(fileId, (s = new Set()));
+        s.add(parseInt(index, 16));
+      } else if (key.startsWith(TOUCHED)) journal.touched.add(key.slice(TOUCHED.length));
+      else if (key === `${META}mode`) journal.mode = value as VolumeMode;
+      else if (key === `${META}since`) journal.failedOverAtMs = Number(value);
+      else if (key === `${META}reason`) journal.reason = value;
+      else if (key === `${META}ns`) journal.namespaceChanged = value === '1';
+      else if (key === `${META}seq`) journal.nextSyntheticId = Number(value);
+    }
+    return { journal, mirror };
+  }
+
+  // ---- op builders ----
+  static mirrorPut(p: string, e: MirrorEntry): Op {
+    return { type: 'put', key: MIRROR + p, value: JSON.stringify(e) };
+  }
+
+  static mirrorDel(p: string): Op {
+    return { type: 'del', key: MIRROR + p };
+  }
+
+  static dirtyPut(fileId: string, index: number): Op {
+    return { type: 'put', key: `${DIRTY}${fileId}!${index.toString(16).padStart(8, '0')}`, value: '' };
+  }
+
+  static dirtyDel(fileId: string, index: number): Op {
+    return { type: 'del', key: `${DIRTY}${fileId}!${index.toString(16).padStart(8, '0')}` };
+  }
+
+  static touchedPut(fileId: string): Op {
+    return { type: 'put', key: TOUCHED + fileId, value: '' };
+  }
+
+  static touchedDel(fileId: string): Op {
+    return { type: 'del', key: TOUCHED + fileId };
+  }
+
+  static meta(name: 'mode' | 'since' | 'reason' | 'ns' | 'seq', value: string): Op {
+    return { type: 'put', key: META + name, value };
+  }
+
+  /** Written with the next commit or flush (lazy: the live volume is still the truth). */
+  stage(ops: Op[]): void {
+    for (const op of ops) this.staged.push(op);
+    if (this.staged.length > 4096) void this.flush();
+  }
+
+  /** Written now, after everything staged before it; resolves once LevelDB has it. */
+  commit(ops: Op[]): Promise<void> {
+    const batch = this.staged.concat(ops);
+    this.staged = [];
+    this.chain = this.chain.then(() => (batch.length ? this.db.batch(batch) : undefined));
+    return this.chain;
+  }
+
+  flush(): Promise<void> {
+    return this.commit([]);
+  }
+
+  /** Drop every mirror entry (before a full rebuild from the live tree). */
+  async clearMirror(): Promise<void> {
+    await this.flush();
+    await this.db.clear({ gte: MIRROR, lt: 'm"' });
+  }
+
+  async close(): Promise<void> {
+    await this.flush().catch(() => undefined);
+    await this.db.close();
+  }
+}
+
+export type { Op as FailoverStoreOp };

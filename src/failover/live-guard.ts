@@ -1,0 +1,148 @@
+/**
+ * Every operation on the live volume passes through here, for three reasons:
+ *
+ * - no application call may hang on a hung live volume: an op that has not answered within the
+ *   deadline is abandoned (the caller gets LiveUnavailable and completes the op from a shadow, or
+ *   fails it); the late answer, if it ever comes, is dropped;
+ * - hung ops hold a libuv thread each, and the tiers need those threads too: at most
+ *   `maxConcurrent` live ops run at once, the rest wait for a slot (within the same deadline);
+ * - the watchdog learns the live volume's health from real I/O: each op is reported to it.
+ *
+ * Abandoned ops are counted until they really end: resync must not start while one of them could
+ * still land on the live volume and overwrite newer data.
+ */
+import { errorCode } from '../util/errors';
+import { isVolumeFault } from '../health/volume-faults';
+import type { OpKind } from '../health/health-monitor';
+
+/** The live volume did not answer in time (or is failed over): serve from the shadows instead. */
+export class LiveUnavailable extends Error {
+  readonly code = 'ETIMEDOUT';
+  constructor(readonly why: string) {
+    super(`live volume unavailable: ${why}`);
+  }
+}
+
+/** Where the guard reports: the watchdog's health monitor. */
+export interface LiveOpObserver {
+  beginOp(kind: OpKind, nowMs: number): number;
+  endOp(token: number, ok: boolean, nowMs: number): void;
+}
+
+export interface LiveGuardOptions {
+  /** An op not answered within this is abandoned. */
+  deadlineMs: number;
+  maxConcurrent: number;
+}
+
+const nowMs = (): number => performance.now();
+
+export class LiveGuard {
+  private running = 0;
+  private readonly waiters: (() => void)[] = [];
+  private abandoned = 0;
+  private idleWaiters: (() => void)[] = [];
+  /** Set while failed over: live ops that are not explicitly allowed fail at once. */
+  private closedReason: string | undefined;
+  observer: LiveOpObserver | undefined;
+  /** Told when an op is abandoned (the volume fails over on the first one). */
+  onAbandoned: (kind: OpKind) => void = () => undefined;
+
+  constructor(private options: LiveGuardOptions) {}
+
+  setOptions(options: LiveGuardOptions): void {
+    this.options = options;
+  }
+
+  get deadlineMs(): number {
+    return this.options.deadlineMs;
+  }
+
+  /** Ops abandoned and still running on the live volume. */
+  get abandonedOps(): number {
+    return this.abandoned;
+  }
+
+  get runningOps(): number {
+    return this.running;
+  }
+
+  /** Failed over: refuse live ops unless the caller passes `force` (resync, last-resort reads). */
+  close(reason: string): void {
+    this.closedReason = reason;
+  }
+
+  open(): void {
+    this.closedReason = undefined;
+  }
+
+  get isClosed(): boolean {
+    return this.closedReason !== undefined;
+  }
+
+  /**
+   * Run `fn` against the live volume. Rejects with LiveUnavailable when it does not finish within
+   * the deadline (including the wait for a slot); otherwise resolves or rejects as `fn` does.
+   */
+  run<T>(kind: OpKind, fn: () => Promise<T>, opts: { force?: boolean; deadlineMs?: number } = {}): Promise<T> {
+    if (this.closedReason !== undefined && !opts.force) return Promise.reject(new LiveUnavailable(this.closedReason));
+    const deadlineMs = opts.deadlineMs ?? this.options.deadlineMs;
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      let started = false;
+      const timer = setTimeout(() => {
+        settled = true;
+        if (started) {
+          this.abandoned++;
+        } else {
+          const i = this.waiters.indexOf(start);
+          if (i >= 0) this.waiters.splice(i, 1);
+        }
+        this.onAbandoned(kind);
+        reject(new LiveUnavailable(`${kind} not answered within ${deadlineMs} ms`));
+      }, deadlineMs);
+      const start = (): void => {
+        if (settled) return;
+        started = true;
+        this.running++;
+        const token = this.observer?.beginOp(kind, nowMs()) ?? 0;
+        fn().then((v) => {
+          this.finish(token, true, settled);
+          if (!settled) {
+            settled = true;
+            clearTimeout(timer);
+            resolve(v);
+          }
+        }, (err: unknown) => {
+          this.finish(token, !isVolumeFault(errorCode(err)), settled);
+          if (!settled) {
+            settled = true;
+            clearTimeout(timer);
+            reject(err);
+          }
+        });
+      };
+      if (this.running < this.options.maxConcurrent) start();
+      else this.waiters.push(start);
+    });
+  }
+
+  private finish(token: number, ok: boolean, wasAbandoned: boolean): void {
+    this.running--;
+    if (wasAbandoned) this.abandoned--;
+    this.observer?.endOp(token, ok, nowMs());
+    const next = this.waiters.shift();
+    if (next) next();
+    if (this.abandoned === 0 && this.idleWaiters.length > 0) {
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const f of w) f();
+    }
+  }
+
+  /** Resolves once no abandoned op can still land on the live volume. */
+  noAbandonedOps(): Promise<void> {
+    if (this.abandoned === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+}

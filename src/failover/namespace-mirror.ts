@@ -1,0 +1,176 @@
+/**
+ * The mirrored namespace: every directory, file and symlink of the live volume with its
+ * attributes, kept current by the mount's own namespace operations and rebuilt from the live tree
+ * at mount. While failed over it *is* the namespace: getattr, readdir and friends are answered
+ * from it and changes are made to it (and journaled for resync).
+ *
+ * In memory, keyed by volume path ("/a/b"); each mutation returns the store ops that persist it.
+ */
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { FailoverStore, FailoverStoreOp } from './failover-store';
+
+export type EntryType = 'file' | 'dir' | 'symlink' | 'other';
+
+export interface MirrorEntry {
+  type: EntryType;
+  /** Full st_mode (type bits included). */
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  nlink: number;
+  rdev: number;
+  atimeMs: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  /** Files: the extent map's file id (the live inode in hex, or a synthetic id for files made while failed over). */
+  fileId?: string;
+  /** Symlinks: the target. */
+  target?: string;
+  /**
+   * Files changed while failed over: how many bytes of the live file are still this file's (its
+   * size at failover, lowered by truncates since). Past it, extents without a copy are holes.
+   */
+  liveSize?: number;
+}
+
+/** Names the mount keeps for itself in the live root (the watchdog's canary): never shown. */
+export const RESERVED_NAMES: ReadonlySet<string> = new Set(['.shadowfs-canary']);
+
+function typeOf(st: fs.Stats): EntryType {
+  return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
+}
+
+export function entryFromStats(st: fs.Stats, target?: string): MirrorEntry {
+  const type = typeOf(st);
+  return {
+    type, mode: st.mode, uid: st.uid, gid: st.gid, size: st.size, nlink: st.nlink, rdev: st.rdev,
+    atimeMs: st.atimeMs, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs,
+    fileId: type === 'file' ? st.ino.toString(16) : undefined,
+    target,
+  };
+}
+
+/** A fs.Stats answered from the mirror (the FUSE adapter reads the usual fields). */
+export function statsFromEntry(e: MirrorEntry): fs.Stats {
+  const st = Object.create(fs.Stats.prototype) as fs.Stats;
+  const ino = e.fileId && /^[0-9a-f]+$/.test(e.fileId) ? parseInt(e.fileId, 16) : 0;
+  Object.assign(st, {
+    dev: 0, ino, mode: e.mode, nlink: e.type === 'dir' ? Math.max(2, e.nlink) : Math.max(1, e.nlink), uid: e.uid, gid: e.gid, rdev: e.rdev,
+    size: e.size, blksize: 4096, blocks: Math.ceil(e.size / 512),
+    atimeMs: e.atimeMs, mtimeMs: e.mtimeMs, ctimeMs: e.ctimeMs, birthtimeMs: e.ctimeMs,
+    atime: new Date(e.atimeMs), mtime: new Date(e.mtimeMs), ctime: new Date(e.ctimeMs), birthtime: new Date(e.ctimeMs),
+  });
+  return st;
+}
+
+function parentOf(p: string): string {
+  return p === '/' ? '/' : path.posix.dirname(p);
+}
+
+export class NamespaceMirror {
+  private readonly entries = new Map<string, MirrorEntry>();
+  private readonly childNames = new Map<string, Set<string>>();
+
+  constructor(initial: Map<string, MirrorEntry> = new Map()) {
+    for (const [p, e] of initial) this.put(p, e);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get(p: string): MirrorEntry | undefined {
+    return this.entries.get(p);
+  }
+
+  children(dir: string): string[] {
+    return [...(this.childNames.get(dir) ?? [])];
+  }
+
+  all(): IterableIterator<[string, MirrorEntry]> {
+    return this.entries.entries();
+  }
+
+  /** Paths of the file with this id (hard links give several). */
+  pathsOf(fileId: string): string[] {
+    const out: string[] = [];
+    for (const [p, e] of this.entries) if (e.fileId === fileId) out.push(p);
+    return out;
+  }
+
+  private put(p: string, e: MirrorEntry): void {
+    this.entries.set(p, e);
+    if (p !== '/') {
+      const parent = parentOf(p);
+      let s = this.childNames.get(parent);
+      if (!s) this.childNames.set(parent, (s = new Set()));
+      s.add(path.posix.basename(p));
+    }
+  }
+
+  set(p: string, e: MirrorEntry): FailoverStoreOp[] {
+    this.put(p, e);
+    return [FailoverStore.mirrorPut(p, e)];
+  }
+
+  /** Change some attributes of an entry (no-op for an unknown path). */
+  update(p: string, change: Partial<MirrorEntry>): FailoverStoreOp[] {
+    const e = this.entries.get(p);
+    if (!e) return [];
+    return this.set(p, { ...e, ...change });
+  }
+
+  /** Remove an entry and everything below it. */
+  delete(p: string): FailoverStoreOp[] {
+    const ops: FailoverStoreOp[] = [];
+    for (const child of this.children(p)) ops.push(...this.delete(p === '/' ? `/${child}` : `${p}/${child}`));
+    if (this.entries.delete(p)) ops.push(FailoverStore.mirrorDel(p));
+    this.childNames.delete(p);
+    this.childNames.get(parentOf(p))?.delete(path.posix.basename(p));
+    return ops;
+  }
+
+  /** Move an entry (and its subtree) to a new path, replacing what was there. */
+  rename(from: string, to: string): FailoverStoreOp[] {
+    const moved: [string, MirrorEntry][] = [];
+    const collect = (p: string): void => {
+      const e = this.entries.get(p);
+      if (e) moved.push([p, e]);
+      for (const c of this.children(p)) collect(p === '/' ? `/${c}` : `${p}/${c}`);
+    };
+    collect(from);
+    const ops = [...this.delete(to), ...this.delete(from)];
+    for (const [p, e] of moved) ops.push(...this.set(to + p.slice(from.length), e));
+    return ops;
+  }
+
+  /** Replace the whole mirror with the live tree as it is now (at mount). */
+  static async scanLive(livePath: string): Promise<Map<string, MirrorEntry>> {
+    const out = new Map<string, MirrorEntry>();
+    out.set('/', entryFromStats(await fsp.lstat(livePath)));
+    const stack = ['/'];
+    while (stack.length > 0) {
+      const dir = stack.pop() as string;
+      let names: string[];
+      try {
+        names = await fsp.readdir(path.join(livePath, dir));
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        if (dir === '/' && RESERVED_NAMES.has(name)) continue;
+        const p = dir === '/' ? `/${name}` : `${dir}/${name}`;
+        const lp = path.join(livePath, p);
+        const st = await fsp.lstat(lp).catch(() => undefined);
+        if (!st) continue;
+        const target = st.isSymbolicLink() ? await fsp.readlink(lp).catch(() => '') : undefined;
+        out.set(p, entryFromStats(st, target));
+        if (st.isDirectory()) stack.push(p);
+      }
+    }
+    return out;
+  }
+}

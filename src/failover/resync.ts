@@ -1,0 +1,340 @@
+/**
+ * Resync: replay what changed while failed over onto the live volume, so that afterwards the live
+ * directory holds exactly what the mount shows. Idempotent and driven by the persisted journal, so
+ * a resync cut short by a crash simply runs again.
+ *
+ * Direction is decided per entry: the mirror (the shadows) wins for everything journaled as
+ * changed; entries the mount did not change are left alone. A live file changed behind our back
+ * during the failover (modified after the failover began, by someone else) is a conflict: it is
+ * kept beside ours as NAME.shadowfs-conflict-TIME and reported, never merged.
+ */
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { ExtentMap, isFresh } from '../extents/extent-map';
+import { TierSet } from '../tiers/tier-set';
+import { closeFd, fsyncFd, ftruncateFd, openFd, pwriteFull } from '../util/fd-io';
+import { Logger } from '../util/log';
+import { FailoverJournal, FailoverStore, FailoverStoreOp } from './failover-store';
+import { LiveGuard } from './live-guard';
+import { MirrorEntry, NamespaceMirror, RESERVED_NAMES } from './namespace-mirror';
+import { ShadowNamespace } from './shadow-namespace';
+
+export interface ResyncProgress {
+  extentsDone: number;
+  extentsTotal: number;
+  bytesDone: number;
+  conflicts: string[];
+  startedAtMs: number;
+}
+
+export interface ResyncDeps {
+  livePath: string;
+  mirror: NamespaceMirror;
+  journal: FailoverJournal;
+  store: FailoverStore;
+  map: ExtentMap;
+  tiers: TierSet;
+  guard: LiveGuard;
+  extentSizeBytes: number;
+  log: Logger;
+  /** A file still open under an id that resync replaced (its records must stay). */
+  isOpen: (fileId: string) => boolean;
+  dropFile: (fileId: string) => Promise<void>;
+}
+
+interface LiveEntry {
+  ino: string;
+  type: MirrorEntry['type'];
+  mtimeMs: number;
+}
+
+const CONFLICT_MARK = '.shadowfs-conflict-';
+/** Resync ops run long: a slow but working volume is fine now, a dead one still fails them. */
+const RESYNC_OP_DEADLINE_MS = 30_000;
+
+export class Resync {
+  readonly progress: ResyncProgress = { extentsDone: 0, extentsTotal: 0, bytesDone: 0, conflicts: [], startedAtMs: Date.now() };
+
+  constructor(private readonly d: ResyncDeps) {}
+
+  private op<T>(kind: 'read' | 'write' | 'meta' | 'sync', fn: () => Promise<T>): Promise<T> {
+    return this.d.guard.run(kind, fn, { force: true, deadlineMs: RESYNC_OP_DEADLINE_MS });
+  }
+
+  private live(p: string): string {
+    return p === '/' ? this.d.livePath : path.join(this.d.livePath, p);
+  }
+
+  /** Extents still to replay (for progress). */
+  pendingExtents(): number {
+    let n = 0;
+    for (const s of this.d.journal.dirty.values()) n += s.size;
+    return n;
+  }
+
+  private async walkLive(): Promise<{ byPath: Map<string, LiveEntry>; byIno: Map<string, string> }> {
+    const byPath = new Map<string, LiveEntry>();
+    const byIno = new Map<string, string>();
+    const stack = ['/'];
+    while (stack.length > 0) {
+      const dir = stack.pop() as string;
+      const names = await this.op('meta', () => fsp.readdir(this.live(dir)));
+      for (const name of names) {
+        if (dir === '/' && RESERVED_NAMES.has(name)) continue;
+        const p = dir === '/' ? `/${name}` : `${dir}/${name}`;
+        const st = await this.op('meta', () => fsp.lstat(this.live(p))).catch(() => undefined);
+        if (!st) continue;
+        const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
+        const ino = st.ino.toString(16);
+        byPath.set(p, { ino, type, mtimeMs: st.mtimeMs });
+        if (type === 'file') byIno.set(ino, p);
+        if (type === 'dir') stack.push(p);
+      }
+    }
+    return { byPath, byIno };
+  }
+
+  /** Changed behind our back: modified on the live volume after the failover began. */
+  private changedBehindOurBack(e: LiveEntry | undefined): boolean {
+    const since = this.d.journal.failedOverAtMs;
+    return !!e && since !== null && e.mtimeMs > since + 1_000 && this.d.guard.abandonedOps === 0 && !this.lateWritesPossible;
+  }
+
+  /** Set when live ops were abandoned during this failover: their late landing is not a conflict. */
+  lateWritesPossible = false;
+
+  private async keepConflict(p: string): Promise<void> {
+    const aside = `${p}${CONFLICT_MARK}${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    await this.op('meta', () => fsp.rename(this.live(p), this.live(aside)));
+    this.progress.conflicts.push(`${p}: changed on the live volume during the failover; that version is kept as ${aside}`);
+    this.d.log.warn('resync', `conflict: ${p} changed on the live volume during the failover; kept as ${aside}, the mount's version wins`);
+  }
+
+  /**
+   * One pass over the journal. Returns how much was left unreplayed because it changed while the
+   * pass ran (the next pass picks it up). `final` also applies removals and clears the journal.
+   */
+  async pass(final: boolean): Promise<number> {
+    const { mirror, journal } = this.d;
+    this.progress.extentsTotal = this.progress.extentsDone + this.pendingExtents();
+    const live = await this.walkLive();
+    const entries = [...mirror.all()].sort((a, b) => a[0].split('/').length - b[0].split('/').length || a[0].localeCompare(b[0]));
+    let left = 0;
+    const done: FailoverStoreOp[] = [];
+    for (const [p, e] of entries) {
+      const key = ShadowNamespace.touchedKey(p, e);
+      const cur = live.byPath.get(p);
+      // Cleared before the replay: a change made while it runs marks the entry touched again.
+      const touched = journal.touched.delete(key);
+      if (touched) done.push(FailoverStore.touchedDel(key));
+      if (e.type === 'dir') {
+        if (cur && cur.type !== 'dir') await this.removeLive(p, cur);
+        if (!cur || cur.type !== 'dir') await this.op('meta', () => fsp.mkdir(this.live(p), { mode: e.mode & 0o7777 }).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'EEXIST') throw err;
+        }));
+        if (touched) await this.applyAttrs(p, e);
+      } else if (e.type === 'symlink') {
+        if (!touched && cur?.type === 'symlink') continue;
+        if (cur) await this.removeLive(p, cur);
+        await this.op('meta', () => fsp.symlink(e.target ?? '', this.live(p)));
+        await this.op('meta', () => fsp.lchown(this.live(p), e.uid, e.gid));
+      } else if (e.type === 'file' && e.fileId) {
+        const dirty = journal.dirty.get(e.fileId);
+        const moved = !cur || cur.ino !== e.fileId;
+        if (!touched && !dirty?.size && !moved) continue;
+        try {
+          left += await this.resyncFile(p, e, cur, live.byIno);
+        } catch (err) {
+          if (touched) journal.touched.add(key);
+          throw err;
+        }
+      }
+    }
+    if (final) {
+      if (journal.namespaceChanged) await this.removeWhatIsGone(live.byPath);
+      // What is left belongs to entries removed while failed over: nothing to replay.
+      for (const [fileId, indices] of journal.dirty) {
+        if (mirror.pathsOf(fileId).length > 0) continue;
+        for (const index of indices) done.push(FailoverStore.dirtyDel(fileId, index));
+        journal.dirty.delete(fileId);
+      }
+      for (const key of journal.touched) done.push(FailoverStore.touchedDel(key));
+      journal.touched.clear();
+    }
+    if (done.length) await this.d.store.commit(done);
+    return left;
+  }
+
+  private async removeLive(p: string, cur: LiveEntry): Promise<void> {
+    if (cur.type === 'dir') await this.op('meta', () => fsp.rm(this.live(p), { recursive: true, force: true }));
+    else await this.op('meta', () => fsp.unlink(this.live(p)).catch(() => undefined));
+  }
+
+  private async applyAttrs(p: string, e: MirrorEntry): Promise<void> {
+    const lp = this.live(p);
+    await this.op('meta', async () => {
+      await fsp.chmod(lp, e.mode & 0o7777);
+      await fsp.lchown(lp, e.uid, e.gid);
+      await fsp.lutimes(lp, e.atimeMs / 1000, e.mtimeMs / 1000);
+    });
+  }
+
+  /** Entries on the live volume that the mirror no longer has were removed (or moved) while failed over. */
+  private async removeWhatIsGone(byPath: Map<string, LiveEntry>): Promise<void> {
+    const gone = [...byPath.keys()].filter((p) => !this.d.mirror.get(p) && !p.includes(CONFLICT_MARK));
+    // Deepest first, so directories are empty when their turn comes.
+    gone.sort((a, b) => b.split('/').length - a.split('/').length);
+    for (const p of gone) {
+      const e = byPath.get(p) as LiveEntry;
+      if (e.type !== 'dir' && this.changedBehindOurBack(e)) {
+        this.progress.conflicts.push(`${p}: removed through the mount during the failover but changed on the live volume meanwhile; kept`);
+        continue;
+      }
+      if (e.type === 'dir') await this.op('meta', () => fsp.rmdir(this.live(p)).catch(() => undefined));
+      else await this.op('meta', () => fsp.unlink(this.live(p)).catch(() => undefined));
+    }
+    this.d.journal.namespaceChanged = false;
+    await this.d.store.commit([FailoverStore.meta('ns', '0')]);
+  }
+
+  /** Bring one live file in line with the mirror; returns the extents left for the next pass. */
+  private async resyncFile(p: string, e: MirrorEntry, cur: LiveEntry | undefined, byIno: Map<string, string>): Promise<number> {
+    const fileId = e.fileId as string;
+    const lp = this.live(p);
+    let whole = false;
+    if (cur && cur.ino === fileId) {
+      if (this.changedBehindOurBack(cur)) {
+        await this.keepConflict(p);
+        whole = true;
+      }
+    } else {
+      const elsewhere = byIno.get(fileId);
+      if (elsewhere && this.d.mirror.get(elsewhere)?.fileId !== fileId) {
+        if (cur && cur.type === 'dir') await this.removeLive(p, cur);
+        await this.op('meta', () => fsp.rename(this.live(elsewhere), lp));
+        byIno.delete(fileId);
+      } else {
+        if (cur) await this.removeLive(p, cur);
+        whole = true;
+      }
+    }
+    return whole ? this.writeWholeFile(p, e) : this.writeDirtyExtents(p, e);
+  }
+
+  /** Read a fresh copy of an extent (any tier); undefined if none exists. */
+  private async copyBytes(fileId: string, index: number, length: number): Promise<{ data: Buffer; generation: number } | undefined> {
+    const rec = this.d.map.get(fileId, index);
+    if (!rec) return undefined;
+    const copies = rec.copies.filter((c) => isFresh(rec, c) && this.d.tiers.isUsable(c.tierId))
+      .sort((a, b) => this.d.tiers.rank(a.tierId) - this.d.tiers.rank(b.tierId));
+    for (const c of copies) {
+      const vt = this.d.tiers.get(c.tierId);
+      if (!vt) continue;
+      const data = Buffer.alloc(length);
+      try {
+        await vt.tier.read({ fileId, index }, 0, Math.min(length, c.sizeBytes), data, 0);
+        return { data, generation: rec.generation };
+      } catch {
+        // next copy
+      }
+    }
+    return undefined;
+  }
+
+  private async writeDirtyExtents(p: string, e: MirrorEntry): Promise<number> {
+    const fileId = e.fileId as string;
+    const E = this.d.extentSizeBytes;
+    const dirty = [...(this.d.journal.dirty.get(fileId) ?? [])].sort((a, b) => a - b);
+    const fd = await this.op('meta', () => openFd(this.live(p), fs.constants.O_WRONLY));
+    let left = 0;
+    const cleared: FailoverStoreOp[] = [];
+    try {
+      // Cut to what is still the live file's (a truncate while failed over), then lay the dirty
+      // extents over it; extending to the final size zero-fills the holes.
+      if (e.liveSize !== undefined) await this.op('write', () => ftruncateFd(fd, Math.min(e.liveSize as number, e.size)));
+      for (const index of dirty) {
+        const length = Math.max(0, Math.min(E, e.size - index * E));
+        if (length > 0) {
+          const got = await this.copyBytes(fileId, index, length);
+          if (!got) {
+            this.d.log.error('resync', `${p}: extent ${index} has no fresh shadow copy left; its changes made while failed over are lost`);
+          } else {
+            await this.op('write', () => pwriteFull(fd, got.data, 0, length, index * E));
+            this.progress.bytesDone += length;
+            if (this.d.map.get(fileId, index)?.generation !== got.generation) {
+              left++;
+              continue;
+            }
+          }
+        }
+        this.d.journal.dirty.get(fileId)?.delete(index);
+        cleared.push(FailoverStore.dirtyDel(fileId, index));
+        this.progress.extentsDone++;
+      }
+      await this.op('write', () => ftruncateFd(fd, e.size));
+      await this.op('sync', () => fsyncFd(fd, false));
+    } finally {
+      await this.op('meta', () => closeFd(fd)).catch(() => undefined);
+    }
+    if (this.d.journal.dirty.get(fileId)?.size === 0) this.d.journal.dirty.delete(fileId);
+    await this.applyAttrs(p, e);
+    await this.recordLiveState(p, fileId);
+    await this.d.store.commit(cleared);
+    return left;
+  }
+
+  /** A new live file with the whole content from the shadows (made while failed over, or a conflict). */
+  private async writeWholeFile(p: string, e: MirrorEntry): Promise<number> {
+    const fileId = e.fileId as string;
+    const E = this.d.extentSizeBytes;
+    const tmp = `${this.live(p)}.shadowfs-resync`;
+    const fd = await this.op('meta', () => openFd(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, e.mode & 0o7777));
+    let left = 0;
+    try {
+      for (let index = 0; index * E < e.size; index++) {
+        const length = Math.min(E, e.size - index * E);
+        const got = await this.copyBytes(fileId, index, length);
+        if (!got) {
+          if (index * E < (e.liveSize ?? 0)) this.d.log.error('resync', `${p}: extent ${index} has no shadow copy; written as zeros`);
+          continue;
+        }
+        await this.op('write', () => pwriteFull(fd, got.data, 0, length, index * E));
+        this.progress.bytesDone += length;
+        if (this.d.map.get(fileId, index)?.generation !== got.generation) left++;
+      }
+      await this.op('write', () => ftruncateFd(fd, e.size));
+      await this.op('sync', () => fsyncFd(fd, false));
+    } finally {
+      await this.op('meta', () => closeFd(fd)).catch(() => undefined);
+    }
+    if (left > 0) {
+      await this.op('meta', () => fsp.unlink(tmp)).catch(() => undefined);
+      return left;
+    }
+    await this.op('meta', () => fsp.rename(tmp, this.live(p)));
+    await this.applyAttrs(p, e);
+    const cleared: FailoverStoreOp[] = [];
+    for (const index of this.d.journal.dirty.get(fileId) ?? []) {
+      cleared.push(FailoverStore.dirtyDel(fileId, index));
+      this.progress.extentsDone++;
+    }
+    this.d.journal.dirty.delete(fileId);
+    // The live file is a new inode now: the mirror follows it; the old id's copies go unless open.
+    const st = await this.op('meta', () => fsp.lstat(this.live(p)));
+    const newId = st.ino.toString(16);
+    cleared.push(...this.d.mirror.set(p, { ...e, fileId: newId, liveSize: undefined }));
+    await this.d.map.setFileRecord(newId, { sizeBytes: st.size, mtimeMs: st.mtimeMs });
+    await this.d.store.commit(cleared);
+    if (!this.d.isOpen(fileId) && newId !== fileId) await this.d.dropFile(fileId);
+    return 0;
+  }
+
+  /** What the mount knows of the live file now, so that opening it does not look like an outside change. */
+  private async recordLiveState(p: string, fileId: string): Promise<void> {
+    const st = await this.op('meta', () => fsp.lstat(this.live(p)));
+    if (st.ino.toString(16) === fileId) await this.d.map.setFileRecord(fileId, { sizeBytes: st.size, mtimeMs: st.mtimeMs });
+    const e = this.d.mirror.get(p);
+    if (e && e.fileId === fileId) await this.d.store.commit(this.d.mirror.set(p, { ...e, liveSize: undefined, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs }));
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * Writes while failed over: the bytes go to the shadow copies instead of the live file.
+ *
+ * An extent with fresh copies on directory tiers is patched in place on all of them; one without
+ * gets a whole new copy, built from its old bytes (an object-tier copy, or the live volume if it
+ * still answers within the deadline) and the new ones. Each written extent ends up on at least two
+ * tiers when two healthy directory tiers exist (two failure domains), and its record is persisted
+ * before the write is acknowledged.
+ */
+import { CopyRecord, ExtentMap, isFresh } from '../extents/extent-map';
+import { TierSet, VolumeTier } from '../tiers/tier-set';
+import { OpenFile } from '../volume/open-files';
+import { FsError } from '../util/errors';
+import { LiveGuard } from './live-guard';
+import { preadFull } from '../util/fd-io';
+
+export interface ShadowWriteDeps {
+  map: ExtentMap;
+  tiers: TierSet;
+  extentSizeBytes: number;
+  guard: LiveGuard;
+  /** The coverage tier's id, preferred as one of the two homes of a new copy. */
+  coverageTierId: () => number | undefined;
+  discard: (fileId: string, index: number, tierId: number) => void;
+}
+
+export class ShadowWriter {
+  constructor(private readonly d: ShadowWriteDeps) {}
+
+  private isDirectoryTier(vt: VolumeTier | undefined): vt is VolumeTier {
+    return !!vt && vt.tier.spec.class !== 'object' && vt.tier.health() === 'healthy';
+  }
+
+  private freshCopies(fileId: string, index: number): CopyRecord[] {
+    const rec = this.d.map.get(fileId, index);
+    if (!rec) return [];
+    return rec.copies.filter((c) => isFresh(rec, c) && this.d.tiers.isUsable(c.tierId));
+  }
+
+  /** Healthy directory tiers for a new copy: the coverage tier first, then fastest first. */
+  private homes(exclude: number[]): VolumeTier[] {
+    const cov = this.d.coverageTierId();
+    return this.d.tiers.all()
+      .filter((vt) => this.isDirectoryTier(vt) && !exclude.includes(vt.id))
+      .sort((a, b) => (a.id === cov ? -1 : b.id === cov ? 1 : this.d.tiers.rank(a.id) - this.d.tiers.rank(b.id)));
+  }
+
+  /**
+   * The extent's bytes before the write (up to `length`): a fresh copy on any tier, else the live
+   * file if it still answers (the shadows were not complete), else zeros when the extent lies past
+   * what the live file held (a hole).
+   */
+  async oldBytes(file: OpenFile, index: number, length: number, liveSizeBytes: number): Promise<Buffer> {
+    const E = this.d.extentSizeBytes;
+    const out = Buffer.alloc(length);
+    if (length === 0) return out;
+    for (const c of this.freshCopies(file.fileId, index)) {
+      const vt = this.d.tiers.get(c.tierId);
+      if (!vt) continue;
+      try {
+        await vt.tier.read({ fileId: file.fileId, index }, 0, Math.min(length, c.sizeBytes), out, 0);
+        return out;
+      } catch {
+        // next copy
+      }
+    }
+    const liveHas = Math.min(length, Math.max(0, liveSizeBytes - index * E));
+    if (liveHas === 0) return out;
+    if (file.readFd < 0) throw new FsError('EIO', `extent ${index} of ${file.livePath} has no shadow copy and the live volume is failed over`);
+    try {
+      await this.d.guard.run('read', () => preadFull(file.readFd, out, 0, liveHas, index * E), { force: true });
+    } catch (err) {
+      throw new FsError('EIO', `extent ${index} of ${file.livePath} has no shadow copy and the live volume does not answer (${(err as Error).message})`);
+    }
+    return out;
+  }
+
+  /**
+   * Apply a write of `data` at `position` to extent `index` whose new length is `copyLen`
+   * (`data` may be empty: the extent only changes length). Returns once persisted.
+   */
+  async writeExtent(file: OpenFile, index: number, data: Buffer, offsetInExtent: number, copyLen: number, liveSizeBytes: number): Promise<void> {
+    const ref = { fileId: file.fileId, index };
+    const patchable = this.freshCopies(file.fileId, index).filter((c) => this.isDirectoryTier(this.d.tiers.get(c.tierId)));
+    const done: number[] = [];
+    if (patchable.length > 0) {
+      await this.d.map.prepareShadowWrite(file.fileId, index);
+      await Promise.all(patchable.map(async (c) => {
+        const vt = this.d.tiers.get(c.tierId) as VolumeTier;
+        try {
+          if (data.length > 0) await vt.tier.patch(ref, offsetInExtent, data, false);
+          if (Math.max(c.sizeBytes, offsetInExtent + data.length) !== copyLen) await vt.tier.truncate(ref, copyLen);
+          done.push(c.tierId);
+        } catch {
+          // That copy is lost to this write; the others carry it (or the write fails below).
+        }
+      }));
+    }
+    if (done.length < 2) {
+      // A new whole copy: from a patched one if there is one, else from the old bytes.
+      let whole: Buffer;
+      if (done.length === 1) {
+        whole = Buffer.alloc(copyLen);
+        await (this.d.tiers.get(done[0]) as VolumeTier).tier.read(ref, 0, copyLen, whole, 0);
+      } else {
+        whole = await this.oldBytes(file, index, copyLen, liveSizeBytes);
+        data.copy(whole, offsetInExtent);
+      }
+      for (const vt of this.homes(done)) {
+        if (done.length >= 2) break;
+        try {
+          await vt.tier.put(ref, whole);
+          done.push(vt.id);
+        } catch {
+          // try the next tier
+        }
+      }
+    }
+    if (done.length === 0) throw new FsError('EIO', `no shadow tier could take extent ${index} of ${file.livePath}`);
+    for (const stale of await this.d.map.commitShadowWrite(file.fileId, index, done, copyLen)) {
+      this.d.discard(file.fileId, index, stale.tierId);
+    }
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * Failover and failback on real mounts: served from the shadows (reads, writes, namespace changes)
+ * while the live volume is left alone, then resync makes the live directory hold exactly what the
+ * mount shows. Also kill -9 while failed over, and a live volume that hangs under the mount
+ * (faultfs) — the application gets its answers within the deadline and loses nothing.
+ */
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { MountedVolume, Sandbox, cli, makeSandbox, removeSandbox } from '../helpers/mounted-volume';
+import { waitFor } from '../helpers/wait';
+import { startFaultFs } from '../../fixtures/faultfs/faultfs-client';
+
+const KiB = 1024;
+
+function status(mnt: string): { coverage: { coveredShare: number } | null; failover?: { mode: string; dirtyExtents: number } } {
+  const r = cli(['status', mnt, '--json']);
+  if (r.status !== 0) throw new Error(`status failed: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+/** Every entry under `dir`: type, mode bits, and for files the bytes. */
+function tree(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (rel: string): void => {
+    for (const name of fs.readdirSync(path.join(dir, rel)).sort()) {
+      if (name.startsWith('.shadowfs-')) continue;
+      const r = `${rel}/${name}`;
+      const st = fs.lstatSync(path.join(dir, r));
+      const mode = (st.mode & 0o7777).toString(8);
+      if (st.isDirectory()) {
+        out[r] = `dir ${mode}`;
+        walk(r);
+      } else if (st.isSymbolicLink()) out[r] = `link ${fs.readlinkSync(path.join(dir, r))}`;
+      else out[r] = `file ${mode} ${st.size} ${createHash('sha1').update(fs.readFileSync(path.join(dir, r))).digest('hex')}`;
+    }
+  };
+  walk('');
+  return out;
+}
+
+function configFile(sb: Sandbox, live: string, watchdog: Record<string, unknown>): string {
+  const file = path.join(sb.root, 'volume.json');
+  fs.writeFileSync(file, JSON.stringify({
+    live, stateDir: sb.state, extentSize: '64KiB',
+    tiers: [
+      { name: 'nvme', class: 'nvme', path: sb.tierDir('nvme'), capacity: '64MiB' },
+      { name: 'hdd', class: 'hdd', path: sb.tierDir('hdd'), capacity: '256MiB' },
+    ],
+    coverageTier: 'hdd',
+    watchdog,
+  }));
+  return file;
+}
+
+t.test('manual failover serves everything from the shadows; failback resyncs the live directory exactly', async (t) => {
+  const sb = makeSandbox('failover-');
+  const vol = new MountedVolume(sb, { configFile: configFile(sb, sb.live, { enabled: false }) });
+  t.teardown(async () => {
+    await vol.cleanup();
+    removeSandbox(sb);
+  });
+  await vol.start();
+  const big = randomBytes(300 * KiB);
+  const m = (p: string): string => path.join(sb.mnt, p);
+  await fsp.writeFile(m('big.bin'), big);
+  await fsp.mkdir(m('dir'));
+  await fsp.writeFile(m('dir/small.txt'), 'hello');
+  await fsp.writeFile(m('doomed.txt'), 'to be removed');
+  await fsp.writeFile(m('moved.txt'), 'to be renamed');
+  await fsp.symlink('big.bin', m('link'));
+  await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
+
+  const refused = cli(['failback', sb.mnt]);
+  t.equal(refused.status, 1, 'failback refused while live');
+  t.match(refused.stderr, /not failed over/);
+
+  const before = tree(sb.live);
+  const r = cli(['failover', sb.mnt]);
+  t.equal(r.status, 0, `failover: ${r.stderr}`);
+  t.equal(status(sb.mnt).failover?.mode, 'failed-over');
+
+  // Reads, writes and namespace changes, all while failed over.
+  t.ok((await fsp.readFile(m('big.bin'))).equals(big), 'a file reads back whole from the shadows');
+  const patch = randomBytes(70 * KiB);
+  const fh = await fsp.open(m('big.bin'), 'r+');
+  await fh.write(patch, 0, patch.length, 100 * KiB);
+  await fh.write(Buffer.from('tail'), 0, 4, big.length + 10 * KiB);
+  await fh.close();
+  patch.copy(big, 100 * KiB);
+  const grown = Buffer.concat([big, Buffer.alloc(10 * KiB), Buffer.from('tail')]);
+  t.ok((await fsp.readFile(m('big.bin'))).equals(grown), 'writes (in place and past the end) read back');
+  await fsp.writeFile(m('dir/new.txt'), 'made while failed over');
+  await fsp.mkdir(m('newdir'));
+  await fsp.writeFile(m('newdir/inner.bin'), randomBytes(130 * KiB));
+  await fsp.rename(m('moved.txt'), m('newdir/moved.txt'));
+  await fsp.unlink(m('doomed.txt'));
+  await fsp.truncate(m('dir/small.txt'), 2);
+  await fsp.chmod(m('dir/new.txt'), 0o600);
+  t.same((await fsp.readdir(m('newdir'))).sort(), ['inner.bin', 'moved.txt'], 'readdir answers from the mirror');
+  t.equal((await fsp.stat(m('big.bin'))).size, grown.length, 'getattr sees the new size');
+  t.rejects(fsp.stat(m('doomed.txt')), { code: 'ENOENT' }, 'an unlinked file is gone');
+  t.same(tree(sb.live), before, 'the live directory was not touched while failed over');
+  t.ok((status(sb.mnt).failover?.dirtyExtents ?? 0) > 0, 'dirty extents are journaled');
+
+  const mountView = tree(sb.mnt);
+  const back = cli(['failback', sb.mnt, '--force']);
+  t.equal(back.status, 0, `failback: ${back.stderr}`);
+  t.match(back.stdout, /failed back/);
+  t.equal(status(sb.mnt).failover?.mode, 'live');
+  t.same(tree(sb.live), mountView, 'after resync the live directory holds exactly what the mount showed');
+  t.same(tree(sb.mnt), mountView, 'and the mount still shows the same');
+  await fsp.appendFile(m('dir/new.txt'), ' and after');
+  t.equal(fs.readFileSync(path.join(sb.live, 'dir/new.txt'), 'utf8'), 'made while failed over and after', 'writes reach the live volume again');
+});
+
+t.test('kill -9 while failed over: the next mount is still failed over and loses nothing acknowledged', async (t) => {
+  const sb = makeSandbox('failover-crash-');
+  const vol = new MountedVolume(sb, { configFile: configFile(sb, sb.live, { enabled: false }) });
+  t.teardown(async () => {
+    await vol.cleanup();
+    removeSandbox(sb);
+  });
+  await vol.start();
+  const data = randomBytes(200 * KiB);
+  await fsp.writeFile(path.join(sb.mnt, 'f.bin'), data);
+  await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
+  t.equal(cli(['failover', sb.mnt]).status, 0);
+  const patch = randomBytes(90 * KiB);
+  const fh = await fsp.open(path.join(sb.mnt, 'f.bin'), 'r+');
+  await fh.write(patch, 0, patch.length, 50 * KiB);
+  await fh.close();
+  patch.copy(data, 50 * KiB);
+  await fsp.writeFile(path.join(sb.mnt, 'new.bin'), 'created while failed over');
+  await vol.crash();
+  await vol.start();
+  t.equal(status(sb.mnt).failover?.mode, 'failed-over', 'the remount comes back failed over');
+  t.ok((await fsp.readFile(path.join(sb.mnt, 'f.bin'))).equals(data), 'acknowledged writes made while failed over survive kill -9');
+  t.equal(await fsp.readFile(path.join(sb.mnt, 'new.bin'), 'utf8'), 'created while failed over');
+  t.equal(cli(['failback', sb.mnt, '--force']).status, 0);
+  t.ok(fs.readFileSync(path.join(sb.live, 'f.bin')).equals(data), 'resync after the crash brings the live file up to date');
+  t.equal(fs.readFileSync(path.join(sb.live, 'new.bin'), 'utf8'), 'created while failed over');
+});
+
+/** Runs `node -e code` (I/O that may block on a hung mount must not block the test's own loop). */
+function child(code: string, timeoutMs: number): Promise<{ code: number | null; out: string; ms: number }> {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const p = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (out += d));
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out, ms: Date.now() - started });
+    });
+  });
+}
+
+t.test('a live volume that hangs: ops are answered from the shadows within the deadline; it comes back and is resynced', async (t) => {
+  const sb = makeSandbox('failover-hang-');
+  const backing = path.join(sb.root, 'backing');
+  fs.mkdirSync(backing);
+  const ffs = await startFaultFs(backing, sb.live);
+  const vol = new MountedVolume(sb, {
+    configFile: configFile(sb, sb.live, {
+      probeIntervalMs: '200ms', latencyLimitMs: 400, opTimeoutMs: 1000, minHealthyForFailbackMs: '2s', minHealthyForClearMs: '2s', baselineWarmupMs: 0,
+      evalWindowMs: '4s', errorWindowMs: '2s', trendWindowMs: '3s',
+    }),
+  });
+  t.teardown(async () => {
+    await ffs.clear().catch(() => undefined);
+    await vol.cleanup();
+    await ffs.stop().catch(() => undefined);
+    removeSandbox(sb);
+  });
+  await vol.start();
+  const data = randomBytes(256 * KiB);
+  await fsp.writeFile(path.join(sb.mnt, 'f.bin'), data);
+  await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
+
+  await ffs.set({ hang: true });
+  const file = JSON.stringify(path.join(sb.mnt, 'f.bin'));
+  const io = await child(`
+    const fs = require('fs');
+    const fd = fs.openSync(${file}, 'r+');
+    const w = Buffer.alloc(4096, 7);
+    let worst = 0;
+    for (let i = 0; i < 20; i++) {
+      const t0 = Date.now();
+      fs.writeSync(fd, w, 0, w.length, (i % 60) * 4096);
+      const b = Buffer.alloc(4096);
+      fs.readSync(fd, b, 0, b.length, (i % 60) * 4096);
+      if (!b.equals(w)) { console.log('MISMATCH'); process.exit(2); }
+      worst = Math.max(worst, Date.now() - t0);
+    }
+    fs.closeSync(fd);
+    console.log('WORST ' + worst);
+  `, 30_000);
+  t.equal(io.code, 0, `reads and writes complete while the live volume hangs: ${io.out}`);
+  const worst = Number(/WORST (\d+)/.exec(io.out)?.[1] ?? NaN);
+  t.ok(worst < 1000, `worst op ${worst} ms (under 1 s)`);
+  t.equal(status(sb.mnt).failover?.mode, 'failed-over', 'the volume failed over');
+
+  await ffs.clear();
+  await waitFor(() => status(sb.mnt).failover?.mode === 'live', 'failback after the live volume recovered', 60_000, 250)
+    .catch((err: Error) => {
+      throw new Error(`${err.message}\n${cli(['health', sb.mnt]).stdout}\n${vol.output}`);
+    });
+  t.same(tree(backing), tree(sb.mnt), 'after failback the live volume holds exactly what the mount shows');
+});
