@@ -23,7 +23,7 @@ export const PRESETS: Record<PresetName, Preset> = {
   seq: { name: 'seq', describe: '1 MiB sequential reads, then writes, of one file', defaultSizeBytes: 64 * MIB, defaultRuntimeSeconds: 5 },
   rand: { name: 'rand', describe: '4 KiB random reads, then writes, of one file', defaultSizeBytes: 32 * MIB, defaultRuntimeSeconds: 5 },
   zipf: { name: 'zipf', describe: '4 KiB reads of 8 files, zipf:1.2 skew over files and offsets', defaultSizeBytes: 32 * MIB, defaultRuntimeSeconds: 10 },
-  shift: { name: 'shift', describe: 'a hot set that moves: 4 KiB random reads of one quarter of a file, then another, then another', defaultSizeBytes: 32 * MIB, defaultRuntimeSeconds: 4 },
+  shift: { name: 'shift', describe: 'a hot set that moves: 4 KiB random reads of one quarter of a file, then another, then another', defaultSizeBytes: 32 * MIB, defaultRuntimeSeconds: 3 },
   failover: { name: 'failover', describe: '4 KiB random writes, each block read back and checked (crc32c, fatal on mismatch)', defaultSizeBytes: 16 * MIB, defaultRuntimeSeconds: 10 },
 };
 
