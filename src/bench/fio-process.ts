@@ -23,10 +23,14 @@ function firstErrorLine(stderr: string, stdout: string): string {
   return (hit ?? lines.find((l) => !l.startsWith('{') && !l.startsWith('"')) ?? 'no message').slice(0, 300);
 }
 
-/** Runs [section] of jobFile with `env` added; resolves with its jobs' numbers. */
-export function runFioSection(jobFile: string, section: string, env: Record<string, string>, runtimeSeconds: number, fio = 'fio'): Promise<FioJobResult[]> {
+/** Runs [section] of jobFile with `env` added; resolves with its jobs' numbers. `abort` stops fio. */
+export function runFioSection(jobFile: string, section: string, env: Record<string, string>, runtimeSeconds: number, abort?: AbortSignal, fio = 'fio'): Promise<FioJobResult[]> {
   return new Promise((resolve, reject) => {
     const child = spawn(fio, ['--output-format=json', `--section=${section}`, jobFile], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const stop = (): void => {
+      child.kill('SIGINT');
+    };
+    abort?.addEventListener('abort', stop, { once: true });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -40,10 +44,13 @@ export function runFioSection(jobFile: string, section: string, env: Record<stri
     }, limitMs);
     child.once('error', (err) => {
       clearTimeout(timer);
+      abort?.removeEventListener('abort', stop);
       reject(new ShadowfsError(`cannot run fio: ${err.message}`));
     });
     child.once('close', (code) => {
       clearTimeout(timer);
+      abort?.removeEventListener('abort', stop);
+      if (abort?.aborted) return reject(new ShadowfsError(`interrupted during fio job ${section}`, 130));
       if (timedOut) return reject(new ShadowfsError(`fio job ${section} still running ${Math.round(limitMs / 1000)} s after it started: stopped (hung I/O?)`));
       if (code !== 0) return reject(new ShadowfsError(`fio job ${section} failed (exit ${code}): ${firstErrorLine(stderr, stdout)}`));
       try {

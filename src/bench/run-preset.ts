@@ -41,6 +41,8 @@ export interface PresetRun {
   runtimeSeconds: number;
   keepFiles: boolean;
   status: () => Promise<StatusReport>;
+  /** Stops the running fio job; the preset's files are still removed. */
+  abort?: AbortSignal;
   onJobStart?: (index: number, total: number, name: string) => void;
   onJobDone?: (index: number, total: number, job: BenchJobReport) => void;
 }
@@ -63,7 +65,7 @@ export async function runPreset(run: PresetRun): Promise<BenchReport> {
     let before = first;
     for (const [i, section] of sections.entries()) {
       run.onJobStart?.(i, sections.length, section);
-      const results = await runFioSection(jobFile, section, env, run.runtimeSeconds);
+      const results = await runFioSection(jobFile, section, env, run.runtimeSeconds, run.abort);
       const after = await run.status();
       // A section is one job (group_reporting); should a job file ever add numjobs without it,
       // the first entry stands for the section.

@@ -70,8 +70,13 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
 
     const err = process.stderr;
     let lineOpen = false;
+    // Ctrl-C or SIGTERM: stop fio, remove the files, exit 130 (not die with files left in the mount).
+    const abort = new AbortController();
+    const onSignal = (): void => abort.abort();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
     const report = await runPreset({
-      mountpoint, preset, fioVersion: version, sizeBytes, runtimeSeconds, keepFiles: args['keep-files'], status,
+      mountpoint, preset, fioVersion: version, sizeBytes, runtimeSeconds, keepFiles: args['keep-files'], status, abort: abort.signal,
       onJobStart: (i, n, name) => {
         if (!err.isTTY) return;
         err.write(`[${i + 1}/${n}] ${name}: running (${runtimeSeconds} s, plus laying out files the first time)`);
@@ -82,6 +87,8 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
         lineOpen = false;
       },
     }).finally(() => {
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
       // A failed job leaves its "running" line open: the error goes on a line of its own.
       if (lineOpen) err.write('\n');
     });
