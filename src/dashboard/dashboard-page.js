@@ -168,9 +168,10 @@
       chart.append(svg('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: '#eef0f2' }));
       chart.append(svg('text', { x: L - 4, y: y(v) + 4, 'text-anchor': 'end' }, rate(v)));
     }
-    for (let k = 0; k <= 4; k++) {
-      const ago = span * (1 - k / 4);
-      chart.append(svg('text', { x: x(now - ago), y: H - 6, 'text-anchor': k === 0 ? 'start' : k === 4 ? 'end' : 'middle' }, k === 4 ? 'now' : '-' + duration(ago / 1000)));
+    // Time ticks at round steps back from now, at most six.
+    const stepMs = [10000, 15000, 30000, 60000].find((st) => span / st <= 6) || 60000;
+    for (let ago = 0; ago <= span + 1; ago += stepMs) {
+      chart.append(svg('text', { x: x(now - ago), y: H - 6, 'text-anchor': ago === 0 ? 'end' : 'middle' }, ago === 0 ? 'now' : '-' + duration(ago / 1000)));
     }
     // Stacked areas, one per source, fastest tier at the bottom.
     const base = pts.map(() => 0);
