@@ -100,10 +100,10 @@ export function parseHelperArgv(argv: readonly string[]): HelperInvocation {
       if (a.includes('f')) inv.fake = true;
       if (a.includes('v')) inv.verbose = true;
       // -n (do not write /etc/mtab): there is no mtab to write.
-    } else if (a.startsWith('-') && a !== '-') throw new ShadowfsError(`unknown flag ${a} (usage: mount.shadowfs CONFIG MOUNTPOINT [-sfnv] [-o OPTIONS])`, EXIT_USAGE);
+    } else if (a.startsWith('-') && a !== '-') throw new ShadowfsError(`unknown flag ${a} (see mount.shadowfs --help)`, EXIT_USAGE);
     else positional.push(a);
   }
-  if (positional.length !== 2) throw new ShadowfsError('usage: mount.shadowfs CONFIG MOUNTPOINT [-sfnv] [-o OPTIONS]', EXIT_USAGE);
+  if (positional.length !== 2) throw new ShadowfsError('usage: mount.shadowfs CONFIG MOUNTPOINT [-sfnv] [-o OPTIONS] (see --help)', EXIT_USAGE);
   return { source: positional[0], mountpoint: positional[1], ...inv };
 }
 
@@ -151,8 +151,32 @@ function alreadyMounted(inv: HelperInvocation): boolean {
   return r.stdout.split('\n').some((l) => l.trim() === `fuse.shadowfs shadowfs:${live}`);
 }
 
+export const HELPER_USAGE = `usage: mount.shadowfs CONFIG|none MOUNTPOINT [-sfnv] [-o OPTIONS]
+
+The mount(8) helper of shadowfs (also installed as mount.fuse.shadowfs): runs
+\`shadowfs mount --config CONFIG ... --daemon MOUNTPOINT\` and returns once mounted.
+
+  -o OPTIONS  comma-separated:
+                live=DIR state=DIR tier=NAME=PATH:cap=SIZE[:class=C][:cost=USD] (repeatable)
+                extent_size=SIZE admit_after=N copy_rate=SIZE coverage_tier=NAME
+                placement=reactive|predictive metrics_port=PORT watch_live verbose
+              always true, accepted: rw allow_other default_permissions nosuid nodev
+              for mount/fstab/systemd, ignored: defaults auto noauto user users nouser nofail
+                _netdev x-* comment=
+  -s          ignore unknown options instead of refusing them
+  -f          check the options, do not mount
+  -v          print the shadowfs command line and its output
+  -n          accepted (there is no /etc/mtab to write)
+
+Exit status: 0 mounted (or this volume already is), 1 bad usage or option, 32 the mount failed.
+`;
+
 /** Runs the helper; returns the exit status. `cli` is bin/shadowfs. */
 export function runMountHelper(argv: readonly string[], cli: string, progName = 'mount.shadowfs'): number {
+  if (argv.includes('-h') || argv.includes('--help')) {
+    process.stdout.write(HELPER_USAGE);
+    return 0;
+  }
   let args: string[];
   let inv: HelperInvocation;
   try {

@@ -130,6 +130,9 @@ t.test('mount helper', async (t) => {
     t.equal(direct.status, 1);
     t.equal(direct.stderr.trim().split('\n').length, 1, 'one line');
     t.match(direct.stderr, /^mount\.shadowfs: mount option ro: read-only mounts are not supported/);
+    const help = run(HELPER, ['--help']);
+    t.equal(help.status, 0, '--help');
+    t.match(help.stdout, /-o OPTIONS/);
     const usage = run(HELPER, [config]);
     t.equal(usage.status, 1);
     t.match(usage.stderr, /usage: mount\.shadowfs CONFIG MOUNTPOINT/);
