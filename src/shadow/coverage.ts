@@ -57,7 +57,7 @@ export class CoverageReplicator {
     private readonly shadows: ShadowManager,
     private readonly files: FilePinner,
     private readonly extentSizeBytes: number,
-    private readonly scanIntervalMs: number,
+    private scanIntervalMs: number,
     private readonly log: Logger,
   ) {}
 
@@ -67,6 +67,15 @@ export class CoverageReplicator {
     this.scanTimer = setInterval(() => void this.scan(), this.scanIntervalMs);
     this.scanTimer.unref();
     void this.scan();
+  }
+
+  /** A live change of the scan interval (config reload): the next scan is one new interval away. */
+  setScanIntervalMs(ms: number): void {
+    this.scanIntervalMs = ms;
+    if (!this.scanTimer || this.stopped) return;
+    clearInterval(this.scanTimer);
+    this.scanTimer = setInterval(() => void this.scan(), ms);
+    this.scanTimer.unref();
   }
 
   async stop(): Promise<void> {

@@ -19,6 +19,8 @@ export interface MountOptions {
   tierFlags?: string[];
   coverageTier?: string;
   extraArgs?: string[];
+  /** Mount from this config file alone (`--config FILE`); the options above are then ignored. */
+  configFile?: string;
 }
 
 export interface Sandbox {
@@ -45,6 +47,7 @@ export function makeSandbox(prefix = 'shadowfs-test-'): Sandbox {
 }
 
 export function mountArgs(sb: Sandbox, opts: MountOptions = {}): string[] {
+  if (opts.configFile) return ['mount', '--config', opts.configFile, ...(opts.extraArgs ?? []), sb.mnt];
   const tiers = opts.tiers ?? [{ name: 'nvme', capacity: '64MiB' }];
   const args = ['mount', '--live', sb.live, '--state', sb.state];
   for (const t of tiers) args.push('--tier', `${t.name}=${sb.tierDir(t.name)},cap=${t.capacity}${t.cls ? `,class=${t.cls}` : ''}`);
