@@ -8,7 +8,7 @@ import { PredictivePlacement } from '../shadow/predictive-placement';
 
 const GIB = 1024 ** 3;
 
-export function statusReport(volume: Volume, mountpoint: string, extentSizeBytes: number, startedAtMs: number, fastPath: StatusReport['fastPath'], coverage: CoverageReplicator | undefined, placements: Placements, predictive: PredictivePlacement | undefined): StatusReport {
+export function statusReport(volume: Volume, mountpoint: string, extentSizeBytes: number, startedAtMs: number, fastPath: StatusReport['fastPath'], coverage: CoverageReplicator | undefined, placements: Placements, predictive: PredictivePlacement | undefined, config: StatusReport['config'] = null): StatusReport {
   const io = volume.io.counters;
   const sh = volume.shadows.counters;
   const tiers = volume.tiers.all();
@@ -17,6 +17,7 @@ export function statusReport(volume: Volume, mountpoint: string, extentSizeBytes
   const fastest = tiers[0]?.tier.spec.costPerGiBMonth ?? 0;
   return {
     coverage: coverage ? coverage.report(Date.now()) : null,
+    config,
     pins: placements.allPins().map((p) => ({ path: path.relative(volume.livePath, p.path), tier: p.tier })),
     hints: placements.pendingHints(Date.now()).length,
     placement: predictive ? { policy: 'predictive', ...predictive.counters } : { policy: 'reactive', rounds: 0, planned: 0, requested: 0, readahead: 0 },

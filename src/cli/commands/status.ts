@@ -30,8 +30,20 @@ export function formatStatus(s: StatusReport): string {
     `  fast path: ${s.fastPath.hits} reads served natively from tier copies (${s.fastPath.mappedExtents ?? 0} extents mapped), ${s.fastPath.misses} went through the redirector`,
     '',
     `shadow copies: ${s.shadow.copies} made (${formatBytes(s.shadow.copyBytes)}), ${s.shadow.evictions} evicted, ${s.shadow.discardedCopies} stale dropped, ${s.shadow.failedCopies} failed, ${s.shadow.copyErrors} read errors, ${s.shadow.corruptCopies} failed their checksum`,
+    ...(s.config ? [configLine(s.config)] : []),
   ];
   return lines.join('\n');
+}
+
+function configLine(c: NonNullable<StatusReport['config']>): string {
+  const r = c.lastReload;
+  if (!r) return `config: ${c.file} (not reloaded since mount)`;
+  const when = `${new Date(r.atMs).toISOString()} (${r.trigger})`;
+  if (!r.accepted) {
+    const kept = r.changes.length > 0 ? `stopped after applying ${r.changes.join('; ')}` : 'refused, old settings kept';
+    return `config: ${c.file}, last reload ${when} ${kept}: ${r.reason ?? ''}`;
+  }
+  return `config: ${c.file}, last reload ${when} applied: ${r.changes.length > 0 ? r.changes.join('; ') : 'no changes'}`;
 }
 
 export const statusCommand: CommandModule<object, StatusArgs> = {
