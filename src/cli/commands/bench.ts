@@ -34,6 +34,7 @@ async function checkShadowfsMount(mountpoint: string): Promise<void> {
   } catch (err) {
     if (err instanceof ShadowfsError) throw err;
     if (errorCode(err) === 'ENOENT') throw new ShadowfsError(`no such mount point: ${mountpoint}`);
+    if (errorCode(err) === 'ENOTCONN') throw new ShadowfsError(`${mountpoint}: the mount's daemon is gone (a stale mount; shadowfs unmount clears it)`);
     throw new ShadowfsError(`${mountpoint}: ${errorCode(err) ?? (err as Error).message}`);
   }
   const types = await fuseMountsAt(mountpoint);
