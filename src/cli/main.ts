@@ -13,7 +13,7 @@ import { scrubCommand } from './commands/scrub';
 import { tierCommand } from './commands/tier';
 import { replayCommand } from './commands/replay';
 import { benchCommand } from './commands/bench';
-import { hintCommand, pinCommand, unpinCommand } from './commands/placement';
+import { demoteCommand, hintCommand, pinCommand, promoteCommand, unpinCommand } from './commands/placement';
 import { reloadCommand } from './commands/reload';
 import { forecastCommand } from './commands/forecast';
 import { failbackCommand, failoverCommand, healthCommand } from './commands/health';
@@ -33,6 +33,8 @@ export async function main(argv: string[]): Promise<void> {
     .command(pinCommand)
     .command(unpinCommand)
     .command(hintCommand)
+    .command(promoteCommand)
+    .command(demoteCommand)
     .command(reloadCommand)
     .command(forecastCommand)
     .command(healthCommand)

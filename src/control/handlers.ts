@@ -12,11 +12,12 @@ import { ShadowfsError } from '../util/errors';
 import { parseBytes } from '../util/units';
 import { Volume } from '../volume/volume';
 import { ControlServer } from './control-server';
-import { StatusReport } from './protocol';
+import { ControlRequest, StatusReport } from './protocol';
 import { statusReport } from './status';
 import { volumePath, whichTier } from './which-tier';
 import { Placements } from '../shadow/pins';
 import { PredictivePlacement } from '../shadow/predictive-placement';
+import { OneOffMoves, extentRangeOf, type MoveRequest } from '../shadow/one-off-moves';
 import { inFlight } from '../fuse/adapter';
 import type { FailoverController } from '../failover/failover-controller';
 import { ConfigReloader } from '../config/config-reloader';
@@ -117,6 +118,17 @@ export function registerControlHandlers(control: ControlServer, ctx: MountContex
     return { hinted: f.vp, extents: Math.floor(to / E) - Math.floor(from / E) + 1, atMs, untilMs: atMs + durationMs };
   });
   control.on('placements', async () => ({ pins: ctx.placements.allPins(), hints: ctx.placements.pendingHints(Date.now()) }));
+  const moves = new OneOffMoves(volume.map, volume.tiers, volume.shadows, volume, ctx.placements, config.extentSizeBytes, () => coverage?.tierName);
+  if (ctx.predictive) ctx.predictive.operatorMoves = moves;
+  const moveRequest = async (req: ControlRequest): Promise<MoveRequest> => {
+    const tier = requireString(req.tier, 'tier');
+    const f = await fileOf(req.path);
+    const range = extentRangeOf(req.fromByte, req.toByte, f.sizeBytes, config.extentSizeBytes);
+    return { id: typeof req.id === 'string' ? req.id : undefined, path: f.vp, livePath: f.lp, fileId: f.fileId, tier, ...range };
+  };
+  control.on('promote', async (req) => moves.promote(await moveRequest(req)));
+  control.on('demote', async (req) => moves.demote(await moveRequest({ ...req, fromByte: undefined, toByte: undefined })));
+  control.on('move-progress', async (req) => moves.progress(requireString(req.id, 'id')) ?? null);
   control.on('forecast', async (req) => {
     if (!ctx.predictive) throw new ShadowfsError(`${mountpoint} uses reactive placement, which makes no forecasts (mount with --placement predictive)`);
     const horizon = req.horizon === undefined ? undefined : Number(req.horizon);

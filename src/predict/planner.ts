@@ -19,9 +19,10 @@ import type { ExtentRef, TierClass } from '../tiers/tier';
  *    the best ones get the budget, and already-resident extents keep the space otherwise.
  * 5. Demotion, with a hysteresis band: a new copy on tier t needs minPromoteAccesses x costRatio(t)
  *    expected accesses (costRatio = t's price over the cheapest performance tier's, so a dearer tier
- *    asks more of its extents); a resident stays while it keeps keepFraction of that bar. A resident
- *    that falls below it, or is displaced by hotter extents, is not just dropped: it competes for the
- *    next slower (cheaper) performance tier at that tier's keep bar, and the plan says so
+ *    asks more of its extents); a resident stays while it keeps keepFraction of that bar (on the
+ *    slowest performance tier, while there is room). A resident that falls below it, or is displaced
+ *    by hotter extents, is not just dropped: it competes for the next slower (cheaper) performance
+ *    tier at that tier's keep bar, and the plan says so
  *    (`demotedFrom`), so the shadow manager moves the copy down instead of re-reading the live
  *    volume. An extent descends one band at a time as it cools, and must heat up past the full
  *    entry bar to climb back: no flapping between tiers.
@@ -187,9 +188,12 @@ export function planPlacement(input: PlannerInput): PlannerOutput {
       if (assigned[i] >= 0) continue;
       const e = extents[i];
       resident[i] = e.currentTiers.length > 0 && e.currentTiers.includes(t.name) ? 1 : 0;
-      // Residents, and extents coming down from a faster tier, need only the keep bar.
+      // Residents, and extents coming down from a faster tier, need only the keep bar. The slowest
+      // performance tier has none: below it there is no cheaper place to move to, and a copy kept
+      // while there is room can only save a read (the replay's single fast tier is this case).
       const settled = resident[i] || (heldOn[i] >= 0 && heldOn[i] < ti);
-      if (e.predictedAccesses < (settled ? entryBar[ti] * keepFraction : entryBar[ti])) continue;
+      const keepBar = ti < perf.length - 1 ? entryBar[ti] * keepFraction : 0;
+      if (e.predictedAccesses < (settled ? keepBar : entryBar[ti])) continue;
       const v = valuePerByte(e, t);
       // Residents win ties (the tiny bonus), so equal heat never causes a swap.
       rank[i] = resident[i] ? v * (1 + hysteresis) * (1 + 1e-9) + 1e-300 : v;

@@ -77,3 +77,60 @@ t.test('pin, hint and unpin', async (t) => {
   t.match(r.stderr, /is not pinned/);
   t.equal(await vol.stop(), 0);
 });
+
+t.test('promote and demote: one-off moves between tiers', async (t) => {
+  const sb = makeSandbox();
+  const vol = new MountedVolume(sb, {
+    extentSize: '64KiB', admitAfter: 1000, // reactive admission out of the way: only the moves place copies
+    tiers: [{ name: 'nvme', capacity: '256KiB' }, { name: 'ssd', capacity: '4MiB' }, { name: 'hdd', capacity: '8MiB', cls: 'hdd' }],
+  });
+  t.teardown(async () => {
+    await vol.cleanup();
+    removeSandbox(sb);
+  });
+  const f = makeFile(sb, 'data.db', 8);
+  const big = makeFile(sb, 'big.db', 8);
+  await vol.start();
+  const tiersOf = (): string[][] => placement(f).extents.map((e) => e.fresh);
+
+  let r = cli(['promote', f, '--tier', 'nvme', '--range', '64KiB-191KiB']);
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /promoted .*data\.db: 2 extents .*2 copied to nvme/);
+  t.match(r.stderr, /promote .*data\.db: 2\/2 extents/, 'plain progress lines when not on a terminal');
+  t.same(tiersOf().map((x) => x.includes('nvme')), [false, true, true, false, false, false, false, false], 'only the range is on nvme, at once');
+
+  r = cli(['promote', f, '--tier', 'ssd', '--json']);
+  t.equal(r.status, 0, r.stderr);
+  const moved = JSON.parse(r.stdout) as { totalExtents: number; copiedExtents: number; running: boolean };
+  t.same([moved.totalExtents, moved.copiedExtents, moved.running], [8, 8, false]);
+  t.ok(allOn(f, 'ssd'), 'the whole file on ssd');
+
+  // nvme -> ssd already holds the bytes: the nvme copies are dropped.
+  r = cli(['demote', f, '--tier', 'nvme']);
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /2 dropped/);
+  t.ok(noneOn(f, 'nvme') && allOn(f, 'ssd'));
+  // ssd -> hdd, the next cheaper tier, does not: the copies move.
+  r = cli(['demote', f, '--tier', 'ssd']);
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /8 moved to hdd/);
+  t.same(tiersOf(), Array.from({ length: 8 }, () => ['hdd']), 'every extent now on hdd only');
+  // Nothing cheaper than hdd: the copies are dropped (the live volume has the bytes).
+  r = cli(['demote', f, '--tier', 'hdd']);
+  t.equal(r.status, 0, r.stderr);
+  t.same(tiersOf(), Array.from({ length: 8 }, () => []));
+  t.ok(fs.readFileSync(f).equals(Buffer.alloc(8 * EXTENT, 'data.db'.length)), 'the file reads right throughout');
+
+  r = cli(['promote', big, '--tier', 'nvme']);
+  t.equal(r.status, 1);
+  t.match(r.stderr, /524288 bytes do not fit tier nvme/);
+  r = cli(['promote', f, '--tier', 'tape']);
+  t.equal(r.status, 1);
+  t.match(r.stderr, /no tier named tape/);
+  r = cli(['pin', f, '--tier', 'ssd']);
+  t.equal(r.status, 0, r.stderr);
+  r = cli(['demote', f, '--tier', 'ssd']);
+  t.equal(r.status, 1);
+  t.match(r.stderr, /is pinned to ssd: unpin it first/);
+  t.equal(await vol.stop(), 0);
+});

@@ -1,10 +1,16 @@
-/** `shadowfs pin|unpin|hint PATH`: say where a file should live, or that it will be used soon. */
+/**
+ * `shadowfs pin|unpin|hint|promote|demote PATH`: say where a file should live (persistently, or
+ * once, now), or that it will be used soon.
+ */
+import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { controlRequest } from '../../control/control-client';
 import { findMountOf } from '../../fuse/mount-table';
 import { ShadowfsError } from '../../util/errors';
+import type { MoveProgress } from '../../shadow/one-off-moves';
 import { parseBytes, parseDurationMs } from '../../util/units';
+import { progress } from '../progress';
 
 interface PathArgs {
   path: string;
@@ -50,6 +56,14 @@ export const unpinCommand: CommandModule<object, PathArgs> = {
   },
 };
 
+/** `--range A-B` in bytes (sizes allowed); both undefined without a range. */
+function parseRange(range: string | undefined): { fromByte?: number; toByte?: number } {
+  if (!range) return {};
+  const m = /^([^-]+)-([^-]+)$/.exec(range);
+  if (!m) throw new ShadowfsError(`--range "${range}": expected A-B, e.g. 0-64MiB`);
+  return { fromByte: parseBytes(m[1], '--range start'), toByte: parseBytes(m[2], '--range end') };
+}
+
 interface HintArgs extends PathArgs {
   range?: string;
   at?: string;
@@ -68,14 +82,7 @@ export const hintCommand: CommandModule<object, HintArgs> = {
     .example('$0 hint /mnt/app/reports/nightly.db --at 2026-11-29T02:00:00Z --duration 1h', '')),
   handler: async (args) => {
     const { mount, abs } = await mountOf(args);
-    let fromByte: number | undefined;
-    let toByte: number | undefined;
-    if (args.range) {
-      const m = /^([^-]+)-([^-]+)$/.exec(args.range);
-      if (!m) throw new ShadowfsError(`--range "${args.range}": expected A-B, e.g. 0-64MiB`);
-      fromByte = parseBytes(m[1], '--range start');
-      toByte = parseBytes(m[2], '--range end');
-    }
+    const { fromByte, toByte } = parseRange(args.range);
     let atMs = Date.now();
     if (args.at && !args.now) {
       atMs = args.at.startsWith('+') ? Date.now() + parseDurationMs(args.at.slice(1), '--at') : Date.parse(args.at);
@@ -85,4 +92,57 @@ export const hintCommand: CommandModule<object, HintArgs> = {
     const r = await controlRequest(mount, { command: 'hint', path: abs, fromByte, toByte, atMs, durationMs });
     say(args.json, r, `hinted ${args.path}: promoted ${atMs <= Date.now() ? 'now' : 'at ' + new Date(atMs).toISOString()} for ${args.duration}`);
   },
+};
+
+interface MoveArgs extends PathArgs {
+  tier: string;
+  range?: string;
+}
+
+/** Runs a promote or demote on the mount, showing progress until it is done. */
+async function runMove(kind: 'promote' | 'demote', args: MoveArgs): Promise<void> {
+  const { mount, abs } = await mountOf(args);
+  const id = randomUUID();
+  const bar = args.json ? undefined : progress(`${kind} ${args.path}`);
+  const poll = setInterval(() => {
+    controlRequest(mount, { command: 'move-progress', id }, 5_000)
+      .then((p) => {
+        const m = p as MoveProgress | null;
+        if (m?.running) bar?.update(m.doneExtents, m.totalExtents, 'extents');
+      })
+      .catch(() => undefined);
+  }, 250);
+  let r: MoveProgress;
+  try {
+    r = (await controlRequest(mount, { command: kind, id, path: abs, tier: args.tier, ...parseRange(args.range) }, 24 * 3600 * 1000)) as MoveProgress;
+    bar?.update(r.doneExtents, r.totalExtents, 'extents');
+  } finally {
+    clearInterval(poll);
+    bar?.stop();
+  }
+  const secs = ((r.finishedAtMs ?? r.startedAtMs) - r.startedAtMs) / 1000;
+  const what = kind === 'promote'
+    ? `${r.copiedExtents} copied to ${r.tier}, ${r.unchangedExtents} already there`
+    : `${r.copiedExtents} moved to ${r.movedTo ?? '-'}, ${r.droppedExtents} dropped (held elsewhere), ${r.unchangedExtents} had no copy on ${r.tier}`;
+  say(args.json, r, `${kind}d ${args.path}: ${r.totalExtents} extents in ${secs.toFixed(1)} s: ${what}${r.failedExtents ? `, ${r.failedExtents} failed` : ''}`);
+  if (r.failedExtents > 0) throw new ShadowfsError(`${r.failedExtents} of ${r.totalExtents} extents could not be ${kind}d (see the mount's log)`);
+}
+
+export const promoteCommand: CommandModule<object, MoveArgs> = {
+  command: 'promote <path>',
+  describe: 'Copy a file (or a byte range of it) to a tier now, once, and wait until done (unlike pin, nothing keeps it there later)',
+  builder: (y) => pathOptions<MoveArgs>(y
+    .option('tier', { type: 'string', demandOption: true, describe: 'The tier, e.g. nvme' })
+    .option('range', { type: 'string', describe: 'Bytes A-B (sizes like 0-64MiB); default the whole file' })
+    .example('$0 promote /mnt/app/index.db --tier nvme', '')),
+  handler: (args) => runMove('promote', args),
+};
+
+export const demoteCommand: CommandModule<object, MoveArgs> = {
+  command: 'demote <path>',
+  describe: "Move a file's copies off a tier now: to the next cheaper tier, or dropped where the coverage tier (or that cheaper tier) already holds them",
+  builder: (y) => pathOptions<MoveArgs>(y
+    .option('tier', { type: 'string', demandOption: true, describe: 'The tier to move off, e.g. nvme' })
+    .example('$0 demote /mnt/app/old.log --tier nvme', '')),
+  handler: (args) => runMove('demote', args),
 };
