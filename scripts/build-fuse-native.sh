@@ -74,14 +74,25 @@ if [ -f "$ADDON" ] && [ "$(cat "$BUILD_STAMP" 2>/dev/null || true)" = "$build_id
   echo "build-fuse-native: up to date ($ADDON)"
 else
   echo "build-fuse-native: building $ADDON (node-gyp $(node "$GYP" --version), headers $NODEDIR)"
+  # Built in a staging copy and renamed into place, so that processes starting meanwhile (tests,
+  # mounts) load either the old addon or the new one, never a half-written or missing file.
+  STAGE=$PKG/.shadowfs-stage
+  rm -rf "$STAGE"
+  mkdir -p "$STAGE"
+  cp "$PKG/binding.gyp" "$PKG/fuse-native.c" "$PKG/package.json" "$STAGE/"
+  [ -f "$PKG/semaphore.h" ] && cp "$PKG/semaphore.h" "$STAGE/"
   log=$(mktemp)
-  if ! (cd "$PKG" && node "$GYP" rebuild --release --nodedir="$NODEDIR") >"$log" 2>&1; then
+  if ! (cd "$STAGE" && node "$GYP" rebuild --release --nodedir="$NODEDIR") >"$log" 2>&1; then
     cat "$log" >&2
     rm -f "$log"
     die "node-gyp build failed"
   fi
   grep -iE "warning|error" "$log" || true
   rm -f "$log"
+  mkdir -p "$(dirname "$ADDON")"
+  cp "$STAGE/build/Release/fuse.node" "$ADDON.new"
+  mv -f "$ADDON.new" "$ADDON"
+  rm -rf "$STAGE"
   echo "$build_id" >"$BUILD_STAMP"
 fi
 

@@ -11,6 +11,9 @@
  * - unmount() ends the FUSE thread and closes its handles, so the process can exit afterwards,
  *   even if the mount was busy (it is detached lazily and its connection closed).
  * - a native read fast path: see `setFileMap`.
+ * - answered on the FUSE thread without calling a handler (both on by default, see
+ *   FuseMountOptions): getxattr/setxattr of "security.capability" (noFileCapabilities), and
+ *   FOPEN_DIRECT_IO for opens with O_DIRECT (directIoOnODirect).
  *
  * Conventions (fuse-native's): every handler gets a callback as its last argument and calls it
  * exactly once, with 0 or a negative errno (`Errno.ENOENT`, `errnoOf(err)`) first, then results.
@@ -172,6 +175,9 @@ const HANDLE_OPS: ReadonlySet<FuseOpName> = new Set<FuseOpName>(['open', 'opendi
 
 const MAX_FH = 2 ** 31 - 1;
 
+/** File capabilities: answered natively when noFileCapabilities is on. */
+const XATTR_CAPS = 'security.capability';
+
 // ---- options ---------------------------------------------------------------------------------
 
 export interface FuseMountOptions {
@@ -193,6 +199,22 @@ export interface FuseMountOptions {
   options?: readonly string[];
   /** -o debug: libfuse traces every request on stderr. */
   debug?: boolean;
+  /**
+   * The filesystem carries no file capabilities (default true): getxattr("security.capability")
+   * answers ENODATA and setxattr of it ENOTSUP on the FUSE thread, and listxattr leaves it out;
+   * the handlers never see that name. The kernel asks for it before every write that is not
+   * direct I/O (file_remove_privs), so this saves a JS round trip per write.
+   */
+  noFileCapabilities?: boolean;
+  /**
+   * Opens and creates with O_DIRECT get FOPEN_DIRECT_IO (default true): the kernel then sends
+   * reads and writes straight to the handlers by its direct path, without the page cache (which
+   * O_DIRECT bypasses anyway) and without asking for security.capability before each write.
+   * Costs: a MAP_SHARED mmap of such an fd fails (ENODEV); the kernel leaves clearing setuid/setgid
+   * bits on write to the filesystem (libfuse 2 does not pass that flag on, so O_DIRECT writes by
+   * unprivileged users do not clear them).
+   */
+  directIoOnODirect?: boolean;
   /** A handler threw, its promise rejected, or it called back twice. Default: console.error. */
   onHandlerError?: (op: FuseOpName, err: unknown) => void;
 }
@@ -241,6 +263,8 @@ interface NativeFuseOptions {
   negativeTimeout?: number;
   maxRead?: number;
   debug?: boolean;
+  noFileCapabilities: boolean;
+  directIoOnODirect: boolean;
   options: string[];
 }
 
@@ -271,7 +295,8 @@ export class FuseMount {
   constructor(mountpoint: string, handlers: FuseHandlers, options: FuseMountOptions = {}) {
     this.mountpoint = path.resolve(mountpoint);
     const onHandlerError = options.onHandlerError ?? defaultHandlerError;
-    this.native = new NativeFuseClass(this.mountpoint, rawOps(handlers, onHandlerError), nativeOptions(options));
+    const native = nativeOptions(options);
+    this.native = new NativeFuseClass(this.mountpoint, rawOps(handlers, onHandlerError, native.noFileCapabilities), native);
     this.exited = new Promise((resolve) => {
       this.native.onexit = () => {
         if (this.state !== 'failed') this.state = 'unmounted';
@@ -398,6 +423,8 @@ function nativeOptions(o: FuseMountOptions): NativeFuseOptions {
     negativeTimeout: seconds(o.negativeTimeoutSeconds, 'negativeTimeoutSeconds'),
     maxRead: o.maxReadBytes === undefined ? undefined : positiveInt(o.maxReadBytes, 'maxReadBytes'),
     debug: o.debug,
+    noFileCapabilities: o.noFileCapabilities ?? true,
+    directIoOnODirect: o.directIoOnODirect ?? true,
     options: extra,
   };
 }
@@ -418,7 +445,7 @@ function positiveInt(v: number, what: string): number {
  * replies (the kernel request would otherwise hang) and a second callback cannot reach the
  * native side (it would complete some later request of the same FUSE thread).
  */
-function rawOps(handlers: FuseHandlers, onHandlerError: (op: FuseOpName, err: unknown) => void): Record<string, RawHandler> {
+function rawOps(handlers: FuseHandlers, onHandlerError: (op: FuseOpName, err: unknown) => void, noFileCapabilities: boolean): Record<string, RawHandler> {
   const ops: Record<string, RawHandler> = {};
   for (const op of OP_NAMES) {
     const handler = handlers[op] as RawHandler | undefined;
@@ -432,6 +459,9 @@ function rawOps(handlers: FuseHandlers, onHandlerError: (op: FuseOpName, err: un
           return;
         }
         replied = true;
+        if (noFileCapabilities && op === 'listxattr' && results[0] === 0 && Array.isArray(results[1])) {
+          results[1] = (results[1] as string[]).filter((name) => name !== XATTR_CAPS);
+        }
         if (HANDLE_OPS.has(op) && results[0] === 0) {
           const fh = results[1];
           if (typeof fh !== 'number' || !Number.isInteger(fh) || fh < 1 || fh > MAX_FH) {

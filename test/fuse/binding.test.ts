@@ -287,6 +287,70 @@ t.test('big_writes: a 1 MiB buffered write arrives in chunks larger than 4 KiB',
   t.equal(await maxChunk({ options: ['big_writes', 'max_write=65536'] }), 65536, 'raw -o options pass through');
 });
 
+/** MemFs with xattr handlers; `xattrNames` lists every name the getxattr/setxattr handlers saw. */
+function xattrFs(): { memfs: MemFs; handlers: FuseHandlers; xattrNames: string[] } {
+  const memfs = new MemFs();
+  const xattrNames: string[] = [];
+  const stored = new Map<string, Buffer>();
+  const handlers: FuseHandlers = {
+    ...memfs.handlers(),
+    getxattr: (p, name, position, cb) => {
+      xattrNames.push(name);
+      const v = stored.get(name);
+      return v ? cb(0, v) : cb(Errno.ENODATA);
+    },
+    setxattr: (p, name, value, position, flags, cb) => {
+      xattrNames.push(name);
+      stored.set(name, Buffer.from(value));
+      cb(0);
+    },
+    // As if the backing file carried a capability set behind the mount's back.
+    listxattr: (p, cb) => cb(0, [...stored.keys(), 'security.capability']),
+  };
+  return { memfs, handlers, xattrNames };
+}
+
+t.test('security.capability is answered natively: ENODATA, ENOTSUP to set, not listed; other names reach JS', async (t) => {
+  const { memfs, handlers, xattrNames } = xattrFs();
+  memfs.add('f', Buffer.alloc(64 * 1024));
+  const { mnt } = await mounted(t, handlers);
+  const f = path.join(mnt, 'f');
+  const get = await run('getfattr', ['-n', 'security.capability', f]).then(() => 'ok', (err: { stderr: string }) => err.stderr);
+  t.match(get, /No such attribute/, 'getxattr: ENODATA');
+  const set = await run('setfattr', ['-n', 'security.capability', '-v', '0x0000000200200000000000000000000000000000', f]).then(() => 'ok', (err: { stderr: string }) => err.stderr);
+  t.match(set, /Operation not supported/, 'setxattr of a valid capability (cap_net_raw=p): ENOTSUP');
+  await run('dd', ['if=/dev/zero', `of=${f}`, 'bs=4k', 'count=16', 'conv=notrunc', 'status=none']);
+  await run('setfattr', ['-n', 'user.k', '-v', 'v', f]);
+  const { stdout } = await run('getfattr', ['-d', '-m', '-', '--absolute-names', f]);
+  t.match(stdout, /user\.k="v"/, 'other names are served by the handlers');
+  t.notMatch(stdout, /security\.capability/, 'listxattr leaves security.capability out');
+  t.same(xattrNames.filter((n) => n === 'security.capability'), [], 'the handlers never saw security.capability (16 writes, a get, a set)');
+  t.ok(xattrNames.includes('user.k'), 'user.k reached the handlers');
+});
+
+t.test('without noFileCapabilities the kernel asks the handlers for security.capability before each buffered write', async (t) => {
+  const { memfs, handlers, xattrNames } = xattrFs();
+  memfs.add('f', Buffer.alloc(64 * 1024));
+  const { mnt } = await mounted(t, handlers, { noFileCapabilities: false });
+  await run('dd', ['if=/dev/zero', `of=${path.join(mnt, 'f')}`, 'bs=4k', 'count=8', 'conv=notrunc', 'status=none']);
+  t.equal(xattrNames.filter((n) => n === 'security.capability').length, 8, 'one getxattr per write');
+});
+
+t.test('O_DIRECT opens get FOPEN_DIRECT_IO: writes go by the direct path (no security.capability round trip)', async (t) => {
+  const capsAsked = async (options: FuseMountOptions, ddFlags: string[]): Promise<number> => {
+    const { memfs, handlers, xattrNames } = xattrFs();
+    memfs.add('f', Buffer.alloc(64 * 1024));
+    const { mnt, fm } = await mounted(t, handlers, { noFileCapabilities: false, ...options });
+    await run('dd', ['if=/dev/zero', `of=${path.join(mnt, 'f')}`, 'bs=4k', 'count=8', 'conv=notrunc', 'status=none', ...ddFlags]);
+    t.equal(memfs.writeSizes.length, 8, `8 writes reached the handler (${ddFlags.join(' ') || 'buffered'})`);
+    await fm.unmount();
+    return xattrNames.filter((n) => n === 'security.capability').length;
+  };
+  t.equal(await capsAsked({}, ['oflag=direct']), 0, 'O_DIRECT: no getxattr');
+  t.equal(await capsAsked({ directIoOnODirect: false }, ['oflag=direct']), 8, 'O_DIRECT without directIoOnODirect: one getxattr per write');
+  t.equal(await capsAsked({}, []), 8, 'buffered opens keep the page-cache path');
+});
+
 t.test('bad options are refused', async (t) => {
   const { mnt } = await scratch(t);
   t.throws(() => new FuseMount(mnt, {}, { options: ['a,b'] }), RangeError);
