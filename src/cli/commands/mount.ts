@@ -117,6 +117,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     const control = new ControlServer(socketFile(mountpoint), log);
     // With --config the file is watched and reloaded live where safe (src/config/config-reloader.ts).
     const reloader = args.config ? new ConfigReloader(path.resolve(args.config), () => volumeConfigFrom(volumeFlags(args)), config, log) : undefined;
+    opened.predictive?.setRoundIntervalMs(config.predictor.planIntervalMs); // openVolume starts it at the default
     const mounted = fuse;
     const status = registerControlHandlers(control, {
       volume: opened.volume, placements: opened.placements, predictive: opened.predictive, coverage: opened.coverage, config, mountpoint, startedAtMs: Date.now(),
