@@ -30,8 +30,7 @@ export interface ReloadTarget {
   setAdmitAfterReads?(reads: number): void;
   setCoverageScanIntervalMs(ms: number): void;
   setWatchLive(on: boolean): Promise<void>;
-  /** Absent while predictive placement cannot take a new planning interval. */
-  setPredictor?(p: PredictorConfig): void;
+  setPredictor(p: PredictorConfig): void;
 }
 
 export class ConfigReloader {
@@ -113,9 +112,6 @@ export class ConfigReloader {
     if (!target.setAdmitAfterReads && diff.changes.some((c) => c.kind === 'admit-after-reads')) {
       refusals.push('admitAfterReads: the running admission policy cannot change it; unmount and mount again');
     }
-    if (!target.setPredictor && diff.changes.some((c) => c.kind === 'predictor')) {
-      refusals.push('predictor: the running planner cannot change it; unmount and mount again');
-    }
     if (refusals.length === 0) refusals.push(...(await target.preflight(diff.changes)));
     if (refusals.length > 0) return refused(refusals.join('; '));
     const applied: string[] = [];
@@ -149,7 +145,7 @@ export class ConfigReloader {
       case 'watchdog':
         for (const l of this.watchdogListeners) l(c.to);
         return;
-      case 'predictor': return target.setPredictor?.(c.to);
+      case 'predictor': return target.setPredictor(c.to);
     }
   }
 }

@@ -79,6 +79,6 @@ export function mountReloadTarget(m: RunningMount): ReloadTarget {
       if (on) await m.liveWatcher?.start();
       else await m.liveWatcher?.stop();
     },
-    // setPredictor: absent until predictive placement takes a planning interval after start.
+    setPredictor: (p) => m.predictive?.setRoundIntervalMs(p.planIntervalMs),
   };
 }

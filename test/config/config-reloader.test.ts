@@ -79,6 +79,14 @@ t.test('accepted: every change applied in order, logged, kept as the last reload
   t.match(s.lines.at(-1), /no changes$/);
 });
 
+t.test('settings without tiers: scan interval, watchLive, predictor', async (t) => {
+  const s = setup(t);
+  s.write({ coverageScanInterval: '30s', watchLive: true, predictor: { planIntervalMs: '5s' } });
+  const r = await s.reloader.reload('command');
+  t.equal(r.accepted, true);
+  t.same(s.calls, ['scan 30000', 'watch true', 'plan 5000']);
+});
+
 t.test('refused: a broken file, a fixed setting, a preflight reason — nothing applied, old settings kept', async (t) => {
   const s = setup(t);
   fs.writeFileSync(s.file, '{ "live": ');
