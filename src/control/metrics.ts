@@ -46,6 +46,16 @@ export class MetricsServer {
     shadowCounter('shadowfs_stale_copies_dropped_total', 'Copies dropped because a write made them stale', (s) => s.discardedCopies);
     shadowCounter('shadowfs_copy_read_errors_total', 'Reads of a copy that failed (served from elsewhere)', (s) => s.copyErrors);
     shadowCounter('shadowfs_corrupt_copies_total', 'Copies that failed their checksum', (s) => s.corruptCopies);
+    shadowCounter('shadowfs_hedged_reads_total', 'Reads also sent to a second copy because the first was slower than its tier p95', (s) => s.hedgesIssued ?? 0);
+    shadowCounter('shadowfs_hedged_reads_won_total', 'Hedged reads the second copy answered first', (s) => s.hedgesWon ?? 0);
+    new Gauge({ name: 'shadowfs_tier_read_p95_seconds', help: 'Recent p95 latency of reads served by each tier through the redirector', labelNames: ['tier'], registers: [r],
+      collect() { for (const t of current().tiers) if (t.readP95Us !== undefined) this.set({ tier: t.name }, t.readP95Us / 1e6); } });
+    new Gauge({ name: 'shadowfs_failed_over', help: '1 while the volume is served from its shadows (failed over or resyncing), 0 on the live volume', registers: [r],
+      collect() { const f = current().failover; if (f) this.set(f.mode === 'live' ? 0 : 1); } });
+    new Gauge({ name: 'shadowfs_live_health_state', help: 'Health of the live volume: 0 healthy, 1 suspect, 2 failed-over, 3 resyncing', registers: [r],
+      collect() { const f = current().failover; if (f) this.set(['healthy', 'suspect', 'failed-over', 'resyncing'].indexOf(f.health)); } });
+    new Gauge({ name: 'shadowfs_resync_dirty_extents', help: 'Extents changed while failed over, waiting for resync', registers: [r],
+      collect() { const f = current().failover; if (f) this.set(f.dirtyExtents); } });
     new Gauge({ name: 'shadowfs_coverage_ratio', help: 'Share of the volume with a fresh copy on the coverage tier (absent without one)', registers: [r],
       collect() { const c = current().coverage; if (c) this.set(c.coveredShare); } });
     new Gauge({ name: 'shadowfs_replication_lag_seconds', help: 'Age of the oldest change not yet on the coverage tier', registers: [r],

@@ -19,6 +19,8 @@ export interface TierStatus {
   usedBytes: number;
   capacityBytes: number;
   costPerGiBMonth: number;
+  /** Recent p95 of reads served by the tier through the redirector (hedging uses it). */
+  readP95Us?: number;
 }
 
 export interface StatusReport {
@@ -40,7 +42,7 @@ export interface StatusReport {
   served: { source: string; bytes: number; reads: number }[];
   /** Reads served natively from mapped tier copies, without the JavaScript round trip. */
   fastPath: { hits: number; misses: number; errors: number; mappedExtents?: number };
-  shadow: { copies: number; copyBytes: number; evictions: number; discardedCopies: number; failedCopies: number; copyErrors: number; corruptCopies: number };
+  shadow: { copies: number; copyBytes: number; evictions: number; discardedCopies: number; failedCopies: number; copyErrors: number; corruptCopies: number; hedgesIssued?: number; hedgesWon?: number };
   /** Where the volume is served from (live, or its shadows while failed over) and the live volume's health. */
   failover?: { mode: 'live' | 'failed-over' | 'resyncing'; health: string; reason: string; since: number | null; dirtyExtents: number; abandonedOps: number };
   /** The config file the mount was started from (null: flags only) and its last reload. */

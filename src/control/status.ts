@@ -27,7 +27,8 @@ export function statusReport(volume: Volume, mountpoint: string, extentSizeBytes
     pid: process.pid,
     uptimeSeconds: Math.round((Date.now() - startedAtMs) / 1000),
     extentSizeBytes,
-    tiers: volume.tiers.all().map(({ tier }) => ({
+    tiers: volume.tiers.all().map(({ id, tier }) => ({
+      readP95Us: volume.io.latencies.p95Us(id),
       name: tier.spec.name,
       class: tier.spec.class,
       health: tier.health(),
@@ -45,6 +46,8 @@ export function statusReport(volume: Volume, mountpoint: string, extentSizeBytes
       failedCopies: sh.failedCopies,
       copyErrors: io.copyErrors,
       corruptCopies: io.corruptCopies,
+      hedgesIssued: io.hedgesIssued,
+      hedgesWon: io.hedgesWon,
     },
   };
 }

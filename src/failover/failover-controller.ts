@@ -33,6 +33,7 @@ export interface FailoverStatus {
   reason: string;
   dirtyExtents: number;
   health: HealthReport;
+  /** Wall-clock times. */
   transitions: readonly Transition[];
   resync: ResyncProgress | null;
   deadlineMs: number;
@@ -273,12 +274,22 @@ export class FailoverController implements NamespaceListener {
       reason: this.journal.reason,
       dirtyExtents: dirty,
       health: this.watchdog.report(),
-      transitions: this.monitor.transitions(),
+      transitions: this.transitions(),
       resync: this.resync ? { ...this.resync.progress } : null,
       deadlineMs: this.volume.guard.deadlineMs,
       abandonedOps: this.volume.guard.abandonedOps,
       lastResync: this.lastResync,
     };
+  }
+
+  /** Health transitions with wall-clock times (the monitor runs on a monotonic clock). */
+  transitions(): Transition[] {
+    const offset = Date.now() - performance.now();
+    return this.monitor.transitions().map((t) => ({ ...t, timeMs: t.timeMs + offset }));
+  }
+
+  get healthState(): string {
+    return this.monitor.state;
   }
 
   /** The short form, for `status`. */

@@ -15,6 +15,7 @@ import { ftruncateFd, pwriteFull } from '../util/fd-io';
 import { errorCode, FsError } from '../util/errors';
 import { crc32 } from 'node:zlib';
 import { ExtentRef, ShadowTier } from '../tiers/tier';
+import { TierLatencies } from './tier-latencies';
 
 /** Told about every piece of a read, so a policy can learn (admission, heat). */
 export interface ReadObserver {
@@ -40,10 +41,15 @@ export interface ServeCounters {
   copyErrors: number;
   /** Copies whose bytes failed their checksum (dropped, served from elsewhere). */
   corruptCopies: number;
+  /** Reads also sent to a second copy because the first was slower than its tier's p95; and how often the second answered first. */
+  hedgesIssued: number;
+  hedgesWon: number;
 }
 
 export class IoRedirector {
-  readonly counters: ServeCounters = { bytesBySource: new Map(), readsBySource: new Map(), copyErrors: 0, corruptCopies: 0 };
+  readonly counters: ServeCounters = { bytesBySource: new Map(), readsBySource: new Map(), copyErrors: 0, corruptCopies: 0, hedgesIssued: 0, hedgesWon: 0 };
+  /** Recent read latency per tier (hedging decisions, metrics). */
+  readonly latencies = new TierLatencies();
   /** Set by the volume: live writes and truncates run under its guard. */
   liveOp: LiveOpRunner = (_kind, fn) => fn();
   /** Told when a copy passed its checksum (the fast path may map it now). */
@@ -106,24 +112,87 @@ export class IoRedirector {
 
   private async readPiece(file: OpenFile, live: LiveReader, index: number, buf: Buffer, at: number, length: number, position: number): Promise<number> {
     const offsetInExtent = position - index * this.extentSizeBytes;
-    for (const copy of this.freshCopies(file.fileId, index)) {
-      const vt = this.tiers.get(copy.tierId);
-      if (!vt) continue;
-      try {
-        const ref = { fileId: file.fileId, index };
-        const n = copy.verified || copy.crc32 === null
-          ? await vt.tier.read(ref, offsetInExtent, length, buf, at)
-          : await this.readVerifying(vt.tier, ref, copy, offsetInExtent, length, buf, at);
-        this.count(vt.tier.spec.name, n);
-        this.observer.onExtentRead(file, index, copy.tierId);
-        return n;
-      } catch (err) {
-        this.dropBadCopy(file.fileId, index, copy, err);
+    const copies = this.freshCopies(file.fileId, index);
+    for (let i = 0; i < copies.length; ) {
+      const primary = copies[i];
+      const secondary = copies[i + 1];
+      const p95Us = secondary ? this.latencies.p95Us(primary.tierId) : undefined;
+      const got = secondary && p95Us !== undefined
+        ? await this.hedgedRead(file, index, primary, secondary, p95Us, buf, at, offsetInExtent, length)
+        : await this.readCopy(file, index, primary, buf, at, offsetInExtent, length).then((n) => (n === undefined ? undefined : { n, copy: primary }));
+      if (got) {
+        const vt = this.tiers.get(got.copy.tierId);
+        if (vt) this.count(vt.tier.spec.name, got.n);
+        this.observer.onExtentRead(file, index, got.copy.tierId);
+        return got.n;
       }
+      i += secondary && p95Us !== undefined ? 2 : 1;
     }
     const n = await this.readLive(live, buf, at, length, position);
     this.observer.onExtentRead(file, index, 'live');
     return n;
+  }
+
+  /** One copy; undefined when it failed (it is dropped then). */
+  private async readCopy(file: OpenFile, index: number, copy: CopyRecord, into: Buffer, intoAt: number, offsetInExtent: number, length: number): Promise<number | undefined> {
+    const vt = this.tiers.get(copy.tierId);
+    if (!vt) return undefined;
+    const started = performance.now();
+    try {
+      const ref = { fileId: file.fileId, index };
+      const n = copy.verified || copy.crc32 === null
+        ? await vt.tier.read(ref, offsetInExtent, length, into, intoAt)
+        : await this.readVerifying(vt.tier, ref, copy, offsetInExtent, length, into, intoAt);
+      this.latencies.record(copy.tierId, (performance.now() - started) * 1000);
+      return n;
+    } catch (err) {
+      this.dropBadCopy(file.fileId, index, copy, err);
+      return undefined;
+    }
+  }
+
+  /**
+   * A hedged read: the primary copy first; if it has not answered within its tier's recent p95,
+   * the secondary too; the first answer wins. Each reads into its own buffer, so the loser,
+   * answering late, cannot touch the caller's. A primary that fails hands over to the secondary
+   * at once (that is a fallback, not a hedge).
+   */
+  private hedgedRead(file: OpenFile, index: number, primary: CopyRecord, secondary: CopyRecord, p95Us: number, buf: Buffer, at: number, offsetInExtent: number, length: number): Promise<{ n: number; copy: CopyRecord } | undefined> {
+    return new Promise((resolve) => {
+      let settled = false;
+      let secondaryStarted = false;
+      let outstanding = 0;
+      let timer: NodeJS.Timeout | undefined;
+      const attempt = (copy: CopyRecord, isHedge: boolean): void => {
+        outstanding++;
+        const tmp = Buffer.allocUnsafe(length);
+        void this.readCopy(file, index, copy, tmp, 0, offsetInExtent, length).then((n) => {
+          outstanding--;
+          if (settled) return;
+          if (n !== undefined) {
+            settled = true;
+            clearTimeout(timer);
+            if (isHedge) this.counters.hedgesWon++;
+            tmp.copy(buf, at, 0, n);
+            resolve({ n, copy });
+          } else if (!secondaryStarted) {
+            secondaryStarted = true;
+            clearTimeout(timer);
+            attempt(secondary, false);
+          } else if (outstanding === 0) {
+            settled = true;
+            resolve(undefined);
+          }
+        });
+      };
+      timer = setTimeout(() => {
+        if (settled || secondaryStarted) return;
+        secondaryStarted = true;
+        this.counters.hedgesIssued++;
+        attempt(secondary, true);
+      }, Math.max(1, p95Us / 1000));
+      attempt(primary, false);
+    });
   }
 
   /**

@@ -10,6 +10,7 @@ import { ExtentMap, isFresh } from '../extents/extent-map';
 import { Logger } from '../util/log';
 import { OpenFile } from '../volume/open-files';
 import { ShadowManager } from './shadow-manager';
+import { RESERVED_NAMES } from '../failover/namespace-mirror';
 
 /** What coverage needs from the volume: open a live file for background copies. */
 export interface FilePinner {
@@ -127,6 +128,8 @@ export class CoverageReplicator {
         continue;
       }
       for (const e of entries) {
+        // The watchdog's canary is the mount's own business, not the volume's data.
+        if (dir === this.livePath && RESERVED_NAMES.has(e.name)) continue;
         const p = path.join(dir, e.name);
         if (e.isDirectory()) stack.push(p);
         else if (e.isFile()) {

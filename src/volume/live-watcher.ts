@@ -3,6 +3,8 @@
  * an admin with `cp`): an affected file's shadow copies are invalidated. Opening a file checks
  * size and mtime too, so a change the watcher misses (inotify overflow, a remount) is still caught.
  */
+import * as path from 'node:path';
+import { RESERVED_NAMES } from '../failover/namespace-mirror';
 import { watch, FSWatcher } from 'chokidar';
 import { Logger } from '../util/log';
 
@@ -16,7 +18,9 @@ export class LiveWatcher {
   ) {}
 
   async start(): Promise<void> {
-    const w = watch(this.livePath, { ignoreInitial: true, persistent: true, followSymlinks: false });
+    // The watchdog rewrites its canary every second: not a change to the volume's data.
+    const reserved = new Set([...RESERVED_NAMES].map((n) => path.join(this.livePath, n)));
+    const w = watch(this.livePath, { ignoreInitial: true, persistent: true, followSymlinks: false, ignored: (p: string) => reserved.has(p) });
     this.watcher = w;
     const handle = (p: string): void => {
       this.onChange(p).catch((err: Error) => this.log.warn('watcher', `${p}: ${err.message}`));

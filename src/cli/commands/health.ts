@@ -35,7 +35,7 @@ export function formatHealth(s: FailoverStatus): string {
     ...(s.resync ? [`resync: ${s.resync.extentsDone}/${s.resync.extentsTotal} extents, ${formatBytes(s.resync.bytesDone)}`] : []),
     ...(s.lastResync ? [`last resync: ${s.lastResync.extents} extents (${formatBytes(s.lastResync.bytes)}) in ${s.lastResync.seconds.toFixed(1)} s, ${s.lastResync.conflicts.length} conflicts${s.lastResync.conflicts.map((c) => `\n  conflict: ${c}`).join('')}`] : []),
     'transitions:',
-    ...(s.transitions.length ? s.transitions.slice(-10).map((t) => `  ${t.from} -> ${t.to}: ${t.reason}`) : ['  none']),
+    ...(s.transitions.length ? s.transitions.slice(-10).map((t) => `  ${new Date(t.timeMs).toISOString()}  ${t.from} -> ${t.to}: ${t.reason}`) : ['  none']),
   ];
   return lines.join('\n');
 }

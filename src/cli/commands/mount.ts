@@ -132,7 +132,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       process.stdout.write(`shadowfs: metrics at http://127.0.0.1:${port}/metrics\n`);
     }
     const dashboard = args['dashboard-port'] !== undefined
-      ? new DashboardServer(new DashboardData(mountSources({ volume: opened.volume, placements: opened.placements, predictive: opened.predictive, status })))
+      ? new DashboardServer(new DashboardData(mountSources({ volume: opened.volume, placements: opened.placements, predictive: opened.predictive, status, health: { get state() { return opened.failover.healthState; }, transitions: () => opened.failover.transitions() } })))
       : undefined;
     if (dashboard) {
       const port = await dashboard.start(args['dashboard-port'] as number);

@@ -30,6 +30,8 @@ export function formatStatus(s: StatusReport): string {
     `  fast path: ${s.fastPath.hits} reads served natively from tier copies (${s.fastPath.mappedExtents ?? 0} extents mapped), ${s.fastPath.misses} went through the redirector`,
     '',
     `shadow copies: ${s.shadow.copies} made (${formatBytes(s.shadow.copyBytes)}), ${s.shadow.evictions} evicted, ${s.shadow.discardedCopies} stale dropped, ${s.shadow.failedCopies} failed, ${s.shadow.copyErrors} read errors, ${s.shadow.corruptCopies} failed their checksum`,
+    `hedged reads: ${s.shadow.hedgesIssued ?? 0} sent to a second copy, ${s.shadow.hedgesWon ?? 0} answered first there`,
+    ...(s.failover ? [`mode: ${s.failover.mode}${s.failover.mode !== 'live' ? ` (${s.failover.reason}; ${s.failover.dirtyExtents} dirty extents to resync)` : ''}; live volume health: ${s.failover.health}`] : []),
     ...(s.config ? [configLine(s.config)] : []),
   ];
   return lines.join('\n');
