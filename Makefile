@@ -4,7 +4,7 @@ APT_PACKAGES := libfuse2 fuse libfuse-dev pkg-config build-essential python3 pat
 STAMP := .state/stamps
 TAP := node_modules/.bin/tap --disable-coverage --reporter=tap --timeout=300 --jobs=1
 
-.PHONY: all deps build install uninstall test demo bench bench-replication clean
+.PHONY: all deps build install uninstall test demo bench bench-replication bench-failover clean
 
 all: build
 
@@ -60,6 +60,12 @@ bench: build
 # Replication throughput vs cp, and foreground 4 KiB read IOPS during a full replication.
 bench-replication: build
 	bash bench/replication-bench.sh
+
+# Failover under fio's verifying workload: latency ramp then EIO, a hang, recovery and resync, a
+# shadow tier failing while failed over (bench/failover-bench.sh lists the knobs; FAILOVER_DOCS=1
+# writes the table into docs/failover.md).
+bench-failover: build
+	bash bench/failover-bench.sh
 
 test: build
 	$(TAP) 'dist/test/**/*.test.js'
