@@ -24,6 +24,8 @@ export interface RunningMount {
   /** The settings the mount started with (live path, state directory: fixed for its life). */
   config: VolumeConfig;
   mountpoint: string;
+  /** 'live', or failed over / resyncing: then the shadows hold the only reachable bytes. */
+  volumeMode: () => string;
 }
 
 export function mountReloadTarget(m: RunningMount): ReloadTarget {
@@ -57,6 +59,11 @@ export function mountReloadTarget(m: RunningMount): ReloadTarget {
         if (vt && volume.shadows.protectedTiers.has(vt.id) && c.toBytes < vt.tier.usedBytes()) {
           refusals.push(`tiers.${c.name}.capacity: the tier holds the volume's coverage (${formatBytes(vt.tier.usedBytes())}); it cannot shrink below that`);
         }
+      }
+      const mode = m.volumeMode();
+      const drops = changes.filter((c) => c.kind === 'tier-remove' || (c.kind === 'tier-capacity' && c.toBytes < c.fromBytes));
+      if (mode !== 'live' && drops.length > 0) {
+        refusals.push(`tiers: the volume is ${mode}, its shadows are what it serves from; no tier shrinks or goes away until it has failed back`);
       }
       if (changes.some((c) => c.kind === 'watch-live') && !m.liveWatcher) refusals.push('watchLive: this mount has no live watcher');
       return refusals;

@@ -78,7 +78,7 @@ export function registerControlHandlers(control: ControlServer, ctx: MountContex
   control.on('tier-remove', async (req) => tierChanges.remove(requireString(req.name, 'name')));
   control.on('tier-progress', async () => tierChanges.progress() ?? null);
 
-  ctx.reloader?.attach(mountReloadTarget({ volume, tierChanges, coverage, predictive: ctx.predictive, liveWatcher: ctx.liveWatcher, config, mountpoint }));
+  ctx.reloader?.attach(mountReloadTarget({ volume, tierChanges, coverage, predictive: ctx.predictive, liveWatcher: ctx.liveWatcher, config, mountpoint, volumeMode: () => ctx.failover?.mode ?? 'live' }));
   control.on('reload', async () => {
     if (!ctx.reloader) throw new ShadowfsError('this mount was started without --config: there is no config file to reload');
     return ctx.reloader.reload('command');
