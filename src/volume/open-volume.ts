@@ -69,13 +69,21 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
   } else {
     policy = new ReactiveAdmission(tiers, shadows, config.admitAfterReads);
   }
+  // Writes feed the prediction engine's heat like reads (coverage adds itself below).
+  if (predictive) {
+    const p = predictive;
+    volume.onWrite = (file, first, last) => p.onExtentWritten(file.fileId, first, last, file.livePath);
+  }
   let coverage: CoverageReplicator | undefined;
   const coverageTier = config.coverageTier ? tiers.byName(config.coverageTier) : undefined;
   if (coverageTier) {
     shadows.protectedTiers.add(coverageTier.id);
     coverage = new CoverageReplicator(config.livePath, coverageTier.tier.spec.name, coverageTier.id, map, shadows, volume, config.extentSizeBytes, config.coverageScanIntervalMs, log);
     const c = coverage;
-    volume.onWrite = (file, first, last) => c.noteWrite(file, first, last);
+    volume.onWrite = (file, first, last) => {
+      c.noteWrite(file, first, last);
+      predictive?.onExtentWritten(file.fileId, first, last, file.livePath);
+    };
     c.start();
   }
   shadows.isProtected = (tierName, fileId, index) => placements.isProtected(tierName, fileId, index, Date.now());
