@@ -116,6 +116,34 @@ t.test('a mount reloads its edited config file: live where safe, refused with th
   t.equal(await vol.stop(), 0, 'clean unmount');
 });
 
+t.test('while failed over, a reload neither removes nor shrinks a tier', async (t) => {
+  const sb = makeSandbox();
+  const file = path.join(sb.root, 'volume.json');
+  const tier = (name: string, capacity: string) => ({ name, path: sb.tierDir(name), capacity });
+  const config = { live: sb.live, stateDir: sb.state, coverageTier: 'hdd', watchdog: { enabled: false }, tiers: [tier('nvme', '4MiB'), tier('hdd', '64MiB')] };
+  fs.writeFileSync(file, JSON.stringify(config));
+  const vol = new MountedVolume(sb, { configFile: file });
+  t.teardown(async () => {
+    await vol.cleanup();
+    removeSandbox(sb);
+  });
+  fs.writeFileSync(path.join(sb.live, 'a.txt'), 'served from the shadows\n');
+  await vol.start();
+  const status = async (): Promise<StatusReport> => (await controlRequest(sb.mnt, { command: 'status' })) as StatusReport;
+  await waitFor(async () => (await status()).coverage?.coveredShare === 1, 'full coverage');
+  t.equal(cli(['failover', sb.mnt]).status, 0, 'failed over');
+  fs.writeFileSync(file, JSON.stringify({ ...config, tiers: [tier('hdd', '32MiB')] }));
+  const r = cli(['reload', sb.mnt]);
+  t.equal(r.status, 1);
+  t.match(r.stderr, /tiers: the volume is failed-over, its shadows are what it serves from; no tier shrinks or goes away until it has failed back/);
+  t.same((await status()).tiers.map((x) => [x.name, x.capacityBytes]), [['nvme', 4 * 1024 * KIB], ['hdd', 64 * 1024 * KIB]], 'both tiers kept whole');
+  t.equal(fs.readFileSync(path.join(sb.mnt, 'a.txt'), 'utf8'), 'served from the shadows\n');
+  t.equal(cli(['failback', sb.mnt, '--force']).status, 0, 'failed back');
+  const after = cli(['reload', sb.mnt]);
+  t.equal(after.status, 0, `accepted once live again: ${after.stderr}`);
+  t.same((await status()).tiers.map((x) => [x.name, x.capacityBytes]), [['hdd', 32 * 1024 * KIB]]);
+});
+
 t.test('a mount started from flags has no file to reload', async (t) => {
   const sb = makeSandbox();
   const vol = new MountedVolume(sb);
