@@ -4,6 +4,7 @@
  * the volume's health. One snapshot is what the page polls every second.
  */
 import { StatusReport, TierStatus } from '../control/protocol';
+import type { ForecastReport } from '../predict/forecast-report';
 import { buildHeatGrid, ExtentSource, HeatGrid } from './heat-grid';
 import { FAST_PATH_SOURCE, IopsPoint, StatusHistory, TierHealthChange } from './status-history';
 
@@ -16,12 +17,8 @@ export interface HealthSource {
 
 /** What the dashboard needs of the prediction engine; absent under reactive placement. */
 export interface ForecastSource {
-  /** Forecast horizons, in one-minute steps. */
-  readonly horizonsSteps: readonly number[];
-  /** Mean IOPS forecast over the next `horizonSteps` minutes (undefined before any history). */
-  forecastIops(horizonSteps: number): number | undefined;
-  /** Mean absolute scaled error of the IOPS forecasts at a horizon so far (NaN: not scored yet). */
-  mase(horizonSteps: number): number;
+  /** What `shadowfs forecast` shows: per horizon the next forecast, recent scored ones, MASE. */
+  report(): ForecastReport;
   /** Predicted accesses of one extent over the planning horizon. */
   heat(fileId: string, index: number, nowMs: number): number;
 }
@@ -47,6 +44,8 @@ export interface DashboardSnapshot {
   tiers: (TierStatus & { costPerMonth: number })[];
   cost: StatusReport['cost'];
   coverage: StatusReport['coverage'];
+  /** Failover mode and the watchdog's verdict (null: this mount has no failover controller). */
+  failover: NonNullable<StatusReport['failover']> | null;
   shadow: StatusReport['shadow'];
   fastPath: StatusReport['fastPath'];
   /** Reads the redirector served, all sources (the fast path's are in fastPath.hits). */
@@ -57,9 +56,10 @@ export interface DashboardSnapshot {
     /** Sources in a fixed order (tiers fastest first, then the fast path, then live). */
     sources: string[];
     /** Per second, oldest first: reads per second of each source in `sources` order. */
-    points: { atMs: number; reads: number[]; forecast: number | null }[];
+    points: { atMs: number; reads: number[] }[];
   };
-  forecast: { available: boolean; note: string; horizons: { minutes: number; iops: number | null; mase: number | null }[] };
+  /** The engine's forecasts (null values where not known yet; JSON has no NaN). */
+  forecast: { available: boolean; note: string; report: ForecastReport | null };
   heat: HeatGrid & { atMs: number; heatSource: 'predicted' | 'none' };
   health: {
     watchdog: boolean;
@@ -79,8 +79,7 @@ export class DashboardData {
   private heatCache: DashboardSnapshot['heat'] | undefined;
 
   constructor(private readonly sources: DashboardSources) {
-    const f = sources.forecast;
-    this.history = new StatusHistory(sources.status, () => (f ? f.forecastIops(1) ?? null : null));
+    this.history = new StatusHistory(sources.status);
   }
 
   snapshot(nowMs = Date.now()): DashboardSnapshot {
@@ -96,6 +95,7 @@ export class DashboardData {
       tiers: s.tiers.map((t) => ({ ...t, costPerMonth: (t.usedBytes / GIB) * t.costPerGiBMonth })),
       cost: s.cost,
       coverage: s.coverage,
+      failover: s.failover ?? null,
       shadow: s.shadow,
       fastPath: s.fastPath,
       servedReads: s.served.reduce((n, x) => n + x.reads, 0),
@@ -115,21 +115,17 @@ export class DashboardData {
     const sources = [...order.filter((x) => known.has(x)), ...[...known].filter((x) => !order.includes(x)).sort()];
     return {
       sources,
-      points: points.map((p) => ({ atMs: p.atMs, reads: sources.map((src) => round2(p.readsPerSecond[src] ?? 0)), forecast: p.forecastIops === null ? null : round2(p.forecastIops) })),
+      points: points.map((p) => ({ atMs: p.atMs, reads: sources.map((src) => round2(p.readsPerSecond[src] ?? 0)) })),
     };
   }
 
   private forecast(): DashboardSnapshot['forecast'] {
     const f = this.sources.forecast;
-    if (!f) return { available: false, note: 'reactive placement: no forecast (mount with --placement predictive for one)', horizons: [] };
+    if (!f) return { available: false, note: 'reactive placement: no forecast (mount with --placement predictive for one)', report: null };
     return {
       available: true,
-      note: 'mean IOPS over the next 1, 10 and 60 minutes, from the prediction engine (regression or seasonal naive, whichever has erred less lately)',
-      horizons: f.horizonsSteps.map((h) => {
-        const iops = f.forecastIops(h);
-        const mase = f.mase(h);
-        return { minutes: h, iops: iops === undefined ? null : round2(iops), mase: Number.isFinite(mase) ? round2(mase) : null };
-      }),
+      note: 'Forecasts are one-minute means of the IOPS (reads and writes) the prediction engine saw, from the regression or seasonal naive, whichever has erred less lately.',
+      report: f.report(),
     };
   }
 

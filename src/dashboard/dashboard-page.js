@@ -148,7 +148,12 @@
     const pts = s.iops.points;
     const names = s.tiers.map((t) => t.name);
     const totals = pts.map((p) => p.reads.reduce((a, b) => a + b, 0));
-    const forecasts = pts.map((p) => p.forecast);
+    // The engine's one-minute windows: what it forecast for each and what came (reads and writes).
+    const report = s.forecast.report;
+    const minute = report ? report.horizons.find((h) => h.horizonSteps === 1) : null;
+    const windows = minute ? minute.points.filter((p) => p.forecast.iops !== null) : [];
+    const next = minute && minute.next ? minute.next : null;
+    const forecasts = windows.map((p) => p.forecast.iops).concat(windows.map((p) => p.actual.iops), next ? [next.iops] : []).filter((v) => v !== null);
     // Trailing one-minute mean of the actual total: the forecast is a one-minute mean too.
     const mean60 = totals.map((_, i) => {
       const from = Math.max(0, i - 59);
@@ -156,7 +161,7 @@
       for (let j = from; j <= i; j++) sum += totals[j];
       return sum / (i - from + 1);
     });
-    const ymax = Math.max(1, ...totals, ...forecasts.filter((f) => f !== null)) * 1.1;
+    const ymax = Math.max(1, ...totals, ...forecasts) * 1.1;
     const now = s.atMs;
     // The window grows with the history, up to five minutes: a young mount is not a sliver.
     const span = Math.min(300000, Math.max(60000, pts.length > 0 ? now - pts[0].atMs : 0));
@@ -191,7 +196,18 @@
     };
     line(totals, { stroke: '#1f2933', 'stroke-width': 1, id: 'iops-total-line' });
     line(mean60, { stroke: '#1f2933', 'stroke-width': 2, 'stroke-opacity': 0.5, id: 'iops-mean-line' });
-    if (s.forecast.available) line(forecasts, { stroke: '#d1495b', 'stroke-width': 2, 'stroke-dasharray': '6 4', id: 'iops-forecast-line' });
+    // Forecast vs actual per completed minute, and the forecast for the minute under way.
+    const segment = (fromMs, toMs, v, attrs) => {
+      if (v === null || toMs <= now - span) return;
+      const a = Math.max(fromMs, now - span);
+      const b = Math.min(toMs, now);
+      if (b > a) chart.append(svg('line', Object.assign({ x1: x(a), x2: x(b), y1: y(v), y2: y(v) }, attrs)));
+    };
+    for (const w of windows) {
+      segment(w.fromMs, w.toMs, w.actual.iops, { stroke: '#1f2933', 'stroke-width': 3, class: 'actual-window' });
+      segment(w.fromMs, w.toMs, w.forecast.iops, { stroke: '#d1495b', 'stroke-width': 3, 'stroke-dasharray': '6 4', class: 'forecast-window' });
+    }
+    if (next) segment(next.fromMs, next.toMs, next.iops, { stroke: '#d1495b', 'stroke-width': 3, 'stroke-dasharray': '2 3', class: 'forecast-next' });
     const latest = totals.length > 0 ? totals[totals.length - 1] : 0;
     chart.setAttribute('data-points', String(pts.length));
     chart.setAttribute('data-max-total', String(Math.max(0, ...totals)));
@@ -206,15 +222,20 @@
       legend.append(item);
     });
     legend.append(el('span', {}, '— total ' + rate(latest) + '/s, thick: 1-min mean ' + rate(mean60.length ? mean60[mean60.length - 1] : 0) + '/s'));
-    if (s.forecast.available) legend.append(el('span', { style: 'color:#d1495b' }, '- - forecast (next-minute mean)'));
+    if (s.forecast.available) {
+      legend.append(el('span', { style: 'color:#d1495b' }, '- - forecast per minute (dotted: the minute under way)'));
+      legend.append(el('span', {}, '▬ actual per minute, as the engine counted it'));
+    }
 
     $('forecast-note').textContent = s.forecast.note;
     const fbody = $('forecast').tBodies[0];
     fbody.replaceChildren();
     $('forecast').style.display = s.forecast.available ? '' : 'none';
-    for (const h of s.forecast.horizons) {
+    for (const h of report ? report.horizons : []) {
       const row = el('tr');
-      row.append(el('td', {}, h.minutes + ' min'), el('td', { class: 'num' }, h.iops === null ? 'not yet (needs a minute of history)' : rate(h.iops)), el('td', { class: 'num' }, h.mase === null ? 'not scored yet' : h.mase.toFixed(2)));
+      const nextIops = h.next && h.next.iops !== null ? rate(h.next.iops) : 'after the first complete minute';
+      const mase = h.mase.iops === null ? 'not scored yet' : h.mase.iops.toFixed(2) + ' over ' + h.scoredPoints + ' windows';
+      row.append(el('td', {}, h.horizon), el('td', { class: 'num' }, nextIops), el('td', { class: 'num' }, mase));
       fbody.append(row);
     }
   }
@@ -264,7 +285,7 @@
     const live = el('span', { 'data-heat-tier': 'live only', 'data-heat-cells': String(counts.get(-1) || 0) });
     live.append(swatch(LIVE_COLOUR), document.createTextNode('live only: ' + (counts.get(-1) || 0) + ' cells'));
     legend.append(live);
-    $('heat-note').textContent = heat.totalExtents + ' extents in ' + heat.files.length + ' files, ' + heat.extentsPerCell +
+    $('heat-note').textContent = heat.totalExtents + ' extents in ' + heat.fileCount + ' files, ' + heat.extentsPerCell +
       ' per cell, in file order (a dark tick starts a file); colour: the tier a cell is read from' +
       (heat.heatSource === 'predicted' ? '; opacity: predicted accesses (log scale, hottest ' + maxHeat.toFixed(2) + ')' : '; reactive placement keeps no per-extent heat, so opacity is uniform') + '.';
   }
@@ -272,6 +293,9 @@
     if (!heat || i < 0 || i >= heat.tier.length) return '';
     let file = null;
     for (const f of heat.files) if (f.firstCell <= i) file = f; else break;
+    // Past the last labelled file's cells: one of the files the grid did not name.
+    if (file && file === heat.files[heat.files.length - 1] && heat.fileCount > heat.files.length &&
+      i >= file.firstCell + Math.ceil(file.extents / heat.extentsPerCell)) file = { label: '(one of ' + (heat.fileCount - heat.files.length) + ' more files)', firstCell: i, extents: 0 };
     const where = heat.tier[i] < 0 ? 'live only' : heat.tiers[heat.tier[i]];
     const first = file ? (i - file.firstCell) * heat.extentsPerCell : null;
     const range = first === null ? '' : heat.extentsPerCell === 1 ? ' extent ' + first : ' extents ' + first + '–' + (first + heat.extentsPerCell - 1);
@@ -298,9 +322,9 @@
     const x = (ms) => L + ((Math.max(ms, start) - start) / spanMs) * (W - L - R);
     chart.append(svg('text', { x: 0, y: 20 }, 'volume'));
     if (h.watchdog) {
-      // Segments between transitions; before the first, the state it left.
+      // Segments between transitions from the mount's start; before the first, the state it left.
       const ts = h.transitions;
-      let from = start;
+      let from = Math.max(start, s.atMs - s.uptimeSeconds * 1000);
       let state = ts.length > 0 ? ts[0].from : h.state;
       for (const t of ts.concat([{ atMs: s.atMs, from: h.state, to: h.state }])) {
         if (t.atMs > from) chart.append(svg('rect', { x: x(from), y: 8, width: Math.max(1, x(t.atMs) - x(from)), height: 18, fill: STATE_COLOURS[state] || LIVE_COLOUR, 'data-state': state }));
@@ -318,9 +342,15 @@
     }
     chart.append(svg('text', { x: L, y: 70 }, '-' + duration(spanMs / 1000)));
     chart.append(svg('text', { x: W - R, y: 70, 'text-anchor': 'end' }, 'now'));
-    $('health-note').textContent = h.watchdog
-      ? 'Volume state now: ' + h.state + '. ' + h.transitions.length + ' transitions logged.'
-      : 'No watchdog: volume health is not monitored in this mount. Tier health comes from the tier prober.';
+    const f = s.failover;
+    let note = h.watchdog ? 'Live volume: ' + h.state + '. ' : 'No watchdog: volume health is not monitored in this mount. ';
+    if (f) {
+      note += 'Serving from ' + (f.mode === 'live' ? 'the live volume' : f.mode === 'failed-over' ? 'the shadows (failed over' + (f.since ? ' since ' + clock(f.since) : '') + ')' : 'the live volume, resyncing') + '.';
+      if (f.mode !== 'live' || f.dirtyExtents > 0) note += ' ' + f.dirtyExtents + ' extents changed while failed over await resync.';
+      if (f.abandonedOps > 0) note += ' ' + f.abandonedOps + ' live operations abandoned after their deadline.';
+      if (f.reason && f.mode !== 'live') note += ' Reason: ' + f.reason + '.';
+    }
+    $('health-note').textContent = note + ' Tier health comes from the tier prober.';
 
     const rows = h.transitions.map((t) => ({ atMs: t.atMs, what: 'volume', from: t.from, to: t.to, reason: t.reason }))
       .concat(h.tierChanges.map((c) => ({ atMs: c.atMs, what: 'tier ' + c.tier, from: c.from, to: c.to, reason: '' })))

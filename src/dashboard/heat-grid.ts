@@ -33,6 +33,8 @@ export interface HeatGridInput {
 export interface HeatGrid {
   tiers: string[];
   totalExtents: number;
+  /** Files with extents (only the first MAX_FILE_LABELS are in `files`). */
+  fileCount: number;
   extentsPerCell: number;
   /** Per cell: index into `tiers`, or LIVE_ONLY. */
   tier: number[];
@@ -50,7 +52,7 @@ export function buildHeatGrid(input: HeatGridInput): HeatGrid {
     .sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0));
   const totalExtents = files.reduce((n, f) => n + f.extents.size, 0);
   const perCell = Math.max(1, Math.ceil(totalExtents / MAX_CELLS));
-  const grid: HeatGrid = { tiers: input.tiers.map((t) => t.name), totalExtents, extentsPerCell: perCell, tier: [], heat: input.heat ? [] : null, files: [] };
+  const grid: HeatGrid = { tiers: input.tiers.map((t) => t.name), totalExtents, fileCount: files.length, extentsPerCell: perCell, tier: [], heat: input.heat ? [] : null, files: [] };
 
   // The cell being filled: how many of its extents each tier serves, and its sampled members.
   let votes = new Map<number, number>();
@@ -63,7 +65,7 @@ export function buildHeatGrid(input: HeatGridInput): HeatGrid {
     for (const [tier, n] of votes) if (n > bestVotes || (n === bestVotes && tier < best)) [best, bestVotes] = [tier, n];
     grid.tier.push(best);
     if (grid.heat && input.heat) {
-      const step = Math.max(1, Math.floor(members.length / HEAT_SAMPLES_PER_CELL));
+      const step = Math.max(1, Math.ceil(members.length / HEAT_SAMPLES_PER_CELL));
       let hottest = 0;
       for (let i = 0; i < members.length; i += step) hottest = Math.max(hottest, input.heat(members[i].fileId, members[i].index));
       grid.heat.push(hottest);

@@ -42,17 +42,17 @@ export function mountSources(parts: MountParts): DashboardSources {
       // The map knows files by inode; a file never seen open here is shown as one (find -inum).
       return labels.get(fileId) ?? `inode 0x${fileId}`;
     },
-    forecast: predictive ? engineForecasts(predictive) : undefined,
+    forecast: predictive ? engineForecasts(predictive, volume.livePath) : undefined,
     health: parts.health,
   };
 }
 
-function engineForecasts(predictive: PredictivePlacement): ForecastSource {
-  const engine = predictive.engine;
+/** One-minute windows of forecast vs actual kept per horizon: five span the IOPS chart. */
+const FORECAST_POINTS = 5;
+
+function engineForecasts(predictive: PredictivePlacement, source: string): ForecastSource {
   return {
-    horizonsSteps: engine.forecaster.horizonsSteps,
-    forecastIops: (h) => engine.forecaster.forecast(h)?.iops,
-    mase: (h) => engine.forecaster.mase('iops', h),
-    heat: (fileId, index, nowMs) => engine.predict({ fileId, index }, nowMs * 1000),
+    report: () => predictive.forecast(source, { points: FORECAST_POINTS }),
+    heat: (fileId, index, nowMs) => predictive.engine.predict({ fileId, index }, nowMs * 1000),
   };
 }

@@ -1,9 +1,8 @@
 /**
  * What the dashboard remembers of a running mount over time: once a second it reads the status
  * report's cumulative counters and keeps the per-second read rate by source (each tier, the live
- * volume, the native fast path), the engine's next-minute IOPS forecast at that moment (predictive
- * placement only), and every change of a tier's health. Both are bounded rings, so memory does not
- * grow with uptime; nothing runs while the dashboard is off.
+ * volume, the native fast path), and every change of a tier's health. Both are bounded rings, so
+ * memory does not grow with uptime; nothing runs while the dashboard is off.
  */
 import { StatusReport } from '../control/protocol';
 
@@ -17,8 +16,6 @@ export interface IopsPoint {
   atMs: number;
   /** Reads per second by source over the second that ended at atMs. */
   readsPerSecond: Record<string, number>;
-  /** Forecast mean IOPS over the next minute as the engine saw it at atMs (null: no forecast). */
-  forecastIops: number | null;
 }
 
 export interface TierHealthChange {
@@ -34,10 +31,7 @@ export class StatusHistory {
   private last: { atMs: number; reads: Map<string, number>; health: Map<string, string> } | undefined;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(
-    private readonly status: () => StatusReport,
-    private readonly forecastIops: () => number | null,
-  ) {}
+  constructor(private readonly status: () => StatusReport) {}
 
   start(everyMs = 1_000): void {
     this.sample(Date.now());
@@ -61,7 +55,7 @@ export class StatusHistory {
       const seconds = Math.max(0.001, (nowMs - prev.atMs) / 1000);
       const readsPerSecond: Record<string, number> = {};
       for (const [source, n] of reads) readsPerSecond[source] = Math.max(0, n - (prev.reads.get(source) ?? 0)) / seconds;
-      this.push(this.points, { atMs: nowMs, readsPerSecond, forecastIops: this.forecastIops() }, IOPS_WINDOW_SECONDS);
+      this.push(this.points, { atMs: nowMs, readsPerSecond }, IOPS_WINDOW_SECONDS);
       for (const [tier, to] of health) {
         const from = prev.health.get(tier);
         if (from !== undefined && from !== to) this.push(this.healthChanges, { atMs: nowMs, tier, from, to }, MAX_TIER_HEALTH_CHANGES);

@@ -147,7 +147,7 @@ t.test('dashboard', async (t) => {
     t.ok(Number(await page.getAttribute('#iops-chart', 'data-max-total')) > 0, 'the reads show in it');
     t.ok(await page.$('#iops-chart polygon'), 'reads are drawn as areas by source');
     t.match(await page.textContent('#forecast-note'), /reactive placement: no forecast/);
-    t.equal(await page.textContent('#health-badge'), 'no watchdog', 'no health monitor: said so');
+    t.equal(await page.textContent('#health-badge'), status.failover?.health, 'the live volume\'s health as status reports it');
 
     // Live: more reads through the mount move the page's numbers without a reload.
     const before = Number(await page.textContent('#reads-total'));
@@ -163,6 +163,20 @@ t.test('dashboard', async (t) => {
     t.equal((await request(`${url}nothing`)).status, 404);
     t.equal((await request(`${url}api/snapshot`, { method: 'POST' })).status, 405, 'read-only');
     t.equal((await request(`${url}api/snapshot`, { host: 'evil.example:80' })).status, 421, 'other host names are refused');
+
+    // A failover and failback by hand show on the health timeline and in the transitions.
+    await waitFor(() => statusOf(sb.mnt).coverage?.coveredShare === 1, 'full coverage on bulk');
+    const over = cli(['failover', sb.mnt]);
+    t.equal(over.status, 0, 'failover accepted', { stderr: over.stderr });
+    await until(page, "document.getElementById('health-badge')?.textContent === 'failed-over'", 'the failed-over state on the page');
+    t.match(await page.textContent('#health-note'), /failed over/, 'the page says the volume is served from its shadows');
+    const back = cli(['failback', sb.mnt]);
+    t.equal(back.status, 0, 'failback accepted', { stderr: back.stderr });
+    await until(page, "document.getElementById('health-badge')?.textContent === 'healthy'", 'healthy again after failback', 30_000);
+    const states = await page.$$eval('#health-timeline rect[data-state]', (rects) => rects.map((r) => r.getAttribute('data-state')));
+    t.ok(states.includes('failed-over'), `the timeline shows the failed-over stretch (${states.join(', ')})`);
+    const rows = await page.$$eval('#transitions tbody tr', (trs) => trs.map((r) => r.textContent ?? ''));
+    t.ok(rows.some((r) => /healthy.*→.*failed-over/.test(r)), 'the transition into failover is listed');
 
     const shot = path.join(sb.root, 'dashboard.png');
     await page.screenshot({ path: shot, fullPage: true });
