@@ -73,9 +73,14 @@ export function registerControlHandlers(control: ControlServer, ctx: MountContex
   control.on('tier-set', async (req) => {
     const name = requireString(req.name, 'name');
     const capacityBytes = parseBytes(requireString(req.capacity, 'capacity') , `tier ${name}: capacity`);
+    const current = volume.tiers.byName(name);
+    if (volume.shadow && current && capacityBytes < current.tier.spec.capacityBytes) throw new ShadowfsError('the volume is failed over and serves from its tiers: fail back before shrinking one');
     return tierChanges.setCapacity(name, capacityBytes);
   });
-  control.on('tier-remove', async (req) => tierChanges.remove(requireString(req.name, 'name')));
+  control.on('tier-remove', async (req) => {
+    if (volume.shadow) throw new ShadowfsError('the volume is failed over and serves from its tiers: fail back before removing one');
+    return tierChanges.remove(requireString(req.name, 'name'));
+  });
   control.on('tier-progress', async () => tierChanges.progress() ?? null);
 
   ctx.reloader?.attach(mountReloadTarget({ volume, tierChanges, coverage, predictive: ctx.predictive, liveWatcher: ctx.liveWatcher, config, mountpoint, volumeMode: () => ctx.failover?.mode ?? 'live' }));

@@ -57,6 +57,7 @@ export class FailoverController implements NamespaceListener {
     private readonly store: FailoverStore,
     private readonly coverageTierId: () => number | undefined,
     private readonly settings: FailoverSettings,
+    private readonly resyncBytesPerSec: number,
     private readonly log: Logger,
   ) {
     this.monitor = new HealthMonitor(settings.health, (t) => log.warn('health', `live volume ${t.from} -> ${t.to}: ${t.reason}`));
@@ -69,9 +70,9 @@ export class FailoverController implements NamespaceListener {
     this.watchdog = new Watchdog(volume.livePath, this.monitor, settings.probeIntervalMs, { act: (a, r) => this.act(a, r) }, log);
   }
 
-  static async open(volume: Volume, stateDir: string, coverageTierId: () => number | undefined, settings: FailoverSettings, log: Logger): Promise<FailoverController> {
+  static async open(volume: Volume, stateDir: string, coverageTierId: () => number | undefined, settings: FailoverSettings, resyncBytesPerSec: number, log: Logger): Promise<FailoverController> {
     const store = await FailoverStore.open(path.join(stateDir, 'failover'));
-    const c = new FailoverController(volume, store, coverageTierId, settings, log);
+    const c = new FailoverController(volume, store, coverageTierId, settings, resyncBytesPerSec, log);
     await c.load();
     return c;
   }
@@ -208,7 +209,7 @@ export class FailoverController implements NamespaceListener {
     await this.store.commit([FailoverStore.meta('mode', 'resyncing')]);
     const resync = new Resync({
       livePath: v.livePath, mirror: this.mirror, journal: this.journal, store: this.store, map: v.map, tiers: v.tiers, guard: v.guard,
-      extentSizeBytes: v.io.extentSizeBytes, log: this.log, isOpen: (id) => !!v.open.file(id), dropFile: (id) => v.dropFileCopies(id),
+      extentSizeBytes: v.io.extentSizeBytes, bytesPerSec: this.resyncBytesPerSec, log: this.log, isOpen: (id) => !!v.open.file(id), dropFile: (id) => v.dropFileCopies(id),
     });
     resync.lateWritesPossible = this.lateWrites;
     this.resync = resync;
@@ -280,6 +281,16 @@ export class FailoverController implements NamespaceListener {
       abandonedOps: this.volume.guard.abandonedOps,
       lastResync: this.lastResync,
     };
+  }
+
+  /** Watchdog settings changed in the config file: thresholds, deadline and probe interval apply now. */
+  setWatchdog(settings: FailoverSettings): void {
+    this.monitor.updateSettings(settings.health);
+    const s = this.monitor.settings;
+    this.volume.guard.setOptions({ deadlineMs: Math.min(s.opTimeoutMs, s.latencyLimitMs / 2), maxConcurrent: 8 });
+    this.watchdog.setProbeInterval(settings.probeIntervalMs);
+    if (settings.enabled || this.journal.mode !== 'live') this.watchdog.start();
+    else this.watchdog.stop();
   }
 
   /** Health transitions with wall-clock times (the monitor runs on a monotonic clock). */

@@ -38,6 +38,8 @@ export interface ResyncDeps {
   guard: LiveGuard;
   extentSizeBytes: number;
   log: Logger;
+  /** Resync bandwidth (the volume's copy rate): applications keep their share of the devices. */
+  bytesPerSec: number;
   /** A file still open under an id that resync replaced (its records must stay). */
   isOpen: (fileId: string) => boolean;
   dropFile: (fileId: string) => Promise<void>;
@@ -57,6 +59,16 @@ export class Resync {
   readonly progress: ResyncProgress = { extentsDone: 0, extentsTotal: 0, bytesDone: 0, conflicts: [], startedAtMs: Date.now() };
 
   constructor(private readonly d: ResyncDeps) {}
+
+  private nextWriteAtMs = 0;
+
+  /** Paces resync writes to bytesPerSec. */
+  private async throttle(bytes: number): Promise<void> {
+    const now = Date.now();
+    const at = Math.max(now, this.nextWriteAtMs);
+    this.nextWriteAtMs = at + (bytes / this.d.bytesPerSec) * 1000;
+    if (at > now) await new Promise((r) => setTimeout(r, at - now));
+  }
 
   private op<T>(kind: 'read' | 'write' | 'meta' | 'sync', fn: () => Promise<T>): Promise<T> {
     return this.d.guard.run(kind, fn, { force: true, deadlineMs: RESYNC_OP_DEADLINE_MS });
@@ -260,6 +272,7 @@ export class Resync {
           if (!got) {
             this.d.log.error('resync', `${p}: extent ${index} has no fresh shadow copy left; its changes made while failed over are lost`);
           } else {
+            await this.throttle(length);
             await this.op('write', () => pwriteFull(fd, got.data, 0, length, index * E));
             this.progress.bytesDone += length;
             if (this.d.map.get(fileId, index)?.generation !== got.generation) {
@@ -299,6 +312,7 @@ export class Resync {
           if (index * E < (e.liveSize ?? 0)) this.d.log.error('resync', `${p}: extent ${index} has no shadow copy; written as zeros`);
           continue;
         }
+        await this.throttle(length);
         await this.op('write', () => pwriteFull(fd, got.data, 0, length, index * E));
         this.progress.bytesDone += length;
         if (this.d.map.get(fileId, index)?.generation !== got.generation) left++;

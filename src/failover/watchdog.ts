@@ -24,14 +24,23 @@ export class Watchdog {
   constructor(
     private readonly livePath: string,
     readonly monitor: HealthMonitor,
-    private readonly probeIntervalMs: number,
+    private probeIntervalMs: number,
     private readonly actions: WatchdogActions,
     private readonly log: Logger,
   ) {}
 
   start(): void {
+    if (this.timer) return;
     this.timer = setInterval(() => this.tick(), this.probeIntervalMs);
     this.timer.unref();
+  }
+
+  /** A new probe interval (config reload): restarts the timer if it runs. */
+  setProbeInterval(ms: number): void {
+    this.probeIntervalMs = ms;
+    if (!this.timer) return;
+    this.stop();
+    this.start();
   }
 
   stop(): void {

@@ -103,6 +103,16 @@ export class HealthMonitor {
     this.probeTrack = new LatencyTrack('probe', this.settings, probeMinSamples);
   }
 
+  /**
+   * New thresholds (a config reload). Window and bucket sizes shape the data already collected,
+   * so they keep their values until the next mount.
+   */
+  updateSettings(partial: Partial<HealthSettings>): void {
+    const next = resolveHealthSettings({ ...this.settings, ...partial });
+    for (const key of ['evalWindowMs', 'errorWindowMs', 'trendWindowMs', 'bucketMs'] as const) next[key] = this.settings[key];
+    Object.assign(this.settings, next);
+  }
+
   get state(): HealthState {
     return this.current;
   }

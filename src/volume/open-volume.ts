@@ -58,7 +58,7 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
   const io = new IoRedirector(map, tiers, config.extentSizeBytes, observer, (fileId, index, tierId) => shadows.discard(fileId, index, tierId));
   const volume = new Volume(config.livePath, map, tiers, io, shadows, log);
   await reconcile(map, tiers, log);
-  const failover = await FailoverController.open(volume, config.stateDir, () => (config.coverageTier ? tiers.byName(config.coverageTier)?.id : undefined), config.watchdog, log);
+  const failover = await FailoverController.open(volume, config.stateDir, () => (config.coverageTier ? tiers.byName(config.coverageTier)?.id : undefined), config.watchdog, config.copyBytesPerSec, log);
   const placements = new Placements(path.join(config.stateDir, 'pins.json'));
   let predictive: PredictivePlacement | undefined;
   if (config.placement === 'predictive') {

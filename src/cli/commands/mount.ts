@@ -125,6 +125,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     });
     registerFailoverHandlers(control, opened.failover, opened.coverage);
     await control.start();
+    reloader?.onWatchdogChange((w) => opened.failover.setWatchdog(w));
     await reloader?.watch();
     const metrics = args['metrics-port'] !== undefined ? new MetricsServer(status) : undefined;
     if (metrics) {
