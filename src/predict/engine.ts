@@ -62,6 +62,7 @@ export interface IoRecord {
 
 const STEP_US = RESOLUTION_US.minute;
 const MAX_CATCH_UP_STEPS_PER_TICK = 360;
+const MAX_ANNOUNCED = 200_000;
 
 export class PredictionEngine {
   readonly heat: HeatPredictor;
@@ -73,6 +74,8 @@ export class PredictionEngine {
   private sinceSweep = 0;
   readonly extentSizeBytes: number;
   private readonly due = new MinHeap<ExtentStats>();
+  /** Periodic extents that came due, until their run's window ends: did the run come? */
+  private readonly announced = new Map<ExtentStats, { samples: number; windowEndUs: number }>();
   private touched = new Set<ExtentStats>();
   private readonly maxTouched: number;
   private readonly spikeHorizon: number;
@@ -127,6 +130,7 @@ export class PredictionEngine {
     const { stats, newSession } = this.history.recordExtentAccess(ref, timeUs, obs.scan);
     let correlated: ExtentRef[] = [];
     if (newSession) {
+      this.runCame(stats, timeUs);
       this.schedule(stats, timeUs);
       const short = stats.periods[0];
       // Scans are readahead's job; the burst index is for sets read in no particular order.
@@ -158,7 +162,10 @@ export class PredictionEngine {
     const mode = this.history.hints.empty ? 'normal' : this.history.hints.fileMode(ref.fileId, timeUs);
     const obs = this.writeStreams.observe(ref.fileId, ref.index, timeUs, mode);
     const { stats, newSession } = this.history.recordExtentAccess(ref, timeUs, obs.scan);
-    if (newSession) this.schedule(stats, timeUs);
+    if (newSession) {
+      this.runCame(stats, timeUs);
+      this.schedule(stats, timeUs);
+    }
     if (this.touched.size < this.maxTouched) this.touched.add(stats);
     if (++this.accessCount % this.sampleEvery === 0) this.heat.sample(timeUs, 1, this.random);
   }
@@ -277,6 +284,12 @@ export class PredictionEngine {
       const s = this.due.pop() as ExtentStats;
       if (s.slot < 0 || key !== s.dueKeyUs) continue; // evicted, or rescheduled since
       s.dueKeyUs = Number.NaN;
+      // Still live past an announced run's window: no session started, so the run did not come.
+      const announced = this.announced.get(s);
+      if (announced && nowUs > announced.windowEndUs) {
+        this.announced.delete(s);
+        this.heat.recordRunOutcome(announced.samples, false);
+      }
       const dueUs = this.heat.dueUs(s, nowUs);
       if (dueUs === undefined) continue;
       if (dueUs <= nowUs) {
@@ -284,12 +297,24 @@ export class PredictionEngine {
         // Look again once this run's window has passed: if the run never came (a skipped night),
         // the extent must still come due for the following one.
         const run = this.heat.nextRun(s, nowUs);
-        if (run) this.push(run.windowEndUs + 1, s);
+        if (run) {
+          this.push(run.windowEndUs + 1, s);
+          if (this.announced.size >= MAX_ANNOUNCED) this.announced.clear();
+          this.announced.set(s, { samples: run.samples, windowEndUs: run.windowEndUs });
+        }
       } else this.push(dueUs, s);
     }
     // Stale entries (rescheduled extents) accumulate; rebuild when the heap outgrows the table.
     if (this.due.size > 2 * this.history.extents.size + 1024) this.rebuildDue(nowUs);
     return out;
+  }
+
+  /** A new session of an extent whose run was announced: the run came (if within its window). */
+  private runCame(s: ExtentStats, timeUs: number): void {
+    const announced = this.announced.get(s);
+    if (!announced) return;
+    this.announced.delete(s);
+    this.heat.recordRunOutcome(announced.samples, timeUs <= announced.windowEndUs);
   }
 
   private schedule(s: ExtentStats, nowUs: number): void {

@@ -76,11 +76,18 @@ export interface NextRun {
   /** The run is over (or was skipped) after this. */
   windowEndUs: number;
   confidence: number;
+  /** Period samples of the tracker behind this run (its evidence class). */
+  samples: number;
   sessionSize: number;
   sessionSpanUs: number;
 }
 
 const MAX_LEAD_US = 15 * 60e6;
+/** Evidence classes for run precision: periods seen repeat once, twice, three times or more. */
+const RUN_CLASSES = 3;
+/** Prior: as if this many announced runs had all come (a new volume trusts periods at first). */
+const RUN_PRIOR = 2;
+const RUN_DECAY = 0.998;
 
 interface PendingSample {
   stats: ExtentStats;
@@ -100,6 +107,7 @@ export class HeatPredictor {
   private rowsSinceFit = 0;
   /** Multiplier from the volume forecast (see engine); 1 = no change expected. */
   volumeFactor = 1;
+  private readonly runOutcomes = Array.from({ length: RUN_CLASSES }, () => ({ came: 0, announced: 0 }));
 
   constructor(
     private readonly history: WorkloadHistory,
@@ -185,11 +193,32 @@ export class HeatPredictor {
     return run.confidence * Math.max(1, run.sessionSize) * spread;
   }
 
-  /** How regular a tracker's period is: 0 (not trusted) .. 1. */
+  /**
+   * How far a tracker's period is to be trusted: 0 .. 1. Its regularity (one repeat: 0.5; then
+   * 1 - jitter / (maxRelativeJitter x period)) times the measured share of announced runs that
+   * actually came for periods with as much evidence (see recordRunOutcome): on a workload where
+   * two accesses a day apart are chance, not a schedule, single-repeat periods stop staging.
+   */
   confidence(p: PeriodTracker): number {
     if (p.periodSamples < this.o.minPeriodSamples || p.periodUs <= 0) return 0;
-    if (p.periodSamples < 2) return 0.5;
-    return Math.max(0, Math.min(1, 1 - p.periodJitterUs / (this.o.maxRelativeJitter * p.periodUs)));
+    const regularity = p.periodSamples < 2 ? 0.5 : Math.max(0, Math.min(1, 1 - p.periodJitterUs / (this.o.maxRelativeJitter * p.periodUs)));
+    return regularity > 0 ? regularity * this.runPrecision(p.periodSamples) : 0;
+  }
+
+  /** Share of announced runs that came, for periods with this many samples (optimistic prior). */
+  runPrecision(periodSamples: number): number {
+    const o = this.runOutcomes[Math.min(periodSamples, RUN_CLASSES) - 1];
+    return o ? (o.came + RUN_PRIOR) / (o.announced + RUN_PRIOR) : 1;
+  }
+
+  /**
+   * An announced run (the extent came due) came (the extent was read in its window) or did not.
+   * Counts decay (about the last 500 outcomes per class count), so the precision follows the workload.
+   */
+  recordRunOutcome(periodSamples: number, came: boolean): void {
+    const o = this.runOutcomes[Math.min(Math.max(1, periodSamples), RUN_CLASSES) - 1];
+    o.came = o.came * RUN_DECAY + (came ? 1 : 0);
+    o.announced = o.announced * RUN_DECAY + 1;
   }
 
   /**
@@ -253,6 +282,7 @@ export class HeatPredictor {
         leadUs: Math.max(this.o.leadUs, Math.min(2 * p.periodJitterUs, 0.02 * p.periodUs, MAX_LEAD_US)),
         windowEndUs: next + p.sessionSpanUsEwma + slackUs,
         confidence,
+        samples: p.periodSamples,
         sessionSize: p.sessionSizeEwma,
         sessionSpanUs: p.sessionSpanUsEwma,
       };

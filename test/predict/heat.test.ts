@@ -105,3 +105,36 @@ t.test('learned heat weights follow the workload', async (t) => {
   t.ok(hot > 5 * tail, `hot ${hot.toFixed(3)} >> tail ${tail.toFixed(3)}`);
 });
 
+
+t.test('periods that do not come true stop staging; periods that do keep it', async (t) => {
+  // Chance: each extent read twice, a random 1-5 h apart, then never again. Each looks periodic
+  // (one repeat) and is announced when its "next run" comes due; none comes.
+  const chance = engine();
+  const r = seededRandom(3);
+  for (let i = 0; i < 300; i++) {
+    const t0 = i * 60e6;
+    chance.recordExtentAccess({ fileId: 'noise', index: i }, t0);
+    chance.recordExtentAccess({ fileId: 'noise', index: i }, t0 + (1 + 4 * r()) * 3600e6);
+  }
+  const before = chance.heat.runPrecision(1);
+  for (let now = 0; now < 3 * DAY; now += 60e6) chance.takeDue(now);
+  t.equal(before, 1, 'a new engine trusts a period seen once');
+  t.ok(chance.heat.runPrecision(1) < 0.05, `after ~300 runs that never came: ${chance.heat.runPrecision(1).toFixed(3)}`);
+  // A new twice-read extent is no longer worth staging at its "due" time.
+  const ref = { fileId: 'noise', index: 10_000 };
+  chance.recordExtentAccess(ref, 4 * DAY);
+  chance.recordExtentAccess(ref, 4 * DAY + 3600e6);
+  t.ok(chance.predict(ref, 4 * DAY + 2 * 3600e6 - 30e6) < 0.05, 'a chance repeat is not staged');
+
+  // Schedule: a job reads its extents every hour, as announced: precision stays high.
+  const job = engine();
+  for (let run = 0; run < 6; run++) {
+    for (let i = 0; i < 100; i++) {
+      const t0 = run * 3600e6 + i * 1e6;
+      job.takeDue(t0);
+      job.recordExtentAccess({ fileId: 'job', index: i }, t0);
+    }
+  }
+  t.ok(job.heat.runPrecision(1) > 0.9 && job.heat.runPrecision(3) > 0.9, `announced runs came: ${job.heat.runPrecision(1).toFixed(2)} / ${job.heat.runPrecision(3).toFixed(2)}`);
+  t.ok(job.predict({ fileId: 'job', index: 5 }, 6 * 3600e6 - 30e6) > 0.5, 'the job set is still staged before its run');
+});
