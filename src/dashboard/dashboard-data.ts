@@ -5,7 +5,7 @@
  */
 import { StatusReport, TierStatus } from '../control/protocol';
 import type { ForecastReport } from '../predict/forecast-report';
-import { buildHeatGrid, ExtentSource, HeatGrid } from './heat-grid';
+import { ExtentSource, HeatGrid, heatGridSteps } from './heat-grid';
 import { FAST_PATH_SOURCE, IopsPoint, StatusHistory, TierHealthChange } from './status-history';
 
 /** What the dashboard needs of the volume's health monitor (the watchdog); optional. */
@@ -28,7 +28,8 @@ export interface DashboardSources {
   extents: ExtentSource;
   /** The volume's tiers fastest first, with the extent map's ids. */
   tiers: () => readonly { id: number; name: string }[];
-  fileLabel: (fileId: string) => string;
+  /** What to call files on the page; asked once per heat grid (it may prepare a lookup). */
+  fileLabels: () => (fileId: string) => string;
   forecast?: ForecastSource;
   health?: HealthSource;
 }
@@ -60,7 +61,8 @@ export interface DashboardSnapshot {
   };
   /** The engine's forecasts (null values where not known yet; JSON has no NaN). */
   forecast: { available: boolean; note: string; report: ForecastReport | null };
-  heat: HeatGrid & { atMs: number; heatSource: 'predicted' | 'none' };
+  /** `error`: why the newest rebuild failed (the grid is then the one before). */
+  heat: HeatGrid & { atMs: number; heatSource: 'predicted' | 'none'; error?: string };
   health: {
     watchdog: boolean;
     state: string | null;
@@ -71,12 +73,19 @@ export interface DashboardSnapshot {
 
 const GIB = 1024 ** 3;
 /** The heat grid walks the whole extent map: rebuilt at most this often, however often polled. */
-const HEAT_GRID_MAX_AGE_MS = 2_000;
+const HEAT_GRID_MIN_AGE_MS = 2_000;
+/** ... and at most this share of the event loop's time goes to it on a large volume. */
+const HEAT_GRID_BUSY_SHARE = 0.02;
+/** One slice of the walk, then the loop serves what waits (FUSE requests) before the next. */
+const HEAT_SLICE_MS = 4;
+const HEAT_EXTENTS_PER_CHECK = 2_000;
 const MAX_TRANSITIONS_SHOWN = 100;
 
 export class DashboardData {
   readonly history: StatusHistory;
   private heatCache: DashboardSnapshot['heat'] | undefined;
+  private heatBuilding = false;
+  private heatMaxAgeMs = HEAT_GRID_MIN_AGE_MS;
 
   constructor(private readonly sources: DashboardSources) {
     this.history = new StatusHistory(sources.status);
@@ -129,18 +138,47 @@ export class DashboardData {
     };
   }
 
+  /** The newest complete heat grid; starts a rebuild when it is old (done in slices, see heat-grid). */
   private heat(nowMs: number): DashboardSnapshot['heat'] {
-    if (this.heatCache && nowMs - this.heatCache.atMs < HEAT_GRID_MAX_AGE_MS) return this.heatCache;
+    const cached = this.heatCache;
+    if (!this.heatBuilding && (!cached || nowMs - cached.atMs >= this.heatMaxAgeMs)) this.buildHeat(nowMs);
     const f = this.sources.forecast;
-    const grid = buildHeatGrid({
+    return this.heatCache ?? { tiers: [], totalExtents: 0, fileCount: 0, extentsPerCell: 1, tier: [], heat: null, files: [], atMs: nowMs, heatSource: f ? 'predicted' : 'none' };
+  }
+
+  private buildHeat(nowMs: number): void {
+    const f = this.sources.forecast;
+    const steps = heatGridSteps({
       extents: this.sources.extents,
       tiers: this.sources.tiers(),
-      label: this.sources.fileLabel,
+      label: this.sources.fileLabels(),
       heat: f ? (fileId, index) => f.heat(fileId, index, nowMs) : undefined,
-    });
-    if (grid.heat) grid.heat = grid.heat.map(round2);
-    this.heatCache = { ...grid, atMs: nowMs, heatSource: f ? 'predicted' : 'none' };
-    return this.heatCache;
+    }, HEAT_EXTENTS_PER_CHECK);
+    this.heatBuilding = true;
+    let busyMs = 0;
+    // A small map is done within the first slice, so the snapshot that asked already has it.
+    const slice = (): void => {
+      const start = performance.now();
+      try {
+        let r = steps.next();
+        while (!r.done && performance.now() - start < HEAT_SLICE_MS) r = steps.next();
+        busyMs += performance.now() - start;
+        if (!r.done) {
+          setImmediate(slice);
+          return;
+        }
+        const grid = r.value;
+        if (grid.heat) grid.heat = grid.heat.map(round2);
+        this.heatCache = { ...grid, atMs: nowMs, heatSource: f ? 'predicted' : 'none' };
+        this.heatMaxAgeMs = Math.max(HEAT_GRID_MIN_AGE_MS, busyMs / HEAT_GRID_BUSY_SHARE);
+      } catch (err) {
+        // Shown on the page rather than lost; the next poll past the age limit tries again.
+        const previous = this.heatCache ?? { tiers: [], totalExtents: 0, fileCount: 0, extentsPerCell: 1, tier: [], heat: null, files: [], heatSource: f ? 'predicted' : 'none' };
+        this.heatCache = { ...previous, atMs: nowMs, error: (err as Error).message };
+      }
+      this.heatBuilding = false;
+    };
+    slice();
   }
 
   private health(): DashboardSnapshot['health'] {

@@ -287,7 +287,8 @@
     legend.append(live);
     $('heat-note').textContent = heat.totalExtents + ' extents in ' + heat.fileCount + ' files, ' + heat.extentsPerCell +
       ' per cell, in file order (a dark tick starts a file); colour: the tier a cell is read from' +
-      (heat.heatSource === 'predicted' ? '; opacity: predicted accesses (log scale, hottest ' + maxHeat.toFixed(2) + ')' : '; reactive placement keeps no per-extent heat, so opacity is uniform') + '.';
+      (heat.heatSource === 'predicted' ? '; opacity: predicted accesses (log scale, hottest ' + maxHeat.toFixed(2) + ')' : '; reactive placement keeps no per-extent heat, so opacity is uniform') + '.' +
+      (heat.error ? ' The last rebuild failed (' + heat.error + '): this is an older map.' : '');
   }
   function describeCell(i) {
     if (!heat || i < 0 || i >= heat.tier.length) return '';

@@ -34,13 +34,14 @@ export function mountSources(parts: MountParts): DashboardSources {
     status: parts.status,
     extents: volume.map,
     tiers: () => volume.tiers.all().map((t) => ({ id: t.id, name: t.tier.spec.name })),
-    fileLabel: (fileId) => {
-      const open = volume.open.file(fileId);
-      if (open) return remember(fileId, open.livePath);
-      const pin = placements.allPins().find((p) => p.fileId === fileId);
-      if (pin) return remember(fileId, pin.path);
-      // The map knows files by inode; a file never seen open here is shown as one (find -inum).
-      return labels.get(fileId) ?? `inode 0x${fileId}`;
+    fileLabels: () => {
+      const pins = new Map(placements.allPins().map((p) => [p.fileId, p.path]));
+      return (fileId) => {
+        const open = volume.open.file(fileId)?.livePath ?? pins.get(fileId);
+        if (open) return remember(fileId, open);
+        // The map knows files by inode; a file never seen open here is shown as one (find -inum).
+        return labels.get(fileId) ?? `inode 0x${fileId}`;
+      };
     },
     forecast: predictive ? engineForecasts(predictive, volume.livePath) : undefined,
     health: parts.health,

@@ -1,7 +1,7 @@
 /** The heat map's grid: the tier each extent is read from, folded into a bounded number of cells. */
 import t from 'tap';
 import type { ExtentRecord } from '../../src/extents/extent-map';
-import { buildHeatGrid, ExtentSource, LIVE_ONLY, MAX_CELLS } from '../../src/dashboard/heat-grid';
+import { buildHeatGrid, ExtentSource, heatGridSteps, LIVE_ONLY, MAX_CELLS } from '../../src/dashboard/heat-grid';
 
 const NVME = 3;
 const HDD = 7;
@@ -63,4 +63,28 @@ t.test('without a heat source: tier colours only', async (t) => {
   t.same(grid.tier, [1]);
   const empty = buildHeatGrid({ extents: source({}), tiers: TIERS, label: (id) => id });
   t.same([empty.tier, empty.totalExtents, empty.files, empty.fileCount], [[], 0, [], 0]);
+});
+
+t.test('in slices: a big file inserted out of order comes out in index order, with many pauses', async (t) => {
+  const n = 60_000;
+  const file = new Map<number, ExtentRecord>();
+  // Out of order (a stride coprime with n), like a map filled by random reads.
+  for (let k = 0; k < n; k++) {
+    const i = (k * 7919) % n;
+    file.set(i, { generation: 1, copies: [copy(i < n / 2 ? NVME : HDD, 1)] });
+  }
+  const input = { extents: source({ big: file }), tiers: TIERS, label: (id: string) => id };
+  const steps = heatGridSteps(input, 1_000);
+  let pauses = 0;
+  let r = steps.next();
+  while (!r.done) {
+    pauses++;
+    r = steps.next();
+  }
+  t.ok(pauses > n / 1_000, `the walk paused ${pauses} times`);
+  const grid = r.value;
+  t.same(grid, buildHeatGrid(input), 'the same grid as in one go');
+  const half = grid.tier.length / 2;
+  t.ok(grid.tier.slice(0, Math.floor(half)).every((x) => x === 0), 'the first half of the file (nvme) comes first');
+  t.ok(grid.tier.slice(Math.ceil(half)).every((x) => x === 1), 'then the second (hdd)');
 });
