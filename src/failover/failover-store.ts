@@ -17,6 +17,7 @@ type Op = { type: 'put'; key: string; value: string } | { type: 'del'; key: stri
 const MIRROR = 'm!';
 const DIRTY = 'd!';
 const TOUCHED = 't!';
+const RESYNCED = 'r!';
 const META = 's!';
 
 export interface FailoverJournal {
@@ -29,6 +30,11 @@ export interface FailoverJournal {
   touched: Set<string>;
   /** Anything was unlinked, renamed or removed while failed over: resync compares whole trees. */
   namespaceChanged: boolean;
+  /**
+   * Live files (by inode id) the current resync has begun to write: their changes on the live volume
+   * since the failover are resync's own, not someone else's (no conflict). Kept across a crash.
+   */
+  resynced: Set<string>;
   nextSyntheticId: number;
 }
 
@@ -45,7 +51,7 @@ export class FailoverStore {
   }
 
   async load(): Promise<{ journal: FailoverJournal; mirror: Map<string, MirrorEntry> }> {
-    const journal: FailoverJournal = { mode: 'live', failedOverAtMs: null, reason: '', dirty: new Map(), touched: new Set(), namespaceChanged: false, nextSyntheticId: 1 };
+    const journal: FailoverJournal = { mode: 'live', failedOverAtMs: null, reason: '', dirty: new Map(), touched: new Set(), resynced: new Set(), namespaceChanged: false, nextSyntheticId: 1 };
     const mirror = new Map<string, MirrorEntry>();
     for await (const [key, value] of this.db.iterator()) {
       if (key.startsWith(MIRROR)) mirror.set(key.slice(MIRROR.length), JSON.parse(value) as MirrorEntry);
@@ -55,6 +61,7 @@ export class FailoverStore {
         if (!s) journal.dirty.set(fileId, (s = new Set()));
         s.add(parseInt(index, 16));
       } else if (key.startsWith(TOUCHED)) journal.touched.add(key.slice(TOUCHED.length));
+      else if (key.startsWith(RESYNCED)) journal.resynced.add(key.slice(RESYNCED.length));
       else if (key === `${META}mode`) journal.mode = value as VolumeMode;
       else if (key === `${META}since`) journal.failedOverAtMs = Number(value);
       else if (key === `${META}reason`) journal.reason = value;
@@ -87,6 +94,14 @@ export class FailoverStore {
 
   static touchedDel(fileId: string): Op {
     return { type: 'del', key: TOUCHED + fileId };
+  }
+
+  static resyncedPut(fileId: string): Op {
+    return { type: 'put', key: RESYNCED + fileId, value: '' };
+  }
+
+  static resyncedDel(fileId: string): Op {
+    return { type: 'del', key: RESYNCED + fileId };
   }
 
   static meta(name: 'mode' | 'since' | 'reason' | 'ns' | 'seq', value: string): Op {

@@ -107,10 +107,20 @@ export class Resync {
     return { byPath, byIno };
   }
 
-  /** Changed behind our back: modified on the live volume after the failover began. */
+  /**
+   * Changed behind our back: modified on the live volume after the failover began, by someone other
+   * than resync itself (an earlier pass, or a resync cut short by a crash, wrote files it claimed).
+   */
   private changedBehindOurBack(e: LiveEntry | undefined): boolean {
     const since = this.d.journal.failedOverAtMs;
-    return !!e && since !== null && e.mtimeMs > since + 1_000 && this.d.guard.abandonedOps === 0 && !this.lateWritesPossible;
+    return !!e && since !== null && e.mtimeMs > since + 1_000 && !this.d.journal.resynced.has(e.ino) && this.d.guard.abandonedOps === 0 && !this.lateWritesPossible;
+  }
+
+  /** From here on, changes of this live file are resync's own (persisted before the first write). */
+  private async claim(fileId: string): Promise<void> {
+    if (this.d.journal.resynced.has(fileId)) return;
+    this.d.journal.resynced.add(fileId);
+    await this.d.store.commit([FailoverStore.resyncedPut(fileId)]);
   }
 
   /** Set when live ops were abandoned during this failover: their late landing is not a conflict. */
@@ -173,6 +183,8 @@ export class Resync {
       }
       for (const key of journal.touched) done.push(FailoverStore.touchedDel(key));
       journal.touched.clear();
+      for (const id of journal.resynced) done.push(FailoverStore.resyncedDel(id));
+      journal.resynced.clear();
     }
     if (done.length) await this.d.store.commit(done);
     return left;
@@ -231,7 +243,9 @@ export class Resync {
         whole = true;
       }
     }
-    return whole ? this.writeWholeFile(p, e) : this.writeDirtyExtents(p, e);
+    if (whole) return this.writeWholeFile(p, e);
+    await this.claim(fileId);
+    return this.writeDirtyExtents(p, e);
   }
 
   /** Read a fresh copy of an extent (any tier); undefined if none exists. */
@@ -337,6 +351,8 @@ export class Resync {
     // The live file is a new inode now: the mirror follows it; the old id's copies go unless open.
     const st = await this.op('meta', () => fsp.lstat(this.live(p)));
     const newId = st.ino.toString(16);
+    this.d.journal.resynced.add(newId);
+    cleared.push(FailoverStore.resyncedPut(newId));
     cleared.push(...this.d.mirror.set(p, { ...e, fileId: newId, liveSize: undefined }));
     await this.d.map.setFileRecord(newId, { sizeBytes: st.size, mtimeMs: st.mtimeMs });
     await this.d.store.commit(cleared);
