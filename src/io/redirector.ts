@@ -48,6 +48,8 @@ export interface ServeCounters {
 
 export class IoRedirector {
   readonly counters: ServeCounters = { bytesBySource: new Map(), readsBySource: new Map(), copyErrors: 0, corruptCopies: 0, hedgesIssued: 0, hedgesWon: 0 };
+  /** Set when metrics are on: told the latency of every read served by a tier copy. */
+  onTierRead: ((tierName: string, seconds: number) => void) | undefined;
   /** Recent read latency per tier (hedging decisions, metrics). */
   readonly latencies = new TierLatencies();
   /** Set by the volume: live writes and truncates run under its guard. */
@@ -143,7 +145,9 @@ export class IoRedirector {
       const n = copy.verified || copy.crc32 === null
         ? await vt.tier.read(ref, offsetInExtent, length, into, intoAt)
         : await this.readVerifying(vt.tier, ref, copy, offsetInExtent, length, into, intoAt);
-      this.latencies.record(copy.tierId, (performance.now() - started) * 1000);
+      const us = (performance.now() - started) * 1000;
+      this.latencies.record(copy.tierId, us);
+      this.onTierRead?.(vt.tier.spec.name, us / 1e6);
       return n;
     } catch (err) {
       this.dropBadCopy(file.fileId, index, copy, err);

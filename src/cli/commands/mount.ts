@@ -128,6 +128,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     reloader?.onWatchdogChange((w) => opened.failover.setWatchdog(w));
     await reloader?.watch();
     const metrics = args['metrics-port'] !== undefined ? new MetricsServer(status) : undefined;
+    if (metrics) opened.volume.io.onTierRead = (tier, seconds) => metrics.observeTierRead(tier, seconds);
     if (metrics) {
       const port = await metrics.start(args['metrics-port'] as number);
       process.stdout.write(`shadowfs: metrics at http://127.0.0.1:${port}/metrics\n`);
