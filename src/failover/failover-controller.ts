@@ -17,8 +17,12 @@ import { ShadowNamespace } from './shadow-namespace';
 import { ShadowWriter } from './shadow-writer';
 import { Resync, ResyncProgress } from './resync';
 import { Watchdog } from './watchdog';
+import { LiveGuardOptions } from './live-guard';
 import * as fsp from 'node:fs/promises';
 import type { StatusReport } from '../control/protocol';
+
+/** "Never" for setTimeout purposes (its maximum is 2^31-1 ms). */
+const NO_DEADLINE_MS = 2 ** 31 - 1;
 
 export interface FailoverSettings {
   /** Watch the live volume and fail over on its own (manual failover works either way). */
@@ -62,7 +66,7 @@ export class FailoverController implements NamespaceListener {
   ) {
     this.monitor = new HealthMonitor(settings.health, (t) => log.warn('health', `live volume ${t.from} -> ${t.to}: ${t.reason}`));
     const s = this.monitor.settings;
-    volume.guard.setOptions({ deadlineMs: Math.min(s.opTimeoutMs, s.latencyLimitMs / 2), maxConcurrent: 8 });
+    volume.guard.setOptions(this.guardOptions());
     volume.guard.observer = this.monitor;
     volume.guard.onAbandoned = () => {
       if (volume.shadow) this.lateWrites = true;
@@ -190,14 +194,20 @@ export class FailoverController implements NamespaceListener {
   }
 
   private act(action: HealthAction, report: HealthReport): void {
-    if (action === 'fail-over') void this.failover(report.reason);
+    if (action === 'fail-over' && this.coverageTierId() === undefined) {
+      this.log.warn('failover', `the live volume is failing (${report.reason}) but without a coverage tier the shadows cannot serve everything: not failing over`);
+    } else if (action === 'fail-over') void this.failover(report.reason);
     else if (action === 'resync') void this.failback().catch((err: Error) => this.log.error('resync', `resync failed, staying failed over: ${err.message}`));
     // abort-resync: the running resync fails on its own (its live ops error out or time out).
   }
 
   /** Replay the journal onto the live volume, then serve from it again. */
   failback(): Promise<void> {
-    if (!this.volume.shadow) return Promise.resolve();
+    if (!this.volume.shadow) {
+      // The monitor judged a failure but the volume never left the live volume (no coverage tier).
+      if (this.monitor.state === 'resyncing') this.monitor.resyncDone(performance.now(), 'the live volume is healthy again (it was never failed over)');
+      return Promise.resolve();
+    }
     this.resyncing ??= this.runResync().finally(() => (this.resyncing = undefined));
     return this.resyncing;
   }
@@ -283,11 +293,22 @@ export class FailoverController implements NamespaceListener {
     };
   }
 
+  /**
+   * Live ops are abandoned (and the volume fails over) only when the shadows can take over: with a
+   * coverage tier. Without one, data that exists only on the live volume would become unreadable,
+   * so ops wait for the live volume as on any filesystem (the watchdog still reports its health).
+   */
+  private guardOptions(): LiveGuardOptions {
+    const s = this.monitor.settings;
+    if (this.coverageTierId() === undefined) return { deadlineMs: NO_DEADLINE_MS, syncDeadlineMs: NO_DEADLINE_MS, maxConcurrent: 8 };
+    return { deadlineMs: Math.min(s.opTimeoutMs, s.latencyLimitMs / 2), syncDeadlineMs: s.opTimeoutMs, maxConcurrent: 8 };
+  }
+
   /** Watchdog settings changed in the config file: thresholds, deadline and probe interval apply now. */
   setWatchdog(settings: FailoverSettings): void {
     this.monitor.updateSettings(settings.health);
     const s = this.monitor.settings;
-    this.volume.guard.setOptions({ deadlineMs: Math.min(s.opTimeoutMs, s.latencyLimitMs / 2), maxConcurrent: 8 });
+    this.volume.guard.setOptions(this.guardOptions());
     this.watchdog.setProbeInterval(settings.probeIntervalMs);
     if (settings.enabled || this.journal.mode !== 'live') this.watchdog.start();
     else this.watchdog.stop();

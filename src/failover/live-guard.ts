@@ -32,6 +32,8 @@ export interface LiveOpObserver {
 export interface LiveGuardOptions {
   /** An op not answered within this is abandoned. */
   deadlineMs: number;
+  /** The same for fsync, which legitimately takes long on a slow device with much dirty data. */
+  syncDeadlineMs: number;
   maxConcurrent: number;
 }
 
@@ -86,7 +88,7 @@ export class LiveGuard {
    */
   run<T>(kind: OpKind, fn: () => Promise<T>, opts: { force?: boolean; deadlineMs?: number } = {}): Promise<T> {
     if (this.closedReason !== undefined && !opts.force) return Promise.reject(new LiveUnavailable(this.closedReason));
-    const deadlineMs = opts.deadlineMs ?? this.options.deadlineMs;
+    const deadlineMs = opts.deadlineMs ?? (kind === 'sync' ? this.options.syncDeadlineMs : this.options.deadlineMs);
     return new Promise<T>((resolve, reject) => {
       let settled = false;
       let started = false;

@@ -58,7 +58,7 @@ export class Volume {
   readonly open = new OpenFiles();
   readonly fastPath: FastPath;
   /** Every live-volume op runs under it: a deadline, bounded concurrency, health samples. */
-  readonly guard = new LiveGuard({ deadlineMs: 5_000, maxConcurrent: 8 });
+  readonly guard = new LiveGuard({ deadlineMs: 5_000, syncDeadlineMs: 5_000, maxConcurrent: 8 });
   /** Set while failed over (and while resyncing): namespace and data come from the shadows. */
   shadow: ShadowNamespace | undefined;
   /** Ops hold it shared; failback holds it alone for the switch back to the live volume. */
