@@ -3,7 +3,9 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
-import { MountedVolume, makeSandbox, removeSandbox } from '../helpers/mounted-volume';
+import * as net from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { CLI, MountedVolume, isMounted, makeSandbox, mountArgs, removeSandbox } from '../helpers/mounted-volume';
 
 function get(url: string): Promise<{ status: number; body: string; type: string }> {
   return new Promise((resolve, reject) => {
@@ -61,4 +63,20 @@ t.test('metrics scrape', async (t) => {
   t.match(res.body, /# TYPE shadowfs_tier_read_seconds histogram/, 'per-tier read latency is a histogram');
   t.equal((await get((url as string).replace('/metrics', '/other'))).status, 404);
   t.equal(await vol.stop(), 0);
+});
+
+t.test('a metrics port already in use: one line, and no mount left behind', async (t) => {
+  const sb = makeSandbox();
+  const busy = net.createServer();
+  await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+  const port = (busy.address() as net.AddressInfo).port;
+  t.teardown(() => {
+    busy.close();
+    removeSandbox(sb);
+  });
+  const r = spawnSync(process.execPath, [CLI, ...mountArgs(sb, { extraArgs: ['--metrics-port', String(port)] })], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(r.status, 1, 'refused');
+  t.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr.trim()}`);
+  t.match(r.stderr, /could not start serving/);
+  t.notOk(isMounted(sb.mnt), 'nothing is left mounted');
 });

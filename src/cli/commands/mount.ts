@@ -15,6 +15,7 @@ import { formatStatus } from './status';
 import { removePidFile, socketFile, writePidFile } from '../../control/runtime-files';
 import { ControlServer } from '../../control/control-server';
 import { registerControlHandlers } from '../../control/handlers';
+import type { StatusReport } from '../../control/protocol';
 import { registerFailoverHandlers } from '../../control/failover-handlers';
 import { MetricsServer } from '../../control/metrics';
 import { DashboardData } from '../../dashboard/dashboard-data';
@@ -115,30 +116,47 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       throw new ShadowfsError(`cannot mount at ${mountpoint}: ${(err as Error).message}`);
     }
     const control = new ControlServer(socketFile(mountpoint), log);
-    // With --config the file is watched and reloaded live where safe (src/config/config-reloader.ts).
-    const reloader = args.config ? new ConfigReloader(path.resolve(args.config), () => volumeConfigFrom(volumeFlags(args)), config, log) : undefined;
-    opened.predictive?.setRoundIntervalMs(config.predictor.planIntervalMs); // openVolume starts it at the default
     const mounted = fuse;
-    const status = registerControlHandlers(control, {
-      volume: opened.volume, placements: opened.placements, predictive: opened.predictive, coverage: opened.coverage, config, mountpoint, startedAtMs: Date.now(),
-      fastPathStats: () => mounted.fastPathStats(), reloader, liveWatcher: opened.watcher, failover: opened.failover,
-    });
-    registerFailoverHandlers(control, opened.failover, opened.coverage);
-    await control.start();
-    reloader?.onWatchdogChange((w) => opened.failover.setWatchdog(w));
-    await reloader?.watch();
-    const metrics = args['metrics-port'] !== undefined ? new MetricsServer(status) : undefined;
-    if (metrics) opened.volume.io.onTierRead = (tier, seconds) => metrics.observeTierRead(tier, seconds);
-    if (metrics) {
-      const port = await metrics.start(args['metrics-port'] as number);
-      process.stdout.write(`shadowfs: metrics at http://127.0.0.1:${port}/metrics\n`);
-    }
-    const dashboard = args['dashboard-port'] !== undefined
-      ? new DashboardServer(new DashboardData(mountSources({ volume: opened.volume, placements: opened.placements, predictive: opened.predictive, status, health: { get state() { return opened.failover.healthState; }, transitions: () => opened.failover.transitions() } })))
-      : undefined;
-    if (dashboard) {
-      const port = await dashboard.start(args['dashboard-port'] as number);
-      process.stdout.write(`shadowfs: dashboard at http://127.0.0.1:${port}/\n`);
+    let reloader: ConfigReloader | undefined;
+    let metrics: MetricsServer | undefined;
+    let dashboard: DashboardServer | undefined;
+    let status: () => StatusReport;
+    // Everything after the kernel mount: if any of it fails (a port in use), unmount again rather
+    // than leave a mount without a daemon behind it.
+    try {
+      // With --config the file is watched and reloaded live where safe (src/config/config-reloader.ts).
+      reloader = args.config ? new ConfigReloader(path.resolve(args.config), () => volumeConfigFrom(volumeFlags(args)), config, log) : undefined;
+      opened.predictive?.setRoundIntervalMs(config.predictor.planIntervalMs); // openVolume starts it at the default
+      status = registerControlHandlers(control, {
+        volume: opened.volume, placements: opened.placements, predictive: opened.predictive, coverage: opened.coverage, config, mountpoint, startedAtMs: Date.now(),
+        fastPathStats: () => mounted.fastPathStats(), reloader, liveWatcher: opened.watcher, failover: opened.failover,
+      });
+      registerFailoverHandlers(control, opened.failover, opened.coverage);
+      await control.start();
+      reloader?.onWatchdogChange((w) => opened.failover.setWatchdog(w));
+      await reloader?.watch();
+      metrics = args['metrics-port'] !== undefined ? new MetricsServer(status) : undefined;
+      if (metrics) {
+        const m = metrics;
+        opened.volume.io.onTierRead = (tier, seconds) => m.observeTierRead(tier, seconds);
+        const port = await metrics.start(args['metrics-port'] as number);
+        process.stdout.write(`shadowfs: metrics at http://127.0.0.1:${port}/metrics\n`);
+      }
+      dashboard = args['dashboard-port'] !== undefined
+        ? new DashboardServer(new DashboardData(mountSources({ volume: opened.volume, placements: opened.placements, predictive: opened.predictive, status, health: { get state() { return opened.failover.healthState; }, transitions: () => opened.failover.transitions() } })))
+        : undefined;
+      if (dashboard) {
+        const port = await dashboard.start(args['dashboard-port'] as number);
+        process.stdout.write(`shadowfs: dashboard at http://127.0.0.1:${port}/\n`);
+      }
+    } catch (err) {
+      await reloader?.stop().catch(() => undefined);
+      await control.stop().catch(() => undefined);
+      await metrics?.stop().catch(() => undefined);
+      await dashboard?.stop().catch(() => undefined);
+      await fuse.unmount().catch(async () => lazyUnmount(mountpoint));
+      await opened.close();
+      throw new ShadowfsError(`${mountpoint}: mounted, but could not start serving (${(err as Error).message}); unmounted again`);
     }
     await writePidFile(mountpoint);
     log.info('mount', `mounted ${config.livePath} at ${mountpoint}`);
