@@ -9,6 +9,7 @@
  * Capacity is enforced by the caller (the extent map decides what to evict); the tier only keeps
  * an exact in-memory count of the bytes it holds.
  */
+import { DirSyncer, fsyncDir } from './dir-sync';
 import { constants as fsConstants, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -83,6 +84,8 @@ export class KeyedMutex {
 }
 
 export class DirectoryTier implements ShadowTier {
+  /** Copies into one directory share their directory fsyncs. */
+  private readonly dirSyncs = new DirSyncer();
   readonly root: string;
   private readonly label: string;
   private readonly maxOpenFds: number;
@@ -225,7 +228,7 @@ export class DirectoryTier implements ShadowTier {
         this.invalidate(key);
         this.track(ref, data.length);
         this.unsynced.get(ref.fileId)?.delete(ref.index);
-        await fsyncDir(dir);
+        await this.dirSyncs.sync(dir);
       }),
     );
   }
@@ -609,14 +612,6 @@ async function writeAll(fh: FileHandle, data: Buffer, position: number): Promise
   }
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fsp.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
 async function readdirOrEmpty(dir: string) {
   try {
