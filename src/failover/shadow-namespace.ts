@@ -88,6 +88,15 @@ export class ShadowNamespace {
     }
   }
 
+  /** The extent changed while failed over: resync must replay it. */
+  private markDirty(fileId: string, index: number, ops: FailoverStoreOp[]): void {
+    let s = this.d.journal.dirty.get(fileId);
+    if (!s) this.d.journal.dirty.set(fileId, (s = new Set()));
+    if (s.has(index)) return;
+    s.add(index);
+    ops.push(FailoverStore.dirtyPut(fileId, index));
+  }
+
   private namespaceChanged(ops: FailoverStoreOp[]): void {
     if (!this.d.journal.namespaceChanged) {
       this.d.journal.namespaceChanged = true;
@@ -334,12 +343,7 @@ export class ShadowNamespace {
         const from = Math.max(position, extStart);
         const to = Math.max(from, Math.min(position + length, extStart + E));
         await this.d.writer.writeExtent(file, i, buf.subarray(from - position, to - position), from - extStart, Math.min(E, newSize - extStart), e.liveSize as number);
-        if (!this.d.journal.dirty.get(file.fileId)?.has(i)) {
-          let s = this.d.journal.dirty.get(file.fileId);
-          if (!s) this.d.journal.dirty.set(file.fileId, (s = new Set()));
-          s.add(i);
-          ops.push(FailoverStore.dirtyPut(file.fileId, i));
-        }
+        this.markDirty(file.fileId, i, ops);
       }
       file.sizeBytes = newSize;
       const now = Date.now();
@@ -372,12 +376,7 @@ export class ShadowNamespace {
       if (sizeBytes > oldSize && oldSize % E !== 0) edge = Math.floor(oldSize / E);
       if (edge >= 0) {
         await this.d.writer.writeExtent(file, edge, Buffer.alloc(0), 0, Math.min(E, sizeBytes - edge * E), e.liveSize as number);
-        if (!this.d.journal.dirty.get(file.fileId)?.has(edge)) {
-          let s = this.d.journal.dirty.get(file.fileId);
-          if (!s) this.d.journal.dirty.set(file.fileId, (s = new Set()));
-          s.add(edge);
-          ops.push(FailoverStore.dirtyPut(file.fileId, edge));
-        }
+        this.markDirty(file.fileId, edge, ops);
       }
       file.sizeBytes = sizeBytes;
       const now = Date.now();

@@ -10,8 +10,9 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { MountedVolume, Sandbox, cli, makeSandbox, removeSandbox } from '../helpers/mounted-volume';
+import { MountedVolume, cli, makeSandbox, removeSandbox } from '../helpers/mounted-volume';
 import { waitFor } from '../helpers/wait';
+import { failoverConfigFile } from '../helpers/failover-config';
 import { startFaultFs } from '../../fixtures/faultfs/faultfs-client';
 
 const KiB = 1024;
@@ -42,23 +43,9 @@ function tree(dir: string): Record<string, string> {
   return out;
 }
 
-function configFile(sb: Sandbox, live: string, watchdog: Record<string, unknown>): string {
-  const file = path.join(sb.root, 'volume.json');
-  fs.writeFileSync(file, JSON.stringify({
-    live, stateDir: sb.state, extentSize: '64KiB',
-    tiers: [
-      { name: 'nvme', class: 'nvme', path: sb.tierDir('nvme'), capacity: '64MiB' },
-      { name: 'hdd', class: 'hdd', path: sb.tierDir('hdd'), capacity: '256MiB' },
-    ],
-    coverageTier: 'hdd',
-    watchdog,
-  }));
-  return file;
-}
-
 t.test('manual failover serves everything from the shadows; failback resyncs the live directory exactly', async (t) => {
   const sb = makeSandbox('failover-');
-  const vol = new MountedVolume(sb, { configFile: configFile(sb, sb.live, { enabled: false }) });
+  const vol = new MountedVolume(sb, { configFile: failoverConfigFile(sb, { enabled: false }) });
   t.teardown(async () => {
     await vol.cleanup();
     removeSandbox(sb);
@@ -119,7 +106,7 @@ t.test('manual failover serves everything from the shadows; failback resyncs the
 
 t.test('kill -9 while failed over: the next mount is still failed over and loses nothing acknowledged', async (t) => {
   const sb = makeSandbox('failover-crash-');
-  const vol = new MountedVolume(sb, { configFile: configFile(sb, sb.live, { enabled: false }) });
+  const vol = new MountedVolume(sb, { configFile: failoverConfigFile(sb, { enabled: false }) });
   t.teardown(async () => {
     await vol.cleanup();
     removeSandbox(sb);
@@ -167,7 +154,7 @@ t.test('a live volume that hangs: ops are answered from the shadows within the d
   fs.mkdirSync(backing);
   const ffs = await startFaultFs(backing, sb.live);
   const vol = new MountedVolume(sb, {
-    configFile: configFile(sb, sb.live, {
+    configFile: failoverConfigFile(sb, {
       probeIntervalMs: '200ms', latencyLimitMs: 400, opTimeoutMs: 1000, minHealthyForFailbackMs: '2s', minHealthyForClearMs: '2s', baselineWarmupMs: 0,
       evalWindowMs: '4s', errorWindowMs: '2s', trendWindowMs: '3s',
     }),

@@ -1,0 +1,18 @@
+/** The volume config the failover tests mount: 64 KiB extents, nvme + hdd, hdd the coverage tier. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Sandbox } from './mounted-volume';
+
+export function failoverConfigFile(sb: Sandbox, watchdog: Record<string, unknown>, live = sb.live): string {
+  const file = path.join(sb.root, 'volume.json');
+  fs.writeFileSync(file, JSON.stringify({
+    live, stateDir: sb.state, extentSize: '64KiB',
+    tiers: [
+      { name: 'nvme', class: 'nvme', path: sb.tierDir('nvme'), capacity: '64MiB' },
+      { name: 'hdd', class: 'hdd', path: sb.tierDir('hdd'), capacity: '256MiB' },
+    ],
+    coverageTier: 'hdd',
+    watchdog,
+  }));
+  return file;
+}
