@@ -88,6 +88,11 @@ export class FailoverController implements NamespaceListener {
     this.volume.failoverNow = (reason) => this.failover(`live op not answered: ${reason}`);
     if (journal.mode !== 'live') {
       this.log.warn('failover', `the volume was failed over when the mount stopped (${journal.reason}): serving from the shadows until the live volume is healthy and resynced`);
+      // A resync the stop cut short is not running now: failed over until the next one starts.
+      if (journal.mode === 'resyncing') {
+        journal.mode = 'failed-over';
+        this.store.stage([FailoverStore.meta('mode', 'failed-over')]);
+      }
       this.monitor.requestFailover(performance.now(), `failed over before the mount started: ${journal.reason}`);
       this.monitor.evaluate(performance.now());
       this.switchToShadows();
