@@ -36,6 +36,9 @@ const MAX_REMEMBERED_PATHS = 100_000;
 const MAX_NEW_COPIES_PER_ROUND = 256;
 /** A single write covering more extents than this feeds only its first ones (a bound per call). */
 const MAX_EXTENTS_PER_WRITE = 4096;
+/** A staged readahead extent counts as one expected access this long (as in the replay), so the next round does not undo it. */
+const READAHEAD_FLOOR_MS = 30_000;
+const MAX_STAGED = 65_536;
 
 export interface PredictiveCounters {
   rounds: number;
@@ -67,6 +70,8 @@ export interface OperatorMoves {
 export class PredictivePlacement implements ReadObserver {
   readonly counters: PredictiveCounters = { rounds: 0, planned: 0, requested: 0, readahead: 0, demoted: 0, dropped: 0 };
   private readonly paths = new Map<string, string>();
+  /** Readahead extents staged and not read yet: `fileId:index` -> until when they count as one access. */
+  private readonly staged = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   private planning = false;
@@ -143,12 +148,17 @@ export class PredictivePlacement implements ReadObserver {
     this.rememberPath(file.fileId, file.livePath);
     const nowUs = Date.now() * 1000;
     if (!this.requestsReported) this.history.recordRequest(nowUs, 'R', 0);
+    if (this.staged.size > 0) this.staged.delete(`${file.fileId}:${index}`);
     const out = this.engine.recordExtentAccess({ fileId: file.fileId, index }, nowUs);
     const fastest = this.fastest();
     if (!fastest) return;
     for (const r of out.readahead) {
       if (r.fileId !== file.fileId || r.index * this.extentSizeBytes >= file.sizeBytes) continue;
-      if (!this.hasFresh(r.fileId, r.index, fastest.id) && this.shadows.requestCopy(file, r.index, fastest.id)) this.counters.readahead++;
+      if (!this.hasFresh(r.fileId, r.index, fastest.id) && this.shadows.requestCopy(file, r.index, fastest.id)) {
+        this.counters.readahead++;
+        if (this.staged.size >= MAX_STAGED) this.staged.clear();
+        this.staged.set(`${r.fileId}:${r.index}`, nowUs / 1000 + READAHEAD_FLOOR_MS);
+      }
     }
   }
 
@@ -210,7 +220,13 @@ export class PredictivePlacement implements ReadObserver {
       const extents = candidates.map((ref) => {
         const rec = this.map.get(ref.fileId, ref.index);
         const currentTiers = rec ? rec.copies.filter((c) => isFresh(rec, c)).map((c) => names.get(c.tierId) ?? '').filter(Boolean) : [];
-        return { ref, sizeBytes: this.extentSizeBytes, predictedAccesses: this.engine.predict(ref, nowUs), currentTiers, pinnedTier: this.placements.pinOf(ref.fileId)?.tier };
+        let predictedAccesses = this.engine.predict(ref, nowUs);
+        const stagedUntil = this.staged.get(`${ref.fileId}:${ref.index}`);
+        if (stagedUntil !== undefined) {
+          if (stagedUntil > nowUs / 1000) predictedAccesses = Math.max(predictedAccesses, 1);
+          else this.staged.delete(`${ref.fileId}:${ref.index}`);
+        }
+        return { ref, sizeBytes: this.extentSizeBytes, predictedAccesses, currentTiers, pinnedTier: this.placements.pinOf(ref.fileId)?.tier };
       });
       const plan = planPlacement({ tiers: this.plannerTiers(), extents, coverageTier: this.coverageTier, liveLatencyUs: LIVE_LATENCY_US, maxNewCopies: MAX_NEW_COPIES_PER_ROUND });
       this.counters.rounds++;
