@@ -10,7 +10,7 @@
  * - mount options of 0 (attr_timeout=0, entry_timeout=0) reach libfuse; any -o option can be added.
  * - unmount() ends the FUSE thread and closes its handles, so the process can exit afterwards,
  *   even if the mount was busy (it is detached lazily and its connection closed).
- * - a native read fast path: see `setFileMap`.
+ * - a native read fast path: see `setFileMap`; a native write fast path: see `setFileWrites`.
  * - answered on the FUSE thread without calling a handler (both on by default, see
  *   FuseMountOptions): getxattr/setxattr of "security.capability" (noFileCapabilities), and
  *   FOPEN_DIRECT_IO for opens with O_DIRECT (directIoOnODirect).
@@ -228,6 +228,21 @@ export interface FastPathStats {
   errors: number;
 }
 
+export interface NativeWriteStats {
+  /** The global switch (setNativeWrites), which also turns itself off when a native write stalls. */
+  on: boolean;
+  /** Writes served natively. */
+  hits: number;
+  /** Writes sent to the JS write handler while the switch was on. */
+  misses: number;
+  /** Native pwrites that failed; each of those writes went to the JS handler instead. */
+  errors: number;
+  /** Times the switch turned itself off because a native write made no progress for 200 ms. */
+  stalls: number;
+  /** Native writes in flight now. */
+  inflight: number;
+}
+
 /** mount() failed; `code` is the errno name when there is one (ENOTCONN: stale mount). */
 export class FuseMountError extends Error {
   constructor(message: string, readonly code: string, cause?: unknown) {
@@ -249,6 +264,11 @@ interface NativeFuse {
   unmapExtent(fh: number, index: number): void;
   unmapFile(fh: number): void;
   fastPathStats(): FastPathStats;
+  setFileWrites(fh: number, fd: number, limitBytes: number): void;
+  setExtentsWritable(fh: number, first: number, last: number, writable: boolean): void;
+  setNativeWrites(enabled: boolean): number;
+  nativeWriteStats(): NativeWriteStats;
+  fileNativeWrites(fh: number): number;
   onexit: (() => void) | null;
 }
 
@@ -388,6 +408,54 @@ export class FuseMount {
   /** Counters since mount (they survive unmount). */
   fastPathStats(): FastPathStats {
     return this.native.fastPathStats();
+  }
+
+  // ---- native write fast path ----
+  //
+  // For an open handle fh (with a map from setFileMap), JS declares a write fd and a limit, and
+  // marks extents writable. While the global switch is on (setNativeWrites, off at mount), a write
+  // that ends at or before the limit and touches only writable extents is written to that fd at
+  // the same offset by pwrite on the FUSE thread; the write handler never sees it. Everything
+  // else, and a native write that fails, goes to the write handler as usual (it writes the whole
+  // range again).
+  // What JS must do with that: a native write bumps no generation and tells no policy. Mark an
+  // extent writable only while nothing depends on its exact bytes (no copy of it exists or is being
+  // taken), and clear the mark (setExtentsWritable(..., false)) before anything starts to (a copy
+  // reads it, a write through JS begins). When that call returns, no native write to those extents
+  // is in flight, and none starts. fileNativeWrites(fh) tells whether fh was written natively.
+  // Hangs: a native write runs on a FUSE thread and cannot be abandoned. A write in flight without
+  // progress for 200 ms turns the switch off by itself (stats: stalls), so later writes go to JS
+  // (which can bound its waits); only the writes already in flight wait on a hung volume. Turn the
+  // switch off before anything that needs every write in JS (failover, a suspect volume); it does
+  // not wait for writes in flight (see setNativeWrites).
+
+  /** Native writes of fh go to fd (-1: none), if they end at or before limitBytes. */
+  setFileWrites(fh: number, fd: number, limitBytes: number): void {
+    this.native.setFileWrites(checkFh(fh), fd, limitBytes);
+  }
+
+  /** Marks extents [first, last] of fh; false waits for native writes to them in flight (up to 2 s, then throws ETIMEDOUT, mark unchanged). */
+  setExtentsWritable(fh: number, first: number, last: number, writable: boolean): void {
+    this.native.setExtentsWritable(checkFh(fh), first, last, writable);
+  }
+
+  /**
+   * The global switch (off at mount); never waits. Off takes effect for every write that has not
+   * started yet. Returns the native writes in flight at that moment: after switching off, 0 means
+   * none is in flight and none will start; more are writes started before, still running (poll
+   * nativeWriteStats().inflight before anything that must see every write, e.g. a resync).
+   */
+  setNativeWrites(enabled: boolean): number {
+    return this.native.setNativeWrites(enabled);
+  }
+
+  nativeWriteStats(): NativeWriteStats {
+    return this.native.nativeWriteStats();
+  }
+
+  /** Writes served natively for fh since its map was declared (0 once released). */
+  fileNativeWrites(fh: number): number {
+    return this.native.fileNativeWrites(checkFh(fh));
   }
 }
 

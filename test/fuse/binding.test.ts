@@ -726,6 +726,173 @@ t.test('fast path: a stuck mapped read neither blocks other requests nor freezes
   t.pass('and unmap works again');
 });
 
+// ---- 6b. native write fast path -----------------------------------------------------------------
+
+/** MemFs whose open/create tell `opened` each new handle before the kernel sees it. */
+function handleTracking(memfs: MemFs, opened: (fh: number) => void): FuseHandlers {
+  const handlers = memfs.handlers();
+  const open = handlers.open!;
+  handlers.open = (p, flags, cb) => open(p, flags, (errno, fh) => {
+    if (errno === 0 && fh) opened(fh);
+    cb(errno, fh);
+  });
+  return handlers;
+}
+
+t.test('native writes: writable extents within the limit go to the write fd; the rest, and all while switched off, to JS', async (t) => {
+  const SIZE = 3 * MiB;
+  const { dir } = await scratch(t);
+  const backingPath = path.join(dir, 'backing');
+  await fsp.writeFile(backingPath, Buffer.alloc(SIZE));
+  const backingFd = fs.openSync(backingPath, 'r+');
+  t.teardown(() => fs.closeSync(backingFd));
+  const memfs = new MemFs();
+  memfs.add('data', Buffer.alloc(SIZE));
+  let fh = 0;
+  const { fm, mnt } = await mounted(t, handleTracking(memfs, (h) => (fh = h)));
+  t.same(fm.nativeWriteStats(), { on: false, hits: 0, misses: 0, errors: 0, stalls: 0, inflight: 0 }, 'off at mount');
+
+  const file = await fsp.open(path.join(mnt, 'data'), fs.constants.O_RDWR | fs.constants.O_DIRECT);
+  t.teardown(() => file.close().catch(() => undefined));
+  const jsWrites = (): number => memfs.writeSizes.length;
+  const backing = (pos: number, len: number): Buffer => {
+    const b = Buffer.alloc(len);
+    fs.readSync(backingFd, b, 0, len, pos);
+    return b;
+  };
+  let fill = 1;
+  const writeAt = async (pos: number, len: number): Promise<Buffer> => {
+    const b = Buffer.alloc(len, fill++);
+    await file.write(b, 0, len, pos);
+    return b;
+  };
+
+  t.throws(() => fm.setFileWrites(fh, backingFd, SIZE), /setFileMap/, 'setFileWrites needs setFileMap first');
+  fm.setFileMap(fh, MiB);
+  fm.setFileWrites(fh, backingFd, MiB + 8192);
+  fm.setExtentsWritable(fh, 0, 1, true);
+
+  let before = jsWrites();
+  await writeAt(0, 4096);
+  t.equal(jsWrites(), before + 1, 'switch off: JS');
+
+  t.equal(fm.setNativeWrites(true), 0);
+  before = jsWrites();
+  let b = await writeAt(8192, 4096);
+  t.same(backing(8192, 4096), b, 'native: the bytes are in the write fd');
+  b = await writeAt(MiB - 2048, 4096);
+  t.same(backing(MiB - 2048, 4096), b, 'across two writable extents');
+  t.equal(jsWrites(), before, 'the JS write handler was not called');
+  t.equal(fm.fileNativeWrites(fh), 2);
+
+  b = await writeAt(MiB + 4096, 8192);
+  t.equal(jsWrites(), before + 1, 'ending past the limit: JS');
+  t.same(memfs.files.get('/data')!.data.subarray(MiB + 4096, MiB + 12288), b);
+  await writeAt(2 * MiB - 4096, 8192);
+  t.equal(jsWrites(), before + 2, 'touching an extent not marked writable: JS');
+
+  fm.setExtentsWritable(fh, 0, 0, false);
+  await writeAt(0, 4096);
+  t.equal(jsWrites(), before + 3, 'mark cleared: JS');
+  await writeAt(MiB, 4096);
+  t.equal(jsWrites(), before + 3, 'extent 1 is still native');
+
+  t.equal(fm.setNativeWrites(false), 0, 'switched off, nothing in flight');
+  await writeAt(MiB, 4096);
+  t.equal(jsWrites(), before + 4, 'switch off: JS again');
+  const stats = fm.nativeWriteStats();
+  t.same({ on: stats.on, hits: stats.hits, misses: stats.misses, errors: stats.errors, stalls: stats.stalls }, { on: false, hits: 3, misses: 3, errors: 0, stalls: 0 });
+});
+
+t.test('native writes: once setExtentsWritable(false) returns, no native write to them lands', async (t) => {
+  const WRITES = 1000;
+  const { dir } = await scratch(t);
+  const backingPath = path.join(dir, 'backing');
+  await fsp.writeFile(backingPath, Buffer.alloc(MiB));
+  const backingFd = fs.openSync(backingPath, 'r+');
+  t.teardown(() => fs.closeSync(backingFd));
+  const memfs = new MemFs();
+  memfs.add('data', Buffer.alloc(MiB));
+  const state: { fm?: FuseMount; fh: number } = { fh: 0 };
+  const { fm, mnt } = await mounted(t, handleTracking(memfs, (h) => {
+    state.fh = h;
+    state.fm!.setFileMap(h, MiB);
+    state.fm!.setFileWrites(h, backingFd, MiB);
+    state.fm!.setExtentsWritable(h, 0, 0, true);
+  }));
+  state.fm = fm;
+  fm.setNativeWrites(true);
+
+  // A child writes 4 KiB blocks into extent 0, one request each (O_DIRECT), while we revoke.
+  const dd = run('dd', ['if=/dev/zero', `of=${path.join(mnt, 'data')}`, 'bs=4k', `count=${WRITES}`, 'seek=0', 'oflag=direct', 'conv=notrunc', 'status=none'])
+    .catch(() => undefined);
+  for (let i = 0; i < 500 && (state.fh === 0 || fm.fileNativeWrites(state.fh) < 50); i++) await sleep(2);
+  fm.setExtentsWritable(state.fh, 0, 0, false);
+  const nativeAtRevoke = fm.fileNativeWrites(state.fh);
+  t.ok(nativeAtRevoke >= 50 && nativeAtRevoke < WRITES, `revoked mid-run, after ${nativeAtRevoke} native writes`);
+  await sleep(50);
+  t.equal(fm.fileNativeWrites(state.fh), nativeAtRevoke, 'no native write counted after the revoke returned');
+  await dd;
+  t.equal(memfs.writeSizes.length, WRITES - nativeAtRevoke, 'every later write reached the JS handler');
+});
+
+t.test('native writes: a stalled write turns the switch off; later writes go to JS; off counts the stuck write', async (t) => {
+  // The write fd is a file on a second mount whose write handler holds its reply: a hung volume.
+  const held: { reply?: (n: number) => void; len?: number } = {};
+  const slow = new MemFs();
+  slow.add('live', Buffer.alloc(MiB));
+  const slowHandlers = slow.handlers();
+  slowHandlers.write = (p, fh, buf, len, pos, cb) => {
+    held.len = len;
+    held.reply = cb;
+  };
+  const { mnt: slowMnt } = await mounted(t, slowHandlers, { options: ['direct_io'] });
+  const live = await fsp.open(path.join(slowMnt, 'live'), 'r+');
+  t.teardown(() => live.close().catch(() => undefined));
+
+  const memfs = new MemFs();
+  memfs.add('data', Buffer.alloc(MiB));
+  memfs.add('other', Buffer.alloc(MiB));
+  const fhs: number[] = [];
+  const { fm, mnt } = await mounted(t, handleTracking(memfs, (h) => fhs.push(h)));
+  const a = await fsp.open(path.join(mnt, 'data'), fs.constants.O_RDWR | fs.constants.O_DIRECT);
+  t.teardown(() => a.close().catch(() => undefined));
+  // Another file: the kernel holds the inode lock of `data` while its write is stuck.
+  const b = await fsp.open(path.join(mnt, 'other'), fs.constants.O_RDWR | fs.constants.O_DIRECT);
+  t.teardown(() => b.close().catch(() => undefined));
+  for (const fh of fhs) {
+    fm.setFileMap(fh, 64 * 1024);
+    fm.setFileWrites(fh, live.fd, MiB);
+    fm.setExtentsWritable(fh, 0, 15, true);
+  }
+  fm.setNativeWrites(true);
+
+  const stuck = a.write(Buffer.alloc(4096, 7), 0, 4096, 0);
+  for (let i = 0; i < 100 && !held.reply; i++) await sleep(20);
+  t.ok(held.reply, 'the native write reached the hung volume');
+  // Whatever fails below, answer the stuck write before unmounting: this process serves both
+  // mounts, and a FUSE thread stuck on the other one would keep it from exiting.
+  t.teardown(() => held.reply?.(held.len ?? 0));
+  for (let i = 0; i < 100 && fm.nativeWriteStats().on; i++) await sleep(20);
+  const stats = fm.nativeWriteStats();
+  t.same({ on: stats.on, stalls: stats.stalls, inflight: stats.inflight }, { on: false, stalls: 1, inflight: 1 }, 'the switch turned itself off');
+
+  const t0 = Date.now();
+  await b.write(Buffer.alloc(4096, 9), 0, 4096, 8192);
+  t.equal(memfs.writeSizes.length, 1, `the next write went to JS and was answered (${Date.now() - t0} ms)`);
+
+  const t1 = Date.now();
+  t.equal(fm.setNativeWrites(false), 1, 'off says one native write is still in flight');
+  t.ok(Date.now() - t1 < 100, `without waiting for it (${Date.now() - t1} ms)`);
+
+  const reply = held.reply!;
+  held.reply = undefined;
+  reply(held.len!);
+  t.equal((await stuck).bytesWritten, 4096, 'the stuck write completes once the volume answers');
+  t.equal(fm.nativeWriteStats().inflight, 0);
+  t.equal(fm.setNativeWrites(false), 0, 'none in flight now');
+});
+
 // ---- 7. every request is answered under concurrency ----------------------------------------------
 
 /** A passthrough filesystem over a backing directory (fs.promises: libuv's thread pool). */
