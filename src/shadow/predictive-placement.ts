@@ -52,10 +52,11 @@ export interface PredictiveCounters {
 }
 
 export interface PredictiveOptions {
-  /** The machine's shared model directory (global forecasting model); none: no pooling. */
-  modelDir?: string;
-  /** This volume's name in the model directory (default: the history directory's purpose suffices). */
-  volumeId?: string;
+  /**
+   * The machine's shared model directory (the pooled forecasting model) and this volume's name in
+   * it (unique per volume, e.g. its state directory's name); none: no pooling.
+   */
+  models?: { dir: string; volumeId: string };
   modelSyncMs?: number;
 }
 
@@ -94,8 +95,8 @@ export class PredictivePlacement implements ReadObserver {
     options: PredictiveOptions = {},
   ) {
     this.engine = new PredictionEngine(history, { extentSizeBytes });
-    if (options.modelDir) {
-      this.modelSync = new ModelSync(new ModelStore(options.modelDir), options.volumeId ?? 'volume', this.engine.forecaster, log, options.modelSyncMs);
+    if (options.models) {
+      this.modelSync = new ModelSync(new ModelStore(options.models.dir), options.models.volumeId, this.engine.forecaster, log, options.modelSyncMs);
     }
   }
 
