@@ -56,6 +56,7 @@ export interface MoveRequest {
 /** Copies in flight per move: enough to keep the shadow manager busy, few enough to share it. */
 const WINDOW = 8;
 const RETRY_MS = 50;
+const REFUSED_FOR_MS = 5 * 60_000;
 const MAX_JOBS_REMEMBERED = 64;
 const DEFAULT_HOLD_MS = 10 * 60_000;
 
@@ -182,6 +183,8 @@ export class OneOffMoves implements OperatorMoves {
    * retried (it may also mean the same copy is already queued, so a fresh copy ends the wait).
    */
   private async copy(file: OpenFile, index: number, tierId: number, p: MoveProgress, ask: (done: (ok: boolean) => void) => boolean): Promise<void> {
+    // Refusals for this long (a shadow manager that is closing, a queue that never drains): give up.
+    const giveUpAtMs = Date.now() + REFUSED_FOR_MS;
     for (;;) {
       const outcome = await new Promise<boolean | undefined>((resolve) => {
         if (!ask((ok) => resolve(ok))) resolve(undefined);
@@ -193,6 +196,10 @@ export class OneOffMoves implements OperatorMoves {
       }
       if (this.hasFresh(file.fileId, index, tierId)) {
         p.copiedExtents++;
+        break;
+      }
+      if (Date.now() > giveUpAtMs) {
+        p.failedExtents++;
         break;
       }
       await new Promise((r) => setTimeout(r, RETRY_MS));
