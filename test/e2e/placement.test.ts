@@ -121,6 +121,11 @@ t.test('promote and demote: one-off moves between tiers', async (t) => {
   t.same(tiersOf(), Array.from({ length: 8 }, () => []));
   t.ok(fs.readFileSync(f).equals(Buffer.alloc(8 * EXTENT, 'data.db'.length)), 'the file reads right throughout');
 
+  r = cli(['forecast', sb.mnt]);
+  t.equal(r.status, 1);
+  t.match(r.stderr, /uses reactive placement, which makes no forecasts \(mount with --placement predictive\)/, 'forecast on a reactive mount: one line');
+  t.equal(r.stderr.trim().split('\n').length, 1);
+
   r = cli(['promote', big, '--tier', 'nvme']);
   t.equal(r.status, 1);
   t.match(r.stderr, /524288 bytes do not fit tier nvme/);
