@@ -165,6 +165,8 @@ export class FailoverController implements NamespaceListener {
       dropFile: (fileId) => v.dropFileCopies(fileId), discard: (f, i, t) => v.shadows.discard(f, i, t),
     });
     v.shadows.liveSourcePaused = true;
+    // Native writes go straight to the live file: every write must come through the shadows now.
+    v.fastPath.setNativeWrites(false);
   }
 
   /** Fail over now; resolves true once the volume serves from its shadows. */

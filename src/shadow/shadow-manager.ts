@@ -235,6 +235,13 @@ export class ShadowManager {
     if (start > now) await new Promise((r) => setTimeout(r, start - now));
   }
 
+  /**
+   * How copies read the live file. The volume routes it through its live guard: a deadline, so
+   * that a hung live volume cannot hold a file's write lock (and every write to it) forever.
+   */
+  readLive: (file: OpenFile, buf: Buffer, length: number, position: number) => Promise<number> = (file, buf, length, position) =>
+    preadFull(file.readFd, buf, 0, length, position);
+
   /** Set while failed over: copies are made from the live file, which must not be touched then. */
   liveSourcePaused = false;
 
@@ -252,11 +259,19 @@ export class ShadowManager {
     const buf = Buffer.allocUnsafe(E);
     // Read under the write lock: the bytes and the generation we stamp them with must match.
     const taken = await file.writeLock.run(async () => {
+      // Checked again under the lock: the volume may have failed over while we waited for it.
+      if (this.liveSourcePaused || file.readFd < 0) return undefined;
       const generation = this.map.ensureRecord(file.fileId, index);
       const want = Math.min(E, file.sizeBytes - index * E);
       if (want <= 0) return undefined;
-      const fromTier = job.fromTierId === undefined ? undefined : await this.readFreshCopy(file.fileId, index, job.fromTierId, buf, want);
-      const n = fromTier ?? (await preadFull(file.readFd, buf, 0, want, index * E));
+      // A fresh copy elsewhere spares the live volume (the move's source, else any other tier).
+      const sources = job.fromTierId !== undefined ? [job.fromTierId] : (this.map.get(file.fileId, index)?.copies ?? []).map((c) => c.tierId).filter((id) => id !== tierId);
+      let fromTier: number | undefined;
+      for (const source of sources) {
+        fromTier = await this.readFreshCopy(file.fileId, index, source, buf, want);
+        if (fromTier !== undefined) break;
+      }
+      const n = fromTier ?? (await this.readLive(file, buf, want, index * E));
       return { generation, n };
     });
     if (!taken || taken.n === 0) return false;

@@ -63,7 +63,12 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
   let predictive: PredictivePlacement | undefined;
   if (config.placement === 'predictive') {
     const history = await WorkloadHistory.open(path.join(config.stateDir, 'history'));
-    predictive = new PredictivePlacement(history, map, tiers, shadows, volume, placements, config.extentSizeBytes, config.coverageTier, log);
+    // One model directory per machine (beside the volumes' state directories): the pooled model.
+    predictive = new PredictivePlacement(history, map, tiers, shadows, volume, placements, config.extentSizeBytes, config.coverageTier, log, {
+      models: { dir: path.join(path.dirname(config.stateDir), 'models'), volumeId: path.basename(config.stateDir) },
+    });
+    const p = predictive;
+    volume.onRequest = (op, bytes, latencyUs) => p.onRequest(op, bytes, latencyUs);
     predictive.start();
     policy = predictive;
   } else {

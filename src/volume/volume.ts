@@ -24,7 +24,7 @@ import { LiveGuard, LiveUnavailable } from '../failover/live-guard';
 import { ShadowNamespace } from '../failover/shadow-namespace';
 import { RESERVED_NAMES } from '../failover/namespace-mirror';
 import { ModeGate } from '../failover/mode-gate';
-import { pread } from '../util/fd-io';
+import { pread, preadFull } from '../util/fd-io';
 
 const run = promisify(execFile);
 
@@ -78,6 +78,7 @@ export class Volume {
     this.fastPath = new FastPath(map, tiers, this.open, io.extentSizeBytes);
     shadows.onFileReleased = (file) => void this.closeFile(file);
     shadows.lastForegroundMs = () => this.lastForegroundMs;
+    shadows.readLive = (file, buf, length, position) => this.guard.run('read', () => preadFull(file.readFd, buf, 0, length, position));
     shadows.beforeRemove = (fileId, index) => this.fastPath.unmap(fileId, index, index);
     shadows.onPublished = (file, index) => this.fastPath.remap(file, index, index);
     io.liveOp = (kind, fn) => this.guard.run(kind, fn);
@@ -458,8 +459,24 @@ export class Volume {
   /** When the application last had a read or write served (background copies yield to it). */
   lastForegroundMs = 0;
 
+  /** Set when a policy learns from whole requests (the prediction engine's volume series). */
+  onRequest: ((op: 'R' | 'W', sizeBytes: number, latencyUs: number) => void) | undefined;
+
+  private reported<T extends number>(op: 'R' | 'W', started: number, p: Promise<T>): Promise<T> {
+    const report = this.onRequest;
+    if (!report) return p;
+    return p.then((n) => {
+      report(op, n, (performance.now() - started) * 1000);
+      return n;
+    });
+  }
+
   read(fh: number, buf: Buffer, length: number, position: number): Promise<number> {
     this.lastForegroundMs = Date.now();
+    return this.reported('R', performance.now(), this.readRouted(fh, buf, length, position));
+  }
+
+  private readRouted(fh: number, buf: Buffer, length: number, position: number): Promise<number> {
     return this.viaMode(() => {
       const h = this.handle(fh);
       return this.io.read(h.file, this.liveReader(h), buf, length, position);
@@ -471,6 +488,10 @@ export class Volume {
 
   write(fh: number, buf: Buffer, length: number, position: number): Promise<number> {
     this.lastForegroundMs = Date.now();
+    return this.reported('W', performance.now(), this.writeRouted(fh, buf, length, position));
+  }
+
+  private writeRouted(fh: number, buf: Buffer, length: number, position: number): Promise<number> {
     return this.viaMode(() => this.writeLive(fh, buf, length, position), async (s) => {
       const h = this.handle(fh);
       const n = await s.write(h, buf, length, position);
