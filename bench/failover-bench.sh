@@ -17,7 +17,8 @@
 #
 # Needs: root (FUSE), fio, fusermount, node, and a built tree (make build: dist/).
 # Knobs (environment):
-#   FAILOVER_SCENARIOS=a,b,c,d   which scenarios
+#   FAILOVER_SCENARIOS=a,b,c,d   which scenarios; also e: only the live volume's reads hang (not in the
+#                                default run: it hangs the application today, see docs/failover.md)
 #   FAILOVER_RUNTIME=40          fio seconds per scenario (scenario a needs more than the ramp + 5)
 #   FAILOVER_SIZE=64M            the fio file (fio units)
 #   FAILOVER_EXTENT_SIZE=1MiB    the mount's extent size
