@@ -103,12 +103,14 @@ say "(the tiers are plain directories here; in production each is its own device
 # --- 2. mount -----------------------------------------------------------------------------------
 step "Mounting it with shadowfs at $MNT"
 mount_out=$("${SHADOWFS[@]}" mount --live "$LIVE" \
-  --tier "nvme=$NVME,cap=64MiB,class=nvme" --tier "ssd=$SSD,cap=256MiB,class=ssd" \
+  --tier "nvme=$NVME,cap=64MiB,class=nvme" --tier "ssd=$SSD,cap=256MiB,class=ssd" --coverage-tier ssd \
   --state "$STATE" --daemon "$MNT" 2>&1) || die "mount failed: $mount_out"
 DAEMON_PID=$(sed -n 's/.*daemon pid \([0-9][0-9]*\).*/\1/p' <<<"$mount_out" | head -1)
 say "$mount_out"
 say "Applications now use $MNT; every read and write goes through shadowfs to the live volume,"
-say "and extents (1 MiB chunks) that are read often get a shadow copy on the fastest tier."
+say "and extents (1 MiB chunks) that are read often get a shadow copy on the fastest tier. The ssd"
+say "tier is the coverage tier: it gets a copy of every extent in the background, which is what lets"
+say "the volume fail over to its shadows without losing anything."
 
 # --- 3. the workload, twice ---------------------------------------------------------------------
 workload() {
@@ -136,7 +138,31 @@ say "The hot extents have fresh shadow copies from the start now, so shadowfs re
 say "only the cold tail of the data still comes from the live volume."
 workload 2
 
-# --- 4. what happened ---------------------------------------------------------------------------
+# --- 4. a failover drill ------------------------------------------------------------------------
+step "Failover drill: serve the volume from its shadows, then resync the live volume and fail back"
+for _ in $(seq 600); do
+  covered=$("${SHADOWFS[@]}" status --json "$MNT" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).coverage?.coveredShare ?? 0))')
+  [[ $covered == 1 ]] && break
+  sleep 0.2
+done
+[[ $covered == 1 ]] || die "the coverage tier did not reach 100% within 2 minutes"
+say "coverage on ssd: 100% of the volume has a fresh shadow copy off the live volume"
+say "$("${SHADOWFS[@]}" failover "$MNT" 2>&1)"
+before=$(sha256sum <"$LIVE/orders.db" | cut -c1-16)
+printf 'written while failed over\n' >"$MNT/drill.txt"
+head -c 65536 /dev/urandom | dd of="$MNT/orders.db" bs=64k seek=3 conv=notrunc status=none
+say "while failed over: reads and writes go to the shadows; the live volume is left alone"
+say "  orders.db on the live volume unchanged: $([[ $(sha256sum <"$LIVE/orders.db" | cut -c1-16) == "$before" ]] && echo yes || echo NO)"
+say "  drill.txt on the live volume: $([[ -e $LIVE/drill.txt ]] && echo present || echo 'not yet')"
+"${SHADOWFS[@]}" health "$MNT" | sed -n '1,2p' | sed 's/^/    /'
+failback_out=$("${SHADOWFS[@]}" failback "$MNT" 2>&1) || failback_out=$("${SHADOWFS[@]}" failback --force "$MNT" 2>&1) || die "failback failed: $failback_out"
+say "$failback_out"
+same=yes
+for f in orders.db drill.txt; do cmp -s "$MNT/$f" "$LIVE/$f" || same=no; done
+say "after resync the live volume holds what the mount shows (orders.db, drill.txt): $same"
+[[ $same == yes ]] || die "the live volume differs from the mount after failback"
+
+# --- 5. what happened ---------------------------------------------------------------------------
 step "shadowfs status $MNT"
 "${SHADOWFS[@]}" status "$MNT" | sed 's/^/    /'
 say ""

@@ -87,6 +87,8 @@ export class ShadowManager {
   /** Tiers whose copies are never evicted to make room (the coverage tier). */
   readonly protectedTiers = new Set<number>();
   private nextCopyAtMs = 0;
+  /** Bytes of copies being written, by tier: counted as used when making room. */
+  private readonly reserved = new Map<number, number>();
 
   /** A live change of copy bandwidth or parallelism (config reload); takes effect with the next copy. */
   setCopyLimits(limits: Partial<Pick<ShadowManagerOptions, 'concurrentCopies' | 'maxBytesPerSec'>>): void {
@@ -278,7 +280,11 @@ export class ShadowManager {
     const data = buf.subarray(0, taken.n);
     if (!(await this.makeRoom(tierId, data.length))) return false;
     const ref = { fileId: file.fileId, index };
-    await vt.tier.put(ref, data);
+    try {
+      await vt.tier.put(ref, data);
+    } finally {
+      this.reserved.set(tierId, (this.reserved.get(tierId) ?? 0) - data.length);
+    }
     // A write to this extent since it was read bumped its generation: then the copy is refused.
     const published = await this.map.addCopy(file.fileId, index, { tierId, generation: taken.generation, crc32: crc32(data), sizeBytes: data.length }, taken.generation);
     if (!published) {
@@ -319,11 +325,18 @@ export class ShadowManager {
     if (!vt) return false;
     const cap = vt.tier.spec.capacityBytes;
     if (bytes > cap) return false;
+    const used = (): number => vt.tier.usedBytes() + (this.reserved.get(tierId) ?? 0);
+    // Room found is held (reserved) at once, with no await in between, until the copy's bytes land
+    // (copy() releases it): concurrent copies cannot all claim the same room.
+    const claim = (): true => {
+      this.reserved.set(tierId, (this.reserved.get(tierId) ?? 0) + bytes);
+      return true;
+    };
     // The coverage tier must keep everything: when it is full, coverage falls short (and says so).
-    if (this.protectedTiers.has(tierId)) return vt.tier.usedBytes() + bytes <= cap;
+    if (this.protectedTiers.has(tierId)) return used() + bytes <= cap && claim();
     const skipped: [string, { fileId: string; index: number }][] = [];
     try {
-      while (vt.tier.usedBytes() + bytes > cap) {
+      while (used() + bytes > cap) {
         const oldest = l?.entries().next();
         if (!l || !oldest || oldest.done) return false;
         const [k, entry] = oldest.value;
@@ -339,7 +352,7 @@ export class ShadowManager {
           await vt.tier.remove({ fileId, index });
         }
       }
-      return true;
+      return claim();
     } finally {
       // Protected copies go back, at the recent end: the next search for room starts elsewhere.
       for (const [k, e] of skipped) l?.set(k, e);

@@ -78,7 +78,7 @@ export class Volume {
     this.fastPath = new FastPath(map, tiers, this.open, io.extentSizeBytes);
     shadows.onFileReleased = (file) => void this.closeFile(file);
     shadows.lastForegroundMs = () => this.lastForegroundMs;
-    shadows.readLive = (file, buf, length, position) => this.guard.run('read', () => preadFull(file.readFd, buf, 0, length, position));
+    shadows.readLive = (file, buf, length, position) => this.guard.run('read', () => preadFull(file.readFd, buf, 0, length, position), { background: true });
     shadows.beforeRemove = (fileId, index) => this.fastPath.unmap(fileId, index, index);
     shadows.onPublished = (file, index) => this.fastPath.remap(file, index, index);
     io.liveOp = (kind, fn) => this.guard.run(kind, fn);
