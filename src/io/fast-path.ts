@@ -163,6 +163,11 @@ export class FastPath {
     this.mapped.delete(fileId);
   }
 
+  /** The extent is mapped: reads of it may be answered natively, unseen by any policy. */
+  isMapped(fileId: string, index: number): boolean {
+    return this.mapped.get(fileId)?.has(index) ?? false;
+  }
+
   mappedExtents(): number {
     let n = 0;
     for (const m of this.mapped.values()) n += m.size;

@@ -81,6 +81,8 @@ export class PredictivePlacement implements ReadObserver {
   readonly engine: PredictionEngine;
   readonly modelSync: ModelSync | undefined;
   operatorMoves: OperatorMoves | undefined;
+  /** Set by the assembly: whether reads of the extent may be served natively (see round()). */
+  servedNatively: (fileId: string, index: number) => boolean = () => false;
 
   constructor(
     private readonly history: WorkloadHistory,
@@ -222,6 +224,9 @@ export class PredictivePlacement implements ReadObserver {
         const rec = this.map.get(ref.fileId, ref.index);
         const currentTiers = rec ? rec.copies.filter((c) => isFresh(rec, c)).map((c) => names.get(c.tierId) ?? '').filter(Boolean) : [];
         let predictedAccesses = this.engine.predict(ref, nowUs);
+        // Reads the native fast path answers never reach the engine: an extent mapped for an open
+        // file counts as in use, so that it is not demoted for looking cold.
+        if (this.servedNatively(ref.fileId, ref.index)) predictedAccesses = Math.max(predictedAccesses, 1);
         const stagedUntil = this.staged.get(`${ref.fileId}:${ref.index}`);
         if (stagedUntil !== undefined) {
           if (stagedUntil > nowUs / 1000) predictedAccesses = Math.max(predictedAccesses, 1);

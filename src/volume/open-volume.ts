@@ -69,6 +69,7 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
     });
     const p = predictive;
     volume.onRequest = (op, bytes, latencyUs) => p.onRequest(op, bytes, latencyUs);
+    p.servedNatively = (fileId, index) => volume.fastPath.isMapped(fileId, index);
     predictive.start();
     policy = predictive;
   } else {
