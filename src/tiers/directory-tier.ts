@@ -60,6 +60,12 @@ interface FdEntry {
   closed: boolean;
 }
 
+/** An open in flight for one copy, and how many callers wait to pin what it opens. */
+interface PendingOpen {
+  waiters: number;
+  entry: Promise<FdEntry | undefined>;
+}
+
 /**
  * Serialises async work per key (mutations of one extent copy). Bounded: an entry exists only
  * while work for that key is queued or running.
@@ -97,7 +103,7 @@ export class DirectoryTier implements ShadowTier {
   private readonly unsynced = new Map<string, Set<number>>();
   /** LRU of open fds: Map iteration order is insertion order, touched entries are re-inserted. */
   private readonly fds = new Map<string, FdEntry>();
-  private readonly pendingOpens = new Map<string, Promise<FdEntry | undefined>>();
+  private readonly pendingOpens = new Map<string, PendingOpen>();
   /** Bumped whenever a key's file is replaced or removed, so an fd opened before is known stale. */
   private readonly epochs = new Map<string, number>();
   /** Temp files being written right now: list() must not delete them as orphans. */
@@ -524,16 +530,22 @@ export class DirectoryTier implements ShadowTier {
     }
     let pending = this.pendingOpens.get(key);
     if (!pending) {
-      pending = this.openEntry(ref, key);
-      this.pendingOpens.set(key, pending);
-      const settle = (): void => {
-        if (this.pendingOpens.get(key) === pending) this.pendingOpens.delete(key);
-      };
-      pending.then(settle, settle);
+      const open: PendingOpen = { waiters: 0, entry: Promise.resolve(undefined) };
+      open.entry = this.openEntry(ref, key, open);
+      this.pendingOpens.set(key, open);
+      pending = open;
     }
-    const entry = await pending;
-    if (!entry || entry.closed) return entry?.closed ? this.pin(ref) : undefined;
-    entry.pins++;
+    // The opened entry comes back pinned once per waiter: pinning it after the await would leave
+    // it unpinned for a few microtasks, in which the LRU (when every other fd is pinned) or the
+    // one-off cleanup closed it, and the waiter opened it again, and again (an open/close
+    // livelock that kept FUSE reads waiting forever).
+    pending.waiters++;
+    const entry = await pending.entry;
+    // Only close() of the whole tier closes a pinned fd: open a one-off then.
+    if (entry?.closed) {
+      this.unpin(entry);
+      return this.pin(ref);
+    }
     return entry;
   }
 
@@ -543,23 +555,27 @@ export class DirectoryTier implements ShadowTier {
     else this.evictOverflow();
   }
 
-  private async openEntry(ref: ExtentRef, key: string): Promise<FdEntry | undefined> {
+  private async openEntry(ref: ExtentRef, key: string, pending: PendingOpen): Promise<FdEntry | undefined> {
     const epoch = this.epochs.get(key) ?? 0;
+    const settle = (): void => {
+      if (this.pendingOpens.get(key) === pending) this.pendingOpens.delete(key);
+    };
     let fh: FileHandle;
     try {
       // r+: the same cached fd serves reads, patches, truncates and fsyncs.
       fh = await fsp.open(extentPath(this.root, ref), 'r+');
     } catch (err) {
+      settle();
       if (errorCode(err) === 'ENOENT') return undefined;
       throw err;
     }
-    const entry: FdEntry = { key, fh, pins: 0, stale: false, closed: false };
+    // From here on synchronous: no waiter can join after `pins` is set.
+    settle();
+    const entry: FdEntry = { key, fh, pins: pending.waiters, stale: false, closed: false };
     if ((this.epochs.get(key) ?? 0) !== epoch || !this.opened) {
-      // Replaced or removed while we were opening: hand it to waiters as a one-off, never cache it.
+      // Replaced or removed while we were opening, or the tier closed: the waiters use it once,
+      // it is never cached, and the last unpin closes it.
       entry.stale = true;
-      queueMicrotask(() => {
-        if (entry.pins === 0) void this.closeEntry(entry);
-      });
       return entry;
     }
     this.fds.set(key, entry);

@@ -193,6 +193,53 @@ t.test('fd cache is bounded; pinned fds survive eviction, put and remove', async
   t.same(buf, bytes(64, 5));
 });
 
+/** Settles like p, or rejects after ms: a livelocked open/close loop keeps the event loop turning. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not answered within ${ms} ms`)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+// docs/benchmarks.md, problem 1: the read fast path pins one fd per mapped extent; once as many
+// were pinned as the cache holds, every newly opened fd was the only unpinned entry, evicted
+// before its opener could pin it, reopened, evicted again... forever.
+t.test('a read still gets an fd when every cached fd is pinned', async (t) => {
+  const tier = await openTier(t, await tempDir(t), { maxOpenFds: 2 });
+  for (let i = 0; i < 4; i++) await tier.put({ fileId: 'ee', index: i }, bytes(64, i));
+  const leases = [await tier.acquireFd({ fileId: 'ee', index: 0 }), await tier.acquireFd({ fileId: 'ee', index: 1 })];
+  t.ok(leases.every((l) => l !== undefined), 'two pinned fds fill the cache');
+
+  t.same(await within(readAll(tier, 'ee', 2, 64), 2000, 'read of an unpinned copy'), bytes(64, 2));
+  const third = await within(tier.acquireFd({ fileId: 'ee', index: 3 }), 2000, 'a third lease');
+  t.ok(third, 'a third lease beyond the cache size');
+  const buf = Buffer.alloc(64);
+  t.equal(readSync(third?.fd ?? -1, buf, 0, 64, 0), 64);
+  t.same(buf, bytes(64, 3));
+  const reads = [0, 1, 2, 3].map((i) => within(readAll(tier, 'ee', i, 64), 2000, `read of copy ${i}`));
+  t.same(await Promise.all(reads), [0, 1, 2, 3].map((i) => bytes(64, i)), 'concurrent reads of pinned and unpinned copies');
+  for (const l of [...leases, third]) l?.release();
+});
+
+t.test('an fd opened while its copy is replaced or the tier closes is still handed out once', async (t) => {
+  const tier = await openTier(t, await tempDir(t));
+  const ref = { fileId: 'ef', index: 0 };
+  await tier.put(ref, bytes(64, 1));
+  // The put invalidates the open in flight: its fd must go to this read (a one-off), not be
+  // closed before the read can use it.
+  const reading = readAll(tier, 'ef', 0, 64);
+  const replacing = tier.put(ref, bytes(64, 2));
+  const got = await within(reading, 2000, 'read racing a put');
+  t.ok(got.equals(bytes(64, 1)) || got.equals(bytes(64, 2)), 'the old or the new copy, whole');
+  await replacing;
+
+  const acquiring = tier.acquireFd({ fileId: 'ef', index: 0 });
+  const closing = tier.close();
+  const lease = await within(acquiring, 2000, 'acquireFd racing close()');
+  await closing;
+  t.ok(lease, 'a lease on the copy opened before close()');
+  lease?.release();
+});
+
 t.test('concurrent puts and reads of the same copy stay consistent', async (t) => {
   const tier = await openTier(t, await tempDir(t));
   const ref = { fileId: 'dd', index: 0 };
