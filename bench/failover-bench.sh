@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# shadowfs failover benchmark (issue 5; `make bench-failover`). Four scenarios, each on a fresh
+# shadowfs failover benchmark (issue 5; `make bench-failover`). Five scenarios, each on a fresh
 # shadowfs mount whose live volume is a faultfs mount (fixtures/faultfs) of a backing directory,
 # with an nvme tier and an hdd coverage tier, once coverage is 100%, while fio runs a verifying
 # 4 KiB random read/write workload on the mount (fixtures/fio/failover-verify.fio):
@@ -9,6 +9,7 @@
 #   (c) it hangs and comes back after 10 s: resync completes, failback, and then the backing
 #       directory holds exactly the bytes the mount shows (sha256 of every file)
 #   (d) it hangs, and 5 s later the nvme tier (a faultfs mount too) returns EIO: still no error
+#   (e) only its reads hang, 1.5 s into fio (while extents are still being copied from it)
 # Per scenario: time to detect (fault → the live volume's health leaves healthy), time to fail over
 # (fault → served from the shadows), worst fio op latency, fio errors and verify failures, resync
 # throughput. Prints a Markdown table; with --docs also writes it into docs/failover.md (between
@@ -17,8 +18,7 @@
 #
 # Needs: root (FUSE), fio, fusermount, node, and a built tree (make build: dist/).
 # Knobs (environment):
-#   FAILOVER_SCENARIOS=a,b,c,d   which scenarios; also e: only the live volume's reads hang (not in the
-#                                default run: it hangs the application today, see docs/failover.md)
+#   FAILOVER_SCENARIOS=a,b,c,d,e   which scenarios
 #   FAILOVER_RUNTIME=40          fio seconds per scenario (scenario a needs more than the ramp + 5)
 #   FAILOVER_SIZE=64M            the fio file (fio units)
 #   FAILOVER_EXTENT_SIZE=1MiB    the mount's extent size
@@ -68,7 +68,7 @@ mkdir -p "$RESULTS"
 ln -sfn "$STAMP" "$ROOT/results/latest"
 rc=0
 node "$DRIVER" --root "$ROOT" --results "$RESULTS" \
-  --scenarios "${FAILOVER_SCENARIOS:-a,b,c,d}" --runtime "${FAILOVER_RUNTIME:-40}" --size "${FAILOVER_SIZE:-64M}" \
+  --scenarios "${FAILOVER_SCENARIOS:-a,b,c,d,e}" --runtime "${FAILOVER_RUNTIME:-40}" --size "${FAILOVER_SIZE:-64M}" \
   --extent-size "${FAILOVER_EXTENT_SIZE:-1MiB}" --ramp-seconds "${FAILOVER_RAMP_SECONDS:-30}" --ramp-to-ms "${FAILOVER_RAMP_TO_MS:-1000}" \
   "${DOCS[@]}" || rc=$?
 printf 'failover-bench: results in %s\n' "$RESULTS"
