@@ -10,6 +10,7 @@ export async function controlRequest(mountpoint: string, req: ControlRequest, ti
   return new Promise((resolve, reject) => {
     const sock = net.createConnection(sockPath);
     let buf = '';
+    let answered = false;
     const timer = setTimeout(() => {
       sock.destroy();
       reject(new ShadowfsError(`${mountpoint}: the mount did not answer within ${timeoutMs / 1000} s`));
@@ -21,12 +22,20 @@ export async function controlRequest(mountpoint: string, req: ControlRequest, ti
       const nl = buf.indexOf('\n');
       if (nl < 0) return;
       clearTimeout(timer);
+      answered = true;
       sock.end();
       const reply = JSON.parse(buf.slice(0, nl)) as ControlReply;
       if (reply.ok) resolve(reply.result);
       else reject(new ShadowfsError(reply.error));
     });
+    // The daemon went away mid-request (it exited or was killed): say so now, not at the timeout.
+    sock.on('close', () => {
+      if (answered) return;
+      clearTimeout(timer);
+      reject(new ShadowfsError(`${mountpoint}: the mount's daemon closed the connection without answering (did it exit? see its log)`));
+    });
     sock.on('error', (err) => {
+      answered = true;
       clearTimeout(timer);
       const code = errorCode(err);
       if (code === 'ENOENT' || code === 'ECONNREFUSED') reject(new ShadowfsError(`${mountpoint} is not a running shadowfs mount`));

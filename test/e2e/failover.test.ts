@@ -157,6 +157,9 @@ t.test('a live volume that hangs: ops are answered from the shadows within the d
     configFile: failoverConfigFile(sb, {
       probeIntervalMs: '200ms', latencyLimitMs: 400, opTimeoutMs: 1000, minHealthyForFailbackMs: '2s', minHealthyForClearMs: '2s', baselineWarmupMs: 0,
       evalWindowMs: '4s', errorWindowMs: '2s', trendWindowMs: '3s',
+      // About hangs, not latency: a baseline learned in a quiet moment must not keep a loaded
+      // machine's probes from counting as recovered.
+      suspectRatio: 20, recoverRatio: 10,
     }),
   });
   t.teardown(async () => {
