@@ -14,7 +14,8 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { CLI, MountedVolume, Sandbox, cli, makeSandbox, removeSandbox } from '../helpers/mounted-volume';
+import { CLI, MountedVolume, cli, makeSandbox, removeSandbox } from '../helpers/mounted-volume';
+import { failoverConfigFile } from '../helpers/failover-config';
 import { startFaultFs } from '../../fixtures/faultfs/faultfs-client';
 import { HealthTimeline } from '../../fixtures/failover-bench/health-timeline';
 import { treeDifferences, treeDigest } from '../../fixtures/failover-bench/tree-digest';
@@ -24,20 +25,6 @@ import type { FailoverStatus } from '../../src/failover/failover-controller';
 import type { StatusReport } from '../../src/control/protocol';
 
 const KiB = 1024;
-
-function configFile(sb: Sandbox, watchdog: Record<string, unknown>): string {
-  const file = path.join(sb.root, 'volume.json');
-  fs.writeFileSync(file, JSON.stringify({
-    live: sb.live, stateDir: sb.state, extentSize: '64KiB',
-    tiers: [
-      { name: 'nvme', class: 'nvme', path: sb.tierDir('nvme'), capacity: '64MiB' },
-      { name: 'hdd', class: 'hdd', path: sb.tierDir('hdd'), capacity: '256MiB' },
-    ],
-    coverageTier: 'hdd',
-    watchdog,
-  }));
-  return file;
-}
 
 const status = (mnt: string): Promise<StatusReport> => controlRequest(mnt, { command: 'status' }, 10_000) as Promise<StatusReport>;
 const health = (mnt: string): Promise<FailoverStatus> => controlRequest(mnt, { command: 'health' }, 10_000) as Promise<FailoverStatus>;
@@ -56,7 +43,7 @@ async function rig(t: Test, prefix: string, watchdog: Record<string, unknown>) {
   const backing = path.join(sb.root, 'backing');
   fs.mkdirSync(backing);
   const ffs = await startFaultFs(backing, sb.live);
-  const vol = new MountedVolume(sb, { configFile: configFile(sb, watchdog) });
+  const vol = new MountedVolume(sb, { configFile: failoverConfigFile(sb, watchdog) });
   t.teardown(async () => {
     await ffs.clear().catch(() => undefined);
     await vol.cleanup();
