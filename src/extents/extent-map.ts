@@ -207,8 +207,12 @@ export class ExtentMap {
     if (!c) return undefined;
     st.copies = st.copies.filter((x) => x !== c);
     this.markDirty(fileId, st);
+    this.onCopyRemoved?.(fileId, index, tierId);
     return c;
   }
+
+  /** Told after any copy is forgotten (evicted, stale, failed a read, dropped): coverage re-queues its own. */
+  onCopyRemoved: ((fileId: string, index: number, tierId: number) => void) | undefined;
 
   /** A kept copy was patched in place: its checksum is unknown until recomputed. */
   patched(fileId: string, index: number, copy: CopyRecord, sizeBytes: number): void {

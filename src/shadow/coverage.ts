@@ -43,6 +43,8 @@ export class CoverageReplicator {
   private readonly dirty = new Map<string, DirtyFile>();
   /** Size of every live file, by file id (from scans, kept current by writes). */
   private readonly sizes = new Map<string, number>();
+  /** Live path of every file seen (scans, writes), to re-queue an extent whose coverage copy went away. */
+  private readonly paths = new Map<string, string>();
   private lastScanMs: number | null = null;
   private timer: NodeJS.Timeout | undefined;
   private scanTimer: NodeJS.Timeout | undefined;
@@ -61,6 +63,16 @@ export class CoverageReplicator {
     private scanIntervalMs: number,
     private readonly log: Logger,
   ) {}
+
+  /**
+   * A copy on the coverage tier went away for any reason (a failed read, a stale copy dropped, a
+   * scrub): the extent is pending again at once, not only at the next scan.
+   */
+  copyRemoved(fileId: string, index: number, tierId: number): void {
+    if (tierId !== this.tierId || this.stopped || this.covered(fileId, index)) return;
+    const livePath = this.paths.get(fileId);
+    if (livePath) this.markDirty(fileId, livePath, index, Date.now());
+  }
 
   start(): void {
     this.timer = setInterval(() => void this.pump(), PUMP_INTERVAL_MS);
@@ -106,6 +118,7 @@ export class CoverageReplicator {
     const now = Date.now();
     for (let i = first; i <= last; i++) if (!this.covered(file.fileId, i)) this.markDirty(file.fileId, file.livePath, i, now);
     this.sizes.set(file.fileId, file.sizeBytes);
+    this.paths.set(file.fileId, file.livePath);
   }
 
   /** Walk the live tree; every extent without a fresh coverage copy becomes pending. */
@@ -138,11 +151,13 @@ export class CoverageReplicator {
           const fileId = st.ino.toString(16);
           sizes.set(fileId, st.size);
           const count = Math.ceil(st.size / this.extentSizeBytes);
+          this.paths.set(fileId, p);
           for (let i = 0; i < count; i++) if (!this.covered(fileId, i)) this.markDirty(fileId, p, i, started);
         }
       }
     }
     if (this.stopped) return;
+    for (const id of this.paths.keys()) if (!sizes.has(id)) this.paths.delete(id);
     this.sizes.clear();
     for (const [id, size] of sizes) this.sizes.set(id, size);
     this.lastScanMs = Date.now();
@@ -187,8 +202,10 @@ export class CoverageReplicator {
               continue;
             }
             if (this.shadows.queuedCopies() >= MAX_IN_FLIGHT) break;
-            if (this.shadows.requestCopy(file, index, this.tierId, (ok) => {
-              if (ok || this.covered(fileId, index)) d.extents.delete(index);
+            if (this.shadows.requestCopy(file, index, this.tierId, () => {
+              // Covered *now*, not "the copy was published": a write that landed after the copy
+              // (and found the extent still marked) has made it stale again; it stays pending then.
+              if (this.covered(fileId, index)) d.extents.delete(index);
               if (d.extents.size === 0 && this.dirty.get(fileId) === d) this.dirty.delete(fileId);
             })) continue;
           }

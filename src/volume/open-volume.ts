@@ -86,6 +86,7 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
     shadows.protectedTiers.add(coverageTier.id);
     coverage = new CoverageReplicator(config.livePath, coverageTier.tier.spec.name, coverageTier.id, map, shadows, volume, config.extentSizeBytes, config.coverageScanIntervalMs, log);
     const c = coverage;
+    map.onCopyRemoved = (fileId, index, tierId) => c.copyRemoved(fileId, index, tierId);
     volume.onWrite = (file, first, last) => {
       c.noteWrite(file, first, last);
       predictive?.onExtentWritten(file.fileId, first, last, file.livePath);

@@ -107,7 +107,14 @@ t.test('an object-store coverage tier (real S3 server on loopback) keeps up with
   await vol.start();
   await waitFor(() => status(sb).coverage?.coveredShare === 1, 'coverage 100%');
   writeWorkload(sb, files, 100);
-  await waitFor(() => status(sb).coverage?.coveredShare === 1 && everyExtentOn(sb, files, 's3'), 'coverage back at 100% on s3');
+  await waitFor(() => status(sb).coverage?.coveredShare === 1 && everyExtentOn(sb, files, 's3'), 'coverage back at 100% on s3').catch((err: Error) => {
+    const s = status(sb);
+    const missing = [...files.keys()].map((name) => {
+      const w = JSON.parse(cli(['which-tier', '--json', path.join(sb.mnt, name)]).stdout) as WhichTierReport;
+      return `${name}: ${w.extents.filter((e) => !e.fresh.includes('s3')).map((e) => `#${e.index} fresh=[${e.fresh}] stale=[${e.stale}]`).join(' ')}`;
+    });
+    throw new Error(`${err.message}: coverage ${JSON.stringify(s.coverage)}, mode ${s.failover?.mode}, tiers ${JSON.stringify(s.tiers.map((x) => [x.name, x.health]))}; not on s3: ${missing.join('; ')}\n${vol.output.slice(-2000)}`);
+  });
   const objects = fs.readdirSync(s3.directory, { recursive: true }).length;
   t.ok(objects > 0, `the S3 server holds the copies (${objects} entries)`);
   for (const [name, model] of files) t.ok(fs.readFileSync(path.join(sb.mnt, name)).equals(model), `${name} reads right`);
