@@ -284,13 +284,11 @@ export class FailoverController implements NamespaceListener {
   }
 
   status(): FailoverStatus {
-    let dirty = 0;
-    for (const s of this.journal.dirty.values()) dirty += s.size;
     return {
       mode: this.journal.mode,
       since: this.journal.failedOverAtMs,
       reason: this.journal.reason,
-      dirtyExtents: dirty,
+      dirtyExtents: this.dirtyExtents(),
       health: this.watchdog.report(),
       transitions: this.transitions(),
       resync: this.resync ? { ...this.resync.progress } : null,
@@ -331,11 +329,15 @@ export class FailoverController implements NamespaceListener {
     return this.monitor.state;
   }
 
+  private dirtyExtents(): number {
+    let n = 0;
+    for (const s of this.journal.dirty.values()) n += s.size;
+    return n;
+  }
+
   /** The short form, for `status`. */
   summary(): NonNullable<StatusReport['failover']> {
-    let dirty = 0;
-    for (const s of this.journal.dirty.values()) dirty += s.size;
-    return { mode: this.journal.mode, health: this.monitor.state, reason: this.journal.reason || this.watchdog.report().reason, since: this.journal.failedOverAtMs, dirtyExtents: dirty, abandonedOps: this.volume.guard.abandonedOps };
+    return { mode: this.journal.mode, health: this.monitor.state, reason: this.journal.reason || this.watchdog.report().reason, since: this.journal.failedOverAtMs, dirtyExtents: this.dirtyExtents(), abandonedOps: this.volume.guard.abandonedOps };
   }
 
   async close(): Promise<void> {

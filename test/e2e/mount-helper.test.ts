@@ -5,6 +5,7 @@
  * so the test links /sbin/mount.fuse.shadowfs itself (restoring whatever was there) and does not
  * depend on `make install`.
  */
+import { processAlive } from '../../src/util/process-alive';
 import t, { Test } from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -46,14 +47,6 @@ function fsType(mnt: string): string | undefined {
   return f[f.indexOf('-') + 1];
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function writeConfig(sb: Sandbox): string {
   fs.mkdirSync(sb.tierDir('nvme'));
@@ -64,7 +57,7 @@ function writeConfig(sb: Sandbox): string {
 
 /** The daemon of a mount exits after an unmount, leaving no pid file or socket behind. */
 async function expectCleanExit(t: Test, mnt: string, pid: number): Promise<void> {
-  await waitFor(() => !alive(pid), `daemon ${pid} to exit`, 30_000);
+  await waitFor(() => !processAlive(pid), `daemon ${pid} to exit`, 30_000);
   t.notOk(isMounted(mnt), 'no longer mounted');
   t.notOk(fs.existsSync(pidFile(mnt)), 'pid file removed');
   t.notOk(fs.existsSync(socketFile(mnt)), 'control socket removed');

@@ -1,4 +1,5 @@
 /** `shadowfs unmount`: ask the daemon serving a mount point to unmount cleanly (metadata flushed). */
+import { processAlive } from '../../util/process-alive';
 import * as path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { isMounted, isStale, lazyUnmount } from '../../fuse/mount-table';
@@ -10,14 +11,6 @@ export interface UnmountArgs {
   timeout: number;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export const unmountCommand: CommandModule<object, UnmountArgs> = {
   command: 'unmount <mountpoint>',
@@ -36,7 +29,7 @@ export const unmountCommand: CommandModule<object, UnmountArgs> = {
     }
     if (!(await isMounted(mountpoint))) throw new ShadowfsError(`${mountpoint} is not mounted`);
     const pid = await readPid(mountpoint);
-    if (pid === undefined || !alive(pid)) {
+    if (pid === undefined || !processAlive(pid)) {
       await lazyUnmount(mountpoint);
       await removePidFile(mountpoint);
       process.stdout.write(`shadowfs: unmounted ${mountpoint} (no daemon found)\n`);
@@ -45,10 +38,10 @@ export const unmountCommand: CommandModule<object, UnmountArgs> = {
     process.kill(pid, 'SIGTERM');
     const deadline = Date.now() + args.timeout * 1000;
     while (Date.now() < deadline) {
-      if (!alive(pid)) break;
+      if (!processAlive(pid)) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    if (alive(pid)) {
+    if (processAlive(pid)) {
       await lazyUnmount(mountpoint);
       throw new ShadowfsError(`the daemon (pid ${pid}) did not exit within ${args.timeout} s; the mount was detached lazily`);
     }
