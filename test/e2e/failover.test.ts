@@ -203,3 +203,27 @@ t.test('a live volume that hangs: ops are answered from the shadows within the d
     });
   t.same(tree(backing), tree(sb.mnt), 'after failback the live volume holds exactly what the mount shows');
 });
+
+t.test('a file changed on the live volume during the failover is a conflict: reported and kept, never merged', async (t) => {
+  const sb = makeSandbox('failover-conflict-');
+  const vol = new MountedVolume(sb, { configFile: failoverConfigFile(sb, { enabled: false }) });
+  t.teardown(async () => {
+    await vol.cleanup();
+    removeSandbox(sb);
+  });
+  await vol.start();
+  await fsp.writeFile(path.join(sb.mnt, 'f.txt'), 'original');
+  await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
+  t.equal(cli(['failover', sb.mnt]).status, 0);
+  await fsp.writeFile(path.join(sb.mnt, 'f.txt'), 'the mount version');
+  // Someone else writes the live file meanwhile (later than the failover by more than the slack).
+  await new Promise((r) => setTimeout(r, 1500));
+  fs.writeFileSync(path.join(sb.live, 'f.txt'), 'the outside version');
+  const back = cli(['failback', sb.mnt, '--force']);
+  t.equal(back.status, 0, back.stderr);
+  t.match(back.stdout, /conflict: \/f\.txt/, 'the conflict is reported');
+  t.equal(fs.readFileSync(path.join(sb.live, 'f.txt'), 'utf8'), 'the mount version', "the mount's version wins at the path");
+  const kept = fs.readdirSync(sb.live).filter((n) => n.startsWith('f.txt.shadowfs-conflict-'));
+  t.equal(kept.length, 1, 'the outside version is kept beside it');
+  t.equal(fs.readFileSync(path.join(sb.live, kept[0]), 'utf8'), 'the outside version', 'unmerged');
+});
