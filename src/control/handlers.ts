@@ -33,6 +33,8 @@ export interface MountContext {
   mountpoint: string;
   startedAtMs: number;
   fastPathStats: () => StatusReport['fastPath'];
+  /** Undefined when the mount does not write natively. */
+  nativeWriteStats?: () => Omit<NonNullable<StatusReport['nativeWrites']>, 'grantedExtents'>;
   failover?: FailoverController;
   /** Set when the mount was started from a config file (`reload`, and the file is watched). */
   reloader?: ConfigReloader;
@@ -54,7 +56,11 @@ export function registerControlHandlers(control: ControlServer, ctx: MountContex
   });
   const tierChanges = new TierChanges(volume.map, volume.tiers, volume.shadows, () => coverage?.tierName);
 
-  const status = (): StatusReport => ({ ...statusReportOf(), failover: ctx.failover?.summary() });
+  const nativeWrites = (): StatusReport['nativeWrites'] => {
+    const w = volume.nativeWrites.active ? ctx.nativeWriteStats?.() : undefined;
+    return w && { ...w, grantedExtents: volume.nativeWrites.grantedExtents() };
+  };
+  const status = (): StatusReport => ({ ...statusReportOf(), nativeWrites: nativeWrites(), failover: ctx.failover?.summary() });
   const statusReportOf = (): StatusReport => statusReport(volume, mountpoint, config.extentSizeBytes, ctx.startedAtMs, ctx.fastPathStats(), coverage, ctx.placements, ctx.predictive, ctx.reloader?.summary() ?? null);
   control.on('status', async () => status());
   control.on('which-tier', async (req) => whichTier(volume, mountpoint, req.path, config.extentSizeBytes));

@@ -42,6 +42,8 @@ export interface StatusReport {
   served: { source: string; bytes: number; reads: number }[];
   /** Reads served natively from mapped tier copies, without the JavaScript round trip. */
   fastPath: { hits: number; misses: number; errors: number; mappedExtents?: number };
+  /** Writes the FUSE layer wrote to the live file itself (absent: not used on this mount). */
+  nativeWrites?: { on: boolean; hits: number; misses: number; errors: number; stalls: number; grantedExtents: number };
   shadow: { copies: number; copyBytes: number; evictions: number; discardedCopies: number; failedCopies: number; copyErrors: number; corruptCopies: number; hedgesIssued?: number; hedgesWon?: number };
   /** Where the volume is served from (live, or its shadows while failed over) and the live volume's health. */
   failover?: { mode: 'live' | 'failed-over' | 'resyncing'; health: string; reason: string; since: number | null; dirtyExtents: number; abandonedOps: number };

@@ -166,7 +166,7 @@ export class FailoverController implements NamespaceListener {
     });
     v.shadows.liveSourcePaused = true;
     // Native writes go straight to the live file: every write must come through the shadows now.
-    v.fastPath.setNativeWrites(false);
+    v.nativeWrites.switchOff();
   }
 
   /** Fail over now; resolves true once the volume serves from its shadows. */

@@ -266,7 +266,7 @@ export class ShadowNamespace {
     if (existing) return existing;
     const file: OpenFile = {
       fileId, livePath: this.live(p), sizeBytes: e.size, writeLock: new Mutex(), readFd: -1,
-      handles: 0, modified: false, unlinked: false, fhs: new Set(),
+      handles: 0, modified: false, nativeWritable: false, unlinked: false, fhs: new Set(),
     };
     this.d.open.addFile(file);
     return file;

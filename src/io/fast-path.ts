@@ -22,8 +22,6 @@ export interface ReadMap {
   setFileMap(fh: number, extentSizeBytes: number): void;
   mapExtent(fh: number, index: number, fd: number, deltaBytes: number): void;
   unmapExtent(fh: number, index: number): void;
-  /** The FUSE layer's native-write switch, if it has one; returns the native writes in flight. */
-  setNativeWrites?(enabled: boolean): number;
 }
 
 interface Mapped {
@@ -143,16 +141,6 @@ export class FastPath {
     const vt = best ? this.tiers.get(best.tierId) : undefined;
     if (!best || !vt || !(vt.tier instanceof DirectoryTier) || best.sizeBytes !== wantBytes) return undefined;
     return { tier: vt.tier, tierId: best.tierId, generation: rec.generation };
-  }
-
-  /**
-   * The switch of the native write path (FuseMount.setNativeWrites): off, every write that has not
-   * started yet goes through the volume (the redirector). Synchronous; returns the native writes
-   * still in flight (0: none, and none will start). Nothing is marked natively writable yet (see
-   * docs/benchmarks.md, "Writes"), so today it only keeps the switch in a known state.
-   */
-  setNativeWrites(enabled: boolean): number {
-    return this.readMap?.setNativeWrites?.(enabled) ?? 0;
   }
 
   /** The file's last handle is gone (its maps were dropped with the handles): release the fds. */

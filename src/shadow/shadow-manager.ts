@@ -181,6 +181,12 @@ export class ShadowManager {
 
   /** Set by the volume: called before a copy's bytes are removed (e.g. to unmap a fast path). */
   beforeRemove: (fileId: string, index: number, tierId: number) => void = () => undefined;
+  /**
+   * Under the file's write lock, before a copy reads an extent: from here on its bytes must change
+   * only through writes that bump its generation (the volume revokes native writes to it). Throws
+   * to refuse the copy.
+   */
+  beforeCopyRead: (fileId: string, index: number) => void = () => undefined;
 
   /** Set by the volume: a copy was published (e.g. to map it into the read fast path). */
   onPublished: (file: OpenFile, index: number, tierId: number) => void = () => undefined;
@@ -266,6 +272,7 @@ export class ShadowManager {
       const generation = this.map.ensureRecord(file.fileId, index);
       const want = Math.min(E, file.sizeBytes - index * E);
       if (want <= 0) return undefined;
+      this.beforeCopyRead(file.fileId, index);
       // A fresh copy elsewhere spares the live volume (the move's source, else any other tier).
       const sources = job.fromTierId !== undefined ? [job.fromTierId] : (this.map.get(file.fileId, index)?.copies ?? []).map((c) => c.tierId).filter((id) => id !== tierId);
       let fromTier: number | undefined;

@@ -18,6 +18,8 @@ export interface OpenFile {
   handles: number;
   /** Set when a write through the mount changed the file since its record was last stored. */
   modified: boolean;
+  /** Some extent may be written natively (NativeWrites): counts as modified until the file closes. */
+  nativeWritable: boolean;
   /** The last link went away while open: its copies go at the last close. */
   unlinked: boolean;
   /** Handles open on this file. */

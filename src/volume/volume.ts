@@ -19,6 +19,7 @@ import { Logger } from '../util/log';
 import { Mutex } from '../util/mutex';
 import { Handle, OpenFile, OpenFiles } from './open-files';
 import { FastPath } from '../io/fast-path';
+import { NativeWrites } from '../io/native-writes';
 import { LiveReader } from '../io/redirector';
 import { LiveGuard, LiveUnavailable } from '../failover/live-guard';
 import { ShadowNamespace } from '../failover/shadow-namespace';
@@ -57,6 +58,7 @@ export interface NamespaceListener {
 export class Volume {
   readonly open = new OpenFiles();
   readonly fastPath: FastPath;
+  readonly nativeWrites: NativeWrites;
   /** Every live-volume op runs under it: a deadline, bounded concurrency, health samples. */
   readonly guard = new LiveGuard({ deadlineMs: 5_000, syncDeadlineMs: 5_000, maxConcurrent: 8 });
   /** Set while failed over (and while resyncing): namespace and data come from the shadows. */
@@ -76,10 +78,12 @@ export class Volume {
     private readonly log: Logger,
   ) {
     this.fastPath = new FastPath(map, tiers, this.open, io.extentSizeBytes);
+    this.nativeWrites = new NativeWrites(map, this.open, io.extentSizeBytes);
     shadows.onFileReleased = (file) => void this.closeFile(file);
     shadows.lastForegroundMs = () => this.lastForegroundMs;
     shadows.readLive = (file, buf, length, position) => this.guard.run('read', () => preadFull(file.readFd, buf, 0, length, position), { background: true });
     shadows.beforeRemove = (fileId, index) => this.fastPath.unmap(fileId, index, index);
+    shadows.beforeCopyRead = (fileId, index) => this.nativeWrites.revoke(fileId, index, index);
     shadows.onPublished = (file, index) => this.fastPath.remap(file, index, index);
     io.liveOp = (kind, fn) => this.guard.run(kind, fn);
     io.onVerified = (fileId, index) => {
@@ -376,6 +380,7 @@ export class Volume {
     const h: Handle = { fh: fd, fd, file, writable: access === O_WRONLY || access === O_RDWR };
     this.open.addHandle(h);
     this.fastPath.onHandleOpened(h.fh, file);
+    this.nativeWrites.onHandleOpened(h);
     return h;
   }
 
@@ -402,7 +407,7 @@ export class Volume {
     }
     const file: OpenFile = {
       fileId, livePath: lp, sizeBytes: st.size, writeLock: new Mutex(), readFd: fd,
-      handles: 0, modified: false, unlinked: false, fhs: new Set(),
+      handles: 0, modified: false, nativeWritable: false, unlinked: false, fhs: new Set(),
     };
     this.open.addFile(file);
     return file;
@@ -435,7 +440,7 @@ export class Volume {
     const fileId = Volume.fileIdOf(st);
     const open = this.open.file(fileId);
     // Our own writes change the file too; while we have it open, the mount's writes are the truth.
-    if (open && (open.modified || open.writeLock.locked)) return;
+    if (open && (open.modified || open.nativeWritable || open.writeLock.locked)) return;
     const rec = this.map.fileRecord(fileId);
     if (rec && rec.sizeBytes === st.size && rec.mtimeMs === st.mtimeMs) return;
     if (this.map.extents(fileId).size > 0) {
@@ -507,12 +512,15 @@ export class Volume {
     const file = h.file;
     const E = this.io.extentSizeBytes;
     let range = { first: 0, last: -1 };
-    const n = await file.writeLock.run(() => {
+    const n = await file.writeLock.run(async () => {
       // Growing the file also changes the old last extent (it now ends in zeros, not at EOF).
       const oldLast = Math.max(0, Math.ceil(file.sizeBytes / E) - 1);
       range = { first: Math.min(Math.floor(position / E), oldLast), last: Math.floor((position + Math.max(length, 1) - 1) / E) };
       this.fastPath.unmap(file.fileId, range.first, range.last);
-      return this.io.write(file, h.fd, buf, length, position);
+      const sizeBefore = file.sizeBytes;
+      const written = await this.io.write(file, h.fd, buf, length, position);
+      this.nativeWrites.afterWrite(file, range.first, range.last, file.sizeBytes > sizeBefore);
+      return written;
     });
     this.fastPath.remap(file, range.first, range.last);
     this.onWrite(file, range.first, range.last);
@@ -560,9 +568,14 @@ export class Volume {
     const h = this.handle(fh);
     await this.liveFd(h);
     const file = h.file;
-    await file.writeLock.run(() => {
+    await file.writeLock.run(async () => {
       this.fastPath.unmapAll(file.fileId);
-      return this.io.truncate(file, h.fd, sizeBytes);
+      this.nativeWrites.beforeTruncate(file, sizeBytes);
+      try {
+        await this.io.truncate(file, h.fd, sizeBytes);
+      } finally {
+        this.nativeWrites.afterTruncate(file);
+      }
     });
     const edge = Math.max(0, Math.ceil(file.sizeBytes / this.io.extentSizeBytes) - 1);
     this.fastPath.remap(file, edge, edge);
@@ -593,7 +606,7 @@ export class Volume {
   }
 
   private async storeRecord(file: OpenFile): Promise<void> {
-    if (!file.modified) return;
+    if (!file.modified && !file.nativeWritable) return;
     const st = await fstat(file.readFd);
     file.modified = false;
     await this.map.setFileRecord(file.fileId, { sizeBytes: st.size, mtimeMs: st.mtimeMs });
@@ -616,6 +629,7 @@ export class Volume {
     if (file.handles > 0 || this.open.file(file.fileId) !== file) return;
     this.open.removeFile(file.fileId);
     this.fastPath.onFileClosed(file.fileId);
+    this.nativeWrites.onFileClosed(file.fileId);
     try {
       if (file.unlinked) await this.dropFile(file.fileId);
       else if (!this.shadow && file.readFd >= 0) await this.g('meta', () => this.storeRecord(file));

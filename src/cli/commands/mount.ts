@@ -110,6 +110,8 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       });
       // SHADOWFS_NO_FASTPATH=1 sends every read through the redirector (for comparisons and triage).
       if (!process.env.SHADOWFS_NO_FASTPATH) opened.volume.fastPath.attach(fuse);
+      // Native writes cannot be abandoned on a hung live volume: not where failover must bound every op.
+      if (!process.env.SHADOWFS_NO_FASTPATH && !process.env.SHADOWFS_NO_NATIVE_WRITES && !config.coverageTier) opened.volume.nativeWrites.attach(fuse);
       await fuse.mount();
     } catch (err) {
       await opened.close();
@@ -129,7 +131,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       opened.predictive?.setRoundIntervalMs(config.predictor.planIntervalMs); // openVolume starts it at the default
       status = registerControlHandlers(control, {
         volume: opened.volume, placements: opened.placements, predictive: opened.predictive, coverage: opened.coverage, config, mountpoint, startedAtMs: Date.now(),
-        fastPathStats: () => mounted.fastPathStats(), reloader, liveWatcher: opened.watcher, failover: opened.failover,
+        fastPathStats: () => mounted.fastPathStats(), nativeWriteStats: () => mounted.nativeWriteStats(), reloader, liveWatcher: opened.watcher, failover: opened.failover,
       });
       registerFailoverHandlers(control, opened.failover, opened.coverage);
       await control.start();
