@@ -10,7 +10,8 @@
  * - mount options of 0 (attr_timeout=0, entry_timeout=0) reach libfuse; any -o option can be added.
  * - unmount() ends the FUSE thread and closes its handles, so the process can exit afterwards,
  *   even if the mount was busy (it is detached lazily and its connection closed).
- * - a native read fast path: see `setFileMap`; a native write fast path: see `setFileWrites`.
+ * - a native read fast path: see `setFileMap`; a native write fast path: see `setFileWrites`;
+ *   per extent, how many reads and writes those served since the last `drainExtentHits()`.
  * - answered on the FUSE thread without calling a handler (both on by default, see
  *   FuseMountOptions): getxattr/setxattr of "security.capability" (noFileCapabilities), and
  *   FOPEN_DIRECT_IO for opens with O_DIRECT (directIoOnODirect).
@@ -269,6 +270,7 @@ interface NativeFuse {
   setNativeWrites(enabled: boolean): number;
   nativeWriteStats(): NativeWriteStats;
   fileNativeWrites(fh: number): number;
+  drainExtentHits(fh: number): Float64Array;
   onexit: (() => void) | null;
 }
 
@@ -382,7 +384,7 @@ export class FuseMount {
   // JS keeps each fd open while it is mapped; the map of fh is dropped by itself before the release
   // handler runs. Never map an fd of a file inside this mount (the pread would wait on itself).
   // Limits (per mount): 65,536 mapped handles, extent index < 2^24, 2^24 extent slots in all
-  // (16 bytes each: at most 256 MiB); a map grows by doubling up to the highest index mapped.
+  // (24 bytes each: at most 384 MiB); a map grows by doubling up to the highest index mapped.
   // These calls take the map's write lock: they wait for fast reads in flight (microseconds on
   // local tiers). If a mapped read is stuck (a failing device), they throw an Error with code
   // ETIMEDOUT after 2 s and leave the map unchanged; other requests keep being served meanwhile
@@ -456,6 +458,25 @@ export class FuseMount {
   /** Writes served natively for fh since its map was declared (0 once released). */
   fileNativeWrites(fh: number): number {
     return this.native.fileNativeWrites(checkFh(fh));
+  }
+
+  // ---- native hits ----
+  //
+  // Reads and writes served natively never reach a handler, so no policy hears of them. Each
+  // mapped extent counts them instead (a request once per extent it touches), until drained here.
+
+  /**
+   * The native hits counted since the last drain, as (fh, extent index, reads, writes)
+   * quadruples in one flat array, each count reset to zero: of every handle, or only of `fh`.
+   * Counts of a handle released since the last drain are included (they come first) until its fh
+   * is declared again by setFileMap, which drops them: drain a handle's counts before forgetting
+   * it, or its fh may name another file by then. A quadruple with fh 0 carries counts lost because
+   * too many released extents were waiting (8,192; drains of every handle only). Never blocks
+   * FUSE requests: it takes the map's read lock, so only map changes and releases wait for it.
+   * Empty once unmounted.
+   */
+  drainExtentHits(fh?: number): Float64Array {
+    return this.native.drainExtentHits(fh === undefined ? 0 : checkFh(fh));
   }
 }
 
