@@ -131,6 +131,8 @@ t.test(`fsx-style random operations (seed ${seed}, ${OPS} ops)`, async (t) => {
     served = servedByTiers();
   }
   t.ok(served.redirector + served.native > 0, `reads came from the tiers (${served.redirector} via the redirector, ${served.native} on the fast path)`);
+  const nativeWrites = (JSON.parse(cli(['status', '--json', sb.mnt]).stdout) as StatusReport).nativeWrites;
+  t.comment(`writes: ${nativeWrites?.hits ?? 0} written natively, ${nativeWrites?.misses ?? 0} through the redirector`);
   t.equal(await vol.stop(), 0, 'clean unmount');
   // Across a remount, nothing stale comes back.
   await vol.start();
