@@ -8,9 +8,10 @@
  * extents it no longer wants on a performance tier. Sequential readahead is staged at once.
  *
  * The forecaster's pooled model is kept in step with the shared model directory (ModelSync), when
- * one is given. Limits: reads served by the native fast path are not seen (those extents are
- * already on the fastest tier); an extent whose file was not read or written since the mount
- * cannot be copied or moved (no path), only dropped where the coverage tier holds it.
+ * one is given. Reads and writes the FUSE layer serves natively arrive like the others, drained
+ * from its counters (src/io/native-heat.ts; `beforeRound` drains them). Limits: an extent whose
+ * file was not read or written since the mount cannot be copied or moved (no path), only dropped
+ * where the coverage tier holds it.
  */
 import { isFresh, ExtentMap } from '../extents/extent-map';
 import { ReadObserver } from '../io/redirector';
@@ -81,8 +82,8 @@ export class PredictivePlacement implements ReadObserver {
   readonly engine: PredictionEngine;
   readonly modelSync: ModelSync | undefined;
   operatorMoves: OperatorMoves | undefined;
-  /** Set by the assembly: whether reads of the extent may be served natively (see round()). */
-  servedNatively: (fileId: string, index: number) => boolean = () => false;
+  /** Set by the assembly: reports what was served natively since, so each round plans with it. */
+  beforeRound: () => void = () => undefined;
 
   constructor(
     private readonly history: WorkloadHistory,
@@ -213,6 +214,7 @@ export class PredictivePlacement implements ReadObserver {
     if (this.planning) return;
     this.planning = true;
     try {
+      this.beforeRound();
       this.engine.tick(nowUs);
       const perf = this.performanceTiers();
       const residents: ExtentRef[] = [];
@@ -224,9 +226,6 @@ export class PredictivePlacement implements ReadObserver {
         const rec = this.map.get(ref.fileId, ref.index);
         const currentTiers = rec ? rec.copies.filter((c) => isFresh(rec, c)).map((c) => names.get(c.tierId) ?? '').filter(Boolean) : [];
         let predictedAccesses = this.engine.predict(ref, nowUs);
-        // Reads the native fast path answers never reach the engine: an extent mapped for an open
-        // file counts as in use, so that it is not demoted for looking cold.
-        if (this.servedNatively(ref.fileId, ref.index)) predictedAccesses = Math.max(predictedAccesses, 1);
         const stagedUntil = this.staged.get(`${ref.fileId}:${ref.index}`);
         if (stagedUntil !== undefined) {
           if (stagedUntil > nowUs / 1000) predictedAccesses = Math.max(predictedAccesses, 1);

@@ -60,10 +60,14 @@ export class OpenFiles {
     h.file.fhs.add(h.fh);
   }
 
+  /** Set by the assembly: told just before a handle is forgotten (its fh may name another file next). */
+  beforeRemoveHandle: ((h: Handle) => void) | undefined;
+
   /** Returns the file when this was its last handle. */
   removeHandle(fh: number): OpenFile | undefined {
     const h = this.handles.get(fh);
     if (!h) return undefined;
+    this.beforeRemoveHandle?.(h);
     this.handles.delete(fh);
     h.file.handles--;
     h.file.fhs.delete(fh);

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { VolumeConfig } from '../config/volume-config';
 import { ExtentMap } from '../extents/extent-map';
 import { IoRedirector, ReadObserver } from '../io/redirector';
+import { NativeHeat } from '../io/native-heat';
 import { ReactiveAdmission } from '../shadow/reactive-admission';
 import { ShadowManager } from '../shadow/shadow-manager';
 import { CoverageReplicator } from '../shadow/coverage';
@@ -28,6 +29,8 @@ export interface OpenedVolume {
   placements: Placements;
   predictive: PredictivePlacement | undefined;
   failover: FailoverController;
+  /** Tells the policy what the FUSE layer served natively; the mount attaches it to the FuseMount. */
+  nativeHeat: NativeHeat;
   close(): Promise<void>;
 }
 
@@ -69,7 +72,6 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
     });
     const p = predictive;
     volume.onRequest = (op, bytes, latencyUs) => p.onRequest(op, bytes, latencyUs);
-    p.servedNatively = (fileId, index) => volume.fastPath.isMapped(fileId, index);
     predictive.start();
     policy = predictive;
   } else {
@@ -80,6 +82,26 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
     const p = predictive;
     volume.onWrite = (file, first, last) => p.onExtentWritten(file.fileId, first, last, file.livePath);
   }
+  // Requests the FUSE layer serves natively reach the policy as if they had come through JS: reads
+  // as the redirector reports them, writes as onWrite feeds the engine. A handle's counts are
+  // drained before it is forgotten (its fh is reused at once: it is the live fd), and native
+  // requests count as foreground I/O that background copies yield to.
+  const nativeHeat = new NativeHeat({
+    handle: (fh) => volume.open.handle(fh),
+    reads: observer,
+    servedBy: (fileId, index) => io.freshCopies(fileId, index)[0]?.tierId ?? 'live',
+    written: (file, index) => predictive?.onExtentWritten(file.fileId, index, index, file.livePath),
+    foreground: (nowMs) => {
+      volume.lastForegroundMs = Math.max(volume.lastForegroundMs, nowMs);
+    },
+  });
+  volume.open.beforeRemoveHandle = (h) => nativeHeat.drain(h.fh);
+  const foregroundMs = shadows.lastForegroundMs;
+  shadows.lastForegroundMs = () => {
+    nativeHeat.refresh();
+    return foregroundMs();
+  };
+  if (predictive) predictive.beforeRound = () => nativeHeat.drain();
   let coverage: CoverageReplicator | undefined;
   const coverageTier = config.coverageTier ? tiers.byName(config.coverageTier) : undefined;
   if (coverageTier) {
@@ -125,7 +147,9 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
     placements,
     predictive,
     failover,
+    nativeHeat,
     async close() {
+      nativeHeat.stop();
       prober.stop();
       await failover.close();
       enforcer.stop();

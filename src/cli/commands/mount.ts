@@ -110,6 +110,8 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       });
       // SHADOWFS_NO_FASTPATH=1 sends every read through the redirector (for comparisons and triage).
       if (!process.env.SHADOWFS_NO_FASTPATH) opened.volume.fastPath.attach(fuse);
+      // What the fast paths serve natively still reaches the placement policy (SHADOWFS_NO_NATIVE_HEAT=1: not, for comparisons).
+      if (!process.env.SHADOWFS_NO_FASTPATH && !process.env.SHADOWFS_NO_NATIVE_HEAT) opened.nativeHeat.attach(fuse);
       // Native writes cannot be abandoned on a hung live volume: not where failover must bound every op.
       if (!process.env.SHADOWFS_NO_FASTPATH && !process.env.SHADOWFS_NO_NATIVE_WRITES && !config.coverageTier) opened.volume.nativeWrites.attach(fuse);
       await fuse.mount();
@@ -177,6 +179,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     await control.stop();
     await metrics?.stop();
     await dashboard?.stop();
+    opened.nativeHeat.stop(); // the last native hits, before their counters go with the mount
     await fuse.unmount().catch(async () => lazyUnmount(mountpoint));
     await opened.close();
     await removePidFile(mountpoint);
