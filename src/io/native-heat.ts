@@ -6,8 +6,8 @@
  * and tells the policy, as if the requests had gone through JS: each read as the redirector
  * reports it (`onExtentRead`, once per request and extent), each write as the volume does.
  *
- * Bounds: at most MAX_ACCESSES_PER_SECOND accesses are reported per second of drain interval;
- * above that every count is scaled down alike (what is hottest stays hottest).
+ * Bounds: at most MAX_ACCESSES_PER_SECOND accesses are reported a second (a token bucket over
+ * every drain); above that a drain's counts are scaled down alike (what is hottest stays hottest).
  */
 import type { ReadObserver } from './redirector';
 import type { Handle, OpenFile } from '../volume/open-files';
@@ -54,14 +54,15 @@ const REFRESH_MS = 10;
  * measured): at most ~4% of a core, whatever the native IOPS. Far above what makes an extent hot.
  */
 const MAX_ACCESSES_PER_SECOND = 20_000;
-/** A drain right after another may still report this many accesses. */
-const MIN_ACCESSES_PER_DRAIN = 1_024;
 
 export class NativeHeat {
   readonly counters: NativeHeatCounters = { drains: 0, reads: 0, writes: 0, unknownHandle: 0, lost: 0 };
   private port: NativeHitCounter | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lastDrainMs = Date.now();
+  /** Accesses that may still be reported (refilled at MAX_ACCESSES_PER_SECOND, up to a second's worth). */
+  private tokens = MAX_ACCESSES_PER_SECOND;
+  private tokensAtMs = Date.now();
 
   constructor(private readonly sinks: NativeHeatSinks) {}
 
@@ -84,14 +85,14 @@ export class NativeHeat {
     if (!port) return;
     const hits = port.drainExtentHits(fh);
     const nowMs = Date.now();
-    const elapsedMs = nowMs - this.lastDrainMs;
     if (fh === undefined) this.lastDrainMs = nowMs;
     this.counters.drains++;
     if (hits.length === 0) return;
+    this.tokens = Math.min(MAX_ACCESSES_PER_SECOND, this.tokens + (MAX_ACCESSES_PER_SECOND * (nowMs - this.tokensAtMs)) / 1000);
+    this.tokensAtMs = nowMs;
     let total = 0;
     for (let q = 0; q < hits.length; q += 4) total += hits[q + 2] + hits[q + 3];
-    const budget = Math.max(MIN_ACCESSES_PER_DRAIN, Math.min(MAX_ACCESSES_PER_SECOND, (MAX_ACCESSES_PER_SECOND * elapsedMs) / 1000));
-    const scale = total > budget ? budget / total : 1;
+    const scale = total > this.tokens ? this.tokens / total : 1;
     this.sinks.foreground(nowMs);
     for (let q = 0; q < hits.length; q += 4) {
       const handle = hits[q];
@@ -120,6 +121,7 @@ export class NativeHeat {
       }
       for (let i = 0; i < w; i++) this.sinks.written(h.file, index);
       this.counters.writes += w;
+      this.tokens = Math.max(0, this.tokens - r - w);
     }
   }
 
