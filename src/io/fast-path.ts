@@ -134,8 +134,9 @@ export class FastPath {
     const best = fresh[0];
     // An unverified copy must pass through the redirector once, which checks it.
     if (best && !best.verified && best.crc32 !== null) return undefined;
-    // Only the fastest tier is mapped: reads of slower copies must reach the placement policy,
-    // which promotes them (a read served natively is invisible to it).
+    // Only the fastest tier is mapped: reads of slower copies go through the redirector, so the
+    // placement policy sees them at once and promotes them (native reads reach it only in
+    // batches, up to a second late: src/io/native-heat.ts).
     const fastest = this.tiers.all().find((t) => this.tiers.isUsable(t.id));
     if (best && fastest && best.tierId !== fastest.id) return undefined;
     const vt = best ? this.tiers.get(best.tierId) : undefined;
