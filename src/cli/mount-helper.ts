@@ -60,6 +60,7 @@ const VALUE_OPTIONS: Record<string, string> = {
   coverage_tier: '--coverage-tier',
   placement: '--placement',
   metrics_port: '--metrics-port',
+  dashboard_port: '--dashboard-port',
 };
 const FLAG_OPTIONS: Record<string, string> = {
   verbose: '--verbose',
@@ -159,7 +160,8 @@ The mount(8) helper of shadowfs (also installed as mount.fuse.shadowfs): runs
   -o OPTIONS  comma-separated:
                 live=DIR state=DIR tier=NAME=PATH:cap=SIZE[:class=C][:cost=USD] (repeatable)
                 extent_size=SIZE admit_after=N copy_rate=SIZE coverage_tier=NAME
-                placement=reactive|predictive metrics_port=PORT watch_live verbose
+                placement=reactive|predictive metrics_port=PORT dashboard_port=PORT
+                watch_live verbose
               always true, accepted: rw allow_other default_permissions nosuid nodev
               for mount/fstab/systemd, ignored: defaults auto noauto user users nouser nofail
                 _netdev x-* comment=

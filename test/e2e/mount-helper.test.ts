@@ -98,7 +98,7 @@ t.test('mount helper', async (t) => {
 
   t.test('an fstab line: mount --fstab FILE MNT, then shadowfs unmount', async (t) => {
     const fstab = path.join(sb.root, 'fstab');
-    fs.writeFileSync(fstab, `# test fstab\n${config} ${sb.mnt} fuse.shadowfs defaults,_netdev,nofail,x-systemd.requires-mounts-for=${sb.live},placement=predictive,admit_after=5 0 0\n`);
+    fs.writeFileSync(fstab, `# test fstab\n${config} ${sb.mnt} fuse.shadowfs defaults,_netdev,nofail,x-systemd.requires-mounts-for=${sb.live},placement=predictive,admit_after=5,dashboard_port=0 0 0\n`);
     const m = run('mount', ['--fstab', fstab, sb.mnt]);
     t.equal(m.status, 0, `mount succeeds: ${m.stderr}`);
     t.ok(isMounted(sb.mnt));
@@ -109,6 +109,12 @@ t.test('mount helper', async (t) => {
     t.equal(st.status, 0);
     const report = JSON.parse(st.stdout) as StatusReport;
     t.equal(report.placement.policy, 'predictive', 'placement=predictive reached the mount');
+    const dashboardAt = /dashboard at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(fs.readFileSync(path.join(sb.state, 'shadowfs.log'), 'utf8'));
+    t.ok(dashboardAt, 'dashboard_port= started the dashboard');
+    if (dashboardAt) {
+      const page = await fetch(dashboardAt[1]);
+      t.equal(page.status, 200, `the dashboard answers at ${dashboardAt[1]}`);
+    }
     const u = cli(['unmount', sb.mnt]);
     t.equal(u.status, 0, `shadowfs unmount succeeds: ${u.stderr}`);
     await expectCleanExit(t, sb.mnt, report.pid);
