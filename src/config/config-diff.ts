@@ -93,6 +93,40 @@ function diffTiers(running: readonly TierSpec[], next: readonly TierSpec[], chan
 }
 
 /**
+ * The tiers a reload converges to: the file's edits since it was last applied, on top of the tiers
+ * that run. So a reload for an unrelated edit does not undo the `tier` command: a tier it added (in
+ * neither version of the file) stays, one it removed (in both) stays removed, and a capacity or
+ * cost it set stays unless the file changes that value. A reload that stopped midway is retried
+ * from the same last-applied file, so it picks up where it stopped.
+ */
+export function tiersAfterEdit(lastFile: readonly TierSpec[], nextFile: readonly TierSpec[], running: readonly TierSpec[]): TierSpec[] {
+  const last = new Map(lastFile.map((t) => [t.name, t]));
+  const next = new Set(nextFile.map((t) => t.name));
+  const now = new Map(running.map((t) => [t.name, t]));
+  const out: TierSpec[] = [];
+  for (const t of nextFile) {
+    const was = last.get(t.name);
+    const runs = now.get(t.name);
+    if (was && !runs) continue;
+    if (!was || !runs) {
+      out.push(t);
+      continue;
+    }
+    const edited = (k: keyof TierSpec): boolean => JSON.stringify(was[k]) !== JSON.stringify(t[k]);
+    out.push({
+      ...runs,
+      class: edited('class') ? t.class : runs.class,
+      path: edited('path') ? t.path : runs.path,
+      object: edited('object') ? t.object : runs.object,
+      capacityBytes: edited('capacityBytes') ? t.capacityBytes : runs.capacityBytes,
+      costPerGiBMonth: edited('costPerGiBMonth') ? t.costPerGiBMonth : runs.costPerGiBMonth,
+    });
+  }
+  for (const t of running) if (!next.has(t.name) && !last.has(t.name)) out.push(t);
+  return out;
+}
+
+/**
  * `running` is the mount's current settings with its tiers as they are now (the `tier` command
  * changes them too), `next` the file as just read and validated.
  */

@@ -9,7 +9,7 @@ import { TierSpec } from '../tiers/tier';
 import { ShadowfsError } from '../util/errors';
 import { Logger } from '../util/log';
 import { Mutex } from '../util/mutex';
-import { ConfigChange, describeChange, diffConfigs } from './config-diff';
+import { ConfigChange, describeChange, diffConfigs, tiersAfterEdit } from './config-diff';
 import { ConfigFileWatcher } from './config-watcher';
 import { PredictorConfig } from './predictor-config';
 import { VolumeConfig } from './volume-config';
@@ -107,7 +107,8 @@ export class ConfigReloader {
       if (err instanceof ShadowfsError) return refused(err.message);
       throw err;
     }
-    const diff = diffConfigs({ ...this.current, tiers: target.tiers() }, next);
+    const running = target.tiers();
+    const diff = diffConfigs({ ...this.current, tiers: running }, { ...next, tiers: tiersAfterEdit(this.current.tiers, next.tiers, running) });
     const refusals = [...diff.refusals];
     if (!target.setAdmitAfterReads && diff.changes.some((c) => c.kind === 'admit-after-reads')) {
       refusals.push('admitAfterReads: the running admission policy cannot change it; unmount and mount again');

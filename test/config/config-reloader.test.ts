@@ -155,3 +155,34 @@ t.test('watch: an edit of the file (also an editor\'s rename over it) is reloade
   await waitFor(() => s.reloader.settings().concurrentCopies === 16, 'a reload after the rename', 5_000, 20);
   t.same(s.calls, ['limits {"concurrentCopies":8}', 'limits {"concurrentCopies":16}']);
 });
+
+t.test('tiers changed with the tier command stay so until the file changes that tier', async (t) => {
+  const s = setup(t);
+  const nvme = { name: 'nvme', path: path.join(path.dirname(s.file), 'nvme'), capacity: '64MiB' };
+  // By hand: an ssd tier added, nvme cut to 16 MiB.
+  await s.target.addTier({ name: 'ssd', class: 'ssd', path: '/x/ssd', capacityBytes: 2 ** 30, costPerGiBMonth: 0.08 });
+  await s.target.setTierCapacity('nvme', 16 * 1024 ** 2);
+  s.calls.length = 0;
+  // An unrelated edit: neither is undone.
+  s.write({ copyRate: '10MiB' });
+  let r = await s.reloader.reload('command');
+  t.equal(r.accepted, true);
+  t.same(s.calls, [`limits {"maxBytesPerSec":${10 * 1024 ** 2}}`], 'ssd not drained, nvme not grown back');
+  t.same(s.target.tiers().map((x) => [x.name, x.capacityBytes]), [['nvme', 16 * 1024 ** 2], ['ssd', 2 ** 30]]);
+  // The file changes nvme's capacity: that edit applies.
+  s.calls.length = 0;
+  s.write({ copyRate: '10MiB', tiers: [{ ...nvme, capacity: '32MiB' }] });
+  r = await s.reloader.reload('command');
+  t.same(s.calls, [`capacity nvme ${32 * 1024 ** 2}`]);
+  // A tier removed by hand stays removed while the file keeps naming it.
+  await s.target.removeTier('nvme');
+  s.calls.length = 0;
+  s.write({ copyRate: '20MiB', tiers: [{ ...nvme, capacity: '32MiB' }] });
+  r = await s.reloader.reload('command');
+  t.same(s.calls, [`limits {"maxBytesPerSec":${20 * 1024 ** 2}}`], 'nvme not re-added');
+  // The file adds a tier the mount has by hand: the file's spec wins.
+  s.calls.length = 0;
+  s.write({ copyRate: '20MiB', tiers: [{ ...nvme, capacity: '32MiB' }, { name: 'ssd', path: '/x/ssd', capacity: '512MiB' }] });
+  r = await s.reloader.reload('command');
+  t.same(s.calls, [`capacity ssd ${512 * 1024 ** 2}`, 'cost ssd 0.1'], 'capacity and cost as the file says');
+});
