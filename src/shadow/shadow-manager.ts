@@ -264,7 +264,9 @@ export class ShadowManager {
     await this.throttle(Math.min(this.extentSizeBytes, Math.max(0, file.sizeBytes - index * this.extentSizeBytes)));
     await this.yieldToForeground();
     const E = this.extentSizeBytes;
-    const buf = Buffer.allocUnsafe(E);
+    // The tier's own buffer when it lends one: reused, and written without another copy.
+    const lease = await vt.tier.copyBuffer?.(E);
+    const buf = lease?.bytes ?? Buffer.allocUnsafe(E);
     // Read under the write lock: the bytes and the generation we stamp them with must match.
     const taken = await file.writeLock.run(async () => {
       // Checked again under the lock: the volume may have failed over while we waited for it.
@@ -302,6 +304,8 @@ export class ShadowManager {
     this.onPublished(file, index, tierId);
     this.counters.copies++;
     this.counters.copyBytes += data.length;
+    // Only here: on a failure a read abandoned by its deadline could still land in the buffer.
+    lease?.release();
     return true;
   }
 

@@ -49,6 +49,13 @@ export interface ExtentRef {
 
 export type TierHealthState = 'healthy' | 'suspect' | 'failed';
 
+/** A buffer a tier lends for one whole copy (see ShadowTier.copyBuffer). */
+export interface CopyBuffer {
+  readonly bytes: Buffer;
+  /** Done with it: the tier may lend it again. Only once nothing can still write into it. */
+  release(): void;
+}
+
 export interface ShadowTier {
   readonly spec: TierSpec;
   /** Current health as judged by the tier itself (I/O errors, endpoint reachability). */
@@ -70,6 +77,11 @@ export interface ShadowTier {
   read(ref: ExtentRef, offsetInExtent: number, length: number, into: Buffer, intoOffset: number): Promise<number>;
   /** Store a whole extent copy, replacing any previous one, atomically and durably. */
   put(ref: ExtentRef, data: Buffer): Promise<void>;
+  /**
+   * Optional: a buffer of `sizeBytes` to read a copy into before `put`ting it here; the tier may
+   * write it without copying it first (directory tiers: aligned for direct I/O) and reuses it.
+   */
+  copyBuffer?(sizeBytes: number): Promise<CopyBuffer>;
   /** Update part of an existing copy in place (write-through); `sync` makes it durable before resolving. */
   patch(ref: ExtentRef, offsetInExtent: number, data: Buffer, sync: boolean): Promise<void>;
   /** Cut an existing copy to `length` bytes. */
