@@ -58,22 +58,25 @@ function readDirect(file: string, size: number): Buffer {
   }
 }
 
-function mount(t: Test, opts: ConstructorParameters<typeof MountedVolume>[1]): { sb: Sandbox; vol: MountedVolume } {
+/** A started mount (64 KiB extents) with data.bin of `extents` extents written through it. */
+async function mountWithFile(t: Test, admitAfter: number, extents: number, salt: number): Promise<{ sb: Sandbox; vol: MountedVolume; f: string; model: Buffer }> {
   const sb = makeSandbox();
-  const vol = new MountedVolume(sb, opts);
+  const vol = new MountedVolume(sb, { extentSize: '64KiB', admitAfter });
   t.teardown(async () => {
     await vol.cleanup();
     removeSandbox(sb);
   });
-  return { sb, vol };
+  await vol.start();
+  const f = path.join(sb.mnt, 'data.bin');
+  const model = pattern(extents * EXTENT, salt);
+  fs.writeFileSync(f, model);
+  return { sb, vol, f, model };
 }
 
 t.test('writes inside the file go natively; growing, shrinking and regrowing keep size and bytes right', async (t) => {
-  const { sb, vol } = mount(t, { extentSize: '64KiB', admitAfter: 1_000_000 });
-  await vol.start();
-  const f = path.join(sb.mnt, 'data.bin');
-  let model = pattern(8 * EXTENT, 1);
-  fs.writeFileSync(f, model);
+  const setup = await mountWithFile(t, 1_000_000, 8, 1);
+  const { sb, f } = setup;
+  let model = setup.model;
   const before = nativeHits(sb);
   const fd = fs.openSync(f, O_RDWR | O_DIRECT);
   // A seeded walk over every extent: the first write to an extent goes through JS, the rest natively.
@@ -118,11 +121,7 @@ t.test('writes inside the file go natively; growing, shrinking and regrowing kee
 });
 
 t.test('extents written natively are copied with their latest bytes; once copied, writes keep the copy fresh', async (t) => {
-  const { sb, vol } = mount(t, { extentSize: '64KiB', admitAfter: 1 });
-  await vol.start();
-  const f = path.join(sb.mnt, 'data.bin');
-  const model = pattern(4 * EXTENT, 3);
-  fs.writeFileSync(f, model);
+  const { sb, f, model } = await mountWithFile(t, 1, 4, 3);
   const fd = fs.openSync(f, O_RDWR | O_DIRECT);
   const write = (off: number, salt: number): void => {
     const data = pattern(4096, salt);
@@ -153,11 +152,9 @@ t.test('extents written natively are copied with their latest bytes; once copied
 t.test('native writes racing copies and truncates: no stale byte anywhere, now or after a remount', async (t) => {
   // Every read admits its extent (a copy is taken, revoking native writes to it) and truncates drop
   // copies again, so extents keep going from "no copy" (native writes) to "being copied" and back.
-  const { sb, vol } = mount(t, { extentSize: '64KiB', admitAfter: 1 });
-  await vol.start();
-  const f = path.join(sb.mnt, 'data.bin');
-  let model = pattern(8 * EXTENT, 4);
-  fs.writeFileSync(f, model);
+  const setup = await mountWithFile(t, 1, 8, 4);
+  const { sb, vol, f } = setup;
+  let model = setup.model;
   const wfd = fs.openSync(f, O_RDWR | O_DIRECT);
   const rfd = fs.openSync(f, O_RDONLY | O_DIRECT);
   const before = status(sb);
@@ -208,11 +205,7 @@ t.test('native writes racing copies and truncates: no stale byte anywhere, now o
 });
 
 t.test('a file written natively keeps its other extents\' copies across close and reopen', async (t) => {
-  const { sb, vol } = mount(t, { extentSize: '64KiB', admitAfter: 1 });
-  await vol.start();
-  const f = path.join(sb.mnt, 'data.bin');
-  const model = pattern(4 * EXTENT, 6);
-  fs.writeFileSync(f, model);
+  const { sb, f, model } = await mountWithFile(t, 1, 4, 6);
   // Copy extent 0 only.
   const rfd = fs.openSync(f, O_RDONLY | O_DIRECT);
   fs.readSync(rfd, Buffer.alloc(4096), 0, 4096, 0);
