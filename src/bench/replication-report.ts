@@ -5,7 +5,7 @@
  *
  *   node dist/src/bench/replication-report.js RESULTS_DIR [--append-docs docs/benchmarks.md]
  *
- * Files read (written by the script): run.json, cp.json, repl.json, repl.watch.json,
+ * Files read (written by the script): run.json, cp.json, cp.cpu.json, repl.json, repl.cpu.json, repl.watch.json,
  * fg-base.json, fg-repl.json (each with its fio JSON and before/after samples), fg-repl.watch.json.
  */
 import * as fs from 'node:fs';
@@ -53,6 +53,11 @@ interface WatchSummary {
   samples: number;
   first?: ReplicationSample;
   last?: ReplicationSample;
+}
+
+interface CpuTimes {
+  userS: number;
+  sysS: number;
 }
 
 interface ReplResult {
@@ -137,7 +142,7 @@ export function buildReport(dir: string): string {
   const out: string[] = [];
 
   out.push(`Run ${run.date} on ${run.host}: ${run.cpus} CPUs, ${run.memoryGiB} GiB RAM, disk ${run.disk}, kernel ${run.kernel}; ${run.fio}, ${run.cp}, node ${run.node}, shadowfs ${run.commit}.`);
-  out.push(`Data: ${(run.dataBytes / GIB).toFixed(2)} GiB in ${run.files}, random bytes, on the same ext4 as the copy destinations. shadowfs: one directory tier \`hdd\` on the same disk as coverage tier, --copy-rate ${run.copyRate}, extent ${run.extentSize}, concurrentCopies 2 (default), --admit-after 1000000000 (reactive admission off). Page cache dropped (\`sync; echo 3 > /proc/sys/vm/drop_caches\`) before every phase.` +
+  out.push(`Data: ${(run.dataBytes / GIB).toFixed(2)} GiB in ${run.files}, random bytes, on the same ext4 as the copy destinations. shadowfs: one directory tier \`hdd\` on the same disk as coverage tier, --copy-rate ${run.copyRate}, extent ${run.extentSize}, concurrentCopies at its default, --admit-after 1000000000 (reactive admission off). Page cache dropped (\`sync; echo 3 > /proc/sys/vm/drop_caches\`) before every phase.` +
     (run.loadAtStart || load ? ` Machine shared with other work: load average ${run.loadAtStart ?? '?'} at the start, ${load?.loadAtEnd ?? '?'} at the end${load?.cpuPressureAvg60 != null ? `, CPU pressure (some, last 60 s) ${load.cpuPressureAvg60}%` : ''}.` : ''));
   out.push('');
 
@@ -160,6 +165,14 @@ export function buildReport(dir: string): string {
     out.push(`| (of which: \`mount --daemon\` until mounted ${sec(repl.mountedMs - repl.mountStartMs)} s; mounted → 100%) | ${sec(afterMount)} | ${mibps(bytes, afterMount)} | ${ratio(cp?.cpMs, afterMount)} |`);
   } else {
     out.push(`| shadowfs: \`mount\` started → coverage 100% | FAIL (${watch ? `stopped by ${watch.stoppedBy}, coverage ${((watch.last?.coveredShare ?? 0) * 100).toFixed(1)}%` : 'no samples'}) | – | – |`);
+  }
+  const cpCpu = readJson<CpuTimes>(path.join(dir, 'cp.cpu.json'));
+  const daemonCpu = readJson<CpuTimes>(path.join(dir, 'repl.cpu.json'));
+  if (cpCpu || daemonCpu) {
+    const cpu = (c: CpuTimes | undefined, what: string): string | undefined =>
+      c ? `${what} ${(c.userS + c.sysS).toFixed(2)} s (user ${c.userS.toFixed(2)}, system ${c.sysS.toFixed(2)}; ${((1000 * (c.userS + c.sysS)) / (run.dataBytes / MIB)).toFixed(2)} ms per MiB)` : undefined;
+    out.push('');
+    out.push(`CPU time (moves less than wall time on a shared machine): ${[cpu(cpCpu, '`cp -r`'), cpu(daemonCpu, 'the shadowfs daemon from its start to coverage 100%')].filter(Boolean).join('; ')}.`);
   }
   out.push('');
 
