@@ -1,7 +1,8 @@
 /**
  * Which tier (or the live volume) served the reads made between two status reports of a mount.
  * Reads the redirector served are counted by source; reads the native fast path answered are
- * counted for the fastest usable directory tier, the only one the fast path maps (src/io/fast-path.ts).
+ * counted for the fastest usable directory tier, the only tier the fast path maps
+ * (src/io/fast-path.ts), except those it answered from the live file (`liveHits`).
  * Shares are of read requests: the fast path counts requests, not bytes.
  */
 import type { StatusReport } from '../control/protocol';
@@ -10,7 +11,7 @@ export interface ServedShare {
   /** A tier name, or "live" for the live volume. */
   source: string;
   reads: number;
-  /** Of those, reads the native fast path answered from a tier copy. */
+  /** Of those, reads the native fast path answered (from a tier copy, or for "live" the live file). */
   fastPathReads: number;
   /** reads / all reads in the interval, 0..1. */
   share: number;
@@ -31,9 +32,10 @@ export function servedBetween(before: Snapshot, after: Snapshot): ServedShare[] 
     const reads = s.reads - (earlier.get(s.source) ?? 0);
     if (reads > 0) rows.set(s.source, { reads, fastPathReads: 0 });
   }
-  const fast = (after.fastPath?.hits ?? 0) - (before.fastPath?.hits ?? 0);
-  if (fast > 0) {
-    const name = fastPathTier(after);
+  const hits = (after.fastPath?.hits ?? 0) - (before.fastPath?.hits ?? 0);
+  const live = Math.min(hits, (after.fastPath?.liveHits ?? 0) - (before.fastPath?.liveHits ?? 0));
+  for (const [name, fast] of [[fastPathTier(after), hits - live], ['live', live]] as const) {
+    if (fast <= 0) continue;
     const row = rows.get(name) ?? { reads: 0, fastPathReads: 0 };
     rows.set(name, { reads: row.reads + fast, fastPathReads: row.fastPathReads + fast });
   }

@@ -41,7 +41,8 @@ export interface StatusReport {
   /** Reads served by the redirector (JavaScript), by source. */
   served: { source: string; bytes: number; reads: number }[];
   /** Reads served natively from mapped tier copies, without the JavaScript round trip. */
-  fastPath: { hits: number; misses: number; errors: number; mappedExtents?: number };
+  /** liveHits: of hits, about how many were answered from the live file (extents without a copy). */
+  fastPath: { hits: number; misses: number; errors: number; mappedExtents?: number; liveMappedExtents?: number; liveHits?: number };
   /** Writes the FUSE layer wrote to the live file itself (absent: not used on this mount). */
   nativeWrites?: { on: boolean; hits: number; misses: number; errors: number; stalls: number; grantedExtents: number };
   shadow: { copies: number; copyBytes: number; evictions: number; discardedCopies: number; failedCopies: number; copyErrors: number; corruptCopies: number; hedgesIssued?: number; hedgesWon?: number };

@@ -37,7 +37,7 @@ export function statusReport(volume: Volume, mountpoint: string, extentSizeBytes
       costPerGiBMonth: tier.spec.costPerGiBMonth,
     })),
     served: [...io.bytesBySource.entries()].map(([source, bytes]) => ({ source, bytes, reads: io.readsBySource.get(source) ?? 0 })),
-    fastPath: { ...fastPath, mappedExtents: volume.fastPath.mappedExtents() },
+    fastPath: { ...fastPath, mappedExtents: volume.fastPath.mappedExtents(), liveMappedExtents: volume.fastPath.liveMappedExtents() },
     shadow: {
       copies: sh.copies,
       copyBytes: sh.copyBytes,

@@ -167,6 +167,7 @@ export class FailoverController implements NamespaceListener {
     v.shadows.liveSourcePaused = true;
     // Native writes go straight to the live file: every write must come through the shadows now.
     v.nativeWrites.switchOff();
+    v.fastPath.mapLiveFiles(false);
   }
 
   /** Fail over now; resolves true once the volume serves from its shadows. */

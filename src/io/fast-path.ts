@@ -9,6 +9,10 @@
  * - it is mapped again only once the change is complete, after re-checking that the copy is still
  *   fresh, still complete and that no write is in progress.
  *
+ * Extents that have no fresh copy anywhere can be mapped to the live file itself (`mapLiveFiles`):
+ * the live file is always current, so such a mapping can never be stale; it only saves the round
+ * trip. It is replaced by a copy's mapping once one is published, and dropped with the rest.
+ *
  * The table itself is behind the ReadMap port; the FUSE adapter supplies it (or nothing, and then
  * every read goes through the redirector).
  */
@@ -25,15 +29,18 @@ export interface ReadMap {
 }
 
 interface Mapped {
-  tierId: number;
+  tierId: number | 'live';
   generation: number;
-  lease: FdLease;
+  /** The copy's fd; none for the live file (the file's own readFd, open while the file is). */
+  lease: FdLease | undefined;
+  fd: number;
 }
 
 export class FastPath {
   /** fileId → extent index → the copy mapped for every handle of that file. */
   private readonly mapped = new Map<string, Map<number, Mapped>>();
   private readMap: ReadMap | undefined;
+  private liveFiles = false;
 
   constructor(
     private readonly map: ExtentMap,
@@ -47,13 +54,25 @@ export class FastPath {
     this.readMap = readMap;
   }
 
+  /**
+   * Map extents without any fresh copy to the live file too. A read of the live file on the FUSE
+   * thread cannot be abandoned if the live volume hangs: only where no failover must bound reads.
+   */
+  mapLiveFiles(on: boolean): void {
+    this.liveFiles = on;
+    if (on) return;
+    for (const [fileId, m] of [...this.mapped]) {
+      for (const [index, e] of [...m]) if (e.tierId === 'live') this.unmap(fileId, index, index);
+    }
+  }
+
   /** A new handle: declare its map and map every extent already mapped for the file. */
   onHandleOpened(fh: number, file: OpenFile): void {
     const rm = this.readMap;
     if (!rm) return;
     rm.setFileMap(fh, this.extentSizeBytes);
     const m = this.mapped.get(file.fileId);
-    if (m) for (const [index, e] of m) this.mapOne(fh, index, e.lease.fd);
+    if (m) for (const [index, e] of m) this.mapOne(fh, index, e);
     for (const index of this.map.extents(file.fileId).keys()) if (!m?.has(index)) void this.tryMap(file, index);
   }
 
@@ -67,7 +86,7 @@ export class FastPath {
       // is unchanged then, so the fd must stay open and the change must not go ahead.
       for (const fh of this.files.handlesOf(fileId)) this.readMap.unmapExtent(fh, index);
       m.delete(index);
-      e.lease.release();
+      e.lease?.release();
     }
     if (m.size === 0) this.mapped.delete(fileId);
   }
@@ -86,33 +105,51 @@ export class FastPath {
     const rm = this.readMap;
     // Only files an application holds open have handles to map into (background pins do not).
     if (!rm || file.fhs.size === 0) return;
+    const current = this.mapped.get(file.fileId)?.get(index);
     const pick = this.usableCopy(file, index);
-    if (!pick) return;
+    if (!pick) {
+      if (!current && this.liveMappable(file, index)) this.record(file, index, { tierId: 'live', generation: 0, lease: undefined, fd: file.readFd });
+      return;
+    }
+    if (current && current.tierId !== 'live') return;
     const lease = await pick.tier.acquireFd({ fileId: file.fileId, index });
     if (!lease) return;
-    // Everything may have changed while the fd was opened: check again, then map at once.
+    // Everything may have changed while the fd was opened: check again, then map at once (a live
+    // mapping is replaced in place: reads switch from the live file to the copy).
     const again = this.usableCopy(file, index);
-    const already = this.mapped.get(file.fileId)?.has(index);
-    if (already || !again || again.tierId !== pick.tierId || again.generation !== pick.generation || file.fhs.size === 0) {
+    const now = this.mapped.get(file.fileId)?.get(index);
+    if ((now && now.tierId !== 'live') || !again || again.tierId !== pick.tierId || again.generation !== pick.generation || file.fhs.size === 0) {
       lease.release();
       return;
     }
+    this.record(file, index, { tierId: pick.tierId, generation: pick.generation, lease, fd: lease.fd });
+  }
+
+  private record(file: OpenFile, index: number, e: Mapped): void {
     let m = this.mapped.get(file.fileId);
     if (!m) {
       m = new Map();
       this.mapped.set(file.fileId, m);
     }
-    m.set(index, { tierId: pick.tierId, generation: pick.generation, lease });
-    for (const fh of this.files.handlesOf(file.fileId)) this.mapOne(fh, index, lease.fd);
+    m.set(index, e);
+    for (const fh of this.files.handlesOf(file.fileId)) this.mapOne(fh, index, e);
+  }
+
+  /** An extent no copy holds fresh, inside the file, while no write is in progress. */
+  private liveMappable(file: OpenFile, index: number): boolean {
+    if (!this.liveFiles || file.readFd < 0 || file.writeLock.locked || index * this.extentSizeBytes >= file.sizeBytes) return false;
+    const rec = this.map.get(file.fileId, index);
+    return !rec || !rec.copies.some((c) => isFresh(rec, c));
   }
 
   /**
    * The FUSE layer drops a handle's map as soon as the kernel releases it, a moment before our
    * release handler forgets the handle: mapping into it then fails (EINVAL) and is not needed.
    */
-  private mapOne(fh: number, index: number, fd: number): void {
+  private mapOne(fh: number, index: number, e: Mapped): void {
     try {
-      this.readMap?.mapExtent(fh, index, fd, -index * this.extentSizeBytes);
+      // A copy holds its extent from offset 0; the live file holds it where the file does.
+      this.readMap?.mapExtent(fh, index, e.fd, e.tierId === 'live' ? 0 : -index * this.extentSizeBytes);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
     }
@@ -148,7 +185,7 @@ export class FastPath {
   onFileClosed(fileId: string): void {
     const m = this.mapped.get(fileId);
     if (!m) return;
-    for (const e of m.values()) e.lease.release();
+    for (const e of m.values()) e.lease?.release();
     this.mapped.delete(fileId);
   }
 
@@ -157,9 +194,21 @@ export class FastPath {
     return this.mapped.get(fileId)?.has(index) ?? false;
   }
 
+  /** Extents mapped to a tier copy. */
   mappedExtents(): number {
     let n = 0;
-    for (const m of this.mapped.values()) n += m.size;
+    for (const m of this.mapped.values()) for (const e of m.values()) if (e.tierId !== 'live') n++;
     return n;
+  }
+
+  /** Extents mapped to the live file. */
+  liveMappedExtents(): number {
+    let n = 0;
+    for (const m of this.mapped.values()) for (const e of m.values()) if (e.tierId === 'live') n++;
+    return n;
+  }
+
+  get mapsLiveFiles(): boolean {
+    return this.liveFiles && this.readMap !== undefined;
   }
 }

@@ -39,6 +39,8 @@ export interface NativeHeatCounters {
   drains: number;
   /** Accesses reported to the policy. */
   reads: number;
+  /** Of those, reads of extents no copy held: answered from the live file (FastPath.mapLiveFiles). */
+  liveReads: number;
   writes: number;
   /** Counts whose handle was unknown by the time they were drained (not reported). */
   unknownHandle: number;
@@ -56,7 +58,7 @@ const REFRESH_MS = 10;
 const MAX_ACCESSES_PER_SECOND = 20_000;
 
 export class NativeHeat {
-  readonly counters: NativeHeatCounters = { drains: 0, reads: 0, writes: 0, unknownHandle: 0, lost: 0 };
+  readonly counters: NativeHeatCounters = { drains: 0, reads: 0, liveReads: 0, writes: 0, unknownHandle: 0, lost: 0 };
   private port: NativeHitCounter | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lastDrainMs = Date.now();
@@ -118,6 +120,7 @@ export class NativeHeat {
         const servedBy = this.sinks.servedBy(h.file.fileId, index);
         for (let i = 0; i < r; i++) this.sinks.reads.onExtentRead(h.file, index, servedBy);
         this.counters.reads += r;
+        if (servedBy === 'live') this.counters.liveReads += r;
       }
       for (let i = 0; i < w; i++) this.sinks.written(h.file, index);
       this.counters.writes += w;

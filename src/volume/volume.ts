@@ -482,9 +482,15 @@ export class Volume {
   }
 
   private readRouted(fh: number, buf: Buffer, length: number, position: number): Promise<number> {
-    return this.viaMode(() => {
+    return this.viaMode(async () => {
       const h = this.handle(fh);
-      return this.io.read(h.file, this.liveReader(h), buf, length, position);
+      const n = await this.io.read(h.file, this.liveReader(h), buf, length, position);
+      // What was read from the live file can be read natively from it next time.
+      if (this.fastPath.mapsLiveFiles && length > 0) {
+        const E = this.io.extentSizeBytes;
+        this.fastPath.remap(h.file, Math.floor(position / E), Math.floor((position + length - 1) / E));
+      }
+      return n;
     }, (s) => {
       const h = this.handle(fh);
       return this.io.read(h.file, s.liveReader(h.file), buf, length, position);

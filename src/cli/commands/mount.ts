@@ -114,6 +114,8 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       if (!process.env.SHADOWFS_NO_FASTPATH && !process.env.SHADOWFS_NO_NATIVE_HEAT) opened.nativeHeat.attach(fuse);
       // Native writes cannot be abandoned on a hung live volume: not where failover must bound every op.
       if (!process.env.SHADOWFS_NO_FASTPATH && !process.env.SHADOWFS_NO_NATIVE_WRITES && !config.coverageTier) opened.volume.nativeWrites.attach(fuse);
+      // Likewise reads of the live file itself (extents without a copy).
+      if (!process.env.SHADOWFS_NO_FASTPATH && !process.env.SHADOWFS_NO_NATIVE_LIVE_READS && !config.coverageTier) opened.volume.fastPath.mapLiveFiles(true);
       await fuse.mount();
     } catch (err) {
       await opened.close();
@@ -133,7 +135,10 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       opened.predictive?.setRoundIntervalMs(config.predictor.planIntervalMs); // openVolume starts it at the default
       status = registerControlHandlers(control, {
         volume: opened.volume, placements: opened.placements, predictive: opened.predictive, coverage: opened.coverage, config, mountpoint, startedAtMs: Date.now(),
-        fastPathStats: () => mounted.fastPathStats(), nativeWriteStats: () => mounted.nativeWriteStats(), reloader, liveWatcher: opened.watcher, failover: opened.failover,
+        fastPathStats: () => {
+          opened.nativeHeat.drain(); // so liveHits counts every native hit so far
+          return { ...mounted.fastPathStats(), liveHits: opened.nativeHeat.counters.liveReads };
+        }, nativeWriteStats: () => mounted.nativeWriteStats(), reloader, liveWatcher: opened.watcher, failover: opened.failover,
       });
       registerFailoverHandlers(control, opened.failover, opened.coverage);
       await control.start();
