@@ -45,7 +45,7 @@ t.test('each counted request is reported once, as the JS paths report them', asy
   t.same(s.reads, ['a:0@1', 'a:0@1', 'b:1@live'], 'reads, with the tier that served them');
   t.same(s.writes, ['a:3', 'b:1', 'b:1'], 'writes');
   t.ok(s.foreground.length === 1 && s.foreground[0] >= before, 'foreground activity noted');
-  t.same(s.heat.counters, { drains: 1, reads: 3, writes: 3, unknownHandle: 0, lost: 0 });
+  t.same(s.heat.counters, { drains: 1, reads: 3, liveReads: 1, writes: 3, unknownHandle: 0, lost: 0 });
 
   s.heat.drain();
   t.equal(s.foreground.length, 1, 'an empty drain is no foreground activity');
