@@ -2,20 +2,10 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { promises as fsp, readSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { ALIGN, DirectIo } from '../../src/tiers/direct-io';
 import { DirectoryTier } from '../../src/tiers/directory-tier';
 import type { TierSpec } from '../../src/tiers/tier';
-
-interface HasTeardown {
-  teardown(fn: () => unknown): void;
-}
-
-async function tempDir(t: HasTeardown): Promise<string> {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'shadowfs-directio-'));
-  t.teardown(() => fsp.rm(dir, { recursive: true, force: true }));
-  return dir;
-}
+import { HasTeardown, tempDir } from '../helpers/temp-dir';
 
 async function openTier(t: HasTeardown, dir: string): Promise<DirectoryTier> {
   const spec: TierSpec = { name: 'hdd', class: 'hdd', path: dir, capacityBytes: 64 << 20, costPerGiBMonth: 0.03 };
@@ -48,7 +38,7 @@ function residentPages(file: string): number | undefined {
 }
 
 t.test('a lent buffer is aligned for direct I/O, reused after release, and a copy put from it bypasses the page cache', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'shadowfs-directio-');
   const tier = await openTier(t, dir);
   const size = 256 * 1024;
   const lease = await tier.copyBuffer(size);
@@ -86,7 +76,7 @@ t.test('a lent buffer is aligned for direct I/O, reused after release, and a cop
 });
 
 t.test('lengths that are not a multiple of the block size take the page cache, and read back exactly', async (t) => {
-  const tier = await openTier(t, await tempDir(t));
+  const tier = await openTier(t, await tempDir(t, 'shadowfs-directio-'));
   for (const size of [1, 4095, 4097, 100_000]) {
     const lease = await tier.copyBuffer(128 * 1024);
     const data = lease.bytes.subarray(0, size);
@@ -99,7 +89,7 @@ t.test('lengths that are not a multiple of the block size take the page cache, a
 });
 
 t.test('a copy replaced while reads hold the old one: both versions stay whole', async (t) => {
-  const tier = await openTier(t, await tempDir(t));
+  const tier = await openTier(t, await tempDir(t, 'shadowfs-directio-'));
   const ref = { fileId: 'ef', index: 0 };
   const size = 64 * 1024;
   await tier.put(ref, pattern(size, 1));
@@ -117,7 +107,7 @@ t.test('a copy replaced while reads hold the old one: both versions stay whole',
 });
 
 t.test('when the filesystem refuses direct I/O, buffers are plain and puts still land', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'shadowfs-directio-');
   const io = new DirectIo(dir, '.tmp-');
   io.disable();
   const lease = await io.lend(ALIGN * 2);

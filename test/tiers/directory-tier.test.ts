@@ -6,17 +6,7 @@ import path from 'node:path';
 import { DirectoryTier } from '../../src/tiers/directory-tier';
 import type { TierSpec } from '../../src/tiers/tier';
 import { ShadowfsError } from '../../src/util/errors';
-
-/** The part of a tap test the helpers need (tap's Test type is heavy to name). */
-interface HasTeardown {
-  teardown(fn: () => unknown): void;
-}
-
-async function tempDir(t: HasTeardown): Promise<string> {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'shadowfs-dirtier-'));
-  t.teardown(() => fsp.rm(dir, { recursive: true, force: true }));
-  return dir;
-}
+import { HasTeardown, tempDir } from '../helpers/temp-dir';
 
 function spec(dir: string, name = 'ssd', capacityBytes = 1 << 20): TierSpec {
   return { name, class: 'ssd', path: dir, capacityBytes, costPerGiBMonth: 0.1 };
@@ -49,7 +39,7 @@ async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
 
 
 t.test('put, full and partial read, layout on disk', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'shadowfs-dirtier-');
   const tier = await openTier(t, dir);
   const data = bytes(4096);
   await tier.put({ fileId: 'a1b2', index: 3 }, data);
@@ -72,7 +62,7 @@ t.test('put, full and partial read, layout on disk', async (t) => {
 });
 
 t.test('missing copy rejects with ENOENT and does not hurt health', async (t) => {
-  const tier = await openTier(t, await tempDir(t));
+  const tier = await openTier(t, await tempDir(t, 'shadowfs-dirtier-'));
   for (let i = 0; i < 5; i++) {
     await t.rejects(tier.read({ fileId: 'ff', index: i }, 0, 10, Buffer.alloc(10), 0), { code: 'ENOENT' });
   }
@@ -84,7 +74,7 @@ t.test('missing copy rejects with ENOENT and does not hurt health', async (t) =>
 });
 
 t.test('fileIds that could escape the tier are refused', async (t) => {
-  const tier = await openTier(t, await tempDir(t));
+  const tier = await openTier(t, await tempDir(t, 'shadowfs-dirtier-'));
   for (const fileId of ['../x', 'a/b', '..', '', '.tmp-1', 'a b']) {
     await t.rejects(tier.put({ fileId, index: 0 }, Buffer.from('x')), { code: 'EINVAL' }, JSON.stringify(fileId));
   }
@@ -96,7 +86,7 @@ t.test('fileIds that could escape the tier are refused', async (t) => {
 });
 
 t.test('patch in place, extend, sync tracking, truncate', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'shadowfs-dirtier-');
   const tier = await openTier(t, dir);
   const ref = { fileId: '10', index: 0 };
   await tier.put(ref, Buffer.from('hello world'));
@@ -116,7 +106,7 @@ t.test('patch in place, extend, sync tracking, truncate', async (t) => {
 });
 
 t.test('remove, removeFile, used bytes', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'shadowfs-dirtier-');
   const tier = await openTier(t, dir);
   await tier.put({ fileId: 'abc', index: 0 }, bytes(1000));
   await tier.put({ fileId: 'abc', index: 1 }, bytes(500));
@@ -133,7 +123,7 @@ t.test('remove, removeFile, used bytes', async (t) => {
 });
 
 t.test('list and open() rebuild the inventory; orphan temp files are deleted', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'shadowfs-dirtier-');
   const first = new DirectoryTier(spec(dir));
   await first.open();
   await first.put({ fileId: '7f', index: 0 }, bytes(10));
@@ -161,7 +151,7 @@ t.test('list and open() rebuild the inventory; orphan temp files are deleted', a
 });
 
 t.test('fd cache is bounded; pinned fds survive eviction, put and remove', async (t) => {
-  const tier = await openTier(t, await tempDir(t), { maxOpenFds: 4 });
+  const tier = await openTier(t, await tempDir(t, 'shadowfs-dirtier-'), { maxOpenFds: 4 });
   for (let i = 0; i < 10; i++) await tier.put({ fileId: 'cc', index: i }, bytes(64, i));
 
   const lease = await tier.acquireFd({ fileId: 'cc', index: 0 });
@@ -204,7 +194,7 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 // were pinned as the cache holds, every newly opened fd was the only unpinned entry, evicted
 // before its opener could pin it, reopened, evicted again... forever.
 t.test('a read still gets an fd when every cached fd is pinned', async (t) => {
-  const tier = await openTier(t, await tempDir(t), { maxOpenFds: 2 });
+  const tier = await openTier(t, await tempDir(t, 'shadowfs-dirtier-'), { maxOpenFds: 2 });
   for (let i = 0; i < 4; i++) await tier.put({ fileId: 'ee', index: i }, bytes(64, i));
   const leases = [await tier.acquireFd({ fileId: 'ee', index: 0 }), await tier.acquireFd({ fileId: 'ee', index: 1 })];
   t.ok(leases.every((l) => l !== undefined), 'two pinned fds fill the cache');
@@ -221,7 +211,7 @@ t.test('a read still gets an fd when every cached fd is pinned', async (t) => {
 });
 
 t.test('an fd opened while its copy is replaced or the tier closes is still handed out once', async (t) => {
-  const tier = await openTier(t, await tempDir(t));
+  const tier = await openTier(t, await tempDir(t, 'shadowfs-dirtier-'));
   const ref = { fileId: 'ef', index: 0 };
   await tier.put(ref, bytes(64, 1));
   // The put invalidates the open in flight: its fd must go to this read (a one-off), not be
@@ -241,7 +231,7 @@ t.test('an fd opened while its copy is replaced or the tier closes is still hand
 });
 
 t.test('concurrent puts and reads of the same copy stay consistent', async (t) => {
-  const tier = await openTier(t, await tempDir(t));
+  const tier = await openTier(t, await tempDir(t, 'shadowfs-dirtier-'));
   const ref = { fileId: 'dd', index: 0 };
   const versions = [1, 2, 3, 4, 5, 6].map((s) => bytes(256, s));
   await tier.put(ref, versions[0]);
@@ -259,7 +249,7 @@ t.test('concurrent puts and reads of the same copy stay consistent', async (t) =
 });
 
 t.test('unusable paths give a one-line ShadowfsError naming tier and path', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'shadowfs-dirtier-');
   const file = path.join(dir, 'plain-file');
   await fsp.writeFile(file, 'x');
   for (const p of [file, path.join(file, 'sub')]) {
@@ -276,7 +266,7 @@ t.test('unusable paths give a one-line ShadowfsError naming tier and path', asyn
 });
 
 t.test('tier directory deleted → failed (sticky until reopen)', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'shadowfs-dirtier-');
   const root = path.join(dir, 'tier');
   const tier = await openTier(t, root);
   await tier.put({ fileId: 'ee', index: 0 }, bytes(10));
@@ -328,7 +318,7 @@ const MOUNT_SKIP: string | false = (() => {
 })();
 
 t.test('separate mount at open, unmounted later → failed', { skip: MOUNT_SKIP }, async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'shadowfs-dirtier-');
   const mnt = path.join(dir, 'mnt');
   await fsp.mkdir(mnt);
   t.ok(tryMountTmpfs(mnt, '1m'), 'mounted a tmpfs');
@@ -341,7 +331,7 @@ t.test('separate mount at open, unmounted later → failed', { skip: MOUNT_SKIP 
 });
 
 t.test('ENOSPC errors: suspect, then failed after 3 in a row; a success resets', { skip: MOUNT_SKIP }, async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'shadowfs-dirtier-');
   const mnt = path.join(dir, 'small');
   await fsp.mkdir(mnt);
   t.ok(tryMountTmpfs(mnt, '64k'), 'mounted a tmpfs');

@@ -4,13 +4,13 @@
 import t from 'tap';
 import { promises as fsp } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { ObjectTier, type ObjectTierOptions } from '../../src/tiers/object-tier';
 import { openTier } from '../../src/tiers/open-tier';
 import type { TierSpec } from '../../src/tiers/tier';
 import { ShadowfsError } from '../../src/util/errors';
 import { S3_TEST_REGION, startS3Server, useS3Credentials, type S3TestServer } from '../helpers/s3-server';
+import { HasTeardown, tempDir } from '../helpers/temp-dir';
 
 /** Short timeouts so failure tests finish fast; still generous for loopback. */
 const FAST: ObjectTierOptions = { connectTimeoutMs: 300, requestTimeoutMs: 1000, maxAttempts: 2 };
@@ -19,16 +19,6 @@ const unhandled: unknown[] = [];
 process.on('unhandledRejection', (err) => unhandled.push(err));
 
 useS3Credentials();
-
-interface HasTeardown {
-  teardown(fn: () => unknown): void;
-}
-
-async function tempDir(t: HasTeardown): Promise<string> {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'shadowfs-objtier-'));
-  t.teardown(() => fsp.rm(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 async function server(t: HasTeardown): Promise<S3TestServer> {
   const s3 = await startS3Server();
@@ -57,7 +47,7 @@ function spec(endpoint: string, bucket: string, cacheDir: string, over: Partial<
 }
 
 async function openObjectTier(t: HasTeardown, s3: S3TestServer, over: Partial<TierSpec['object']> = {}): Promise<ObjectTier> {
-  const tier = new ObjectTier(spec(s3.endpoint, s3.bucket, await tempDir(t), over), FAST);
+  const tier = new ObjectTier(spec(s3.endpoint, s3.bucket, await tempDir(t, 'shadowfs-objtier-'), over), FAST);
   await tier.open();
   t.teardown(() => tier.close());
   return tier;
@@ -220,7 +210,7 @@ t.test('an endpoint that accepts but never answers: no hang', async (t) => {
     return new Promise<void>((r) => hole.close(() => r()));
   });
   const { port } = hole.address() as net.AddressInfo;
-  const tier = new ObjectTier(spec(`http://127.0.0.1:${port}`, 'b', await tempDir(t)), {
+  const tier = new ObjectTier(spec(`http://127.0.0.1:${port}`, 'b', await tempDir(t, 'shadowfs-objtier-')), {
     connectTimeoutMs: 200,
     requestTimeoutMs: 400,
     maxAttempts: 1,
@@ -236,7 +226,7 @@ t.test('an endpoint that accepts but never answers: no hang', async (t) => {
 
 t.test('open(): missing bucket, bad endpoint URL, unreachable endpoint', async (t) => {
   const s3 = await server(t);
-  const cacheDir = await tempDir(t);
+  const cacheDir = await tempDir(t, 'shadowfs-objtier-');
 
   const missing = new ObjectTier(spec(s3.endpoint, 'no-such-bucket', cacheDir), FAST);
   t.teardown(() => missing.close());
@@ -264,7 +254,7 @@ t.test('open(): missing bucket, bad endpoint URL, unreachable endpoint', async (
 
 t.test('a stale cached copy (crash between delete and cache removal) is dropped at open', async (t) => {
   const s3 = await server(t);
-  const cacheDir = await tempDir(t);
+  const cacheDir = await tempDir(t, 'shadowfs-objtier-');
   const first = new ObjectTier(spec(s3.endpoint, s3.bucket, cacheDir), FAST);
   await first.open();
   await first.put({ fileId: 'ab', index: 0 }, bytes(100));
