@@ -86,12 +86,17 @@ function ratio(a: Outcome, b: Outcome): string {
   return `${(a.fio.iops / b.fio.iops).toFixed(2)}×`;
 }
 
-/** Shares of reads by source; reads the native fast path served from a tier copy count as "fast path". */
+/**
+ * Shares of reads by source; reads the native fast path served count as "fast path" (from a tier
+ * copy) or "fast path (live)" (from the live file, for extents without a copy).
+ */
 function servedByTier(status: StatusReport | undefined): string {
   if (!status) return '–';
   const rows = status.served.map((s) => ({ source: s.source, reads: s.reads }));
-  const fast = status.fastPath?.hits ?? 0;
-  if (fast > 0) rows.push({ source: 'fast path', reads: fast });
+  const hits = status.fastPath?.hits ?? 0;
+  const live = Math.min(hits, status.fastPath?.liveHits ?? 0);
+  if (hits - live > 0) rows.push({ source: 'fast path', reads: hits - live });
+  if (live > 0) rows.push({ source: 'fast path (live)', reads: live });
   const total = rows.reduce((a, s) => a + s.reads, 0);
   if (total === 0) return 'no reads';
   return rows
