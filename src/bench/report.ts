@@ -17,6 +17,7 @@ import * as path from 'node:path';
 import { FioSummary, summariseFio } from './fio-json';
 import type { ExtentMeta } from './extent-meta';
 import type { StatusReport } from '../control/protocol';
+import { liveShare } from './served-by';
 
 export interface RunInfo {
   date: string;
@@ -94,7 +95,7 @@ function servedByTier(status: StatusReport | undefined): string {
   if (!status) return '–';
   const rows = status.served.map((s) => ({ source: s.source, reads: s.reads }));
   const hits = status.fastPath?.hits ?? 0;
-  const live = Math.min(hits, status.fastPath?.liveHits ?? 0);
+  const live = Math.round(hits * liveShare(status.fastPath?.liveHits ?? 0, status.fastPath?.copyHits ?? 0));
   if (hits - live > 0) rows.push({ source: 'fast path', reads: hits - live });
   if (live > 0) rows.push({ source: 'fast path (live)', reads: live });
   const total = rows.reduce((a, s) => a + s.reads, 0);

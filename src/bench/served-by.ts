@@ -24,6 +24,11 @@ function fastPathTier(s: Snapshot): string {
   return t?.name ?? 'fast path';
 }
 
+/** Of native reads, the share the live file answered (counted per extent touched, see StatusReport). */
+export function liveShare(liveHits: number, copyHits: number): number {
+  return liveHits + copyHits > 0 ? liveHits / (liveHits + copyHits) : 0;
+}
+
 /** Reads between `before` and `after` by source, busiest first; empty when there were none. */
 export function servedBetween(before: Snapshot, after: Snapshot): ServedShare[] {
   const earlier = new Map(before.served.map((s) => [s.source, s.reads]));
@@ -33,7 +38,8 @@ export function servedBetween(before: Snapshot, after: Snapshot): ServedShare[] 
     if (reads > 0) rows.set(s.source, { reads, fastPathReads: 0 });
   }
   const hits = (after.fastPath?.hits ?? 0) - (before.fastPath?.hits ?? 0);
-  const live = Math.min(hits, (after.fastPath?.liveHits ?? 0) - (before.fastPath?.liveHits ?? 0));
+  const share = liveShare((after.fastPath?.liveHits ?? 0) - (before.fastPath?.liveHits ?? 0), (after.fastPath?.copyHits ?? 0) - (before.fastPath?.copyHits ?? 0));
+  const live = Math.round(hits * share);
   for (const [name, fast] of [[fastPathTier(after), hits - live], ['live', live]] as const) {
     if (fast <= 0) continue;
     const row = rows.get(name) ?? { reads: 0, fastPathReads: 0 };

@@ -41,8 +41,11 @@ export interface StatusReport {
   /** Reads served by the redirector (JavaScript), by source. */
   served: { source: string; bytes: number; reads: number }[];
   /** Reads served natively from mapped tier copies, without the JavaScript round trip. */
-  /** liveHits: of hits, about how many were answered from the live file (extents without a copy). */
-  fastPath: { hits: number; misses: number; errors: number; mappedExtents?: number; liveMappedExtents?: number; liveHits?: number };
+  /**
+   * hits are requests; liveHits and copyHits count, per extent a native read touched, whether the
+   * live file (an extent without a copy) or a tier copy answered it: their ratio splits hits.
+   */
+  fastPath: { hits: number; misses: number; errors: number; mappedExtents?: number; liveMappedExtents?: number; liveHits?: number; copyHits?: number };
   /** Writes the FUSE layer wrote to the live file itself (absent: not used on this mount). */
   nativeWrites?: { on: boolean; hits: number; misses: number; errors: number; stalls: number; grantedExtents: number };
   shadow: { copies: number; copyBytes: number; evictions: number; discardedCopies: number; failedCopies: number; copyErrors: number; corruptCopies: number; hedgesIssued?: number; hedgesWon?: number };

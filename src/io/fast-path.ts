@@ -194,6 +194,11 @@ export class FastPath {
     return this.mapped.get(fileId)?.has(index) ?? false;
   }
 
+  /** The tier whose copy of the extent is mapped, 'live' for the live file, undefined: unmapped. */
+  mappedTo(fileId: string, index: number): number | 'live' | undefined {
+    return this.mapped.get(fileId)?.get(index)?.tierId;
+  }
+
   /** Extents mapped to a tier copy. */
   mappedExtents(): number {
     let n = 0;

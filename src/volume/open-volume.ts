@@ -89,7 +89,8 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
   const nativeHeat = new NativeHeat({
     handle: (fh) => volume.open.handle(fh),
     reads: observer,
-    servedBy: (fileId, index) => io.freshCopies(fileId, index)[0]?.tierId ?? 'live',
+    // What the extent is mapped to now answered its native reads (a copy, or the live file).
+    servedBy: (fileId, index) => volume.fastPath.mappedTo(fileId, index) ?? io.freshCopies(fileId, index)[0]?.tierId ?? 'live',
     written: (file, index) => predictive?.onExtentWritten(file.fileId, index, index, file.livePath),
     foreground: (nowMs) => {
       volume.lastForegroundMs = Math.max(volume.lastForegroundMs, nowMs);

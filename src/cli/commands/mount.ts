@@ -137,7 +137,8 @@ export const mountCommand: CommandModule<object, MountArgs> = {
         volume: opened.volume, placements: opened.placements, predictive: opened.predictive, coverage: opened.coverage, config, mountpoint, startedAtMs: Date.now(),
         fastPathStats: () => {
           opened.nativeHeat.drain(); // so liveHits counts every native hit so far
-          return { ...mounted.fastPathStats(), liveHits: opened.nativeHeat.counters.liveReads };
+          const c = opened.nativeHeat.counters;
+          return { ...mounted.fastPathStats(), liveHits: c.liveReads, copyHits: c.reads - c.liveReads };
         }, nativeWriteStats: () => mounted.nativeWriteStats(), reloader, liveWatcher: opened.watcher, failover: opened.failover,
       });
       registerFailoverHandlers(control, opened.failover, opened.coverage);
