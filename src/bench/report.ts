@@ -16,8 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FioSummary, summariseFio } from './fio-json';
 import type { ExtentMeta } from './extent-meta';
-import type { StatusReport } from '../control/protocol';
-import { liveShare } from './served-by';
+import { StatusReport, liveShare } from '../control/protocol';
 
 export interface RunInfo {
   date: string;

@@ -5,7 +5,7 @@
  * (src/io/fast-path.ts), except those it answered from the live file (`liveHits`).
  * Shares are of read requests: the fast path counts requests, not bytes.
  */
-import type { StatusReport } from '../control/protocol';
+import { StatusReport, liveShare } from '../control/protocol';
 
 export interface ServedShare {
   /** A tier name, or "live" for the live volume. */
@@ -22,11 +22,6 @@ type Snapshot = Pick<StatusReport, 'served' | 'fastPath' | 'tiers'>;
 function fastPathTier(s: Snapshot): string {
   const t = s.tiers.find((tier) => tier.class !== 'object' && tier.health !== 'failed');
   return t?.name ?? 'fast path';
-}
-
-/** Of native reads, the share the live file answered (counted per extent touched, see StatusReport). */
-export function liveShare(liveHits: number, copyHits: number): number {
-  return liveHits + copyHits > 0 ? liveHits / (liveHits + copyHits) : 0;
 }
 
 /** Reads between `before` and `after` by source, busiest first; empty when there were none. */

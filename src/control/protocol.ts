@@ -83,3 +83,8 @@ export interface WhichTierReport {
   extentSizeBytes: number;
   extents: ExtentPlacement[];
 }
+
+/** Of native reads, the share the live file answered (liveHits and copyHits of StatusReport.fastPath). */
+export function liveShare(liveHits: number, copyHits: number): number {
+  return liveHits + copyHits > 0 ? liveHits / (liveHits + copyHits) : 0;
+}

@@ -1,7 +1,7 @@
 /** `shadowfs status MOUNTPOINT`: tiers, where reads were served from, shadow copy activity. */
 import type { Argv, CommandModule } from 'yargs';
 import { controlRequest } from '../../control/control-client';
-import { StatusReport } from '../../control/protocol';
+import { StatusReport, liveShare } from '../../control/protocol';
 import { formatBytes } from '../../util/units';
 
 export interface StatusArgs {
@@ -27,7 +27,7 @@ export function formatStatus(s: StatusReport): string {
     'reads served by:',
     ...(s.served.length === 0 ? ['  (no reads yet)'] : s.served.sort((a, b) => b.bytes - a.bytes).map((r) =>
       `  ${r.source.padEnd(8)} ${(total ? (100 * r.bytes) / total : 0).toFixed(1).padStart(5)}%  ${formatBytes(r.bytes).padStart(10)}  ${r.reads} reads`)),
-    `  fast path: ${s.fastPath.hits} reads served natively (${s.fastPath.liveHits ?? 0} of them from the live file; ${s.fastPath.mappedExtents ?? 0} extents mapped to tier copies, ${s.fastPath.liveMappedExtents ?? 0} to the live file), ${s.fastPath.misses} went through the redirector`,
+    `  fast path: ${s.fastPath.hits} reads served natively (${(100 * liveShare(s.fastPath.liveHits ?? 0, s.fastPath.copyHits ?? 0)).toFixed(0)}% from the live file; ${s.fastPath.mappedExtents ?? 0} extents mapped to tier copies, ${s.fastPath.liveMappedExtents ?? 0} to the live file), ${s.fastPath.misses} went through the redirector`,
     ...(s.nativeWrites ? [`native writes: ${s.nativeWrites.hits} written straight to the live volume (${s.nativeWrites.grantedExtents} extents without copies open to them${s.nativeWrites.on ? '' : ', switched off'}), ${s.nativeWrites.misses} went through the redirector, ${s.nativeWrites.errors} failed and were retried there, ${s.nativeWrites.stalls} stalls`] : []),
     '',
     `shadow copies: ${s.shadow.copies} made (${formatBytes(s.shadow.copyBytes)}), ${s.shadow.evictions} evicted, ${s.shadow.discardedCopies} stale dropped, ${s.shadow.failedCopies} failed, ${s.shadow.copyErrors} read errors, ${s.shadow.corruptCopies} failed their checksum`,
