@@ -6,7 +6,7 @@ import { waitFor } from '../helpers/wait';
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { MountedVolume, cli, makeSandbox, removeSandbox } from '../helpers/mounted-volume';
+import { cli, sandboxedMount } from '../helpers/mounted-volume';
 import type { StatusReport, WhichTierReport } from '../../src/control/protocol';
 
 const EXTENT = 64 * 1024;
@@ -19,12 +19,7 @@ function copyFiles(dir: string): string[] {
 }
 
 t.test('a corrupted copy is detected, served around and repaired', async (t) => {
-  const sb = makeSandbox();
-  const vol = new MountedVolume(sb, { extentSize: '64KiB', admitAfter: 1 });
-  t.teardown(async () => {
-    await vol.cleanup();
-    removeSandbox(sb);
-  });
+  const { sb, vol } = sandboxedMount(t, { extentSize: '64KiB', admitAfter: 1 });
   const data = Buffer.alloc(8 * EXTENT);
   for (let i = 0; i < data.length; i++) data[i] = (i * 13) & 0xff;
   fs.writeFileSync(path.join(sb.live, 'f.bin'), data);
@@ -58,12 +53,7 @@ t.test('a corrupted copy is detected, served around and repaired', async (t) => 
 });
 
 t.test('scrub finds damaged copies, drops them, and coverage makes them again', async (t) => {
-  const sb = makeSandbox();
-  const vol = new MountedVolume(sb, { extentSize: '64KiB', tiers: [{ name: 'hdd', capacity: '16MiB' }], coverageTier: 'hdd' });
-  t.teardown(async () => {
-    await vol.cleanup();
-    removeSandbox(sb);
-  });
+  const { sb, vol } = sandboxedMount(t, { extentSize: '64KiB', tiers: [{ name: 'hdd', capacity: '16MiB' }], coverageTier: 'hdd' });
   const data = Buffer.alloc(6 * EXTENT + 99);
   for (let i = 0; i < data.length; i++) data[i] = (i * 29) & 0xff;
   fs.writeFileSync(path.join(sb.live, 'g.bin'), data);

@@ -7,7 +7,7 @@ import { waitFor } from '../helpers/wait';
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { MountedVolume, cli, makeSandbox, removeSandbox, Sandbox } from '../helpers/mounted-volume';
+import { cli, makeSandbox, MountedVolume, removeSandbox, Sandbox, sandboxedMount } from '../helpers/mounted-volume';
 import { startS3Server, useS3Credentials } from '../helpers/s3-server';
 import type { StatusReport, WhichTierReport } from '../../src/control/protocol';
 
@@ -60,15 +60,10 @@ function everyExtentOn(sb: Sandbox, files: Map<string, Buffer>, tier: string): b
 }
 
 t.test('a directory coverage tier reaches 100% and stays there under writes', async (t) => {
-  const sb = makeSandbox();
-  const vol = new MountedVolume(sb, {
+  const { sb, vol } = sandboxedMount(t, {
     extentSize: '64KiB',
     tiers: [{ name: 'nvme', capacity: '256KiB' }, { name: 'hdd', capacity: '64MiB' }],
     coverageTier: 'hdd',
-  });
-  t.teardown(async () => {
-    await vol.cleanup();
-    removeSandbox(sb);
   });
   const files = seed(sb);
   await vol.start();

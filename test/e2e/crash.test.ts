@@ -6,7 +6,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { MountedVolume, cli, makeSandbox, removeSandbox } from '../helpers/mounted-volume';
+import { cli, sandboxedMount } from '../helpers/mounted-volume';
 import type { StatusReport } from '../../src/control/protocol';
 
 const BLOCK = 16 * 1024;
@@ -34,12 +34,7 @@ try {
 `;
 
 t.test('kill -9 during writes loses nothing that was fsync\'d', async (t) => {
-  const sb = makeSandbox();
-  const vol = new MountedVolume(sb, { extentSize: '16KiB', admitAfter: 1, tiers: [{ name: 'nvme', capacity: '512KiB' }] });
-  t.teardown(async () => {
-    await vol.cleanup();
-    removeSandbox(sb);
-  });
+  const { sb, vol } = sandboxedMount(t, { extentSize: '16KiB', admitAfter: 1, tiers: [{ name: 'nvme', capacity: '512KiB' }] });
   fs.writeFileSync(path.join(sb.live, 'data'), Buffer.alloc(BLOCK * BLOCKS));
   await vol.start();
   const journal = path.join(sb.root, 'journal');
@@ -73,16 +68,11 @@ t.test('kill -9 during writes loses nothing that was fsync\'d', async (t) => {
 });
 
 t.test('kill -9 during replication: after remount no stale copy is served and coverage recovers', async (t) => {
-  const sb = makeSandbox();
-  const vol = new MountedVolume(sb, {
+  const { sb, vol } = sandboxedMount(t, {
     extentSize: '64KiB',
     tiers: [{ name: 'hdd', capacity: '256MiB' }],
     coverageTier: 'hdd',
     extraArgs: ['--copy-rate', '8MiB'],
-  });
-  t.teardown(async () => {
-    await vol.cleanup();
-    removeSandbox(sb);
   });
   for (let f = 0; f < 4; f++) {
     const b = Buffer.alloc(8 * 1024 * 1024);

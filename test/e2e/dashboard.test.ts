@@ -12,7 +12,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { StatusReport } from '../../src/control/protocol';
-import { MountedVolume, cli, makeSandbox, removeSandbox, type MountOptions, type Sandbox } from '../helpers/mounted-volume';
+import { cli, MountedVolume, sandboxedMount, type MountOptions, type Sandbox } from '../helpers/mounted-volume';
 import { waitFor } from '../helpers/wait';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -32,12 +32,7 @@ function request(url: string, opts: { method?: string; host?: string } = {}): Pr
 }
 
 async function mountWithDashboard(t: Test, opts: MountOptions): Promise<{ sb: Sandbox; vol: MountedVolume; url: string }> {
-  const sb = makeSandbox('shadowfs-dashboard-');
-  const vol = new MountedVolume(sb, { ...opts, extraArgs: [...(opts.extraArgs ?? []), '--dashboard-port', '0'] });
-  t.teardown(async () => {
-    await vol.cleanup();
-    removeSandbox(sb);
-  });
+  const { sb, vol } = sandboxedMount(t, { ...opts, extraArgs: [...(opts.extraArgs ?? []), '--dashboard-port', '0'] }, 'shadowfs-dashboard-');
   fs.writeFileSync(path.join(sb.live, 'a.bin'), Buffer.alloc(MiB, 1));
   fs.writeFileSync(path.join(sb.live, 'b.bin'), Buffer.alloc(MiB / 2, 2));
   await vol.start();

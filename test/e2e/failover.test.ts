@@ -10,7 +10,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { MountedVolume, cli, makeSandbox, removeSandbox } from '../helpers/mounted-volume';
+import { cli, makeSandbox, MountedVolume, removeSandbox, sandboxedMount } from '../helpers/mounted-volume';
 import { waitFor } from '../helpers/wait';
 import { failoverConfigFile } from '../helpers/failover-config';
 import { startFaultFs } from '../../fixtures/faultfs/faultfs-client';
@@ -44,12 +44,7 @@ function tree(dir: string): Record<string, string> {
 }
 
 t.test('manual failover serves everything from the shadows; failback resyncs the live directory exactly', async (t) => {
-  const sb = makeSandbox('failover-');
-  const vol = new MountedVolume(sb, { configFile: failoverConfigFile(sb, { enabled: false }) });
-  t.teardown(async () => {
-    await vol.cleanup();
-    removeSandbox(sb);
-  });
+  const { sb, vol } = sandboxedMount(t, (sb) => ({ configFile: failoverConfigFile(sb, { enabled: false }) }), 'failover-');
   await vol.start();
   const big = randomBytes(300 * KiB);
   const m = (p: string): string => path.join(sb.mnt, p);
@@ -105,12 +100,7 @@ t.test('manual failover serves everything from the shadows; failback resyncs the
 });
 
 t.test('kill -9 while failed over: the next mount is still failed over and loses nothing acknowledged', async (t) => {
-  const sb = makeSandbox('failover-crash-');
-  const vol = new MountedVolume(sb, { configFile: failoverConfigFile(sb, { enabled: false }) });
-  t.teardown(async () => {
-    await vol.cleanup();
-    removeSandbox(sb);
-  });
+  const { sb, vol } = sandboxedMount(t, (sb) => ({ configFile: failoverConfigFile(sb, { enabled: false }) }), 'failover-crash-');
   await vol.start();
   const data = randomBytes(200 * KiB);
   await fsp.writeFile(path.join(sb.mnt, 'f.bin'), data);
@@ -205,12 +195,7 @@ t.test('a live volume that hangs: ops are answered from the shadows within the d
 });
 
 t.test('a file changed on the live volume during the failover is a conflict: reported and kept, never merged', async (t) => {
-  const sb = makeSandbox('failover-conflict-');
-  const vol = new MountedVolume(sb, { configFile: failoverConfigFile(sb, { enabled: false }) });
-  t.teardown(async () => {
-    await vol.cleanup();
-    removeSandbox(sb);
-  });
+  const { sb, vol } = sandboxedMount(t, (sb) => ({ configFile: failoverConfigFile(sb, { enabled: false }) }), 'failover-conflict-');
   await vol.start();
   await fsp.writeFile(path.join(sb.mnt, 'f.txt'), 'original');
   await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);

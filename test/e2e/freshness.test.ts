@@ -6,7 +6,7 @@ import { waitFor } from '../helpers/wait';
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { MountedVolume, cli, makeSandbox, removeSandbox } from '../helpers/mounted-volume';
+import { cli, sandboxedMount } from '../helpers/mounted-volume';
 import type { StatusReport, WhichTierReport } from '../../src/control/protocol';
 
 const EXTENT = 64 * 1024;
@@ -24,12 +24,7 @@ function countCopies(dir: string): number {
 
 
 t.test('writes after a copy was made are always visible, here and after remount', async (t) => {
-  const sb = makeSandbox();
-  const vol = new MountedVolume(sb, { extentSize: '64KiB', admitAfter: 1 });
-  t.teardown(async () => {
-    await vol.cleanup();
-    removeSandbox(sb);
-  });
+  const { sb, vol } = sandboxedMount(t, { extentSize: '64KiB', admitAfter: 1 });
   await vol.start();
   const f = path.join(sb.mnt, 'data.bin');
   let model = pattern(16 * EXTENT, 1);
@@ -70,12 +65,7 @@ t.test('writes after a copy was made are always visible, here and after remount'
 });
 
 t.test('changes made behind the mount\'s back invalidate the copies', async (t) => {
-  const sb = makeSandbox();
-  const vol = new MountedVolume(sb, { extentSize: '64KiB', admitAfter: 1, extraArgs: ['--watch-live'] });
-  t.teardown(async () => {
-    await vol.cleanup();
-    removeSandbox(sb);
-  });
+  const { sb, vol } = sandboxedMount(t, { extentSize: '64KiB', admitAfter: 1, extraArgs: ['--watch-live'] });
   const live = path.join(sb.live, 'oob.bin');
   fs.writeFileSync(live, pattern(8 * EXTENT, 2));
   await vol.start();
@@ -101,12 +91,7 @@ t.test('changes made behind the mount\'s back invalidate the copies', async (t) 
 });
 
 t.test('with --watch-live, copies of a file the mount keeps open are dropped when it changes behind its back', async (t) => {
-  const sb = makeSandbox();
-  const vol = new MountedVolume(sb, { extentSize: '64KiB', admitAfter: 1, extraArgs: ['--watch-live'] });
-  t.teardown(async () => {
-    await vol.cleanup();
-    removeSandbox(sb);
-  });
+  const { sb, vol } = sandboxedMount(t, { extentSize: '64KiB', admitAfter: 1, extraArgs: ['--watch-live'] });
   const live = path.join(sb.live, 'held.bin');
   fs.writeFileSync(live, pattern(4 * EXTENT, 5));
   await vol.start();

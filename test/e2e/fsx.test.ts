@@ -6,7 +6,7 @@
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { MountedVolume, cli, makeSandbox, removeSandbox } from '../helpers/mounted-volume';
+import { cli, sandboxedMount } from '../helpers/mounted-volume';
 import type { StatusReport } from '../../src/control/protocol';
 import { seededRandom } from '../../src/util/seeded-random';
 
@@ -18,15 +18,10 @@ const MAX_SIZE = 40 * EXTENT;
 
 t.test(`fsx-style random operations (seed ${seed}, ${OPS} ops)`, async (t) => {
   t.comment(`replay with SHADOWFS_FSX_SEED=${seed}`);
-  const sb = makeSandbox();
-  const vol = new MountedVolume(sb, {
+  const { sb, vol } = sandboxedMount(t, {
     extentSize: '16KiB',
     admitAfter: 1,
     tiers: [{ name: 'nvme', capacity: '256KiB' }, { name: 'ssd', capacity: '2MiB' }],
-  });
-  t.teardown(async () => {
-    await vol.cleanup();
-    removeSandbox(sb);
   });
   await vol.start();
   const rand = seededRandom(seed);

@@ -5,7 +5,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import * as net from 'node:net';
 import { spawnSync } from 'node:child_process';
-import { CLI, MountedVolume, isMounted, makeSandbox, mountArgs, removeSandbox } from '../helpers/mounted-volume';
+import { CLI, isMounted, makeSandbox, mountArgs, removeSandbox, sandboxedMount } from '../helpers/mounted-volume';
 
 function get(url: string): Promise<{ status: number; body: string; type: string }> {
   return new Promise((resolve, reject) => {
@@ -30,15 +30,10 @@ function parse(text: string): Map<string, number> {
 }
 
 t.test('metrics scrape', async (t) => {
-  const sb = makeSandbox();
-  const vol = new MountedVolume(sb, {
+  const { sb, vol } = sandboxedMount(t, {
     extentSize: '64KiB', admitAfter: 1,
     tiers: [{ name: 'nvme', capacity: '8MiB' }, { name: 'hdd', capacity: '64MiB' }], coverageTier: 'hdd',
     extraArgs: ['--metrics-port', '0'],
-  });
-  t.teardown(async () => {
-    await vol.cleanup();
-    removeSandbox(sb);
   });
   fs.writeFileSync(path.join(sb.live, 'm.bin'), Buffer.alloc(1024 * 1024, 3));
   await vol.start();

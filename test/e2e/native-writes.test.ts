@@ -7,7 +7,7 @@
 import t, { Test } from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { MountedVolume, cli, makeSandbox, removeSandbox, Sandbox } from '../helpers/mounted-volume';
+import { cli, MountedVolume, Sandbox, sandboxedMount } from '../helpers/mounted-volume';
 import { waitFor } from '../helpers/wait';
 import type { StatusReport } from '../../src/control/protocol';
 import { seededRandom } from '../../src/util/seeded-random';
@@ -60,12 +60,7 @@ function readDirect(file: string, size: number): Buffer {
 
 /** A started mount (64 KiB extents) with data.bin of `extents` extents written through it. */
 async function mountWithFile(t: Test, admitAfter: number, extents: number, salt: number): Promise<{ sb: Sandbox; vol: MountedVolume; f: string; model: Buffer }> {
-  const sb = makeSandbox();
-  const vol = new MountedVolume(sb, { extentSize: '64KiB', admitAfter });
-  t.teardown(async () => {
-    await vol.cleanup();
-    removeSandbox(sb);
-  });
+  const { sb, vol } = sandboxedMount(t, { extentSize: '64KiB', admitAfter });
   await vol.start();
   const f = path.join(sb.mnt, 'data.bin');
   const model = pattern(extents * EXTENT, salt);

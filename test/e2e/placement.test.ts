@@ -3,7 +3,7 @@ import { waitFor } from '../helpers/wait';
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { MountedVolume, cli, makeSandbox, removeSandbox, Sandbox } from '../helpers/mounted-volume';
+import { cli, Sandbox, sandboxedMount } from '../helpers/mounted-volume';
 import type { StatusReport, WhichTierReport } from '../../src/control/protocol';
 
 const EXTENT = 64 * 1024;
@@ -19,14 +19,9 @@ function makeFile(sb: Sandbox, name: string, extents: number): string {
 }
 
 t.test('pin, hint and unpin', async (t) => {
-  const sb = makeSandbox();
-  const vol = new MountedVolume(sb, {
+  const { sb, vol } = sandboxedMount(t, {
     extentSize: '64KiB', admitAfter: 1,
     tiers: [{ name: 'nvme', capacity: '512KiB' }, { name: 'ssd', capacity: '8MiB' }],
-  });
-  t.teardown(async () => {
-    await vol.cleanup();
-    removeSandbox(sb);
   });
   const pinned = makeFile(sb, 'pinned.db', 4);
   const hinted = makeFile(sb, 'report.db', 6);
@@ -79,14 +74,9 @@ t.test('pin, hint and unpin', async (t) => {
 });
 
 t.test('promote and demote: one-off moves between tiers', async (t) => {
-  const sb = makeSandbox();
-  const vol = new MountedVolume(sb, {
+  const { sb, vol } = sandboxedMount(t, {
     extentSize: '64KiB', admitAfter: 1000, // reactive admission out of the way: only the moves place copies
     tiers: [{ name: 'nvme', capacity: '256KiB' }, { name: 'ssd', capacity: '4MiB' }, { name: 'hdd', capacity: '8MiB', cls: 'hdd' }],
-  });
-  t.teardown(async () => {
-    await vol.cleanup();
-    removeSandbox(sb);
   });
   const f = makeFile(sb, 'data.db', 8);
   const big = makeFile(sb, 'big.db', 8);

@@ -7,7 +7,7 @@ import { waitFor } from '../helpers/wait';
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { MountedVolume, cli, makeSandbox, removeSandbox } from '../helpers/mounted-volume';
+import { cli, sandboxedMount } from '../helpers/mounted-volume';
 import type { StatusReport, WhichTierReport } from '../../src/control/protocol';
 import type { ForecastReport } from '../../src/predict/forecast-report';
 
@@ -15,15 +15,10 @@ const EXTENT = 64 * 1024;
 
 
 t.test('predictive placement on a live mount', async (t) => {
-  const sb = makeSandbox();
-  const vol = new MountedVolume(sb, {
+  const { sb, vol } = sandboxedMount(t, {
     extentSize: '64KiB',
     tiers: [{ name: 'nvme', capacity: '4MiB' }, { name: 'ssd', capacity: '16MiB' }],
     extraArgs: ['--placement', 'predictive'],
-  });
-  t.teardown(async () => {
-    await vol.cleanup();
-    removeSandbox(sb);
   });
   const data = Buffer.alloc(32 * EXTENT);
   for (let i = 0; i < data.length; i++) data[i] = (i * 11) & 0xff;
@@ -78,15 +73,10 @@ t.test('predictive placement on a live mount', async (t) => {
 });
 
 t.test('a hotter file displaces a hot one from nvme, whose copies move down to ssd', async (t) => {
-  const sb = makeSandbox();
-  const vol = new MountedVolume(sb, {
+  const { sb, vol } = sandboxedMount(t, {
     extentSize: '64KiB',
     tiers: [{ name: 'nvme', capacity: '256KiB' }, { name: 'ssd', capacity: '8MiB' }],
     extraArgs: ['--placement', 'predictive'],
-  });
-  t.teardown(async () => {
-    await vol.cleanup();
-    removeSandbox(sb);
   });
   const a = Buffer.alloc(4 * EXTENT, 'a');
   const b = Buffer.alloc(4 * EXTENT, 'b');

@@ -7,7 +7,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { MountedVolume, cli, makeSandbox, removeSandbox } from '../helpers/mounted-volume';
+import { cli, sandboxedMount } from '../helpers/mounted-volume';
 import type { StatusReport } from '../../src/control/protocol';
 
 const EXTENT = 64 * 1024;
@@ -39,16 +39,11 @@ process.exit(0);
 `;
 
 t.test('add, resize, drain and remove tiers while mounted', async (t) => {
-  const sb = makeSandbox();
-  const vol = new MountedVolume(sb, {
+  const { sb, vol } = sandboxedMount(t, {
     extentSize: '64KiB',
     admitAfter: 1,
     tiers: [{ name: 'nvme', capacity: '1MiB' }, { name: 'hdd', capacity: '64MiB' }],
     coverageTier: 'hdd',
-  });
-  t.teardown(async () => {
-    await vol.cleanup();
-    removeSandbox(sb);
   });
   const size = 32 * EXTENT;
   const data = Buffer.alloc(size);

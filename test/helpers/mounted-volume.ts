@@ -6,6 +6,7 @@ import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { HasTeardown } from './temp-dir';
 
 export const REPO = path.resolve(__dirname, '../../..');
 export const CLI = path.join(REPO, 'bin/shadowfs');
@@ -127,6 +128,20 @@ export class MountedVolume {
     }
     if (isMounted(this.sb.mnt)) spawnSync('fusermount', ['-uz', this.sb.mnt]);
   }
+}
+
+/**
+ * A sandbox and a (not yet started) mount over it, both torn down when the test ends. `opts` may
+ * depend on the sandbox (tier paths, a config file written into it).
+ */
+export function sandboxedMount(t: HasTeardown, opts: MountOptions | ((sb: Sandbox) => MountOptions) = {}, prefix?: string): { sb: Sandbox; vol: MountedVolume } {
+  const sb = makeSandbox(prefix);
+  const vol = new MountedVolume(sb, typeof opts === 'function' ? opts(sb) : opts);
+  t.teardown(async () => {
+    await vol.cleanup();
+    removeSandbox(sb);
+  });
+  return { sb, vol };
 }
 
 export function removeSandbox(sb: Sandbox): void {
