@@ -106,12 +106,13 @@ export class FastPath {
     // Only files an application holds open have handles to map into (background pins do not).
     if (!rm || file.fhs.size === 0) return;
     const current = this.mapped.get(file.fileId)?.get(index);
+    // Already on a copy: nothing to do (reads through JS call this for every extent they read).
+    if (current && current.tierId !== 'live') return;
     const pick = this.usableCopy(file, index);
     if (!pick) {
       if (!current && this.liveMappable(file, index)) this.record(file, index, { tierId: 'live', generation: 0, lease: undefined, fd: file.readFd });
       return;
     }
-    if (current && current.tierId !== 'live') return;
     const lease = await pick.tier.acquireFd({ fileId: file.fileId, index });
     if (!lease) return;
     // Everything may have changed while the fd was opened: check again, then map at once (a live

@@ -108,14 +108,18 @@ export const mountCommand: CommandModule<object, MountArgs> = {
         negativeTimeoutSeconds: 0,
         onHandlerError: (op, err) => log.error('fuse', `${op}: ${(err as Error)?.stack ?? String(err)}`),
       });
-      // SHADOWFS_NO_FASTPATH=1 sends every read through the redirector (for comparisons and triage).
-      if (!process.env.SHADOWFS_NO_FASTPATH) opened.volume.fastPath.attach(fuse);
-      // What the fast paths serve natively still reaches the placement policy (SHADOWFS_NO_NATIVE_HEAT=1: not, for comparisons).
-      if (!process.env.SHADOWFS_NO_FASTPATH && !process.env.SHADOWFS_NO_NATIVE_HEAT) opened.nativeHeat.attach(fuse);
-      // Native writes cannot be abandoned on a hung live volume: not where failover must bound every op.
-      if (!process.env.SHADOWFS_NO_FASTPATH && !process.env.SHADOWFS_NO_NATIVE_WRITES && !config.coverageTier) opened.volume.nativeWrites.attach(fuse);
-      // Likewise reads of the live file itself (extents without a copy).
-      if (!process.env.SHADOWFS_NO_FASTPATH && !process.env.SHADOWFS_NO_NATIVE_LIVE_READS && !config.coverageTier) opened.volume.fastPath.mapLiveFiles(true);
+      // SHADOWFS_NO_FASTPATH=1 sends every read and write through JS (for comparisons and triage);
+      // the other switches turn off one part each.
+      const env = process.env;
+      if (!env.SHADOWFS_NO_FASTPATH) {
+        opened.volume.fastPath.attach(fuse);
+        // What the fast paths serve natively still reaches the placement policy.
+        if (!env.SHADOWFS_NO_NATIVE_HEAT) opened.nativeHeat.attach(fuse);
+        // Native writes and reads of the live file cannot be abandoned on a hung live volume: not
+        // where failover must bound every op.
+        if (!config.coverageTier && !env.SHADOWFS_NO_NATIVE_WRITES) opened.volume.nativeWrites.attach(fuse);
+        if (!config.coverageTier && !env.SHADOWFS_NO_NATIVE_LIVE_READS) opened.volume.fastPath.mapLiveFiles(true);
+      }
       await fuse.mount();
     } catch (err) {
       await opened.close();
