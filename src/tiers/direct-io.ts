@@ -28,6 +28,21 @@ const ADDRESS_STEP = 16;
 /** Free buffers kept for reuse; more are left to the garbage collector. */
 const MAX_FREE = 16;
 
+/**
+ * Memory known to suit direct I/O: the aligned offset of each probed slab, by its memory. Kept
+ * per process, not per tier, so that other direct I/O (background copies reading the live file,
+ * src/volume/direct-live-reads.ts) can use a lent buffer without a probe of its own.
+ */
+const alignedStarts = new WeakMap<ArrayBufferLike, number>();
+
+/**
+ * `buf` starts at an address some filesystem accepted for direct I/O (a buffer a tier lent,
+ * aligned to that tier's logical block size; another device may want more, and answers EINVAL).
+ */
+export function startsAligned(buf: Buffer): boolean {
+  return alignedStarts.get(buf.buffer) === buf.byteOffset;
+}
+
 interface Slab {
   readonly raw: Buffer;
   /** Offset into `raw` whose address the device accepts for direct I/O; undefined: none known. */
@@ -108,7 +123,10 @@ export class DirectIo {
     if (i >= 0) return this.free.splice(i, 1)[0];
     const raw = Buffer.allocUnsafe(size + ALIGN);
     const aligned = this.supported === false ? undefined : await this.probe(raw);
-    if (aligned !== undefined) this.supported = true;
+    if (aligned !== undefined) {
+      this.supported = true;
+      alignedStarts.set(raw.buffer, raw.byteOffset + aligned);
+    }
     return { raw, aligned };
   }
 

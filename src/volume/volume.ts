@@ -18,6 +18,7 @@ import { closeFd, fstat, fsyncFd, openFd } from '../util/fd-io';
 import { Logger } from '../util/log';
 import { Mutex } from '../util/mutex';
 import { Handle, OpenFile, OpenFiles } from './open-files';
+import { DirectLiveReads } from './direct-live-reads';
 import { FastPath } from '../io/fast-path';
 import { NativeWrites } from '../io/native-writes';
 import { LiveReader } from '../io/redirector';
@@ -25,7 +26,7 @@ import { LiveGuard, LiveUnavailable } from '../failover/live-guard';
 import { ShadowNamespace } from '../failover/shadow-namespace';
 import { RESERVED_NAMES } from '../failover/namespace-mirror';
 import { ModeGate } from '../failover/mode-gate';
-import { pread, preadFull } from '../util/fd-io';
+import { pread } from '../util/fd-io';
 
 const run = promisify(execFile);
 
@@ -59,6 +60,8 @@ export class Volume {
   readonly open = new OpenFiles();
   readonly fastPath: FastPath;
   readonly nativeWrites: NativeWrites;
+  /** How background copies read the live file (direct I/O into the tier's buffer when it suits). */
+  readonly directLiveReads: DirectLiveReads;
   /** Every live-volume op runs under it: a deadline, bounded concurrency, health samples. */
   readonly guard = new LiveGuard({ deadlineMs: 5_000, syncDeadlineMs: 5_000, maxConcurrent: 8 });
   /** Set while failed over (and while resyncing): namespace and data come from the shadows. */
@@ -81,7 +84,8 @@ export class Volume {
     this.nativeWrites = new NativeWrites(map, this.open, io.extentSizeBytes);
     shadows.onFileReleased = (file) => void this.closeFile(file);
     shadows.lastForegroundMs = () => this.lastForegroundMs;
-    shadows.readLive = (file, buf, length, position) => this.guard.run('read', () => preadFull(file.readFd, buf, 0, length, position), { background: true });
+    this.directLiveReads = new DirectLiveReads(!process.env.SHADOWFS_NO_DIRECT_LIVE_READS, (fd) => this.guard.run('meta', () => closeFd(fd), { force: true }), (why) => log.warn('volume', why));
+    shadows.readLive = (file, buf, length, position) => this.guard.run('read', () => this.directLiveReads.read(file, buf, length, position), { background: true });
     shadows.beforeRemove = (fileId, index) => this.fastPath.unmap(fileId, index, index);
     shadows.beforeCopyRead = (fileId, index) => this.nativeWrites.revoke(fileId, index, index);
     shadows.onPublished = (file, index) => this.fastPath.remap(file, index, index);
@@ -636,6 +640,7 @@ export class Volume {
     this.open.removeFile(file.fileId);
     this.fastPath.onFileClosed(file.fileId);
     this.nativeWrites.onFileClosed(file.fileId);
+    this.directLiveReads.forget(file);
     try {
       if (file.unlinked) await this.dropFile(file.fileId);
       else if (!this.shadow && file.readFd >= 0) await this.g('meta', () => this.storeRecord(file));
