@@ -194,6 +194,11 @@ export interface FuseMountOptions {
   negativeTimeoutSeconds?: number;
   /** -o big_writes: buffered writes reach `write` in chunks up to maxWriteBytes instead of 4 KiB. */
   bigWrites?: boolean;
+  /**
+   * Largest write and read requests (bytes). Up to 128 KiB is libfuse 2's own limit; above it (up
+   * to 1 MiB, MAX_REQUEST_BYTES) the patched binding negotiates FUSE max_pages, which libfuse 2
+   * cannot: a 1 MiB read or write is then one request instead of eight.
+   */
   maxWriteBytes?: number;
   maxReadBytes?: number;
   /** Further -o options, verbatim ('kernel_cache', 'max_readahead=131072', ...). No commas. */
@@ -265,6 +270,7 @@ interface NativeFuse {
   unmapExtent(fh: number, index: number): void;
   unmapFile(fh: number): void;
   fastPathStats(): FastPathStats;
+  maxRequestBytes(): number;
   setFileWrites(fh: number, fd: number, limitBytes: number): void;
   setExtentsWritable(fh: number, first: number, last: number, writable: boolean): void;
   setNativeWrites(enabled: boolean): number;
@@ -287,6 +293,8 @@ interface NativeFuseOptions {
   debug?: boolean;
   noFileCapabilities: boolean;
   directIoOnODirect: boolean;
+  /** Bytes per request above libfuse 2's 128 KiB (0: libfuse's limit). */
+  maxRequest: number;
   options: string[];
 }
 
@@ -412,6 +420,11 @@ export class FuseMount {
     return this.native.fastPathStats();
   }
 
+  /** Bytes per read/write request the kernel agreed to at INIT (LIBFUSE_MAX_REQUEST_BYTES unless raised). */
+  maxRequestBytes(): number {
+    return this.native.maxRequestBytes() || LIBFUSE_MAX_REQUEST_BYTES;
+  }
+
   // ---- native write fast path ----
   //
   // For an open handle fh (with a map from setFileMap), JS declares a write fd and a limit, and
@@ -489,8 +502,17 @@ function defaultHandlerError(op: FuseOpName, err: unknown): void {
   console.error(`shadowfs fuse: ${op} handler:`, err);
 }
 
+/** What libfuse 2 negotiates by itself: 32 pages. */
+export const LIBFUSE_MAX_REQUEST_BYTES = 128 * 1024;
+/** The kernel's ceiling: 256 pages (FUSE_MAX_MAX_PAGES). */
+export const MAX_REQUEST_BYTES = 1024 * 1024;
+
 function nativeOptions(o: FuseMountOptions): NativeFuseOptions {
   const extra: string[] = [];
+  for (const [what, v] of [['maxWriteBytes', o.maxWriteBytes], ['maxReadBytes', o.maxReadBytes]] as const) {
+    if (v !== undefined && positiveInt(v, what) > MAX_REQUEST_BYTES) throw new RangeError(`${what}: at most ${MAX_REQUEST_BYTES}, got ${v}`);
+  }
+  const maxRequest = Math.max(o.maxWriteBytes ?? 0, o.maxReadBytes ?? 0);
   if (o.bigWrites) extra.push('big_writes');
   if (o.maxWriteBytes !== undefined) extra.push(`max_write=${positiveInt(o.maxWriteBytes, 'maxWriteBytes')}`);
   for (const opt of o.options ?? []) {
@@ -514,6 +536,7 @@ function nativeOptions(o: FuseMountOptions): NativeFuseOptions {
     debug: o.debug,
     noFileCapabilities: o.noFileCapabilities ?? true,
     directIoOnODirect: o.directIoOnODirect ?? true,
+    maxRequest: maxRequest > LIBFUSE_MAX_REQUEST_BYTES ? maxRequest : 0,
     options: extra,
   };
 }

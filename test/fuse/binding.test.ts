@@ -78,6 +78,7 @@ class MemFs {
   readonly files = new Map<string, Node>();
   readonly calls = new Map<string, number>();
   readonly writeSizes: number[] = [];
+  readonly readSizes: number[] = [];
   mount: FuseMount | undefined;
   private nextFh = 10;
 
@@ -129,6 +130,7 @@ class MemFs {
       },
       read: (p, fh, buf, len, pos, cb) => {
         this.hit('read');
+        this.readSizes.push(len);
         const node = this.files.get(p);
         if (!node) return cb(Errno.ENOENT);
         const n = node.data.copy(buf, 0, pos, Math.min(node.data.length, pos + len));
@@ -285,6 +287,28 @@ t.test('big_writes: a 1 MiB buffered write arrives in chunks larger than 4 KiB',
   t.equal(await maxChunk({}), 4096, 'without big_writes: 4 KiB');
   t.equal(await maxChunk({ bigWrites: true, maxWriteBytes: 131072, maxReadBytes: 131072 }), 131072, 'with big_writes: max_write');
   t.equal(await maxChunk({ options: ['big_writes', 'max_write=65536'] }), 65536, 'raw -o options pass through');
+});
+
+t.test('requests above 128 KiB: the binding negotiates max_pages, which libfuse 2 cannot', async (t) => {
+  const requestSizes = async (options: FuseMountOptions) => {
+    const memfs = new MemFs();
+    const data = randomBytes(2 * MiB);
+    memfs.add('src', data);
+    const { mnt, fm, dir } = await mounted(t, memfs.handlers(), options);
+    const agreed = fm.maxRequestBytes();
+    // A buffered 1 MiB write (big_writes) and an O_DIRECT 1 MiB read, each one system call.
+    await run('dd', [`if=${path.join(mnt, 'src')}`, `of=${path.join(mnt, 'copy')}`, 'bs=1M', 'count=2', 'iflag=direct', 'status=none']);
+    const back = path.join(dir, 'back');
+    await run('dd', [`if=${path.join(mnt, 'copy')}`, `of=${back}`, 'bs=1M', 'iflag=direct', 'status=none']);
+    t.ok(fs.readFileSync(back).equals(data), 'the bytes survive the round trip');
+    await fm.unmount();
+    return { agreed, write: Math.max(...memfs.writeSizes), read: Math.max(...memfs.readSizes) };
+  };
+  const big = { bigWrites: true, maxWriteBytes: MiB, maxReadBytes: MiB };
+  t.same(await requestSizes(big), { agreed: MiB, write: MiB, read: MiB }, '1 MiB: one request per 1 MiB read or write');
+  t.same(await requestSizes({ bigWrites: true, maxWriteBytes: 131072, maxReadBytes: 131072 }), { agreed: 131072, write: 131072, read: 131072 },
+    '128 KiB: libfuse 2 alone');
+  t.throws(() => new FuseMount('/nonexistent', {}, { maxWriteBytes: 2 * MiB }), /at most 1048576/, 'beyond the kernel ceiling: refused');
 });
 
 /** MemFs with xattr handlers; `xattrNames` lists every name the getxattr/setxattr handlers saw. */

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { checkMountpoint, checkVolumePaths } from '../../config/check-paths';
 import { buildHandlers } from '../../fuse/adapter';
-import { FuseMount } from '../../fuse/binding';
+import { FuseMount, LIBFUSE_MAX_REQUEST_BYTES, MAX_REQUEST_BYTES } from '../../fuse/binding';
 import { isMounted, isStale, lazyUnmount } from '../../fuse/mount-table';
 import { openVolume } from '../../volume/open-volume';
 import { formatStatus } from './status';
@@ -91,6 +91,8 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     const log = createLogger(args.verbose ? 'debug' : 'warn');
     const opened = await openVolume(config, log);
     let fuse: FuseMount | undefined;
+    const env = process.env;
+    const requestBytes = env.SHADOWFS_SMALL_REQUESTS ? LIBFUSE_MAX_REQUEST_BYTES : MAX_REQUEST_BYTES;
     try {
       fuse = new FuseMount(mountpoint, buildHandlers(opened.volume, log, () => fuse?.context()), {
         fsname: `shadowfs:${config.livePath}`,
@@ -99,8 +101,10 @@ export const mountCommand: CommandModule<object, MountArgs> = {
         // The kernel checks permissions against the caller; the daemon itself runs as root.
         defaultPermissions: true,
         bigWrites: true,
-        maxWriteBytes: 128 * 1024,
-        maxReadBytes: 128 * 1024,
+        // One request per 1 MiB read or write instead of eight (FUSE max_pages, which the patched
+        // binding negotiates); SHADOWFS_SMALL_REQUESTS=1 keeps libfuse 2's 128 KiB for comparisons.
+        maxWriteBytes: requestBytes,
+        maxReadBytes: requestBytes,
         // Cached attributes go stale across link/rename (link counts), and the live volume can
         // change behind our back: ask every time.
         attrTimeoutSeconds: 0,
@@ -110,7 +114,6 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       });
       // SHADOWFS_NO_FASTPATH=1 sends every read and write through JS (for comparisons and triage);
       // the other switches turn off one part each.
-      const env = process.env;
       if (!env.SHADOWFS_NO_FASTPATH) {
         opened.volume.fastPath.attach(fuse);
         // What the fast paths serve natively still reaches the placement policy.
