@@ -45,7 +45,7 @@ export interface StatusReport {
    * hits are requests; liveHits and copyHits count, per extent a native read touched, whether the
    * live file (an extent without a copy) or a tier copy answered it: their ratio splits hits.
    */
-  fastPath: { hits: number; misses: number; errors: number; mappedExtents?: number; liveMappedExtents?: number; liveHits?: number; copyHits?: number };
+  fastPath: { hits: number; misses: number; errors: number; polled?: number; mappedExtents?: number; liveMappedExtents?: number; liveHits?: number; copyHits?: number };
   /** Writes the FUSE layer wrote to the live file itself (absent: not used on this mount). */
   nativeWrites?: { on: boolean; hits: number; misses: number; errors: number; stalls: number; grantedExtents: number };
   shadow: { copies: number; copyBytes: number; evictions: number; discardedCopies: number; failedCopies: number; copyErrors: number; corruptCopies: number; hedgesIssued?: number; hedgesWon?: number };

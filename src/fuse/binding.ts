@@ -221,6 +221,12 @@ export interface FuseMountOptions {
    * unprivileged users do not clear them).
    */
   directIoOnODirect?: boolean;
+  /**
+   * While requests keep coming, one FUSE thread polls for the next request for up to 100 µs
+   * (yielding the CPU between polls) before it sleeps in read() (default true). On a virtual
+   * machine a sleeping reader's wake-up can cost more than a native read or write itself.
+   */
+  pollRequests?: boolean;
   /** A handler threw, its promise rejected, or it called back twice. Default: console.error. */
   onHandlerError?: (op: FuseOpName, err: unknown) => void;
 }
@@ -232,6 +238,8 @@ export interface FastPathStats {
   misses: number;
   /** Native preads that failed; each of those reads went to the JS handler instead. */
   errors: number;
+  /** Requests (of any kind) a FUSE thread found by polling, without sleeping for them (pollRequests). */
+  polled: number;
 }
 
 export interface NativeWriteStats {
@@ -293,6 +301,7 @@ interface NativeFuseOptions {
   debug?: boolean;
   noFileCapabilities: boolean;
   directIoOnODirect: boolean;
+  pollRequests: boolean;
   /** Bytes per request above libfuse 2's 128 KiB (0: libfuse's limit). */
   maxRequest: number;
   options: string[];
@@ -420,7 +429,10 @@ export class FuseMount {
     return this.native.fastPathStats();
   }
 
-  /** Bytes per read/write request the kernel agreed to at INIT (LIBFUSE_MAX_REQUEST_BYTES unless raised). */
+  /**
+   * Bytes per read/write request the kernel agreed to at INIT (LIBFUSE_MAX_REQUEST_BYTES unless
+   * raised). The INIT reply leaves after mount() resolves: known once a request has been answered.
+   */
   maxRequestBytes(): number {
     return this.native.maxRequestBytes() || LIBFUSE_MAX_REQUEST_BYTES;
   }
@@ -536,6 +548,7 @@ function nativeOptions(o: FuseMountOptions): NativeFuseOptions {
     debug: o.debug,
     noFileCapabilities: o.noFileCapabilities ?? true,
     directIoOnODirect: o.directIoOnODirect ?? true,
+    pollRequests: o.pollRequests ?? true,
     maxRequest: maxRequest > LIBFUSE_MAX_REQUEST_BYTES ? maxRequest : 0,
     options: extra,
   };

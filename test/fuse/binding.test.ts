@@ -295,12 +295,12 @@ t.test('requests above 128 KiB: the binding negotiates max_pages, which libfuse 
     const data = randomBytes(2 * MiB);
     memfs.add('src', data);
     const { mnt, fm, dir } = await mounted(t, memfs.handlers(), options);
-    const agreed = fm.maxRequestBytes();
     // A buffered 1 MiB write (big_writes) and an O_DIRECT 1 MiB read, each one system call.
     await run('dd', [`if=${path.join(mnt, 'src')}`, `of=${path.join(mnt, 'copy')}`, 'bs=1M', 'count=2', 'iflag=direct', 'status=none']);
     const back = path.join(dir, 'back');
     await run('dd', [`if=${path.join(mnt, 'copy')}`, `of=${back}`, 'bs=1M', 'iflag=direct', 'status=none']);
     t.ok(fs.readFileSync(back).equals(data), 'the bytes survive the round trip');
+    const agreed = fm.maxRequestBytes(); // the INIT reply has certainly left by now
     await fm.unmount();
     return { agreed, write: Math.max(...memfs.writeSizes), read: Math.max(...memfs.readSizes) };
   };
@@ -309,6 +309,22 @@ t.test('requests above 128 KiB: the binding negotiates max_pages, which libfuse 
   t.same(await requestSizes({ bigWrites: true, maxWriteBytes: 131072, maxReadBytes: 131072 }), { agreed: 131072, write: 131072, read: 131072 },
     '128 KiB: libfuse 2 alone');
   t.throws(() => new FuseMount('/nonexistent', {}, { maxWriteBytes: 2 * MiB }), /at most 1048576/, 'beyond the kernel ceiling: refused');
+});
+
+t.test('pollRequests: while requests stream in, a FUSE thread finds the next one by polling', async (t) => {
+  const polledDuring = async (pollRequests: boolean): Promise<number> => {
+    const memfs = new MemFs();
+    memfs.add('f', randomBytes(4 * MiB));
+    const { mnt, fm } = await mounted(t, memfs.handlers(), { pollRequests });
+    // One reader, one request at a time: each next request comes within microseconds of a reply.
+    await run('dd', [`if=${path.join(mnt, 'f')}`, 'of=/dev/null', 'bs=4k', 'iflag=direct', 'status=none']);
+    const { polled } = fm.fastPathStats();
+    t.ok(memfs.count('read') >= 1024, `every read reached the handler (pollRequests ${pollRequests}: ${memfs.count('read')})`);
+    await fm.unmount();
+    return polled;
+  };
+  t.ok((await polledDuring(true)) > 0, 'on: requests found by polling');
+  t.equal(await polledDuring(false), 0, 'off: none');
 });
 
 /** MemFs with xattr handlers; `xattrNames` lists every name the getxattr/setxattr handlers saw. */

@@ -105,6 +105,8 @@ export const mountCommand: CommandModule<object, MountArgs> = {
         // binding negotiates); SHADOWFS_SMALL_REQUESTS=1 keeps libfuse 2's 128 KiB for comparisons.
         maxWriteBytes: requestBytes,
         maxReadBytes: requestBytes,
+        // SHADOWFS_NO_POLL_REQUESTS=1: FUSE threads sleep as soon as no request waits (comparisons).
+        pollRequests: !env.SHADOWFS_NO_POLL_REQUESTS,
         // Cached attributes go stale across link/rename (link counts), and the live volume can
         // change behind our back: ask every time.
         attrTimeoutSeconds: 0,
