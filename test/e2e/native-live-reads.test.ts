@@ -87,7 +87,9 @@ t.test('a copy, once published, takes over from the live file', async (t) => {
   const { sb, read } = await mounted(t, { admitAfter: 1 }, model);
   // The first read maps the live file and admits the extent; the copy replaces the mapping.
   t.ok(read(0, 4 * EXTENT).equals(model), 'first read');
-  await waitFor(() => fastPath(sb).mappedExtents === 4, 'the copies mapped in place of the live file', 10_000, 100);
+  let seen: StatusReport['fastPath'] | undefined;
+  await waitFor(() => (seen = fastPath(sb)).mappedExtents === 4, 'the copies mapped in place of the live file', 10_000, 100)
+    .catch((err: Error) => { throw new Error(`${err.message}; last fastPath ${JSON.stringify(seen)}; status ${cli(['status', '--json', sb.mnt]).stdout}`); });
   const before = fastPath(sb);
   t.equal(before.liveMappedExtents, 0, 'no live mapping left');
   for (let i = 0; i < 50; i++) t.ok(read((i % 64) * 4096, 4096).equals(model.subarray((i % 64) * 4096, (i % 64) * 4096 + 4096)), `read ${i}`);
