@@ -9,7 +9,9 @@
 #  2. Foreground impact: fio 4 KiB random reads (1 job, psync, O_DIRECT) on one file of the volume
 #     through the mount, (a) on a mount with the same (empty) tier and no coverage tier, and (b) on
 #     a fresh mount with the coverage tier while the replication of the volume runs. Ratio = IOPS
-#     (b) / (a) (≥ 0.8 wanted). Reactive admission is off on both (--admit-after 1000000000), so
+#     (b) / (a) (≥ 0.8 wanted). Both read the same way: a coverage tier turns native live-file
+#     reads off (src/cli/commands/mount.ts), so (a) runs with SHADOWFS_NO_NATIVE_LIVE_READS=1 and
+#     uncopied extents go through JS on both. Reactive admission is off on both (--admit-after 1000000000), so
 #     neither run reads from tier copies; the fio file sits in a subdirectory, which the coverage
 #     scan reaches after the files of the top directory, so it is replicated last. The report
 #     checks both: reads served from a tier during fio, and that replication was still running
@@ -33,7 +35,8 @@
 #   BENCH_ROOT=.state/bench/replication     work directory (data, mounts, tier, state, results)
 #   REPL_APPEND_DOCS=0                      1: insert the tables into docs/benchmarks.md
 # Results: $BENCH_ROOT/results/<UTC time>/ (table.md, fio JSON, status samples), and results/latest.
-# Exit status: 0 when every measurement produced a number, 1 otherwise.
+# Exit status: 0 when every measurement that ran produced a number, 1 otherwise (phases left out of
+# REPL_PHASES are reported as not run).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -178,12 +181,13 @@ daemon_cpu() {
 }
 
 # mount_shadowfs with|without [LOG]: a fresh state and an empty tier each time; sets SHADOWFS_PID.
+# "without" reads uncopied extents through JS as "with" must (no native live-file reads).
 mount_shadowfs() {
-  local coverage=() out
-  [[ $1 == with ]] && coverage=(--coverage-tier hdd)
+  local coverage=() env=() out
+  if [[ $1 == with ]]; then coverage=(--coverage-tier hdd); else env=(SHADOWFS_NO_NATIVE_LIVE_READS=1); fi
   rm -rf "$STATE" "$TIER"
   mkdir -p "$TIER" "$MNT"
-  if ! out=$(timeout 90 "${SHADOWFS[@]}" mount --live "$LIVE" --state "$STATE" \
+  if ! out=$(env "${env[@]}" timeout 90 "${SHADOWFS[@]}" mount --live "$LIVE" --state "$STATE" \
     --tier "hdd=$TIER,cap=64GiB,class=hdd" "${coverage[@]}" --copy-rate "$COPY_RATE" \
     --extent-size "$EXTENT_SIZE" --admit-after "$ADMIT_OFF" --daemon "$MNT" 2>&1); then
     printf '%s\n' "$out"
@@ -235,7 +239,7 @@ RUN_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" RUN_HOST="$(hostname)" RUN_KERNEL="$
   RUN_DISK="$disk_dev ($disk_fs)" RUN_FIO="$(fio --version)" RUN_CP="$(cp --version | head -1 | sed 's/^cp (GNU coreutils)/GNU cp/')" \
   RUN_COMMIT="$(git describe --always --dirty 2>/dev/null || echo unknown)" DATA_BYTES=$DATA_BYTES \
   FILES="$BULK_FILES x $BULK_SIZE + $FG_REL $FG_SIZE" COPY_RATE=$COPY_RATE EXTENT_SIZE=$EXTENT_SIZE \
-  RUNTIME=$RUNTIME RAMP=$RAMP FG_FILE="$FG_REL" FG_BYTES=$FG_BYTES LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)" \
+  RUNTIME=$RUNTIME RAMP=$RAMP FG_FILE="$FG_REL" FG_BYTES=$FG_BYTES LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)" PHASES="$PHASES" \
   node -e '
     const e = process.env, os = require("os");
     process.stdout.write(JSON.stringify({
@@ -244,7 +248,7 @@ RUN_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" RUN_HOST="$(hostname)" RUN_KERNEL="$
       node: process.version, commit: e.RUN_COMMIT, dataBytes: Number(e.DATA_BYTES), files: e.FILES,
       copyRate: e.COPY_RATE, extentSize: e.EXTENT_SIZE, fioRuntime: Number(e.RUNTIME),
       fioRamp: Number(e.RAMP), fgFile: e.FG_FILE, fgSizeBytes: Number(e.FG_BYTES),
-      loadAtStart: e.LOAD_START,
+      loadAtStart: e.LOAD_START, phases: e.PHASES.split(/\s+/).filter(Boolean),
     }, null, 2) + "\n");' >"$RESULTS/run.json"
 
 failed=0

@@ -10,6 +10,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { liveShare } from '../control/protocol';
 import { summariseFio } from './fio-json';
 import type { ReplicationSample } from './replication-watch';
 
@@ -38,7 +39,12 @@ interface RunInfo {
   fgFile: string;
   fgSizeBytes: number;
   loadAtStart?: string;
+  /** The measurements the run made (REPL_PHASES); absent in runs from before it was recorded: all. */
+  phases?: string[];
 }
+
+export const ALL_PHASES = ['throughput', 'foreground', 'cp-contention'] as const;
+export type Phase = (typeof ALL_PHASES)[number];
 
 interface CpResult {
   bytes: number;
@@ -119,14 +125,18 @@ const ratio = (a: number | undefined, b: number | undefined): string => (a !== u
 const verdict = (r: number | undefined, target: number): string => (r === undefined ? '' : r >= target ? ' (meets ≥ 0.8)' : ' (below 0.8)');
 const sum = (o: Record<string, number> | undefined): number => Object.values(o ?? {}).reduce((a, b) => a + b, 0);
 
-/** Reads the daemon answered during the fio run, and how many of them came from a tier copy. */
-function readsDuring(p: FgPhase): { total: number; fromTier: number } | undefined {
-  const { before: b, after: a } = p;
+/**
+ * Reads the daemon answered between two samples, and how many of them came from a tier copy. Native
+ * reads (fast path hits) are requests; their split between the live file and tier copies is known
+ * per extent touched (liveHits / copyHits), so the live file's share of them is not a tier read.
+ */
+export function readsDuring(b: ReplicationSample | undefined, a: ReplicationSample | undefined): { total: number; fromTier: number } | undefined {
   if (!a || !b) return undefined;
   const live = (a.servedReads.live ?? 0) - (b.servedReads.live ?? 0);
   const redirected = sum(a.servedReads) - sum(b.servedReads);
   const fast = a.fastPathHits - b.fastPathHits;
-  return { total: redirected + fast, fromTier: redirected - live + fast };
+  const fastLive = Math.round(fast * liveShare((a.fastPathLiveHits ?? 0) - (b.fastPathLiveHits ?? 0), (a.fastPathCopyHits ?? 0) - (b.fastPathCopyHits ?? 0)));
+  return { total: redirected + fast, fromTier: redirected - live + fast - fastLive };
 }
 
 export function buildReport(dir: string): string {
@@ -139,6 +149,7 @@ export function buildReport(dir: string): string {
   const withRepl = fgPhase(dir, 'fg-repl');
   const fgWatch = readJson<WatchSummary>(path.join(dir, 'fg-repl.watch.json'));
   const load = readJson<{ loadAtEnd?: string; cpuPressureAvg60?: number | null }>(path.join(dir, 'load.json'));
+  const ran = new Set<string>(run.phases ?? ALL_PHASES);
   const out: string[] = [];
 
   out.push(`Run ${run.date} on ${run.host}: ${run.cpus} CPUs, ${run.memoryGiB} GiB RAM, disk ${run.disk}, kernel ${run.kernel}; ${run.fio}, ${run.cp}, node ${run.node}, shadowfs ${run.commit}.`);
@@ -147,6 +158,16 @@ export function buildReport(dir: string): string {
   out.push('');
 
   // --- throughput -------------------------------------------------------------------------------
+  if (ran.has('throughput')) buildThroughput(out, dir, run, cp, repl, watch);
+  else out.push('Throughput: not run in this run (REPL_PHASES).', '');
+
+  // --- foreground ---------------------------------------------------------------------------------
+  if (ran.has('foreground') || ran.has('cp-contention')) buildForeground(out, dir, run, ran, base, withRepl, fgWatch);
+  else out.push('Foreground impact: not run in this run (REPL_PHASES).', '');
+  return out.join('\n').replace(/\n+$/, '') + '\n';
+}
+
+function buildThroughput(out: string[], dir: string, run: RunInfo, cp: CpResult | undefined, repl: ReplResult | undefined, watch: WatchSummary | undefined): void {
   out.push('| replication of the whole volume | seconds | MiB/s | ratio cp / this (target ≥ 0.8×) |');
   out.push('| --- | --- | --- | --- |');
   let headline: number | undefined;
@@ -175,25 +196,32 @@ export function buildReport(dir: string): string {
     out.push(`CPU time (moves less than wall time on a shared machine): ${[cpu(cpCpu, '`cp -r`'), cpu(daemonCpu, 'the shadowfs daemon from its start to coverage 100%')].filter(Boolean).join('; ')}.`);
   }
   out.push('');
+}
 
-  // --- foreground ---------------------------------------------------------------------------------
+/**
+ * fio on a mount without a coverage tier ("without", its native live-file reads turned off by the
+ * script so it reads uncopied extents through JS as a coverage-tier mount must) and during replication.
+ */
+function buildForeground(out: string[], dir: string, run: RunInfo, ran: Set<string>, base: FgPhase | undefined, withRepl: FgPhase | undefined, fgWatch: WatchSummary | undefined): void {
   const fgRatio = base?.iops !== undefined && withRepl?.iops !== undefined && base.iops > 0 ? withRepl.iops / base.iops : undefined;
   out.push(`| fio 4 KiB randread, 1 job, psync, O_DIRECT, ${run.fioRuntime} s after ${run.fioRamp} s ramp, on ${run.fgFile} (${(run.fgSizeBytes / MIB).toFixed(0)} MiB) | IOPS | mean / p99 µs | reads served from a tier copy |`);
   out.push('| --- | --- | --- | --- |');
   const row = (label: string, p: FgPhase | undefined): string => {
     if (!p || p.iops === undefined) return `| ${label} | FAIL${p?.fioError ? ` (${p.fioError.slice(0, 120)})` : ''} | – | – |`;
-    const r = readsDuring(p);
+    const r = readsDuring(p.before, p.after);
     const tier = r ? `${r.fromTier} of ${r.total}` : '–';
     return `| ${label} | ${Math.round(p.iops)} | ${Math.round(p.meanLatencyUs ?? 0)} / ${p.p99LatencyUs !== undefined ? Math.round(p.p99LatencyUs) : '–'} | ${tier} |`;
   };
-  out.push(row('without replication (mount with the same tier, no coverage tier)', base));
-  out.push(row('during full-volume replication (fresh state, coverage tier `hdd`)', withRepl));
-  const cpRef = fgPhase(dir, 'fg-cp');
-  if (cpRef) {
-    const r = cpRef.iops !== undefined && base?.iops ? ` (${(cpRef.iops / base.iops).toFixed(2)}× of without)` : '';
-    out.push(row('for scale: no coverage tier, a loop of plain `cp` of the other files running beside fio (the disk\'s share)', cpRef).replace(/^(\| [^|]+\| [0-9]+)/, `$1${r}`));
+  if (ran.has('foreground')) {
+    out.push(row('(a) without replication (mount with the same tier, no coverage tier; native live-file reads off, so reads go through JS as on (b))', base));
+    out.push(row('(b) during full-volume replication (fresh state, coverage tier `hdd`)', withRepl));
   }
-  out.push(`| **ratio with / without (target ≥ 0.8×)** | **${fgRatio !== undefined ? `${fgRatio.toFixed(2)}×` : '–'}**${verdict(fgRatio, 0.8)} | | |`);
+  const cpRef = fgPhase(dir, 'fg-cp');
+  if (ran.has('cp-contention')) {
+    const r = cpRef?.iops !== undefined && base?.iops ? ` (${(cpRef.iops / base.iops).toFixed(2)}× of (a))` : '';
+    out.push(row('for scale: a mount like (a), a loop of plain `cp` of the other files running beside fio (the disk\'s share)', cpRef).replace(/^(\| [^|]+\| [0-9]+)/, `$1${r}`));
+  }
+  if (ran.has('foreground')) out.push(`| **ratio (b) / (a) (target ≥ 0.8×)** | **${fgRatio !== undefined ? `${fgRatio.toFixed(2)}×` : '–'}**${verdict(fgRatio, 0.8)} | | |`);
   out.push('');
 
   // --- what the replication did meanwhile ------------------------------------------------------------
@@ -206,10 +234,9 @@ export function buildReport(dir: string): string {
     out.push(`During that fio run the replication copied ${(copied / MIB).toFixed(0)} MiB in ${sec(ms)} s (${mibps(copied, ms)} MiB/s; coverage ${((b.coveredShare ?? 0) * 100).toFixed(1)}% → ${((a.coveredShare ?? 0) * 100).toFixed(1)}%)` +
       (stillRunning ? ', so it ran for the whole fio run.' : ' — **it finished before fio did**, so part of the fio run had no replication beside it (make the data larger: REPL_BULK_FILES / REPL_BULK_SIZE).'));
     if (fgWatch?.last && fgWatch.samples > 1) out.push(`(${fgWatch.samples} status samples at 100 ms during the run; failed copies: ${a.failedCopies}.)`);
-    const r = readsDuring(withRepl);
-    if (r && r.fromTier > 0) out.push(`**Note:** ${r.fromTier} fio reads were served from tier copies of the fio file (it was replicated while fio ran), which are fresh in the page cache: the "with" number is then flattered.`);
+    const r = readsDuring(withRepl.before, withRepl.after);
+    if (r && r.fromTier > 0) out.push(`**Note:** ${r.fromTier} fio reads were served from tier copies of the fio file (it was replicated while fio ran), which are fresh in the page cache: the (b) number is then flattered.`);
   }
-  return out.join('\n') + '\n';
 }
 
 /** Inserts a run's report into the docs file under the Replication heading, newest first. */

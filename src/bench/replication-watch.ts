@@ -32,6 +32,9 @@ export interface ReplicationSample {
   tierUsedBytes: Record<string, number>;
   fastPathHits: number;
   fastPathMisses: number;
+  /** Of the extents native reads touched, those the live file answered and those a tier copy did (absent in older samples). */
+  fastPathLiveHits?: number;
+  fastPathCopyHits?: number;
   /** Reads the redirector served, by source (live volume or a tier name). */
   servedReads: Record<string, number>;
   servedBytes: Record<string, number>;
@@ -60,6 +63,8 @@ export function sampleOf(s: StatusReport, tMs: number): ReplicationSample {
     tierUsedBytes,
     fastPathHits: s.fastPath.hits,
     fastPathMisses: s.fastPath.misses,
+    fastPathLiveHits: s.fastPath.liveHits ?? 0,
+    fastPathCopyHits: s.fastPath.copyHits ?? 0,
     servedReads,
     servedBytes,
   };

@@ -1,0 +1,73 @@
+import t from 'tap';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { buildReport, readsDuring } from '../../src/bench/replication-report';
+import type { ReplicationSample } from '../../src/bench/replication-watch';
+import { tempDir } from '../helpers/temp-dir';
+
+function sample(over: Partial<ReplicationSample>): ReplicationSample {
+  return {
+    tMs: 0, coveredShare: 0, totalBytes: 100, pendingBytes: 100, lagMs: 0, scanned: true, copies: 0, copyBytes: 0,
+    failedCopies: 0, discardedCopies: 0, tierUsedBytes: {}, fastPathHits: 0, fastPathMisses: 0,
+    fastPathLiveHits: 0, fastPathCopyHits: 0, servedReads: {}, servedBytes: {}, ...over,
+  };
+}
+
+t.test('readsDuring: native reads of the live file are not tier reads', async (t) => {
+  const before = sample({ fastPathHits: 10, fastPathLiveHits: 10, servedReads: { live: 5 } });
+  // 100 native reads, 75 from the live file and 25 from copies; 20 redirected, 15 of them from the live volume.
+  const after = sample({ fastPathHits: 110, fastPathLiveHits: 85, fastPathCopyHits: 25, servedReads: { live: 20, hdd: 5 } });
+  t.same(readsDuring(before, after), { total: 120, fromTier: 5 + 25 });
+  // Only live-file native reads: none from a tier.
+  t.same(readsDuring(sample({}), sample({ fastPathHits: 50, fastPathLiveHits: 50 })), { total: 50, fromTier: 0 });
+  // Samples from before the split was recorded: every native read came from a copy.
+  const old = { ...sample({ fastPathHits: 7 }), fastPathLiveHits: undefined, fastPathCopyHits: undefined };
+  t.same(readsDuring(sample({}), old), { total: 7, fromTier: 7 });
+  t.equal(readsDuring(undefined, after), undefined);
+});
+
+const RUN = {
+  date: '2026-11-28 12:00 UTC', host: 'vm', kernel: 'k', cpus: 2, memoryGiB: 24, disk: '/dev/vda (ext4)', fio: 'fio-3.33',
+  cp: 'GNU cp 9.1', node: 'v20', commit: 'abc', dataBytes: 3 * 2 ** 30, files: '4 x 512M + fg/fg.dat 1G', copyRate: '10GiB',
+  extentSize: '1MiB', fioRuntime: 8, fioRamp: 1, fgFile: 'fg/fg.dat', fgSizeBytes: 2 ** 30,
+};
+
+async function writeJson(dir: string, name: string, value: unknown): Promise<void> {
+  await fsp.writeFile(path.join(dir, name), JSON.stringify(value));
+}
+
+async function throughputRun(dir: string, phases: string[] | undefined): Promise<void> {
+  await writeJson(dir, 'run.json', { ...RUN, phases });
+  await writeJson(dir, 'cp.json', { bytes: RUN.dataBytes, cpMs: 9000, syncMs: 2000 });
+  await writeJson(dir, 'repl.json', { mountStartMs: 1000, mountedMs: 2000 });
+  await writeJson(dir, 'repl.watch.json', { covered: true, coveredAtMs: 11_000, stoppedBy: 'covered', samples: 90, last: sample({ copyBytes: RUN.dataBytes }) });
+}
+
+t.test('a throughput-only run reports the other phases as not run, not as failures', async (t) => {
+  const dir = await tempDir(t);
+  await throughputRun(dir, ['throughput']);
+  const report = buildReport(dir);
+  t.match(report, /\| shadowfs: `mount` started → `status` says coverage 100% \| 10\.00 \|/);
+  t.match(report, /\*\*0\.90×\*\* \(meets ≥ 0\.8\)/);
+  t.match(report, /Foreground impact: not run in this run/);
+  t.notMatch(report, /FAIL/);
+  t.notMatch(report, /fio 4 KiB randread/);
+});
+
+t.test('a run from before phases were recorded counts every phase, so missing ones still FAIL', async (t) => {
+  const dir = await tempDir(t);
+  await throughputRun(dir, undefined);
+  const report = buildReport(dir);
+  t.match(report, /\| \(a\) without replication .* \| FAIL/);
+  t.match(report, /\| for scale: .* \| FAIL/);
+});
+
+t.test('a foreground-only run reports throughput as not run', async (t) => {
+  const dir = await tempDir(t);
+  await writeJson(dir, 'run.json', { ...RUN, phases: ['foreground'] });
+  const report = buildReport(dir);
+  t.match(report, /Throughput: not run in this run/);
+  t.notMatch(report, /`cp -r` \| FAIL/);
+  t.match(report, /\| \(a\) without replication .*native live-file reads off.* \| FAIL/);
+  t.notMatch(report, /for scale/);
+});
