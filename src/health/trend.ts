@@ -34,10 +34,14 @@ export interface TrendOptions {
   minPoints?: number;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { SimpleLinearRegression } = require('ml-regression') as {
-  SimpleLinearRegression: new (x: number[], y: number[]) => { slope: number; intercept: number };
-};
+type SimpleLinearRegressionConstructor = new (x: number[], y: number[]) => { slope: number; intercept: number };
+let simpleLinearRegression: SimpleLinearRegressionConstructor | undefined;
+/** ml-regression costs ~30 ms to load: loaded at the first fit, not with every command's start-up. */
+function loadSimpleLinearRegression(): SimpleLinearRegressionConstructor {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  simpleLinearRegression ??= (require('ml-regression') as { SimpleLinearRegression: SimpleLinearRegressionConstructor }).SimpleLinearRegression;
+  return simpleLinearRegression;
+}
 
 /** One-sided 99.5% critical values of Student's t by degrees of freedom (n - 2); 2.58 beyond. */
 const T_CRITICAL: readonly number[] = [Infinity, 63.66, 9.92, 5.84, 4.6, 4.03, 3.71, 3.5, 3.36, 3.25, 3.17, 3.11, 3.05, 3.01, 2.98, 2.95, 2.92, 2.9, 2.88, 2.86, 2.85];
@@ -57,6 +61,7 @@ export function fitTrend(points: readonly TrendPoint[], limitUs: number, nowMs: 
   const xMean = x.reduce((a, b) => a + b, 0) / n;
   const sxx = x.reduce((a, b) => a + (b - xMean) ** 2, 0);
   if (!(sxx > 0)) return undefined;
+  const SimpleLinearRegression = loadSimpleLinearRegression();
   const fit = new SimpleLinearRegression(x, y);
   const slope = fit.slope;
   const nowUs = fit.intercept;

@@ -13,8 +13,13 @@ interface MlrConstructor {
   new (x: number[][], y: number[][], options?: { intercept?: boolean; statistics?: boolean }): MlrModel;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const mlRegression = require('ml-regression') as { MultivariateLinearRegression: MlrConstructor };
+let multivariateLinearRegression: MlrConstructor | undefined;
+/** ml-regression costs ~30 ms to load: loaded at the first fit, not with every command's start-up. */
+function loadMultivariateLinearRegression(): MlrConstructor {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  multivariateLinearRegression ??= (require('ml-regression') as { MultivariateLinearRegression: MlrConstructor }).MultivariateLinearRegression;
+  return multivariateLinearRegression;
+}
 
 /** Coefficients of a linear model: y = intercept + sum(weights[i] * x[i]). */
 export interface LinearCoefficients {
@@ -91,7 +96,8 @@ function fitActive(
   }
   let model: MlrModel;
   try {
-    model = new mlRegression.MultivariateLinearRegression(x, y, { intercept: true, statistics: false });
+    const MultivariateLinearRegression = loadMultivariateLinearRegression();
+    model = new MultivariateLinearRegression(x, y, { intercept: true, statistics: false });
   } catch {
     return undefined;
   }

@@ -23,15 +23,8 @@
  * operations that need the network fail fast without trying, until `probe()` (HeadBucket)
  * succeeds — the watchdog calls it periodically.
  */
-import {
-  DeleteObjectCommand,
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  HeadBucketCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-} from '@aws-sdk/client-s3';
+import type * as S3 from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { FsError, ShadowfsError, errorCode } from '../util/errors';
 import { DirectoryTier, KeyedMutex } from './directory-tier';
 import { CopyInventory, assertExtentRef, assertFileId, isValidFileId, parseIndex, refKey } from './layout';
@@ -68,6 +61,15 @@ const NETWORK_ERROR_NAMES = new Set(['TimeoutError', 'AbortError', 'RequestTimeo
 
 type Failure = 'missing' | 'network' | 'service';
 
+/**
+ * The AWS SDK takes ~100 ms of CPU to load (most of what a mount's start-up spent loading modules):
+ * loaded when the first object tier is constructed, so volumes without one never pay for it.
+ */
+function loadS3Sdk(): typeof S3 {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('@aws-sdk/client-s3') as typeof S3;
+}
+
 export class ObjectTier implements ShadowTier {
   readonly store: ObjectStoreSpec;
   /** The local cache; callers may use its fd API (acquireFd) for cached copies. */
@@ -79,6 +81,7 @@ export class ObjectTier implements ShadowTier {
   private readonly failAfterErrors: number;
   private readonly deadlineMs: number;
 
+  private readonly sdk = loadS3Sdk();
   private client: S3Client | undefined;
   /** Sizes of the objects in the bucket under our prefix. */
   private readonly objects = new CopyInventory();
@@ -147,7 +150,7 @@ export class ObjectTier implements ShadowTier {
     }
 
     this.client?.destroy();
-    this.client = new S3Client({
+    this.client = new this.sdk.S3Client({
       endpoint,
       region: this.store.region,
       forcePathStyle: this.store.forcePathStyle,
@@ -169,7 +172,7 @@ export class ObjectTier implements ShadowTier {
     await this.cache.open();
     try {
       await this.call('HeadBucket', undefined, (signal) =>
-        this.s3().send(new HeadBucketCommand({ Bucket: bucket }), { abortSignal: signal }),
+        this.s3().send(new this.sdk.HeadBucketCommand({ Bucket: bucket }), { abortSignal: signal }),
       );
     } catch (err) {
       throw new ShadowfsError(this.describeOpenFailure(err));
@@ -204,7 +207,7 @@ export class ObjectTier implements ShadowTier {
     if (!this.client) return 'failed';
     try {
       await this.call('HeadBucket', undefined, (signal) =>
-        this.s3().send(new HeadBucketCommand({ Bucket: this.store.bucket }), { abortSignal: signal }),
+        this.s3().send(new this.sdk.HeadBucketCommand({ Bucket: this.store.bucket }), { abortSignal: signal }),
       );
       this.unreachable = undefined;
       this.errorStreak = 0;
@@ -286,7 +289,7 @@ export class ObjectTier implements ShadowTier {
       await this.dropCached(ref);
       this.failFast();
       await this.call('DeleteObject', this.keyOf(ref), (signal) =>
-        this.s3().send(new DeleteObjectCommand({ Bucket: this.store.bucket, Key: this.keyOf(ref) }), {
+        this.s3().send(new this.sdk.DeleteObjectCommand({ Bucket: this.store.bucket, Key: this.keyOf(ref) }), {
           abortSignal: signal,
         }),
       );
@@ -306,7 +309,7 @@ export class ObjectTier implements ShadowTier {
       const batch = keys.slice(i, i + DELETE_BATCH_KEYS);
       const res = await this.call('DeleteObjects', `${this.store.prefix}${fileId}/`, (signal) =>
         this.s3().send(
-          new DeleteObjectsCommand({
+          new this.sdk.DeleteObjectsCommand({
             Bucket: this.store.bucket,
             Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
           }),
@@ -410,7 +413,7 @@ export class ObjectTier implements ShadowTier {
     this.failFast();
     const key = this.keyOf(ref);
     return this.call('GetObject', key, async (signal) => {
-      const res = await this.s3().send(new GetObjectCommand({ Bucket: this.store.bucket, Key: key }), {
+      const res = await this.s3().send(new this.sdk.GetObjectCommand({ Bucket: this.store.bucket, Key: key }), {
         abortSignal: signal,
       });
       if (!res.Body) return Buffer.alloc(0);
@@ -435,7 +438,7 @@ export class ObjectTier implements ShadowTier {
     const key = this.keyOf(ref);
     await this.call('PutObject', key, (signal) =>
       this.s3().send(
-        new PutObjectCommand({ Bucket: this.store.bucket, Key: key, Body: data, ContentLength: data.length }),
+        new this.sdk.PutObjectCommand({ Bucket: this.store.bucket, Key: key, Body: data, ContentLength: data.length }),
         { abortSignal: signal },
       ),
     );
@@ -513,7 +516,7 @@ export class ObjectTier implements ShadowTier {
     do {
       const res = await this.call('ListObjectsV2', prefix, (signal) =>
         this.s3().send(
-          new ListObjectsV2Command({ Bucket: this.store.bucket, Prefix: prefix, ContinuationToken: token }),
+          new this.sdk.ListObjectsV2Command({ Bucket: this.store.bucket, Prefix: prefix, ContinuationToken: token }),
           { abortSignal: signal },
         ),
       );
