@@ -41,6 +41,8 @@ export class FastPath {
   private readonly mapped = new Map<string, Map<number, Mapped>>();
   private readMap: ReadMap | undefined;
   private liveFiles = false;
+  /** "fileId:index" of extents waiting for their file's write lock to be free before tryMap. */
+  private readonly deferred = new Set<string>();
 
   constructor(
     private readonly map: ExtentMap,
@@ -101,13 +103,18 @@ export class FastPath {
     for (let i = first; i <= last; i++) void this.tryMap(file, i);
   }
 
-  private async tryMap(file: OpenFile, index: number): Promise<void> {
+  /** `locked`: the caller holds the file's write lock (so no write is in progress). */
+  private async tryMap(file: OpenFile, index: number, locked = false): Promise<void> {
     const rm = this.readMap;
     // Only files an application holds open have handles to map into (background pins do not).
     if (!rm || file.fhs.size === 0) return;
     const current = this.mapped.get(file.fileId)?.get(index);
     // Already on a copy: nothing to do (reads through JS call this for every extent they read).
     if (current && current.tierId !== 'live') return;
+    // A write may be in progress (or a copy of another extent holds the lock to read): try again
+    // once the lock is free. Not later on demand: an extent mapped to the live file is read
+    // natively, so no read through JS would ever ask again, and its copy would go unused.
+    if (!locked && file.writeLock.locked) return this.deferUntilUnlocked(file, index);
     const pick = this.usableCopy(file, index);
     if (!pick) {
       if (!current && this.liveMappable(file, index)) this.record(file, index, { tierId: 'live', generation: 0, lease: undefined, fd: file.readFd });
@@ -115,6 +122,10 @@ export class FastPath {
     }
     const lease = await pick.tier.acquireFd({ fileId: file.fileId, index });
     if (!lease) return;
+    if (!locked && file.writeLock.locked) {
+      lease.release();
+      return this.deferUntilUnlocked(file, index);
+    }
     // Everything may have changed while the fd was opened: check again, then map at once (a live
     // mapping is replaced in place: reads switch from the live file to the copy).
     const again = this.usableCopy(file, index);
@@ -124,6 +135,17 @@ export class FastPath {
       return;
     }
     this.record(file, index, { tierId: pick.tierId, generation: pick.generation, lease, fd: lease.fd });
+  }
+
+  /**
+   * Maps the extent from inside the lock once it is our turn: waiting for the lock to be free and
+   * then checking it would spin, since other extents waiting the same way hold it in turn.
+   */
+  private deferUntilUnlocked(file: OpenFile, index: number): void {
+    const key = `${file.fileId}:${index}`;
+    if (this.deferred.has(key)) return;
+    this.deferred.add(key);
+    void file.writeLock.run(() => this.tryMap(file, index, true)).finally(() => this.deferred.delete(key));
   }
 
   private record(file: OpenFile, index: number, e: Mapped): void {
@@ -136,9 +158,9 @@ export class FastPath {
     for (const fh of this.files.handlesOf(file.fileId)) this.mapOne(fh, index, e);
   }
 
-  /** An extent no copy holds fresh, inside the file, while no write is in progress. */
+  /** An extent no copy holds fresh, inside the file (tryMap has checked that no write is in progress). */
   private liveMappable(file: OpenFile, index: number): boolean {
-    if (!this.liveFiles || file.readFd < 0 || file.writeLock.locked || index * this.extentSizeBytes >= file.sizeBytes) return false;
+    if (!this.liveFiles || file.readFd < 0 || index * this.extentSizeBytes >= file.sizeBytes) return false;
     const rec = this.map.get(file.fileId, index);
     return !rec || !rec.copies.some((c) => isFresh(rec, c));
   }
@@ -158,10 +180,9 @@ export class FastPath {
 
   /**
    * The fastest fresh copy of the extent, if it is on a healthy directory tier and complete (a
-   * short copy would end a read early), and no write to the file is in progress.
+   * short copy would end a read early). tryMap has checked that no write to the file is in progress.
    */
   private usableCopy(file: OpenFile, index: number): { tier: DirectoryTier; tierId: number; generation: number } | undefined {
-    if (file.writeLock.locked) return undefined;
     const rec = this.map.get(file.fileId, index);
     if (!rec) return undefined;
     const wantBytes = Math.min(this.extentSizeBytes, file.sizeBytes - index * this.extentSizeBytes);

@@ -98,6 +98,19 @@ t.test('a copy, once published, takes over from the live file', async (t) => {
   t.equal(after.liveHits, before.liveHits, 'from the copies, not the live file');
 });
 
+t.test('copies published while the file is locked (other extents being copied) still take over', async (t) => {
+  // Many copies of one file at once: each reads its extent under the file's write lock, so most
+  // are published while another holds it; mapping them must wait for the lock, not give up.
+  const N = 48;
+  const model = pattern(N * EXTENT, 6);
+  const { sb, read } = await mounted(t, { admitAfter: 1 }, model);
+  t.ok(read(0, N * EXTENT).equals(model), 'first read (through JS: maps the live file, admits every extent)');
+  let seen: StatusReport['fastPath'] | undefined;
+  await waitFor(() => (seen = fastPath(sb)).mappedExtents === N, `all ${N} copies mapped`, 15_000, 100)
+    .catch((err: Error) => { throw new Error(`${err.message}; last fastPath ${JSON.stringify(seen)}`); });
+  t.equal(seen?.liveMappedExtents, 0, 'no live mapping left');
+});
+
 t.test('with a coverage tier (failover), the live file is never read natively', async (t) => {
   const model = pattern(4 * EXTENT, 5);
   const { sb, read } = await mounted(t, { admitAfter: 1_000_000, tiers: [{ name: 'nvme', capacity: '64MiB' }, { name: 'hdd', capacity: '64MiB', cls: 'hdd' }], coverageTier: 'hdd' }, model);
