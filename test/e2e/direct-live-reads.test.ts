@@ -79,6 +79,11 @@ t.test('copies read with O_DIRECT hold the live bytes: unaligned tails, extents 
   const liveA = path.join(sb.live, 'a.bin');
   t.equal(directFds(pid, liveA).length, 1, 'the daemon reads the open live file through one O_DIRECT fd');
   t.notMatch(vol.output, /refused/, 'the live volume took direct reads (none turned off)');
+  const shadow = status(sb).shadow;
+  const liveReads = shadow.liveReads ?? { direct: 0, buffered: 0 };
+  t.ok(liveReads.direct > 0, `status counts the copies' direct reads of the live file (${liveReads.direct} direct, ${liveReads.buffered} buffered)`);
+  t.ok(liveReads.direct + liveReads.buffered >= shadow.copies && shadow.copies >= 46, `every copy read the live file (${shadow.copies} copies of 46 extents)`);
+  t.match(cli(['status', sb.mnt]).stdout, new RegExp(`copies read the live file: ${liveReads.direct} times with O_DIRECT`), 'and says so in its text');
 
   const tierDir = sb.tierDir('hdd');
   for (const [name, model] of files) {

@@ -32,6 +32,7 @@ export function formatStatus(s: StatusReport): string {
     '',
     `shadow copies: ${s.shadow.copies} made (${formatBytes(s.shadow.copyBytes)}), ${s.shadow.evictions} evicted, ${s.shadow.discardedCopies} stale dropped, ${s.shadow.failedCopies} failed, ${s.shadow.copyErrors} read errors, ${s.shadow.corruptCopies} failed their checksum`,
     `hedged reads: ${s.shadow.hedgesIssued ?? 0} sent to a second copy, ${s.shadow.hedgesWon ?? 0} answered first there`,
+    ...(s.shadow.liveReads ? [`copies read the live file: ${s.shadow.liveReads.direct} times with O_DIRECT, ${s.shadow.liveReads.buffered} through the page cache`] : []),
     ...(s.failover ? [`mode: ${s.failover.mode}${s.failover.mode !== 'live' ? ` (${s.failover.reason}; ${s.failover.dirtyExtents} dirty extents to resync)` : ''}; live volume health: ${s.failover.health}`] : []),
     ...(s.config ? [configLine(s.config)] : []),
   ];
