@@ -114,3 +114,37 @@ t.test('with --watch-live, copies of a file the mount keeps open are dropped whe
   t.ok(fs.readFileSync(path.join(sb.mnt, 'held.bin')).equals(pattern(4 * EXTENT, 6)), 'a new open reads the new bytes');
   t.equal(await vol.stop(), 0);
 });
+
+t.test('with --watch-live, a file written natively is watched again once closed', async (t) => {
+  // Native writes never reach JS one by one (the volume ignores watcher events for a file it is
+  // writing): after the close the watcher must see changes made behind the mount's back again.
+  const { sb, vol } = sandboxedMount(t, { extentSize: '64KiB', admitAfter: 1, extraArgs: ['--watch-live'] });
+  const live = path.join(sb.live, 'written.bin');
+  fs.writeFileSync(live, pattern(4 * EXTENT, 7));
+  await vol.start();
+  const model = pattern(4 * EXTENT, 7);
+  const wfd = fs.openSync(path.join(sb.mnt, 'written.bin'), 'r+');
+  for (let i = 0; i < 20; i++) {
+    const b = pattern(4096, 8 + i);
+    fs.writeSync(wfd, b, 0, b.length, (i % 4) * EXTENT + 4096);
+    b.copy(model, (i % 4) * EXTENT + 4096);
+  }
+  fs.closeSync(wfd);
+  const status = JSON.parse(cli(['status', '--json', sb.mnt]).stdout) as { nativeWrites?: { hits: number } };
+  t.ok((status.nativeWrites?.hits ?? 0) > 0, `some writes went natively (${status.nativeWrites?.hits})`);
+
+  const fd = fs.openSync(path.join(sb.mnt, 'written.bin'), 'r');
+  const readAll = (): Buffer => {
+    const b = Buffer.alloc(4 * EXTENT);
+    fs.readSync(fd, b, 0, b.length, 0);
+    return b;
+  };
+  t.ok(readAll().equals(model), 'the writes are there');
+  await waitFor(() => countCopies(sb.tierDir('nvme')) >= 4, 'copies');
+  fs.writeFileSync(live, pattern(4 * EXTENT, 9));
+  const placement = (): WhichTierReport => JSON.parse(cli(['which-tier', '--json', path.join(sb.mnt, 'written.bin')]).stdout) as WhichTierReport;
+  await waitFor(() => placement().extents.every((e) => e.fresh.length === 0), 'the copies dropped by the watcher');
+  t.pass('the watcher saw the change after the native writes ended');
+  fs.closeSync(fd);
+  t.equal(await vol.stop(), 0);
+});
