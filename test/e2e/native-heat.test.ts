@@ -100,6 +100,7 @@ t.test('native reads keep files on nvme against a competitor read through JS', a
   const after = status();
   // Exactly: an extent moved off nvme would be unmapped, and its reads would go to JS.
   t.equal(after.fastPath.hits - before.fastPath.hits, ticks * 2 * READS, `every read of a and c was answered natively (${ticks} ticks)`);
+  t.equal(after.fastPath.unreported, 0, 'every native access reached the placement policy');
   const placed = { a: where('a.bin'), c: where('c.bin'), b: where('b.bin') };
   t.same([...placed.a, ...placed.c].map((f) => f[0]), ['nvme', 'nvme', 'nvme', 'nvme'], `a and c stay on nvme, every extent (${JSON.stringify(placed)})`);
   t.notOk(placed.b[0].includes('nvme'), 'b, colder than both, is not on nvme');

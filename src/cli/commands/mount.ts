@@ -149,7 +149,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
         fastPathStats: () => {
           opened.nativeHeat.drain(); // so liveHits counts every native hit so far
           const c = opened.nativeHeat.counters;
-          return { ...mounted.fastPathStats(), liveHits: c.liveReads, copyHits: c.reads - c.liveReads };
+          return { ...mounted.fastPathStats(), liveHits: c.liveReads, copyHits: c.reads - c.liveReads, unreported: c.lost + c.unknownHandle };
         }, nativeWriteStats: () => mounted.nativeWriteStats(), reloader, liveWatcher: opened.watcher, failover: opened.failover,
       });
       registerFailoverHandlers(control, opened.failover, opened.coverage);
