@@ -47,6 +47,28 @@ async function mounted(t: Test, handlers: FuseHandlers, options: FuseMountOption
   return { fm, mnt, dir };
 }
 
+/**
+ * A hung "device": a file (holding `content`) on a second mount whose `op` handler holds its reply
+ * until the test calls `held.reply`. Returns it opened with `flags`.
+ */
+async function hungDevice(t: Test, op: 'read' | 'write', content: Buffer, flags: string) {
+  const held: { reply?: (n: number) => void; buf?: Buffer; len?: number } = {};
+  const slow = new MemFs();
+  slow.add('dev', content);
+  const handlers = slow.handlers();
+  const hold = (p: string, fh: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void): void => {
+    held.buf = buf;
+    held.len = len;
+    held.reply = cb;
+  };
+  if (op === 'read') handlers.read = hold;
+  else handlers.write = hold;
+  const { mnt } = await mounted(t, handlers, { options: ['direct_io'] });
+  const file = await fsp.open(path.join(mnt, 'dev'), flags);
+  t.teardown(() => file.close().catch(() => undefined));
+  return { held, file };
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -717,18 +739,8 @@ t.test('fast path: unmapping while reads run never serves the old mapping afterw
 });
 
 t.test('fast path: a stuck mapped read neither blocks other requests nor freezes JS forever', async (t) => {
-  // The "device" behind the mapped extent is a second mount whose read handler holds its reply.
-  const held: { reply?: (n: number) => void; buf?: Buffer } = {};
-  const slow = new MemFs();
-  slow.add('copy', Buffer.alloc(4096, 0x33));
-  const slowHandlers = slow.handlers();
-  slowHandlers.read = (p, fh, buf, len, pos, cb) => {
-    held.buf = buf;
-    held.reply = cb;
-  };
-  const { mnt: slowMnt } = await mounted(t, slowHandlers, { options: ['direct_io'] });
-  const copy = await fsp.open(path.join(slowMnt, 'copy'), 'r');
-  t.teardown(() => copy.close().catch(() => undefined));
+  // The "device" behind the mapped extent: its reads hang.
+  const { held, file: copy } = await hungDevice(t, 'read', Buffer.alloc(4096, 0x33), 'r');
 
   const memfs = new MemFs();
   memfs.add('data', Buffer.alloc(4096, 0x22));
@@ -877,18 +889,8 @@ t.test('native writes: once setExtentsWritable(false) returns, no native write t
 });
 
 t.test('native writes: a stalled write turns the switch off; later writes go to JS; off counts the stuck write', async (t) => {
-  // The write fd is a file on a second mount whose write handler holds its reply: a hung volume.
-  const held: { reply?: (n: number) => void; len?: number } = {};
-  const slow = new MemFs();
-  slow.add('live', Buffer.alloc(MiB));
-  const slowHandlers = slow.handlers();
-  slowHandlers.write = (p, fh, buf, len, pos, cb) => {
-    held.len = len;
-    held.reply = cb;
-  };
-  const { mnt: slowMnt } = await mounted(t, slowHandlers, { options: ['direct_io'] });
-  const live = await fsp.open(path.join(slowMnt, 'live'), 'r+');
-  t.teardown(() => live.close().catch(() => undefined));
+  // The write fd: a hung volume.
+  const { held, file: live } = await hungDevice(t, 'write', Buffer.alloc(MiB), 'r+');
 
   const memfs = new MemFs();
   memfs.add('data', Buffer.alloc(MiB));
