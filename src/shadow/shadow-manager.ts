@@ -201,7 +201,10 @@ export class ShadowManager {
   }
 
   private pump(): void {
-    while (this.running < this.options.concurrentCopies && this.queue.length > 0) {
+    // While the application is busy, one copy at a time: its requests then wait behind at most one
+    // extent copy on the disk, not concurrentCopies of them. More start once it is quiet.
+    const limit = Date.now() - this.lastForegroundMs() < FOREGROUND_QUIET_MS ? 1 : this.options.concurrentCopies;
+    while (this.running < limit && this.queue.length > 0) {
       const job = this.queue.shift() as CopyJob;
       this.running++;
       this.copy(job)
