@@ -13,8 +13,8 @@ import { DirectoryTier } from '../../src/tiers/directory-tier';
 import { TierSet } from '../../src/tiers/tier-set';
 import { preadFull } from '../../src/util/fd-io';
 import { silentLogger } from '../../src/util/log';
-import { Mutex } from '../../src/util/mutex';
 import type { OpenFile } from '../../src/volume/open-files';
+import { openFileOn } from '../helpers/open-file';
 
 const E = 64 * 1024;
 const FILES = 6;
@@ -41,10 +41,7 @@ async function setup(t: Test, foregroundBusy: boolean) {
   for (let i = 0; i < FILES; i++) {
     const p = path.join(dir, `f${i}`);
     fs.writeFileSync(p, Buffer.alloc(E, i + 1));
-    files.push({
-      fileId: `f${i}`, livePath: p, sizeBytes: E, writeLock: new Mutex(), readFd: fs.openSync(p, 'r'),
-      handles: 1, modified: false, nativeWritable: false, unlinked: false, fhs: new Set(),
-    });
+    files.push(openFileOn(p));
   }
   t.teardown(async () => {
     for (const f of files) fs.closeSync(f.readFd);

@@ -9,20 +9,11 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DirectLiveReads } from '../../src/volume/direct-live-reads';
 import { DirectIo } from '../../src/tiers/direct-io';
-import { Mutex } from '../../src/util/mutex';
-import type { OpenFile } from '../../src/volume/open-files';
 import { tempDir } from '../helpers/temp-dir';
+import { openFileOn } from '../helpers/open-file';
 
 const EXTENT = 64 * 1024;
 const O_DIRECT = fs.constants.O_DIRECT;
-
-function openFile(p: string): OpenFile {
-  const st = fs.statSync(p);
-  return {
-    fileId: st.ino.toString(16), livePath: p, sizeBytes: st.size, writeLock: new Mutex(), readFd: fs.openSync(p, 'r'),
-    handles: 1, modified: false, nativeWritable: false, unlinked: false, fhs: new Set(),
-  };
-}
 
 /** fds of this process open on `p` with O_DIRECT. */
 function directFdsOn(p: string): number[] {
@@ -44,7 +35,7 @@ t.test('direct reads return the live bytes, fresh page-cache writes and an unali
   const size = 5 * EXTENT + 1234; // the last extent ends off the 4 KiB grid
   const model = randomBytes(size);
   fs.writeFileSync(live, model);
-  const file = openFile(live);
+  const file = openFileOn(live);
   const closed: number[] = [];
   const reads = new DirectLiveReads(true, async (fd) => {
     closed.push(fd);
@@ -98,7 +89,7 @@ t.test('what direct I/O does not suit reads through the page cache', async (t) =
   const live = path.join(dir, 'live.bin');
   const model = randomBytes(3 * EXTENT);
   fs.writeFileSync(live, model);
-  const file = openFile(live);
+  const file = openFileOn(live);
   t.teardown(() => fs.closeSync(file.readFd));
   const reads = new DirectLiveReads(true, async (fd) => fs.closeSync(fd));
   const lease = await new DirectIo(dir, '.tmp-').lend(EXTENT);
