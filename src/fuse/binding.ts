@@ -227,6 +227,12 @@ export interface FuseMountOptions {
    * machine a sleeping reader's wake-up can cost more than a native read or write itself.
    */
   pollRequests?: boolean;
+  /**
+   * Reads and writes the fast path serves are answered by the FUSE thread itself, without passing
+   * through libfuse's request handling (default true): no request allocated, no path built under
+   * libfuse's tree lock, no lock round trips that several callers contend for.
+   */
+  answerDirectly?: boolean;
   /** A handler threw, its promise rejected, or it called back twice. Default: console.error. */
   onHandlerError?: (op: FuseOpName, err: unknown) => void;
 }
@@ -240,6 +246,8 @@ export interface FastPathStats {
   errors: number;
   /** Requests (of any kind) a FUSE thread found by polling, without sleeping for them (pollRequests). */
   polled: number;
+  /** Fast-path reads and writes answered without libfuse (answerDirectly). */
+  answeredDirectly: number;
 }
 
 export interface NativeWriteStats {
@@ -302,6 +310,7 @@ interface NativeFuseOptions {
   noFileCapabilities: boolean;
   directIoOnODirect: boolean;
   pollRequests: boolean;
+  answerDirectly: boolean;
   /** Bytes per request above libfuse 2's 128 KiB (0: libfuse's limit). */
   maxRequest: number;
   options: string[];
@@ -549,6 +558,7 @@ function nativeOptions(o: FuseMountOptions): NativeFuseOptions {
     noFileCapabilities: o.noFileCapabilities ?? true,
     directIoOnODirect: o.directIoOnODirect ?? true,
     pollRequests: o.pollRequests ?? true,
+    answerDirectly: o.answerDirectly ?? true,
     maxRequest: maxRequest > LIBFUSE_MAX_REQUEST_BYTES ? maxRequest : 0,
     options: extra,
   };

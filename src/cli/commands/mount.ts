@@ -109,6 +109,8 @@ export const mountCommand: CommandModule<object, MountArgs> = {
         maxReadBytes: requestBytes,
         // SHADOWFS_NO_POLL_REQUESTS=1: FUSE threads sleep as soon as no request waits (comparisons).
         pollRequests: !env.SHADOWFS_NO_POLL_REQUESTS,
+        // SHADOWFS_NO_DIRECT_ANSWERS=1: fast-path reads and writes pass through libfuse (comparisons).
+        answerDirectly: !env.SHADOWFS_NO_DIRECT_ANSWERS,
         // Cached attributes go stale across link/rename (link counts), and the live volume can
         // change behind our back: ask every time.
         attrTimeoutSeconds: 0,
