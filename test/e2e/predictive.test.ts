@@ -90,7 +90,11 @@ t.test('a hotter file displaces a hot one from nvme, whose copies move down to s
     fs.readFileSync(path.join(sb.mnt, 'a.bin'));
     await new Promise((r) => setTimeout(r, 200));
   }
-  await waitFor(() => where('a.bin').every((f) => f.includes('nvme')), 'the hot file planned onto nvme');
+  // On a timeout, say what the mount did (this wait has timed out twice in full-suite runs, never alone).
+  await waitFor(() => where('a.bin').every((f) => f.includes('nvme')), 'the hot file planned onto nvme').catch((err: Error) => {
+    const s = status();
+    throw new Error(`${err.message}: a.bin on ${JSON.stringify(where('a.bin'))}; placement ${JSON.stringify(s.placement)}; shadow ${JSON.stringify(s.shadow)}; fastPath ${JSON.stringify(s.fastPath)}`);
+  });
   t.ok(where('a.bin').every((f) => !f.includes('ssd')), 'and only there');
   for (let k = 0; k < 25; k++) {
     t.ok(fs.readFileSync(path.join(sb.mnt, 'b.bin')).equals(b));
