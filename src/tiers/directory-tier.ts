@@ -235,9 +235,16 @@ export class DirectoryTier implements ShadowTier {
         }
         // Cached fds point at the replaced inode: drop them before anyone reads through them again.
         this.invalidate(key);
-        this.track(ref, data.length);
         this.unsynced.get(ref.fileId)?.delete(ref.index);
-        await this.dirSyncs.sync(dir);
+        // Counted as used only once the directory is synced: until put() returns, the shadow
+        // manager still holds these bytes as reserved, and counted twice while a slow directory
+        // fsync ran (seconds behind heavy writeback), a concurrent copy found the tier full and
+        // evicted a copy for room that was there.
+        try {
+          await this.dirSyncs.sync(dir);
+        } finally {
+          this.track(ref, data.length);
+        }
       }),
     );
   }
