@@ -183,6 +183,20 @@ export class ExtentMap {
     return st.generation;
   }
 
+  /**
+   * The bytes of an extent may change from now on without a write through the map (native writes
+   * granted to it before anything wrote it): if it has a record, its generation is bumped, so that
+   * a copy being taken of it now is refused. False, and nothing changed, when it has copies.
+   */
+  bumpUncopied(fileId: string, index: number): boolean {
+    const st = this.files.get(fileId)?.get(index);
+    if (!st) return true;
+    if (st.copies.length > 0) return false;
+    st.generation++;
+    this.markDirty(fileId, st);
+    return true;
+  }
+
   /** Record a copy whose bytes are now durable on the tier, if the extent is still at `generation`. */
   async addCopy(fileId: string, index: number, copy: CopyRecord, expectedGeneration: number): Promise<boolean> {
     const extents = this.extentsOf(fileId, true);

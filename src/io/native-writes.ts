@@ -12,6 +12,10 @@
  *   extent before a JS write granted the mark cannot be published: that JS write bumped the
  *   generation it was read at.
  * Once an extent has a copy it is never granted again: writes to it patch the copy through JS.
+ * A write through JS grants the extents it wrote and up to GRANT_AHEAD_EXTENTS after them, so a
+ * writer going through a file pays one JS write per window, not one per extent. An extent granted
+ * ahead was not written, so its generation is bumped at the grant instead (ExtentMap.bumpUncopied):
+ * a copy read before then cannot be published either.
  * Native writes never grow the file (the FUSE layer only takes those ending at or before the
  * handle's limit, the file's size as the mount knows it), so `OpenFile.sizeBytes` stays right.
  *
@@ -30,6 +34,9 @@ export interface NativeWritePort {
   /** The global switch; returns the native writes in flight. */
   setNativeWrites(enabled: boolean): number;
 }
+
+/** Extents granted past the last one a JS write wrote (64 MiB at the default 1 MiB extent). */
+export const GRANT_AHEAD_EXTENTS = 64;
 
 export class NativeWrites {
   /** fileId → extent indexes marked writable for every writable handle of that file. */
@@ -63,27 +70,34 @@ export class NativeWrites {
     if (!this.active || !h.writable || h.fd < 0) return;
     const granted = this.granted.get(h.file.fileId);
     if (!this.setLimit(h, h.file.sizeBytes)) return;
-    if (granted) for (const index of granted) this.mark(h.fh, index, true);
+    if (granted) for (const [a, b] of runsOf(granted)) this.mark(h.fh, a, b, true);
   }
 
   /**
-   * After a write through JS, under the file's write lock: the extents it wrote that have no copy
-   * may be written natively from now on; a write that grew the file raises every handle's limit.
+   * After a write through JS, under the file's write lock: the extents it wrote that have no copy,
+   * and those up to GRANT_AHEAD_EXTENTS after them, may be written natively from now on; a write
+   * that grew the file raises every handle's limit.
    */
   afterWrite(file: OpenFile, first: number, last: number, grew: boolean): void {
     if (!this.active) return;
     if (grew) this.setLimits(file, file.sizeBytes);
     let granted = this.granted.get(file.fileId);
-    for (let index = first; index <= last; index++) {
-      if (granted?.has(index) || index * this.extentSizeBytes >= file.sizeBytes) continue;
-      if ((this.map.get(file.fileId, index)?.copies.length ?? 0) > 0) continue;
+    const end = Math.min(last + GRANT_AHEAD_EXTENTS, Math.ceil(file.sizeBytes / this.extentSizeBytes) - 1);
+    const added: number[] = [];
+    for (let index = first; index <= end; index++) {
+      if (granted?.has(index)) continue;
+      // The JS write bumped the generations of those it wrote; the others are bumped here.
+      const uncopied = index <= last ? (this.map.get(file.fileId, index)?.copies.length ?? 0) === 0 : this.map.bumpUncopied(file.fileId, index);
+      if (!uncopied) continue;
       if (!granted) {
         granted = new Set();
         this.granted.set(file.fileId, granted);
       }
       granted.add(index);
-      for (const h of this.writableHandles(file.fileId)) this.mark(h.fh, index, true);
+      added.push(index);
     }
+    const runs = runsOf(added);
+    for (const h of this.writableHandles(file.fileId)) for (const [a, b] of runs) this.mark(h.fh, a, b, true);
     if (granted && granted.size > 0) {
       // Its native writes are not seen one by one: the file counts as modified until it closes.
       file.nativeWritable = true;
@@ -115,7 +129,7 @@ export class NativeWrites {
     if (!granted || !this.port) return;
     for (const index of [...granted]) {
       if (index < first || index > last) continue;
-      for (const h of this.writableHandles(fileId)) this.mark(h.fh, index, false);
+      for (const h of this.writableHandles(fileId)) this.mark(h.fh, index, index, false);
       granted.delete(index);
     }
     if (granted.size === 0) this.granted.delete(fileId);
@@ -157,11 +171,25 @@ export class NativeWrites {
     }
   }
 
-  private mark(fh: number, index: number, writable: boolean): void {
+  private mark(fh: number, first: number, last: number, writable: boolean): void {
     try {
-      this.port?.setExtentsWritable(fh, index, index, writable);
+      this.port?.setExtentsWritable(fh, first, last, writable);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
     }
   }
+}
+
+/**
+ * Extent indexes as [first, last] runs, ascending: one mark per run, since each takes the FUSE
+ * layer's table lock, which native requests wait for.
+ */
+function runsOf(indexes: Iterable<number>): [number, number][] {
+  const runs: [number, number][] = [];
+  for (const index of [...indexes].sort((a, b) => a - b)) {
+    const run = runs[runs.length - 1];
+    if (run && run[1] === index - 1) run[1] = index;
+    else runs.push([index, index]);
+  }
+  return runs;
 }
