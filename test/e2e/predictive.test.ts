@@ -87,17 +87,16 @@ t.test('a hotter file displaces a hot one from nvme, whose copies move down to s
   const where = (name: string): string[][] => (JSON.parse(cli(['which-tier', '--json', path.join(sb.mnt, name)]).stdout) as WhichTierReport).extents.map((e) => e.fresh);
   const status = (): StatusReport => JSON.parse(cli(['status', '--json', sb.mnt]).stdout) as StatusReport;
 
-  // Read until it is there. The planner considers only extents touched since its last round
-  // (every 2 s): five reads and then none left a.bin off nvme in 2 of ~8 full-suite runs, never in
-  // 11 runs of this file alone (cause not pinned down). A file that is still being read must get there.
-  let reads = 0;
-  await waitFor(() => {
+  for (let k = 0; k < 5; k++) {
     fs.readFileSync(path.join(sb.mnt, 'a.bin'));
-    reads++;
-    return where('a.bin').every((f) => f.includes('nvme'));
-  }, 'the hot file planned onto nvme', 20_000, 200).catch((err: Error) => {
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  // On a timeout, say what the mount did. (It timed out in two full-suite runs, most likely as
+  // test/e2e/native-heat did once: copies that exactly fill nvme were counted twice during their
+  // directory fsync and one was evicted; see test/shadow/room-accounting.)
+  await waitFor(() => where('a.bin').every((f) => f.includes('nvme')), 'the hot file planned onto nvme').catch((err: Error) => {
     const s = status();
-    throw new Error(`${err.message} after ${reads} reads: a.bin on ${JSON.stringify(where('a.bin'))}; placement ${JSON.stringify(s.placement)}; shadow ${JSON.stringify(s.shadow)}; fastPath ${JSON.stringify(s.fastPath)}`);
+    throw new Error(`${err.message}: a.bin on ${JSON.stringify(where('a.bin'))}; placement ${JSON.stringify(s.placement)}; shadow ${JSON.stringify(s.shadow)}; fastPath ${JSON.stringify(s.fastPath)}`);
   });
   t.ok(where('a.bin').every((f) => !f.includes('ssd')), 'and only there');
   for (let k = 0; k < 25; k++) {
