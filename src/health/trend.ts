@@ -9,6 +9,7 @@
  * because a ramp that starts after a long flat stretch (a hockey stick) is badly underestimated by
  * one line through both; the earliest significant crossing wins.
  */
+import { fitLine } from '../predict/ml';
 
 export interface TrendPoint {
   timeMs: number;
@@ -34,15 +35,6 @@ export interface TrendOptions {
   minPoints?: number;
 }
 
-type SimpleLinearRegressionConstructor = new (x: number[], y: number[]) => { slope: number; intercept: number };
-let simpleLinearRegression: SimpleLinearRegressionConstructor | undefined;
-/** ml-regression costs ~30 ms to load: loaded at the first fit, not with every command's start-up. */
-function loadSimpleLinearRegression(): SimpleLinearRegressionConstructor {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  simpleLinearRegression ??= (require('ml-regression') as { SimpleLinearRegression: SimpleLinearRegressionConstructor }).SimpleLinearRegression;
-  return simpleLinearRegression;
-}
-
 /** One-sided 99.5% critical values of Student's t by degrees of freedom (n - 2); 2.58 beyond. */
 const T_CRITICAL: readonly number[] = [Infinity, 63.66, 9.92, 5.84, 4.6, 4.03, 3.71, 3.5, 3.36, 3.25, 3.17, 3.11, 3.05, 3.01, 2.98, 2.95, 2.92, 2.9, 2.88, 2.86, 2.85];
 
@@ -61,10 +53,7 @@ export function fitTrend(points: readonly TrendPoint[], limitUs: number, nowMs: 
   const xMean = x.reduce((a, b) => a + b, 0) / n;
   const sxx = x.reduce((a, b) => a + (b - xMean) ** 2, 0);
   if (!(sxx > 0)) return undefined;
-  const SimpleLinearRegression = loadSimpleLinearRegression();
-  const fit = new SimpleLinearRegression(x, y);
-  const slope = fit.slope;
-  const nowUs = fit.intercept;
+  const { slope, intercept: nowUs } = fitLine(x, y);
   const ssr = y.reduce((a, yi, i) => a + (yi - (nowUs + slope * x[i])) ** 2, 0);
   const se = Math.sqrt(ssr / (n - 2) / sxx);
   const tStat = se > 0 ? slope / se : slope > 0 ? Infinity : slope < 0 ? -Infinity : 0;

@@ -1,24 +1,32 @@
 /**
  * The one place that touches ml-regression. The package ships no type declarations, so it is
  * loaded with require() and described here by the little we use: ordinary least squares on a
- * matrix of features (MultivariateLinearRegression). Everything else in src/predict sees only
- * `fitLinear` and plain coefficient arrays, which are what we persist and shrink.
+ * matrix of features (MultivariateLinearRegression), and a straight line (SimpleLinearRegression,
+ * for the watchdog's latency trend). Everything else in src/predict sees only `fitLinear` and plain
+ * coefficient arrays, which are what we persist and shrink.
  */
 
 interface MlrModel {
   /** (features + 1) rows x outputs columns; the last row is the intercept. */
   weights: number[][];
 }
-interface MlrConstructor {
-  new (x: number[][], y: number[][], options?: { intercept?: boolean; statistics?: boolean }): MlrModel;
+interface MlRegression {
+  MultivariateLinearRegression: new (x: number[][], y: number[][], options?: { intercept?: boolean; statistics?: boolean }) => MlrModel;
+  SimpleLinearRegression: new (x: number[], y: number[]) => { slope: number; intercept: number };
 }
 
-let multivariateLinearRegression: MlrConstructor | undefined;
+let mlRegression: MlRegression | undefined;
 /** ml-regression costs ~30 ms to load: loaded at the first fit, not with every command's start-up. */
-function loadMultivariateLinearRegression(): MlrConstructor {
+function loadMlRegression(): MlRegression {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  multivariateLinearRegression ??= (require('ml-regression') as { MultivariateLinearRegression: MlrConstructor }).MultivariateLinearRegression;
-  return multivariateLinearRegression;
+  mlRegression ??= require('ml-regression') as MlRegression;
+  return mlRegression;
+}
+
+/** Least-squares line y = intercept + slope * x (x with some spread; the caller checks that). */
+export function fitLine(x: number[], y: number[]): { slope: number; intercept: number } {
+  const { slope, intercept } = new (loadMlRegression().SimpleLinearRegression)(x, y);
+  return { slope, intercept };
 }
 
 /** Coefficients of a linear model: y = intercept + sum(weights[i] * x[i]). */
@@ -96,8 +104,7 @@ function fitActive(
   }
   let model: MlrModel;
   try {
-    const MultivariateLinearRegression = loadMultivariateLinearRegression();
-    model = new MultivariateLinearRegression(x, y, { intercept: true, statistics: false });
+    model = new (loadMlRegression().MultivariateLinearRegression)(x, y, { intercept: true, statistics: false });
   } catch {
     return undefined;
   }
