@@ -10,6 +10,7 @@ export interface VolumeFlags {
   state?: string;
   extentSize?: string;
   admitAfter?: number;
+  writeAroundAfter?: string;
   coverageTier?: string;
   copyRate?: string;
   watchLive?: boolean;
@@ -37,6 +38,7 @@ export function volumeConfigFrom(flags: VolumeFlags): VolumeConfig {
   if (flags.state !== undefined) raw.stateDir = flags.state;
   if (flags.extentSize !== undefined) raw.extentSize = flags.extentSize;
   if (flags.admitAfter !== undefined) raw.admitAfterReads = flags.admitAfter;
+  if (flags.writeAroundAfter !== undefined) raw.writeAroundAfter = flags.writeAroundAfter;
   if (flags.coverageTier !== undefined) raw.coverageTier = flags.coverageTier;
   if (flags.copyRate !== undefined) raw.copyRate = flags.copyRate;
   if (flags.watchLive !== undefined) raw.watchLive = flags.watchLive;

@@ -56,6 +56,7 @@ const VALUE_OPTIONS: Record<string, string> = {
   tier: '--tier',
   extent_size: '--extent-size',
   admit_after: '--admit-after',
+  write_around_after: '--write-around-after',
   copy_rate: '--copy-rate',
   coverage_tier: '--coverage-tier',
   placement: '--placement',
@@ -159,7 +160,8 @@ The mount(8) helper of shadowfs (also installed as mount.fuse.shadowfs): runs
 
   -o OPTIONS  comma-separated:
                 live=DIR state=DIR tier=NAME=PATH:cap=SIZE[:class=C][:cost=USD] (repeatable)
-                extent_size=SIZE admit_after=N copy_rate=SIZE coverage_tier=NAME
+                extent_size=SIZE admit_after=N write_around_after=SIZE|off
+                copy_rate=SIZE coverage_tier=NAME
                 placement=reactive|predictive metrics_port=PORT dashboard_port=PORT
                 watch_live verbose
               always true, accepted: rw allow_other default_permissions nosuid nodev

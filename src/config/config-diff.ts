@@ -140,6 +140,7 @@ export function diffConfigs(running: VolumeConfig, next: VolumeConfig): ConfigDi
   fixed('stateDir', running.stateDir, next.stateDir);
   fixed('extentSize', running.extentSizeBytes, next.extentSizeBytes, 'fixed for a state directory');
   fixed('writeMode', running.writeMode, next.writeMode);
+  fixed('writeAroundAfter', running.writeAroundAfterBytes, next.writeAroundAfterBytes);
   fixed('placement', running.placement, next.placement);
   fixed('coverageTier', running.coverageTier, next.coverageTier);
   diffTiers(running.tiers, next.tiers, changes, refusals);

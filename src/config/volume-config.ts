@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { ShadowfsError } from '../util/errors';
 import { parseBytes, parseDurationMs } from '../util/units';
 import { DEFAULT_COST_PER_GIB_MONTH, ObjectStoreSpec, TierClass, TierSpec, TIER_CLASS_RANK } from '../tiers/tier';
+import { DEFAULT_WRITE_AROUND_AFTER_BYTES } from '../io/write-around';
 import { expect, isRecord } from './check';
 import { parsePredictorConfig, PredictorConfig } from './predictor-config';
 import { parseWatchdogConfig, WatchdogConfig } from './watchdog-config';
@@ -24,6 +25,11 @@ export interface VolumeConfig {
   /** Fixed per volume: changing it needs a fresh state directory. */
   extentSizeBytes: number;
   writeMode: WriteMode;
+  /**
+   * Write around cache copies once a handle has written this many bytes sequentially (0: never):
+   * src/io/write-around.ts.
+   */
+  writeAroundAfterBytes: number;
   tiers: TierSpec[];
   /** Reactive admission: copy an extent to the fastest tier with room after this many reads. */
   admitAfterReads: number;
@@ -54,6 +60,7 @@ export interface RawVolumeConfig {
   stateDir?: unknown;
   extentSize?: unknown;
   writeMode?: unknown;
+  writeAroundAfter?: unknown;
   admitAfterReads?: unknown;
   tiers?: unknown;
   coverageTier?: unknown;
@@ -125,6 +132,13 @@ function parseWatchLive(v: unknown): boolean {
   return v === true;
 }
 
+function parseWriteAroundAfter(v: unknown): number {
+  if (v === undefined) return DEFAULT_WRITE_AROUND_AFTER_BYTES;
+  if (v === 'off' || v === false) return 0;
+  expect(typeof v === 'string' || typeof v === 'number', 'writeAroundAfter', 'a size like 4MiB, or "off"', v);
+  return parseBytes(v as string | number, 'config writeAroundAfter');
+}
+
 export function defaultStateDir(livePath: string): string {
   const id = createHash('sha256').update(livePath).digest('hex').slice(0, 12);
   return path.join(DEFAULT_STATE_ROOT, `${path.basename(livePath) || 'root'}-${id}`);
@@ -133,7 +147,7 @@ export function defaultStateDir(livePath: string): string {
 /** Validate the raw form; throws ShadowfsError naming the key on the first problem. */
 export function parseVolumeConfig(raw: unknown): VolumeConfig {
   expect(isRecord(raw), '(top level)', 'an object', raw);
-  const known = new Set(['live', 'stateDir', 'extentSize', 'writeMode', 'admitAfterReads', 'tiers', 'coverageTier', 'coverageScanInterval', 'copyRate', 'concurrentCopies', 'watchLive', 'placement', 'watchdog', 'predictor']);
+  const known = new Set(['live', 'stateDir', 'extentSize', 'writeMode', 'writeAroundAfter', 'admitAfterReads', 'tiers', 'coverageTier', 'coverageScanInterval', 'copyRate', 'concurrentCopies', 'watchLive', 'placement', 'watchdog', 'predictor']);
   for (const k of Object.keys(raw)) expect(known.has(k), k, `one of ${[...known].join(', ')}`, k);
   const r = raw as RawVolumeConfig;
   expect(typeof r.live === 'string' && r.live.length > 0, 'live', 'the live volume directory', r.live);
@@ -147,6 +161,7 @@ export function parseVolumeConfig(raw: unknown): VolumeConfig {
     'extentSize', 'a power of two from 4KiB to 64MiB', r.extentSize);
   const writeMode = r.writeMode ?? 'write-through';
   expect(writeMode === 'write-through', 'writeMode', '"write-through"', writeMode);
+  const writeAroundAfterBytes = parseWriteAroundAfter(r.writeAroundAfter);
   const admit = r.admitAfterReads ?? DEFAULT_ADMIT_AFTER_READS;
   expect(typeof admit === 'number' && Number.isInteger(admit) && admit >= 1, 'admitAfterReads', 'a whole number >= 1', admit);
   const rawTiers = r.tiers ?? [];
@@ -168,6 +183,7 @@ export function parseVolumeConfig(raw: unknown): VolumeConfig {
     stateDir: path.resolve(stateDir),
     extentSizeBytes,
     writeMode,
+    writeAroundAfterBytes,
     tiers,
     admitAfterReads: admit,
     coverageTier,

@@ -131,7 +131,7 @@ export class ExtentMap {
    * before acknowledging), all others become stale. Resolves once no persisted record claims a
    * copy of these extents is fresh.
    */
-  async beginWrite(fileId: string, first: number, last: number, keep: (copy: CopyRecord) => boolean): Promise<CopyRecord[][]> {
+  async beginWrite(fileId: string, first: number, last: number, keep: (copy: CopyRecord, index: number) => boolean): Promise<CopyRecord[][]> {
     const extents = this.files.get(fileId);
     const kept: CopyRecord[][] = [];
     if (!extents) return kept;
@@ -145,7 +145,7 @@ export class ExtentMap {
       const wasFresh = st.copies.filter((c) => isFresh(st, c));
       st.generation++;
       st.writing++;
-      const keepNow = wasFresh.filter(keep);
+      const keepNow = wasFresh.filter((c) => keep(c, i));
       for (const c of keepNow) c.generation = st.generation;
       kept.push(keepNow);
       if (st.persistedFresh) {

@@ -11,7 +11,8 @@
  *   it reads the extent (`revoke` waits for native writes in flight). A copy that had read the
  *   extent before a JS write granted the mark cannot be published: that JS write bumped the
  *   generation it was read at.
- * Once an extent has a copy it is never granted again: writes to it patch the copy through JS.
+ * While an extent has a copy it is not granted: writes to it patch the copy through JS (a streaming
+ * writer drops cache copies ahead of itself first: src/io/write-around.ts).
  * A write through JS grants the extents it wrote and up to GRANT_AHEAD_EXTENTS after them, so a
  * writer going through a file pays one JS write per window, not one per extent. An extent granted
  * ahead was not written, so its generation is bumped at the grant instead (ExtentMap.bumpUncopied):
@@ -82,7 +83,7 @@ export class NativeWrites {
     if (!this.active) return;
     if (grew) this.setLimits(file, file.sizeBytes);
     let granted = this.granted.get(file.fileId);
-    const end = Math.min(last + GRANT_AHEAD_EXTENTS, Math.ceil(file.sizeBytes / this.extentSizeBytes) - 1);
+    const end = this.aheadOf(file, last)?.last ?? last;
     const added: number[] = [];
     for (let index = first; index <= end; index++) {
       if (granted?.has(index)) continue;
@@ -105,6 +106,17 @@ export class NativeWrites {
       // itself; the JS write that just succeeded says the volume answers again.
       this.port?.setNativeWrites(true);
     }
+  }
+
+  /**
+   * The extents a grant after a write ending in extent `last` would reach past it; undefined when
+   * none or while native writes are off. A streaming writer's copies there are dropped first
+   * (src/io/write-around.ts), so that the grant can take them.
+   */
+  aheadOf(file: OpenFile, last: number): { first: number; last: number } | undefined {
+    if (!this.active) return undefined;
+    const end = Math.min(last + GRANT_AHEAD_EXTENTS, Math.ceil(file.sizeBytes / this.extentSizeBytes) - 1);
+    return end > last ? { first: last + 1, last: end } : undefined;
   }
 
   /**

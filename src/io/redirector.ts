@@ -6,7 +6,8 @@
  * and the next source is tried, so a bad tier costs latency, not an error.
  *
  * Writes are write-through: the live file first (it is authoritative), then every fresh copy on a
- * directory tier is patched in place before the write is acknowledged; other copies go stale.
+ * directory tier is patched in place before the write is acknowledged; other copies go stale. A
+ * streaming write (src/io/write-around.ts) patches only the copies `mustPatch` names.
  */
 import { ExtentMap, CopyRecord, isFresh } from '../extents/extent-map';
 import { TierSet } from '../tiers/tier-set';
@@ -56,6 +57,8 @@ export class IoRedirector {
   liveOp: LiveOpRunner = (_kind, fn) => fn();
   /** Told when a copy passed its checksum (the fast path may map it now). */
   onVerified: (fileId: string, index: number) => void = () => undefined;
+  /** Set by the volume: copies a streaming write still patches (coverage, pinned, hinted). */
+  mustPatch: (fileId: string, index: number, tierId: number) => boolean = () => false;
 
   constructor(
     private readonly map: ExtentMap,
@@ -228,8 +231,8 @@ export class IoRedirector {
     return !!vt && vt.tier.spec.class !== 'object' && vt.tier.health() === 'healthy';
   };
 
-  /** Caller holds file.writeLock. */
-  async write(file: OpenFile, liveFd: number, buf: Buffer, length: number, position: number): Promise<number> {
+  /** Caller holds file.writeLock. `around`: a streaming write, which patches only what `mustPatch` names. */
+  async write(file: OpenFile, liveFd: number, buf: Buffer, length: number, position: number, around = false): Promise<number> {
     if (length === 0) return 0;
     const E = this.extentSizeBytes;
     const oldSize = file.sizeBytes;
@@ -239,7 +242,7 @@ export class IoRedirector {
     // Growing the file changes the (short) copy of the old last extent too: it now ends in zeros.
     const oldLast = oldSize > 0 ? Math.floor((oldSize - 1) / E) : 0;
     if (newSize > oldSize && oldLast < first && this.map.get(file.fileId, oldLast)) first = oldLast;
-    const kept = await this.map.beginWrite(file.fileId, first, last, this.patchable);
+    const kept = await this.map.beginWrite(file.fileId, first, last, around ? this.patchedAround(file.fileId) : this.patchable);
     try {
       this.discardStale(file.fileId, first, last);
       await this.liveOp('write', () => pwriteFull(liveFd, buf, 0, length, position));
@@ -250,6 +253,34 @@ export class IoRedirector {
       this.map.endWrite(file.fileId, first, last);
     }
     return length;
+  }
+
+  private patchedAround(fileId: string): (copy: CopyRecord, index: number) => boolean {
+    return (copy, index) => this.patchable(copy) && this.mustPatch(fileId, index, copy.tierId);
+  }
+
+  /**
+   * Caller holds file.writeLock. Ahead of a streaming writer: the copies of extents [first, last]
+   * that it would not patch go stale now (persisted before this resolves) and are removed, so the
+   * extents may be written natively. Extents holding a copy that must stay are left as they are.
+   */
+  async writeAround(file: OpenFile, first: number, last: number): Promise<void> {
+    const dropped: number[] = [];
+    for (let i = first; i <= last; i++) {
+      const copies = this.map.get(file.fileId, i)?.copies ?? [];
+      if (copies.length > 0 && !copies.some((c) => this.mustPatch(file.fileId, i, c.tierId))) dropped.push(i);
+    }
+    // Every beginWrite has bumped its extent before its first await: each needs its endWrite.
+    const withdrawn = Promise.all(dropped.map((i) => this.map.beginWrite(file.fileId, i, i, () => false)));
+    try {
+      await withdrawn;
+      for (const i of dropped) this.discardStale(file.fileId, i, i);
+    } catch {
+      // The records still name the copies (their bytes are unchanged): they stay, and their extents
+      // stay off the native path. The write that asked has succeeded regardless.
+    } finally {
+      for (const i of dropped) this.map.endWrite(file.fileId, i, i);
+    }
   }
 
   private async patchKept(file: OpenFile, kept: CopyRecord[][], first: number, buf: Buffer, length: number, position: number, newSize: number): Promise<void> {

@@ -137,13 +137,19 @@ export class ShadowManager {
     return true;
   }
 
+  /** A copy only its own staleness may remove: on the coverage tier, pinned or hinted there. */
+  mustKeep(fileId: string, index: number, tierId: number): boolean {
+    const vt = this.tiers.get(tierId);
+    return this.protectedTiers.has(tierId) || (vt !== undefined && this.isProtected(vt.tier.spec.name, fileId, index));
+  }
+
   /**
    * Drop one copy now (the planner's demotion, an operator's demote). Refuses copies eviction must
    * leave alone (the coverage tier, pins, active hints). True if a copy was dropped.
    */
   async evict(fileId: string, index: number, tierId: number): Promise<boolean> {
     const vt = this.tiers.get(tierId);
-    if (!vt || this.protectedTiers.has(tierId) || this.isProtected(vt.tier.spec.name, fileId, index)) return false;
+    if (!vt || this.mustKeep(fileId, index, tierId)) return false;
     if (!this.map.removeCopy(fileId, index, tierId)) return false;
     this.lru.get(tierId)?.delete(key(tierId, fileId, index));
     this.counters.evictions++;

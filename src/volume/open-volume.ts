@@ -59,7 +59,7 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
   let policy: ReadObserver | undefined;
   const observer: ReadObserver = { onExtentRead: (f, i, s) => policy?.onExtentRead(f, i, s) };
   const io = new IoRedirector(map, tiers, config.extentSizeBytes, observer, (fileId, index, tierId) => shadows.discard(fileId, index, tierId));
-  const volume = new Volume(config.livePath, map, tiers, io, shadows, log);
+  const volume = new Volume(config.livePath, map, tiers, io, shadows, log, config.writeAroundAfterBytes);
   await reconcile(map, tiers, log);
   const failover = await FailoverController.open(volume, config.stateDir, () => (config.coverageTier ? tiers.byName(config.coverageTier)?.id : undefined), config.watchdog, config.copyBytesPerSec, log);
   const placements = new Placements(path.join(config.stateDir, 'pins.json'));

@@ -20,7 +20,8 @@ import { Mutex } from '../util/mutex';
 import { Handle, OpenFile, OpenFiles } from './open-files';
 import { DirectLiveReads } from './direct-live-reads';
 import { FastPath } from '../io/fast-path';
-import { NativeWrites } from '../io/native-writes';
+import { GRANT_AHEAD_EXTENTS, NativeWrites } from '../io/native-writes';
+import { SequentialWrites } from '../io/write-around';
 import { LiveReader } from '../io/redirector';
 import { LiveGuard, LiveUnavailable } from '../failover/live-guard';
 import { ShadowNamespace } from '../failover/shadow-namespace';
@@ -60,6 +61,8 @@ export class Volume {
   readonly open = new OpenFiles();
   readonly fastPath: FastPath;
   readonly nativeWrites: NativeWrites;
+  /** Which writes stream (write around cache copies). */
+  private readonly sequentialWrites: SequentialWrites;
   /** How background copies read the live file (direct I/O into the tier's buffer when it suits). */
   readonly directLiveReads: DirectLiveReads;
   /** Every live-volume op runs under it: a deadline, bounded concurrency, health samples. */
@@ -79,9 +82,12 @@ export class Volume {
     readonly io: IoRedirector,
     readonly shadows: ShadowManager,
     private readonly log: Logger,
+    writeAroundAfterBytes = 0,
   ) {
     this.fastPath = new FastPath(map, tiers, this.open, io.extentSizeBytes);
     this.nativeWrites = new NativeWrites(map, this.open, io.extentSizeBytes);
+    this.sequentialWrites = new SequentialWrites(writeAroundAfterBytes, (GRANT_AHEAD_EXTENTS + 1) * io.extentSizeBytes);
+    io.mustPatch = (fileId, index, tierId) => shadows.mustKeep(fileId, index, tierId);
     shadows.onFileReleased = (file) => void this.closeFile(file);
     shadows.lastForegroundMs = () => this.lastForegroundMs;
     this.directLiveReads = new DirectLiveReads(!process.env.SHADOWFS_NO_DIRECT_LIVE_READS, (fd) => this.guard.run('meta', () => closeFd(fd), { force: true }), (why) => log.warn('volume', why));
@@ -521,18 +527,27 @@ export class Volume {
     if (!h.writable) throw new FsError('EBADF');
     const file = h.file;
     const E = this.io.extentSizeBytes;
+    const streaming = this.sequentialWrites.observe(fh, position, length);
     let range = { first: 0, last: -1 };
+    let remapTo = -1;
     const n = await file.writeLock.run(async () => {
       // Growing the file also changes the old last extent (it now ends in zeros, not at EOF).
       const oldLast = Math.max(0, Math.ceil(file.sizeBytes / E) - 1);
       range = { first: Math.min(Math.floor(position / E), oldLast), last: Math.floor((position + Math.max(length, 1) - 1) / E) };
+      remapTo = range.last;
       this.fastPath.unmap(file.fileId, range.first, range.last);
       const sizeBefore = file.sizeBytes;
-      const written = await this.io.write(file, h.fd, buf, length, position);
+      const written = await this.io.write(file, h.fd, buf, length, position, streaming);
+      const ahead = streaming ? this.nativeWrites.aheadOf(file, range.last) : undefined;
+      if (ahead) {
+        this.fastPath.unmap(file.fileId, ahead.first, ahead.last);
+        remapTo = ahead.last;
+        await this.io.writeAround(file, ahead.first, ahead.last);
+      }
       this.nativeWrites.afterWrite(file, range.first, range.last, file.sizeBytes > sizeBefore);
       return written;
     });
-    this.fastPath.remap(file, range.first, range.last);
+    this.fastPath.remap(file, range.first, remapTo);
     this.onWrite(file, range.first, range.last);
     return n;
   }
@@ -626,6 +641,7 @@ export class Volume {
   async release(fh: number): Promise<void> {
     const h = this.handle(fh);
     const last = this.open.removeHandle(fh);
+    this.sequentialWrites.forget(fh);
     // A close on a hung live volume would hang too: while failed over it happens in the background.
     if (h.fd >= 0) {
       const closing = this.guard.run('meta', () => closeFd(h.fd), { force: true });

@@ -64,3 +64,11 @@ t.test('predictor: planning interval', async (t) => {
 t.test('top level: the new sections are known keys, unknown ones still refused', async (t) => {
   t.throws(() => parseVolumeConfig({ ...base, watchdgo: {} }), /^config watchdgo: expected one of .*watchdog, predictor, got "watchdgo"$/);
 });
+
+t.test('writeAroundAfter: a size, "off", 4 MiB when absent; a clear message otherwise', async (t) => {
+  t.equal(parseVolumeConfig(base).writeAroundAfterBytes, 4 * 1024 * 1024);
+  t.equal(parseVolumeConfig({ ...base, writeAroundAfter: '16MiB' }).writeAroundAfterBytes, 16 * 1024 * 1024);
+  t.equal(parseVolumeConfig({ ...base, writeAroundAfter: 'off' }).writeAroundAfterBytes, 0);
+  t.throws(() => parseVolumeConfig({ ...base, writeAroundAfter: '12 parsecs' }), /^config writeAroundAfter: expected a size like 512MiB, 20GiB or 1TB, got "12 parsecs"$/);
+  t.throws(() => parseVolumeConfig({ ...base, writeAroundAfter: [] }), /^config writeAroundAfter: expected a size like 4MiB, or "off"/);
+});

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cli, MountedVolume, Sandbox, sandboxedMount } from '../helpers/mounted-volume';
 import { waitFor } from '../helpers/wait';
+import { readWholeDirect } from '../helpers/direct-read';
 import type { StatusReport } from '../../src/control/protocol';
 import { seededRandom } from '../../src/util/seeded-random';
 
@@ -41,21 +42,8 @@ function copiesOn(dir: string): number {
   return fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && !e.name.startsWith('.')).length;
 }
 
-/** Reads the whole file through the mount with O_DIRECT (no page cache: every byte from the daemon). */
 function readDirect(file: string, size: number): Buffer {
-  const fd = fs.openSync(file, O_RDONLY | O_DIRECT);
-  try {
-    const buf = Buffer.alloc(size + EXTENT);
-    let n = 0;
-    for (;;) {
-      const r = fs.readSync(fd, buf, n, Math.min(EXTENT, buf.length - n), n);
-      if (r === 0) break;
-      n += r;
-    }
-    return buf.subarray(0, n);
-  } finally {
-    fs.closeSync(fd);
-  }
+  return readWholeDirect(file, size, EXTENT);
 }
 
 /** A started mount (64 KiB extents) with data.bin of `extents` extents written through it. */

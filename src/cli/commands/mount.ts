@@ -34,6 +34,7 @@ export interface MountArgs {
   state?: string;
   'extent-size'?: string;
   'admit-after'?: number;
+  'write-around-after'?: string;
   'coverage-tier'?: string;
   'copy-rate'?: string;
   'watch-live'?: boolean;
@@ -46,7 +47,7 @@ export interface MountArgs {
 }
 
 function volumeFlags(args: MountArgs): VolumeFlags {
-  return { config: args.config, live: args.live, tier: args.tier, state: args.state, extentSize: args['extent-size'], admitAfter: args['admit-after'], coverageTier: args['coverage-tier'], copyRate: args['copy-rate'], watchLive: args['watch-live'], placement: args.placement };
+  return { config: args.config, live: args.live, tier: args.tier, state: args.state, extentSize: args['extent-size'], admitAfter: args['admit-after'], writeAroundAfter: args['write-around-after'], coverageTier: args['coverage-tier'], copyRate: args['copy-rate'], watchLive: args['watch-live'], placement: args.placement };
 }
 
 const READY_TIMEOUT_MS = 60_000;
@@ -69,6 +70,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     .option('state', { type: 'string', describe: 'Metadata directory (default /var/lib/shadowfs/<live name>-<hash>)' })
     .option('extent-size', { type: 'string', describe: 'Extent size, a power of two (default 1MiB); fixed for a state directory' })
     .option('admit-after', { type: 'number', describe: 'Copy an extent to the fastest tier after this many reads (default 2)' })
+    .option('write-around-after', { type: 'string', describe: 'Once a writer has written this much sequentially, its writes replace cache-tier copies instead of patching them (coverage copies are always patched); "off" never (default 4MiB)' })
     .option('copy-rate', { type: 'string', describe: 'Background copy bandwidth per second, e.g. 200MiB (default 200MiB)' })
     .option('watch-live', { type: 'boolean', describe: 'Watch the live directory for changes made behind the mount (costs write speed; opening a file always checks size and mtime)' })
     .option('placement', { choices: ['reactive', 'predictive'] as const, describe: 'Placement policy: reactive admission (default) or the prediction engine and planner' })
