@@ -18,6 +18,7 @@
 #   BENCH_ROOT=.state/bench    work directory (live data, mounts, tier, state, results)
 #   BENCH_TIER_CAP=2GiB        capacity of shadowfs's nvme tier
 #   BENCH_EXTENT_SIZE=1MiB     BENCH_ADMIT_AFTER=2   shadowfs mount options
+#   BENCH_WRITE_AROUND_AFTER=  shadowfs --write-around-after (empty: its default, 4MiB; "off")
 #   BENCH_PRESETS="seq rand zipf shift failover"   `shadowfs bench` presets run at the end against
 #                              the shadowfs mount (empty: none); BENCH_PRESET_SIZE, BENCH_PRESET_RUNTIME
 #                              override their sizes and seconds per job (default: each preset's own)
@@ -40,6 +41,7 @@ TIER_CAP=${BENCH_TIER_CAP:-2GiB}
 PRESETS=${BENCH_PRESETS-seq rand zipf shift failover}
 EXTENT_SIZE=${BENCH_EXTENT_SIZE:-1MiB}
 ADMIT_AFTER=${BENCH_ADMIT_AFTER:-2}
+WRITE_AROUND_AFTER=${BENCH_WRITE_AROUND_AFTER:-}
 # cache.files=off: no page cache at the mergerfs layer (FUSE direct_io: every read and write goes
 # to the daemon, as O_DIRECT makes them go to shadowfs); dropcacheonclose=false: mergerfs does not
 # fadvise the underlying file away on close (shadowfs does not either); use_ino: real inode numbers;
@@ -203,7 +205,8 @@ mount_mergerfs() {
 mount_shadowfs() {
   local out
   if ! out=$(timeout 90 "${SHADOWFS[@]}" mount --live "$LIVE" --tier "nvme=$TIER,cap=$TIER_CAP,class=nvme" \
-    --state "$STATE" --extent-size "$EXTENT_SIZE" --admit-after "$ADMIT_AFTER" --daemon "$MNT_SHADOWFS" 2>&1); then
+    --state "$STATE" --extent-size "$EXTENT_SIZE" --admit-after "$ADMIT_AFTER" \
+    ${WRITE_AROUND_AFTER:+--write-around-after "$WRITE_AROUND_AFTER"} --daemon "$MNT_SHADOWFS" 2>&1); then
     printf '%s\n' "$out"
     return 1
   fi
