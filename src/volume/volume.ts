@@ -534,16 +534,14 @@ export class Volume {
       // Growing the file also changes the old last extent (it now ends in zeros, not at EOF).
       const oldLast = Math.max(0, Math.ceil(file.sizeBytes / E) - 1);
       range = { first: Math.min(Math.floor(position / E), oldLast), last: Math.floor((position + Math.max(length, 1) - 1) / E) };
-      remapTo = range.last;
-      this.fastPath.unmap(file.fileId, range.first, range.last);
+      // A streaming writer's next extents lose their cache copies too, so the grant below can
+      // take them. Before the write: if a mapped copy cannot be let go, nothing has been written.
+      const ahead = streaming ? this.nativeWrites.aheadOf(file, range.last) : undefined;
+      remapTo = ahead?.last ?? range.last;
+      this.fastPath.unmap(file.fileId, range.first, remapTo);
+      if (ahead) await this.io.writeAround(file, ahead.first, ahead.last);
       const sizeBefore = file.sizeBytes;
       const written = await this.io.write(file, h.fd, buf, length, position, streaming);
-      const ahead = streaming ? this.nativeWrites.aheadOf(file, range.last) : undefined;
-      if (ahead) {
-        this.fastPath.unmap(file.fileId, ahead.first, ahead.last);
-        remapTo = ahead.last;
-        await this.io.writeAround(file, ahead.first, ahead.last);
-      }
       this.nativeWrites.afterWrite(file, range.first, range.last, file.sizeBytes > sizeBefore);
       return written;
     });
