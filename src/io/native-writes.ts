@@ -139,8 +139,10 @@ export class NativeWrites {
   revoke(fileId: string, first: number, last: number): void {
     const granted = this.granted.get(fileId);
     if (!granted || !this.port) return;
-    for (const index of [...granted]) {
-      if (index < first || index > last) continue;
+    // By the range when it is the smaller (a copy revokes one extent; a file may have many granted).
+    const indexes = last - first + 1 <= granted.size ? range(first, last) : [...granted];
+    for (const index of indexes) {
+      if (index < first || index > last || !granted.has(index)) continue;
       for (const h of this.writableHandles(fileId)) this.mark(h.fh, index, index, false);
       granted.delete(index);
     }
@@ -190,6 +192,10 @@ export class NativeWrites {
       if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
     }
   }
+}
+
+function* range(first: number, last: number): Iterable<number> {
+  for (let i = first; i <= last; i++) yield i;
 }
 
 /**
