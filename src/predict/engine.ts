@@ -233,6 +233,15 @@ export class PredictionEngine {
   }
 
   /**
+   * An extent whose placement changed without the planner (a copy evicted to make room): the next
+   * round looks at it again, as if it had been touched, or it would stay off its tier until read.
+   */
+  reconsider(ref: ExtentRef): void {
+    const stats = this.history.extents.get(ref.fileId, ref.index);
+    if (stats && this.touched.size < this.maxTouched) this.touched.add(stats);
+  }
+
+  /**
    * Extents worth (re)considering this round: everything touched since the last round and its
    * neighbours, periodic extents coming due, hinted extents, plus the caller's residents.
    * Clears the touched set. Refs are deduplicated.

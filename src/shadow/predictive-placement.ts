@@ -98,6 +98,7 @@ export class PredictivePlacement implements ReadObserver {
     options: PredictiveOptions = {},
   ) {
     this.engine = new PredictionEngine(history, { extentSizeBytes });
+    shadows.onEvictedForRoom = (fileId, index) => this.engine.reconsider({ fileId, index });
     if (options.models) {
       this.modelSync = new ModelSync(new ModelStore(options.models.dir), options.models.volumeId, this.engine.forecaster, log, options.modelSyncMs);
     }

@@ -187,6 +187,9 @@ export class ShadowManager {
 
   /** Set by the volume: called before a copy's bytes are removed (e.g. to unmap a fast path). */
   beforeRemove: (fileId: string, index: number, tierId: number) => void = () => undefined;
+
+  /** Set by the placement policy: a copy was evicted to make room for another (not asked for). */
+  onEvictedForRoom: (fileId: string, index: number, tierId: number) => void = () => undefined;
   /**
    * Under the file's write lock, before a copy reads an extent: from here on its bytes must change
    * only through writes that bump its generation (the volume revokes native writes to it). Throws
@@ -370,6 +373,7 @@ export class ShadowManager {
           this.counters.evictions++;
           this.beforeRemove(fileId, index, tierId);
           await vt.tier.remove({ fileId, index });
+          this.onEvictedForRoom(fileId, index, tierId);
         }
       }
       return claim();
