@@ -48,6 +48,7 @@ export function statusReport(volume: Volume, mountpoint: string, extentSizeBytes
       corruptCopies: io.corruptCopies,
       hedgesIssued: io.hedgesIssued,
       hedgesWon: io.hedgesWon,
+      writtenAround: io.writtenAround,
       liveReads: { direct: volume.directLiveReads.counters.directReads, buffered: volume.directLiveReads.counters.bufferedReads },
     },
   };

@@ -45,10 +45,12 @@ export interface ServeCounters {
   /** Reads also sent to a second copy because the first was slower than its tier's p95; and how often the second answered first. */
   hedgesIssued: number;
   hedgesWon: number;
+  /** Copies a streaming writer left stale instead of patching them (write-around), ahead of it too. */
+  writtenAround: number;
 }
 
 export class IoRedirector {
-  readonly counters: ServeCounters = { bytesBySource: new Map(), readsBySource: new Map(), copyErrors: 0, corruptCopies: 0, hedgesIssued: 0, hedgesWon: 0 };
+  readonly counters: ServeCounters = { bytesBySource: new Map(), readsBySource: new Map(), copyErrors: 0, corruptCopies: 0, hedgesIssued: 0, hedgesWon: 0, writtenAround: 0 };
   /** Set when metrics are on: told the latency of every read served by a tier copy. */
   onTierRead: ((tierName: string, seconds: number) => void) | undefined;
   /** Recent read latency per tier (hedging decisions, metrics). */
@@ -256,7 +258,12 @@ export class IoRedirector {
   }
 
   private patchedAround(fileId: string): (copy: CopyRecord, index: number) => boolean {
-    return (copy, index) => this.patchable(copy) && this.mustPatch(fileId, index, copy.tierId);
+    return (copy, index) => {
+      if (!this.patchable(copy)) return false;
+      if (this.mustPatch(fileId, index, copy.tierId)) return true;
+      this.counters.writtenAround++;
+      return false;
+    };
   }
 
   /**
@@ -274,7 +281,10 @@ export class IoRedirector {
     const withdrawn = Promise.all(dropped.map((i) => this.map.beginWrite(file.fileId, i, i, () => false)));
     try {
       await withdrawn;
-      for (const i of dropped) this.discardStale(file.fileId, i, i);
+      for (const i of dropped) {
+        this.counters.writtenAround += this.map.get(file.fileId, i)?.copies.length ?? 0;
+        this.discardStale(file.fileId, i, i);
+      }
     } catch {
       // The records still name the copies (their bytes are unchanged): they stay, and their extents
       // stay off the native path. The write that asked has succeeded regardless.

@@ -1,7 +1,8 @@
 /**
  * Randomized operations through the mount, checked byte for byte against a model after every
  * read (in the spirit of fsx). Small extents, admission after one read and a tiny fast tier make
- * copies, patches, evictions and stale copies happen all the time. SHADOWFS_FSX_SEED replays a run.
+ * copies, patches, evictions, stale copies and write-around happen all the time. SHADOWFS_FSX_SEED
+ * replays a run.
  */
 import t from 'tap';
 import * as fs from 'node:fs';
@@ -22,6 +23,8 @@ t.test(`fsx-style random operations (seed ${seed}, ${OPS} ops)`, async (t) => {
     extentSize: '16KiB',
     admitAfter: 1,
     tiers: [{ name: 'nvme', capacity: '256KiB' }, { name: 'ssd', capacity: '2MiB' }],
+    // Streams of writes (below) reach it: write-around mixes with copies, truncates and renames.
+    extraArgs: ['--write-around-after', '32KiB'],
   });
   await vol.start();
   const rand = seededRandom(seed);
@@ -69,15 +72,22 @@ t.test(`fsx-style random operations (seed ${seed}, ${OPS} ops)`, async (t) => {
       trace(`${op} read ${n} ${off} ${len} (size ${cur.length})`);
       check(op, n, off, len);
     } else if (what < 0.8) {
-      const off = int(Math.min(MAX_SIZE, cur.length + EXTENT));
-      const len = 1 + int(Math.min(EXTENT * 3, MAX_SIZE - off));
-      const data = Buffer.alloc(len);
-      for (let i = 0; i < len; i++) data[i] = int(256);
-      trace(`${op} write ${n} ${off} ${len} (size ${cur.length})`);
-      fs.writeSync(fdOf(n), data, 0, len, off);
-      const next = Buffer.alloc(Math.max(cur.length, off + len));
-      cur.copy(next);
-      data.copy(next, off);
+      // One write, or (one in four) a stream of consecutive writes, which soon writes around copies.
+      const writes = rand() < 0.25 ? 2 + int(6) : 1;
+      let off = int(Math.min(MAX_SIZE, cur.length + EXTENT));
+      let next = cur;
+      for (let w = 0; w < writes && off < MAX_SIZE; w++) {
+        const len = 1 + int(Math.min(EXTENT * 3, MAX_SIZE - off));
+        const data = Buffer.alloc(len);
+        for (let i = 0; i < len; i++) data[i] = int(256);
+        trace(`${op} write ${n} ${off} ${len} (size ${next.length})`);
+        fs.writeSync(fdOf(n), data, 0, len, off);
+        const grown = Buffer.alloc(Math.max(next.length, off + len));
+        next.copy(grown);
+        data.copy(grown, off);
+        next = grown;
+        off += len;
+      }
       model.set(n, next);
     } else if (what < 0.88) {
       const size = int(MAX_SIZE);
@@ -128,7 +138,8 @@ t.test(`fsx-style random operations (seed ${seed}, ${OPS} ops)`, async (t) => {
   }
   t.ok(served.redirector + served.native > 0, `reads came from the tiers (${served.redirector} via the redirector, ${served.native} on the fast path)`);
   const nativeWrites = (JSON.parse(cli(['status', '--json', sb.mnt]).stdout) as StatusReport).nativeWrites;
-  t.comment(`writes: ${nativeWrites?.hits ?? 0} written natively, ${nativeWrites?.misses ?? 0} through the redirector`);
+  const shadow = (JSON.parse(cli(['status', '--json', sb.mnt]).stdout) as StatusReport).shadow;
+  t.comment(`writes: ${nativeWrites?.hits ?? 0} written natively, ${nativeWrites?.misses ?? 0} through the redirector; ${shadow.writtenAround ?? 0} copies written around`);
   t.equal(await vol.stop(), 0, 'clean unmount');
   // Across a remount, nothing stale comes back.
   await vol.start();

@@ -35,6 +35,11 @@ function freshTiers(sb: Sandbox, name: string): string[][] {
   return (JSON.parse(r.stdout) as WhichTierReport).extents.map((e) => e.fresh);
 }
 
+/** Extents of data.bin with a fresh nvme copy. */
+function keptOnNvme(sb: Sandbox): number {
+  return freshTiers(sb, 'data.bin').filter((tiers) => tiers.includes('nvme')).length;
+}
+
 function readDirect(file: string, size: number): Buffer {
   return readWholeDirect(file, size, EXTENT);
 }
@@ -74,6 +79,7 @@ t.test('a streaming overwrite drops cache copies past the cutoff and goes native
   const after = status(sb);
   const native = (after.nativeWrites?.hits ?? 0) - (before.nativeWrites?.hits ?? 0);
   t.ok(native > 0, `writes past the cutoff went natively (${native} of ${EXTENTS})`);
+  t.equal((after.shadow.writtenAround ?? 0) - (before.shadow.writtenAround ?? 0), EXTENTS - keptOnNvme(sb), 'status counts every copy written around');
   const onNvme = freshTiers(sb, 'data.bin').map((tiers) => tiers.includes('nvme'));
   t.ok(onNvme[0], 'an extent written before the run reached the cutoff was patched: its copy is fresh');
   t.notOk(onNvme[EXTENTS - 1], 'the last extent lost its copy');
@@ -94,6 +100,7 @@ t.test('--write-around-after off: every copy is patched, nothing goes natively',
   t.equal((after.nativeWrites?.hits ?? 0) - (before.nativeWrites?.hits ?? 0), 0, 'no native write: every extent has a copy');
   t.ok(freshTiers(sb, 'data.bin').every((tiers) => tiers.includes('nvme')), 'every copy was patched and is fresh');
   t.equal(after.shadow.discardedCopies, before.shadow.discardedCopies, 'none was dropped');
+  t.equal(after.shadow.writtenAround ?? 0, 0, 'none written around');
   t.ok(readDirect(f, model.length).equals(model), 'the mount has every write');
   t.ok(fs.readFileSync(path.join(sb.live, 'data.bin')).equals(model), 'so does the live file');
 });
