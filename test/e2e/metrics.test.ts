@@ -57,6 +57,7 @@ t.test('metrics scrape', async (t) => {
   t.equal(samples.get('shadowfs_failed_over'), 0, 'served from the live volume');
   t.equal(samples.get('shadowfs_live_health_state'), 0, 'the live volume is healthy');
   t.equal(samples.get('shadowfs_hedged_reads_total'), 0);
+  t.equal(samples.get('shadowfs_written_around_total'), 0, 'write-around is exported');
   t.match(res.body, /# TYPE shadowfs_tier_read_seconds histogram/, 'per-tier read latency is a histogram');
   t.equal((await get((url as string).replace('/metrics', '/other'))).status, 404);
   t.equal(await vol.stop(), 0);
