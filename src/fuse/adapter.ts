@@ -62,6 +62,7 @@ export function buildHandlers(volume: Volume, log: Logger, context: () => FuseCo
     readdir: (p, cb) => call('readdir', cb, () => volume.readdir(p), (names) => cb(0, names)),
     truncate: (p, size, cb) => call('truncate', cb, () => volume.truncate(p, size)),
     ftruncate: (p, fh, size, cb) => call('ftruncate', cb, () => volume.ftruncate(fh, size)),
+    fallocate: (p, mode, offset, length, fh, cb) => call('fallocate', cb, () => volume.fallocate(fh, mode, offset, length)),
     utimens: (p, atime, mtime, cb) => call('utimens', cb, () => volume.utimens(p, timeOf(atime), timeOf(mtime))),
     readlink: (p, cb) => call('readlink', cb, () => volume.readlink(p), (target) => cb(0, target)),
     chown: (p, uid, gid, cb) => call('chown', cb, () => volume.chown(p, uid, gid)),

@@ -33,7 +33,7 @@
  */
 import os from 'os';
 import path from 'path';
-import { errorCode } from '../util/errors';
+import { errorCode, FsError } from '../util/errors';
 
 // ---- errno -----------------------------------------------------------------------------------
 
@@ -160,6 +160,8 @@ export interface FuseHandlers {
   symlink?(target: string, linkPath: string, cb: Callback): void;
   mkdir?(path: string, mode: number, cb: Callback): void;
   rmdir?(path: string, cb: Callback): void;
+  /** fallocate(2): mode is its flags (FALLOC_FL_*); fh 0 when the kernel gave none. */
+  fallocate?(path: string, mode: number, offset: number, length: number, fh: number, cb: Callback): void;
 }
 
 export type FuseOpName = keyof FuseHandlers;
@@ -168,7 +170,7 @@ const OP_NAMES: readonly FuseOpName[] = [
   'init', 'access', 'statfs', 'getattr', 'fgetattr', 'flush', 'fsync', 'fsyncdir', 'readdir', 'truncate',
   'ftruncate', 'utimens', 'readlink', 'chown', 'chmod', 'mknod', 'setxattr', 'getxattr', 'listxattr',
   'removexattr', 'open', 'opendir', 'read', 'write', 'release', 'releasedir', 'create', 'unlink', 'rename',
-  'link', 'symlink', 'mkdir', 'rmdir',
+  'link', 'symlink', 'mkdir', 'rmdir', 'fallocate',
 ];
 
 /** Ops whose callback carries a file handle that later keys the fast-path map. */
@@ -293,6 +295,7 @@ interface NativeFuse {
   nativeWriteStats(): NativeWriteStats;
   fileNativeWrites(fh: number): number;
   drainExtentHits(fh: number): Float64Array;
+  fallocateFd(fd: number, mode: number, offset: number, length: number, cb: (errno: number) => void): void;
   onexit: (() => void) | null;
 }
 
@@ -511,6 +514,20 @@ export class FuseMount {
    */
   drainExtentHits(fh?: number): Float64Array {
     return this.native.drainExtentHits(fh === undefined ? 0 : checkFh(fh));
+  }
+
+  /**
+   * fallocate(2) of an fd on a libuv pool thread (Node has none): what the fallocate handler needs
+   * to apply the call to the file it stands for. Rejects with the errno's code (EOPNOTSUPP, ...).
+   */
+  fallocateFd(fd: number, mode: number, offsetBytes: number, lengthBytes: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.native.fallocateFd(fd, mode, offsetBytes, lengthBytes, (errno) => {
+        if (errno === 0) return resolve();
+        const name = Object.entries(os.constants.errno).find(([, v]) => v === errno)?.[0] ?? 'EIO';
+        reject(new FsError(name, `fallocate: ${name}`));
+      });
+    });
   }
 }
 

@@ -335,6 +335,23 @@ export class IoRedirector {
     }
   }
 
+  /**
+   * Caller holds file.writeLock. A change to the bytes of extents [first, last] that no copy can be
+   * patched for (fallocate's punched holes and zeroed ranges): every copy of them goes stale, and
+   * the records say so, before `change` runs on the live file; the file's size is `sizeBytes` after.
+   */
+  async changeUnpatched(file: OpenFile, first: number, last: number, sizeBytes: number, change: () => Promise<void>): Promise<void> {
+    await this.map.beginWrite(file.fileId, first, last, () => false);
+    try {
+      this.discardStale(file.fileId, first, last);
+      await this.liveOp('write', change);
+      file.sizeBytes = sizeBytes;
+      file.modified = true;
+    } finally {
+      this.map.endWrite(file.fileId, first, last);
+    }
+  }
+
   /** Caller holds file.writeLock. Cuts (or extends) the live file and every copy to `sizeBytes`. */
   async truncate(file: OpenFile, liveFd: number, sizeBytes: number): Promise<void> {
     const E = this.extentSizeBytes;

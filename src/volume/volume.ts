@@ -47,6 +47,12 @@ const ACCMODE = O_ACCMODE ?? 3;
  * already turned O_APPEND into offsets and O_TRUNC into a truncate we route ourselves.
  */
 const STRIPPED_FLAGS = (O_DIRECT ?? 0) | O_APPEND | O_TRUNC | O_CREAT | O_EXCL;
+/** fallocate(2) flags (linux/falloc.h) that the mount applies; the others shift bytes (collapse, insert). */
+const FALLOC_FL_KEEP_SIZE = 0x01;
+const FALLOC_FL_PUNCH_HOLE = 0x02;
+const FALLOC_FL_ZERO_RANGE = 0x10;
+const FALLOC_FL_UNSHARE_RANGE = 0x40;
+const FALLOCATE_SUPPORTED = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE | FALLOC_FL_UNSHARE_RANGE;
 const XATTR_CREATE = 1;
 const XATTR_REPLACE = 2;
 
@@ -602,6 +608,54 @@ export class Volume {
     });
     const edge = Math.max(0, Math.ceil(file.sizeBytes / this.io.extentSizeBytes) - 1);
     this.fastPath.remap(file, edge, edge);
+  }
+
+  /** Set by the FUSE assembly: fallocate(2) of an fd (Node has none). Without it fallocate is EOPNOTSUPP. */
+  fallocateFd: ((fd: number, mode: number, offsetBytes: number, lengthBytes: number) => Promise<void>) | undefined;
+
+  /**
+   * fallocate(2) on an open file, applied to the live file. Allocating changes no byte; punching a
+   * hole, zeroing a range or growing the file does, so those extents' copies go stale first.
+   * Collapsing or inserting a range (shifting every byte after it) is not supported (EOPNOTSUPP),
+   * nor is any of it while failed over.
+   */
+  async fallocate(fh: number, mode: number, offsetBytes: number, lengthBytes: number): Promise<void> {
+    return this.viaMode(() => this.fallocateLive(fh, mode, offsetBytes, lengthBytes), async () => {
+      throw new FsError('EOPNOTSUPP', 'fallocate while failed over');
+    });
+  }
+
+  private async fallocateLive(fh: number, mode: number, offsetBytes: number, lengthBytes: number): Promise<void> {
+    const h = this.handle(fh);
+    await this.liveFd(h);
+    if (!h.writable) throw new FsError('EBADF');
+    const fallocateFd = this.fallocateFd;
+    if (!fallocateFd || (mode & ~FALLOCATE_SUPPORTED) !== 0) throw new FsError('EOPNOTSUPP', `fallocate mode 0x${mode.toString(16)}`);
+    if (offsetBytes < 0 || lengthBytes <= 0) throw new FsError('EINVAL');
+    const file = h.file;
+    const E = this.io.extentSizeBytes;
+    const end = offsetBytes + lengthBytes;
+    let range: { first: number; last: number } | undefined;
+    await file.writeLock.run(async () => {
+      const newSize = mode & FALLOC_FL_KEEP_SIZE ? file.sizeBytes : Math.max(file.sizeBytes, end);
+      const zeroes = (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) !== 0 && offsetBytes < file.sizeBytes;
+      const apply = (): Promise<void> => fallocateFd(h.fd, mode, offsetBytes, lengthBytes);
+      if (!zeroes && newSize === file.sizeBytes) {
+        // Blocks allocated, not one byte changed: no copy is affected.
+        await this.g('write', apply);
+        return;
+      }
+      // As a write of zeros over [offset, end) would: growing also changes the old last extent.
+      const oldLast = Math.max(0, Math.ceil(file.sizeBytes / E) - 1);
+      range = { first: Math.min(Math.floor(offsetBytes / E), oldLast), last: Math.floor((Math.min(end, Math.max(newSize, file.sizeBytes)) - 1) / E) };
+      this.fastPath.unmap(file.fileId, range.first, range.last);
+      await this.io.changeUnpatched(file, range.first, range.last, newSize, apply);
+      this.nativeWrites.afterTruncate(file);
+    });
+    if (range) {
+      this.fastPath.remap(file, range.first, range.last);
+      this.onWrite(file, range.first, range.last);
+    }
   }
 
   async truncate(p: string, sizeBytes: number): Promise<void> {

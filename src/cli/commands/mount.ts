@@ -120,6 +120,8 @@ export const mountCommand: CommandModule<object, MountArgs> = {
         negativeTimeoutSeconds: 0,
         onHandlerError: (op, err) => log.error('fuse', `${op}: ${(err as Error)?.stack ?? String(err)}`),
       });
+      const f = fuse;
+      opened.volume.fallocateFd = (fd, mode, offset, length) => f.fallocateFd(fd, mode, offset, length);
       // SHADOWFS_NO_FASTPATH=1 sends every read and write through JS (for comparisons and triage);
       // the other switches turn off one part each.
       if (!env.SHADOWFS_NO_FASTPATH) {
