@@ -167,6 +167,24 @@ t.test('mknod: a FIFO works through the mount', async (t) => {
   t.ok(fs.statSync(l('fifo')).isFIFO());
 });
 
+t.test('file locks: flock and POSIX record locks exclude another process', async (t) => {
+  fs.writeFileSync(m('lockme'), 'x');
+  // The holder keeps each lock for two seconds; the other process tries without waiting meanwhile.
+  const tryLock = (holder: string[], other: string[]): { held: number | null; refused: number | null } => {
+    const h = spawnSync('sh', ['-c', `${holder.join(' ')} & sleep 0.5; ${other.join(' ')}; echo "other=$?"; wait`], { encoding: 'utf8' });
+    const otherExit = /other=(\d+)/.exec(h.stdout);
+    return { held: h.status, refused: otherExit ? Number(otherExit[1]) : null };
+  };
+  const flock = tryLock(['flock', '-x', m('lockme'), 'sleep', '2'], ['flock', '-n', '-x', m('lockme'), 'true']);
+  t.equal(flock.held, 0, 'the holder got its flock');
+  t.equal(flock.refused, 1, 'a second flock -n is refused while it is held');
+  const py = (cmd: string): string[] => ['python3', '-c', `"import fcntl,os,time; fd=os.open('${m('lockme')}', os.O_RDWR); ${cmd}"`];
+  const posix = tryLock(py('fcntl.lockf(fd, fcntl.LOCK_EX); time.sleep(2)'), py('fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)'));
+  t.equal(posix.held, 0, 'the holder got its POSIX lock');
+  t.equal(posix.refused, 1, 'another process cannot take it');
+  t.equal(spawnSync('flock', ['-n', '-x', m('lockme'), 'true']).status, 0, 'free again once the holder is gone');
+});
+
 t.test('extended attributes', async (t) => {
   fs.writeFileSync(m('xa'), 'x');
   let r = spawnSync('setfattr', ['-n', 'user.color', '-v', 'blue', m('xa')], { encoding: 'utf8' });
