@@ -287,7 +287,7 @@ export class IoRedirector {
       }
     } catch {
       // The records still name the copies (their bytes are unchanged): they stay, and their extents
-      // stay off the native path. The write that asked has succeeded regardless.
+      // stay off the native path. The write that asked goes ahead regardless.
     } finally {
       for (const i of dropped) this.map.endWrite(file.fileId, i, i);
     }
