@@ -34,6 +34,8 @@ export interface NativeWritePort {
   setExtentsWritable(fh: number, first: number, last: number, writable: boolean): void;
   /** The global switch; returns the native writes in flight. */
   setNativeWrites(enabled: boolean): number;
+  /** Writes served natively for fh since it was declared. */
+  fileNativeWrites(fh: number): number;
 }
 
 /** Extents granted past the last one a JS write wrote (64 MiB at the default 1 MiB extent). */
@@ -105,6 +107,16 @@ export class NativeWrites {
       // On every grant: a stall (a native write without progress for 200 ms) switches it off by
       // itself; the JS write that just succeeded says the volume answers again.
       this.port?.setNativeWrites(true);
+    }
+  }
+
+  /** Writes fh has had served natively so far (0 without native writes). */
+  nativeWritesOf(fh: number): number {
+    if (!this.port) return 0;
+    try {
+      return this.port.fileNativeWrites(fh);
+    } catch {
+      return 0;
     }
   }
 

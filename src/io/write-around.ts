@@ -19,6 +19,8 @@ interface Run {
   /** Where a write continuing the run starts. */
   nextByte: number;
   bytes: number;
+  /** The handle's native writes when the run last grew. */
+  nativeWrites: number;
 }
 
 export class SequentialWrites {
@@ -28,25 +30,27 @@ export class SequentialWrites {
   constructor(
     /** 0: never write around. */
     private readonly cutoffBytes: number,
-    /**
-     * How far past the run's end a write may start and still continue it, once the run streams:
-     * the writes in between went to the live file natively and were not seen here.
-     */
-    private readonly unseenGapBytes: number,
   ) {}
 
-  /** A write through JS on handle fh. True: it streams (write around cache copies). */
-  observe(fh: number, position: number, length: number): boolean {
+  /**
+   * A write through JS on handle fh; `nativeWrites`: the writes fh had served natively so far (the
+   * FUSE layer's count). True: it streams (write around cache copies).
+   *
+   * Writes the FUSE layer served natively are not seen here, so a run also continues past a gap
+   * those could have filled: as many bytes as this write's size times the native writes since the
+   * run last grew. A random writer's next JS write is rarely that close ahead.
+   */
+  observe(fh: number, position: number, length: number, nativeWrites = 0): boolean {
     if (this.cutoffBytes <= 0 || length <= 0) return false;
     const run = this.runs.get(fh);
-    const streaming = run !== undefined && run.bytes >= this.cutoffBytes;
-    const continues = run !== undefined && (position === run.nextByte || (streaming && position > run.nextByte && position - run.nextByte <= this.unseenGapBytes));
-    if (!continues) {
-      this.runs.set(fh, { nextByte: position + length, bytes: length });
+    const gap = run ? position - run.nextByte : -1;
+    if (!run || gap < 0 || gap > (nativeWrites - run.nativeWrites) * length) {
+      this.runs.set(fh, { nextByte: position + length, bytes: length, nativeWrites });
       return length >= this.cutoffBytes;
     }
-    run.bytes += length + (position - run.nextByte);
+    run.bytes += gap + length;
     run.nextByte = position + length;
+    run.nativeWrites = nativeWrites;
     return run.bytes >= this.cutoffBytes;
   }
 

@@ -20,7 +20,7 @@ import { Mutex } from '../util/mutex';
 import { Handle, OpenFile, OpenFiles } from './open-files';
 import { DirectLiveReads } from './direct-live-reads';
 import { FastPath } from '../io/fast-path';
-import { GRANT_AHEAD_EXTENTS, NativeWrites } from '../io/native-writes';
+import { NativeWrites } from '../io/native-writes';
 import { SequentialWrites } from '../io/write-around';
 import { LiveReader } from '../io/redirector';
 import { LiveGuard, LiveUnavailable } from '../failover/live-guard';
@@ -92,7 +92,7 @@ export class Volume {
   ) {
     this.fastPath = new FastPath(map, tiers, this.open, io.extentSizeBytes);
     this.nativeWrites = new NativeWrites(map, this.open, io.extentSizeBytes);
-    this.sequentialWrites = new SequentialWrites(writeAroundAfterBytes, (GRANT_AHEAD_EXTENTS + 1) * io.extentSizeBytes);
+    this.sequentialWrites = new SequentialWrites(writeAroundAfterBytes);
     io.mustPatch = (fileId, index, tierId) => shadows.mustKeep(fileId, index, tierId);
     shadows.onFileReleased = (file) => void this.closeFile(file);
     shadows.lastForegroundMs = () => this.lastForegroundMs;
@@ -533,7 +533,7 @@ export class Volume {
     if (!h.writable) throw new FsError('EBADF');
     const file = h.file;
     const E = this.io.extentSizeBytes;
-    const streaming = this.sequentialWrites.observe(fh, position, length);
+    const streaming = this.sequentialWrites.observe(fh, position, length, this.nativeWrites.nativeWritesOf(fh));
     let range = { first: 0, last: -1 };
     let remapTo = -1;
     const n = await file.writeLock.run(async () => {

@@ -12,8 +12,12 @@ import type { StatusReport } from '../../src/control/protocol';
 const BLOCK = 16 * 1024;
 const BLOCKS = 64;
 
-/** The writer: overwrites blocks with (block, iteration)-stamped bytes; journals what it fsync'd. */
-const WRITER = `
+/**
+ * The writer: overwrites blocks with (block, iteration)-stamped bytes, in random order or front to
+ * back over and over (a streaming writer); reads a random block after each write; journals what it
+ * fsync'd.
+ */
+const writer = (order: 'random' | 'sequential'): string => `
 const fs = require('fs');
 const [file, journal] = process.argv.slice(1);
 const BLOCK = ${BLOCK}, BLOCKS = ${BLOCKS};
@@ -23,7 +27,7 @@ const jfd = fs.openSync(journal, 'a');
 let it = 1; const pending = [];
 try {
   for (;;) {
-    const k = Math.floor(Math.random() * BLOCKS);
+    const k = ${order === 'random' ? 'Math.floor(Math.random() * BLOCKS)' : '(it - 1) % BLOCKS'};
     fs.writeSync(fd, stamp(k, it), 0, BLOCK, k * BLOCK);
     pending.push(k + ' ' + it);
     const r = Buffer.alloc(BLOCK); fs.readSync(fd, r, 0, BLOCK, Math.floor(Math.random() * BLOCKS) * BLOCK);
@@ -33,39 +37,50 @@ try {
 } catch (e) { process.exit(0); }
 `;
 
-t.test('kill -9 during writes loses nothing that was fsync\'d', async (t) => {
-  const { sb, vol } = sandboxedMount(t, { extentSize: '16KiB', admitAfter: 1, tiers: [{ name: 'nvme', capacity: '512KiB' }] });
-  fs.writeFileSync(path.join(sb.live, 'data'), Buffer.alloc(BLOCK * BLOCKS));
-  await vol.start();
-  const journal = path.join(sb.root, 'journal');
-  fs.writeFileSync(journal, '');
-  const writer = spawn(process.execPath, ['-e', WRITER, path.join(sb.mnt, 'data'), journal], { stdio: 'inherit' });
-  const writerDone = new Promise((r) => writer.once('exit', r));
-  await new Promise((r) => setTimeout(r, 2500));
-  await vol.crash();
-  await writerDone;
+for (const order of ['random', 'sequential'] as const) {
+  t.test(`kill -9 during ${order} writes loses nothing that was fsync'd`, async (t) => {
+    // Sequential: the writer streams, so past 64 KiB its writes drop the copies its reads made
+    // (write-around) and go natively; the drop must be on disk before any of those writes.
+    const { sb, vol } = sandboxedMount(t, {
+      extentSize: '16KiB', admitAfter: 1, tiers: [{ name: 'nvme', capacity: '512KiB' }],
+      extraArgs: order === 'sequential' ? ['--write-around-after', '64KiB'] : [],
+    });
+    fs.writeFileSync(path.join(sb.live, 'data'), Buffer.alloc(BLOCK * BLOCKS));
+    await vol.start();
+    const journal = path.join(sb.root, 'journal');
+    fs.writeFileSync(journal, '');
+    const proc = spawn(process.execPath, ['-e', writer(order), path.join(sb.mnt, 'data'), journal], { stdio: 'inherit' });
+    const writerDone = new Promise((r) => proc.once('exit', r));
+    await new Promise((r) => setTimeout(r, 2500));
+    if (order === 'sequential') {
+      const s = JSON.parse(cli(['status', '--json', sb.mnt]).stdout) as StatusReport;
+      t.ok((s.shadow.writtenAround ?? 0) > 0 && (s.nativeWrites?.hits ?? 0) > 0, `the stream wrote around copies (${s.shadow.writtenAround}) and natively (${s.nativeWrites?.hits}) before the crash`);
+    }
+    await vol.crash();
+    await writerDone;
 
-  const lastSynced = new Map<number, number>();
-  for (const line of fs.readFileSync(journal, 'utf8').split('\n')) {
-    if (!line) continue;
-    const [k, it] = line.split(' ').map(Number);
-    lastSynced.set(k, Math.max(lastSynced.get(k) ?? 0, it));
-  }
-  t.ok(lastSynced.size > 10, `the writer made progress before the crash (${lastSynced.size} blocks fsync'd)`);
+    const lastSynced = new Map<number, number>();
+    for (const line of fs.readFileSync(journal, 'utf8').split('\n')) {
+      if (!line) continue;
+      const [k, it] = line.split(' ').map(Number);
+      lastSynced.set(k, Math.max(lastSynced.get(k) ?? 0, it));
+    }
+    t.ok(lastSynced.size > 10, `the writer made progress before the crash (${lastSynced.size} blocks fsync'd)`);
 
-  // The next mount clears the stale kernel mount by itself.
-  await vol.start();
-  const viaMount = fs.readFileSync(path.join(sb.mnt, 'data'));
-  const live = fs.readFileSync(path.join(sb.live, 'data'));
-  t.ok(viaMount.equals(live), 'the mount shows exactly the live bytes: no stale copy is served');
-  let lost = 0;
-  for (const [k, it] of lastSynced) {
-    const got = viaMount.readUInt32LE(k * BLOCK + 4);
-    if (viaMount.readUInt32LE(k * BLOCK) !== k || got < it) lost++;
-  }
-  t.equal(lost, 0, 'every fsync\'d block holds its fsync\'d write or a later one');
-  t.equal(await vol.stop(), 0, `clean unmount: ${vol.output}`);
-});
+    // The next mount clears the stale kernel mount by itself.
+    await vol.start();
+    const viaMount = fs.readFileSync(path.join(sb.mnt, 'data'));
+    const live = fs.readFileSync(path.join(sb.live, 'data'));
+    t.ok(viaMount.equals(live), 'the mount shows exactly the live bytes: no stale copy is served');
+    let lost = 0;
+    for (const [k, it] of lastSynced) {
+      const got = viaMount.readUInt32LE(k * BLOCK + 4);
+      if (viaMount.readUInt32LE(k * BLOCK) !== k || got < it) lost++;
+    }
+    t.equal(lost, 0, 'every fsync\'d block holds its fsync\'d write or a later one');
+    t.equal(await vol.stop(), 0, `clean unmount: ${vol.output}`);
+  });
+}
 
 t.test('kill -9 during replication: after remount no stale copy is served and coverage recovers', async (t) => {
   const { sb, vol } = sandboxedMount(t, {

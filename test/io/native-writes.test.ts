@@ -34,6 +34,7 @@ async function setup(t: Test, extents: number) {
     setFileWrites: () => undefined,
     setExtentsWritable: (fh, first, last, writable) => void marks.push(`${fh}:${first}-${last}:${writable ? 'on' : 'off'}`),
     setNativeWrites: () => 0,
+    fileNativeWrites: () => 0,
   };
   const writes = new NativeWrites(map, files, E);
   writes.attach(port);
