@@ -129,13 +129,15 @@ export class ExtentMap {
    * Called before the bytes of extents [first, last] change on the live volume. Bumps their
    * generations; copies for which `keep` says true stay fresh (the caller patches them in place
    * before acknowledging), all others become stale. Resolves once no persisted record claims a
-   * copy of these extents is fresh.
+   * copy of these extents is fresh; rejects when that cannot be written, and then needs no endWrite.
    */
   async beginWrite(fileId: string, first: number, last: number, keep: (copy: CopyRecord, index: number) => boolean): Promise<CopyRecord[][]> {
     const extents = this.files.get(fileId);
     const kept: CopyRecord[][] = [];
     if (!extents) return kept;
     const withdraw: BatchOp[] = [];
+    const begun: ExtentState[] = [];
+    const withdrawn: ExtentState[] = [];
     for (let i = first; i <= last; i++) {
       const st = extents.get(i);
       if (!st) {
@@ -145,6 +147,7 @@ export class ExtentMap {
       const wasFresh = st.copies.filter((c) => isFresh(st, c));
       st.generation++;
       st.writing++;
+      begun.push(st);
       const keepNow = wasFresh.filter((c) => keep(c, i));
       for (const c of keepNow) c.generation = st.generation;
       kept.push(keepNow);
@@ -152,10 +155,22 @@ export class ExtentMap {
         // The withdrawn form: new generation, every copy stale.
         withdraw.push({ type: 'put', key: extentKey(fileId, i), value: encodeExtentRecord({ generation: st.generation, copies: st.copies.map((c) => ({ ...c, generation: Math.min(c.generation, st.generation - 1) })) }) });
         st.persistedFresh = false;
+        withdrawn.push(st);
       }
       this.markDirty(fileId, st);
     }
-    if (withdraw.length > 0) await this.write(withdraw);
+    if (withdraw.length > 0) {
+      try {
+        await this.write(withdraw);
+      } catch (err) {
+        // Nothing may change the bytes now, and the disk still says fresh: the next write must
+        // withdraw again, and no endWrite will come for this one. (The generations stay bumped,
+        // which only keeps copies taken before from being published.)
+        for (const st of withdrawn) st.persistedFresh = true;
+        for (const st of begun) if (st.writing > 0) st.writing--;
+        throw err;
+      }
+    }
     return kept;
   }
 

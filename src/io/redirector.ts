@@ -272,25 +272,23 @@ export class IoRedirector {
    * extents may be written natively. Extents holding a copy that must stay are left as they are.
    */
   async writeAround(file: OpenFile, first: number, last: number): Promise<void> {
-    const dropped: number[] = [];
+    const dropped: { index: number; fresh: number }[] = [];
     for (let i = first; i <= last; i++) {
-      const copies = this.map.get(file.fileId, i)?.copies ?? [];
-      if (copies.length > 0 && !copies.some((c) => this.mustPatch(file.fileId, i, c.tierId))) dropped.push(i);
-    }
-    // Every beginWrite has bumped its extent before its first await: each needs its endWrite.
-    const withdrawn = Promise.all(dropped.map((i) => this.map.beginWrite(file.fileId, i, i, () => false)));
-    try {
-      await withdrawn;
-      for (const i of dropped) {
-        this.counters.writtenAround += this.map.get(file.fileId, i)?.copies.length ?? 0;
-        this.discardStale(file.fileId, i, i);
+      const rec = this.map.get(file.fileId, i);
+      const copies = rec?.copies ?? [];
+      if (rec && copies.length > 0 && !copies.some((c) => this.mustPatch(file.fileId, i, c.tierId))) {
+        dropped.push({ index: i, fresh: copies.filter((c) => isFresh(rec, c) && this.patchable(c)).length });
       }
-    } catch {
-      // The records still name the copies (their bytes are unchanged): they stay, and their extents
-      // stay off the native path. The write that asked goes ahead regardless.
-    } finally {
-      for (const i of dropped) this.map.endWrite(file.fileId, i, i);
     }
+    const begun = await Promise.allSettled(dropped.map(({ index }) => this.map.beginWrite(file.fileId, index, index, () => false)));
+    dropped.forEach(({ index, fresh }, k) => {
+      // A withdrawal that could not be written leaves its copies named (their bytes are unchanged)
+      // and the extent off the native path (it still has copies); the write goes ahead regardless.
+      if (begun[k].status === 'rejected') return;
+      this.counters.writtenAround += fresh;
+      this.discardStale(file.fileId, index, index);
+      this.map.endWrite(file.fileId, index, index);
+    });
   }
 
   private async patchKept(file: OpenFile, kept: CopyRecord[][], first: number, buf: Buffer, length: number, position: number, newSize: number): Promise<void> {

@@ -72,6 +72,30 @@ t.test('after a crash mid-write no persisted record claims a stale copy fresh', 
   await reopened.close();
 });
 
+t.test('a withdrawal that cannot be written is undone: the next write withdraws again', async (t) => {
+  const dir = tmp();
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const map = await ExtentMap.open(dir, 60_000);
+  t.teardown(() => map.close());
+  const nvme = await map.tierId('nvme');
+  await map.addCopy('f', 0, { tierId: nvme, generation: 0, crc32: 7, sizeBytes: 100 }, 0);
+  await map.flush();
+  // The state disk fails once (full, EIO): the withdrawn record does not land.
+  const db = (map as unknown as { db: { batch: (ops: unknown[]) => Promise<void> } }).db;
+  const batch = db.batch.bind(db);
+  let batches = 0;
+  db.batch = async (ops) => {
+    batches++;
+    if (batches === 1) throw new Error('EIO: simulated');
+    return batch(ops);
+  };
+  await t.rejects(map.beginWrite('f', 0, 0, () => false), /simulated/, 'the write cannot begin');
+  // No endWrite for it. The next write must withdraw the record on disk before it changes bytes.
+  await map.beginWrite('f', 0, 0, () => false);
+  t.equal(batches, 2, 'the next write wrote the withdrawn record');
+  map.endWrite('f', 0, 0);
+});
+
 t.test('records survive reopen; dropFile forgets everything', async (t) => {
   const dir = tmp();
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
