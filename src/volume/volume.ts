@@ -544,8 +544,16 @@ export class Volume {
       // take them. Before the write: if a mapped copy cannot be let go, nothing has been written.
       const ahead = streaming ? this.nativeWrites.aheadOf(file, range.last) : undefined;
       remapTo = ahead?.last ?? range.last;
-      this.fastPath.unmap(file.fileId, range.first, remapTo);
-      if (ahead) await this.io.writeAround(file, ahead.first, ahead.last);
+      this.fastPath.unmap(file.fileId, range.first, range.last);
+      let around = ahead !== undefined;
+      try {
+        if (ahead) this.fastPath.unmap(file.fileId, ahead.first, ahead.last);
+      } catch {
+        // A copy ahead is held by a native read stuck on its tier: this write does not need it
+        // gone, only write-around does. Skip that; the remap below maps back what was let go.
+        around = false;
+      }
+      if (ahead && around) await this.io.writeAround(file, ahead.first, ahead.last);
       const sizeBefore = file.sizeBytes;
       const written = await this.io.write(file, h.fd, buf, length, position, streaming);
       this.nativeWrites.afterWrite(file, range.first, range.last, file.sizeBytes > sizeBefore);
@@ -640,14 +648,20 @@ export class Volume {
       const newSize = mode & FALLOC_FL_KEEP_SIZE ? file.sizeBytes : Math.max(file.sizeBytes, end);
       const zeroes = (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) !== 0 && offsetBytes < file.sizeBytes;
       const apply = (): Promise<void> => fallocateFd(h.fd, mode, offsetBytes, lengthBytes);
-      if (!zeroes && newSize === file.sizeBytes) {
-        // Blocks allocated, not one byte changed: no copy is affected.
+      const grows = newSize > file.sizeBytes;
+      if (!zeroes && !grows) {
+        // Blocks allocated, not one byte changed: no copy is affected (the mtime may change).
         await this.g('write', apply);
+        file.modified = true;
         return;
       }
-      // As a write of zeros over [offset, end) would: growing also changes the old last extent.
+      // Zeroed bytes change their extents; growing changes only the old last one (it now ends in
+      // zeros, not at the end of the file): the extents past it have no copies.
       const oldLast = Math.max(0, Math.ceil(file.sizeBytes / E) - 1);
-      range = { first: Math.min(Math.floor(offsetBytes / E), oldLast), last: Math.floor((Math.min(end, Math.max(newSize, file.sizeBytes)) - 1) / E) };
+      const zeroed = zeroes ? { first: Math.floor(offsetBytes / E), last: Math.floor((Math.min(end, file.sizeBytes) - 1) / E) } : undefined;
+      range = grows
+        ? { first: Math.min(zeroed?.first ?? oldLast, oldLast), last: oldLast }
+        : (zeroed as { first: number; last: number });
       this.fastPath.unmap(file.fileId, range.first, range.last);
       await this.io.changeUnpatched(file, range.first, range.last, newSize, apply);
       this.nativeWrites.afterTruncate(file);

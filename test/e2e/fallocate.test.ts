@@ -69,6 +69,19 @@ t.test('a punched hole and a zeroed range read as zeros at once, also where copi
   t.ok(readWholeDirect(f, size, EXTENT).equals(model), 'the hole reads as zeros through the mount');
   t.ok(fs.readFileSync(path.join(sb.live, 'data.bin')).equals(model), 'and in the live file');
 
+  await waitFor(() => onNvme(sb, 'data.bin').every(Boolean), 'copies made again');
+  // Allocating changes no byte: every copy stays fresh, also once the file is opened again.
+  t.equal(fallocate(['-n', '-o', String(size), '-l', String(4 * EXTENT), f]).status, 0, 'allocate past the end, size kept');
+  t.ok(readWholeDirect(f, size, EXTENT).equals(model), 'reopened and read');
+  t.ok(onNvme(sb, 'data.bin').every(Boolean), 'every copy is still fresh');
+
+  // Growing by allocation changes only what lies past the old end: the copies before it stay.
+  t.equal(fallocate(['-o', '0', '-l', String(size + EXTENT / 2), f]).status, 0, 'allocate from 0 past the end: the file grows');
+  const longer = Buffer.alloc(size + EXTENT / 2);
+  model.copy(longer);
+  t.same(onNvme(sb, 'data.bin').slice(0, 7), [true, true, true, true, true, true, true], 'the copies of extents 0-6 stay fresh');
+  t.ok(readWholeDirect(f, longer.length, EXTENT).equals(longer), 'it reads right, zeros past the old end');
+
   // Zero a range that runs past the end: the file grows (no --keep-size).
   const zero = fallocate(['-z', '-o', String(7 * EXTENT), '-l', String(2 * EXTENT), f]);
   t.equal(zero.status, 0, `zero range ${zero.stderr}`);
