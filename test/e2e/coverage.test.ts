@@ -51,6 +51,16 @@ function writeWorkload(sb: Sandbox, files: Map<string, Buffer>, rounds: number):
   files.set('new.bin', Buffer.alloc(5 * EXTENT, 9));
 }
 
+/** Where a read through the mount went wrong, for the failure message: offset, extent, sources. */
+function firstDifference(sb: Sandbox, name: string, got: Buffer, model: Buffer): string {
+  let at = 0;
+  while (at < Math.min(got.length, model.length) && got[at] === model[at]) at++;
+  const live = fs.readFileSync(path.join(sb.live, name));
+  const w = JSON.parse(cli(['which-tier', '--json', path.join(sb.mnt, name)]).stdout) as WhichTierReport;
+  const e = w.extents.find((x) => x.index === Math.floor(at / EXTENT));
+  return `size ${got.length} vs ${model.length} (live ${live.length}); first difference at ${at} (extent ${Math.floor(at / EXTENT)}: fresh=[${e?.fresh}] stale=[${e?.stale}]); live ${live.equals(model) ? 'matches the model' : 'differs too'}`;
+}
+
 function everyExtentOn(sb: Sandbox, files: Map<string, Buffer>, tier: string): boolean {
   for (const name of files.keys()) {
     const w = JSON.parse(cli(['which-tier', '--json', path.join(sb.mnt, name)]).stdout) as WhichTierReport;
@@ -112,7 +122,10 @@ t.test('an object-store coverage tier (real S3 server on loopback) keeps up with
   });
   const objects = fs.readdirSync(s3.directory, { recursive: true }).length;
   t.ok(objects > 0, `the S3 server holds the copies (${objects} entries)`);
-  for (const [name, model] of files) t.ok(fs.readFileSync(path.join(sb.mnt, name)).equals(model), `${name} reads right`);
+  for (const [name, model] of files) {
+    const got = fs.readFileSync(path.join(sb.mnt, name));
+    t.ok(got.equals(model), `${name} reads right${got.equals(model) ? '' : `: ${firstDifference(sb, name, got, model)}`}`);
+  }
   t.equal(await vol.stop(), 0);
 });
 
