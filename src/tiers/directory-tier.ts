@@ -111,6 +111,11 @@ export class DirectoryTier implements ShadowTier {
   private readonly pendingOpens = new Map<string, PendingOpen>();
   /** Bumped whenever a key's file is replaced or removed, so an fd opened before is known stale. */
   private readonly epochs = new Map<string, number>();
+  /**
+   * Opens in flight by key. Not pendingOpens: invalidate() forgets those at once, and the epoch of
+   * a key with an open in flight must survive the trim, or that open would cache the replaced file.
+   */
+  private readonly opening = new Map<string, number>();
   /** Temp files being written right now: list() must not delete them as orphans. */
   private readonly activeTemps = new Set<string>();
   private readonly locks = new KeyedMutex();
@@ -600,8 +605,12 @@ export class DirectoryTier implements ShadowTier {
 
   private async openEntry(ref: ExtentRef, key: string, pending: PendingOpen): Promise<FdEntry | undefined> {
     const epoch = this.epochs.get(key) ?? 0;
+    this.opening.set(key, (this.opening.get(key) ?? 0) + 1);
     const settle = (): void => {
       if (this.pendingOpens.get(key) === pending) this.pendingOpens.delete(key);
+      const n = (this.opening.get(key) ?? 1) - 1;
+      if (n > 0) this.opening.set(key, n);
+      else this.opening.delete(key);
     };
     let fh: FileHandle;
     try {
@@ -639,7 +648,7 @@ export class DirectoryTier implements ShadowTier {
     // Epochs only matter while an open may be in flight; keep the map bounded.
     if (this.epochs.size > this.maxOpenFds * 4) {
       for (const k of this.epochs.keys()) {
-        if (!this.pendingOpens.has(k)) this.epochs.delete(k);
+        if (!this.opening.has(k)) this.epochs.delete(k);
         if (this.epochs.size <= this.maxOpenFds * 2) break;
       }
     }

@@ -230,6 +230,44 @@ t.test('an fd opened while its copy is replaced or the tier closes is still hand
   lease?.release();
 });
 
+t.test('an open in flight while its copy is replaced is never cached, however many other copies are replaced meanwhile', async (t) => {
+  // The tier forgets old epochs once it has seen 4 x maxOpenFds keys replaced; the epoch of a key
+  // with an open in flight must not be among them, or that open would cache the replaced inode
+  // and every later read would serve the old bytes.
+  const dir = await tempDir(t, 'shadowfs-dirtier-');
+  const tier = await openTier(t, dir, { maxOpenFds: 1 });
+  const ref = { fileId: 'ab', index: 0 };
+  await tier.put(ref, bytes(64, 1));
+  // Other copies replaced: the tier has forgotten this key's epoch by now (so the open below starts
+  // from "never replaced" and only the epoch bump of the put racing it can tell it apart).
+  for (let i = 1; i <= 8; i++) await tier.put({ fileId: `c${i}`, index: 0 }, bytes(64, 10 + i));
+  // Hold the open of this copy until the test lets it go (the copy's own path only).
+  const realOpen = fsp.open;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let held = 0;
+  fsp.open = (async (p: Parameters<typeof realOpen>[0], ...rest: unknown[]) => {
+    const handle = await (realOpen as (...a: unknown[]) => ReturnType<typeof realOpen>)(p, ...rest);
+    if (String(p) === path.join(dir, 'ab', 'ab', '0')) {
+      held++;
+      await gate;
+    }
+    return handle;
+  }) as typeof realOpen;
+  t.teardown(() => {
+    fsp.open = realOpen;
+  });
+  const reading = readAll(tier, 'ab', 0, 64);
+  while (held === 0) await new Promise((r) => setTimeout(r, 5));
+  await tier.put(ref, bytes(64, 2));
+  for (let i = 1; i <= 8; i++) await tier.put({ fileId: `d${i}`, index: 0 }, bytes(64, 20 + i));
+  release();
+  const first = await within(reading, 2000, 'the read that raced the put');
+  t.ok(first.equals(bytes(64, 1)) || first.equals(bytes(64, 2)), 'the racing read got the old or the new copy, whole');
+  fsp.open = realOpen;
+  t.ok((await readAll(tier, 'ab', 0, 64)).equals(bytes(64, 2)), 'the next read gets the new copy');
+});
+
 t.test('concurrent puts and reads of the same copy stay consistent', async (t) => {
   const tier = await openTier(t, await tempDir(t, 'shadowfs-dirtier-'));
   const ref = { fileId: 'dd', index: 0 };
