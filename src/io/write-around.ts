@@ -34,23 +34,25 @@ export class SequentialWrites {
 
   /**
    * A write through JS on handle fh; `nativeWrites`: the writes fh had served natively so far (the
-   * FUSE layer's count). True: it streams (write around cache copies).
+   * FUSE layer's count; not asked when write-around is off, since asking is a call into the binding
+   * on the write path). True: it streams (write around cache copies).
    *
    * Writes the FUSE layer served natively are not seen here, so a run also continues past a gap
    * those could have filled: as many bytes as this write's size times the native writes since the
    * run last grew. A random writer's next JS write is rarely that close ahead.
    */
-  observe(fh: number, position: number, length: number, nativeWrites = 0): boolean {
+  observe(fh: number, position: number, length: number, nativeWrites: () => number = () => 0): boolean {
     if (this.cutoffBytes <= 0 || length <= 0) return false;
     const run = this.runs.get(fh);
     const gap = run ? position - run.nextByte : -1;
-    if (!run || gap < 0 || gap > (nativeWrites - run.nativeWrites) * length) {
-      this.runs.set(fh, { nextByte: position + length, bytes: length, nativeWrites });
+    const native = nativeWrites();
+    if (!run || gap < 0 || gap > (native - run.nativeWrites) * length) {
+      this.runs.set(fh, { nextByte: position + length, bytes: length, nativeWrites: native });
       return length >= this.cutoffBytes;
     }
     run.bytes += gap + length;
     run.nextByte = position + length;
-    run.nativeWrites = nativeWrites;
+    run.nativeWrites = native;
     return run.bytes >= this.cutoffBytes;
   }
 

@@ -533,7 +533,7 @@ export class Volume {
     if (!h.writable) throw new FsError('EBADF');
     const file = h.file;
     const E = this.io.extentSizeBytes;
-    const streaming = this.sequentialWrites.observe(fh, position, length, this.nativeWrites.nativeWritesOf(fh));
+    const streaming = this.sequentialWrites.observe(fh, position, length, () => this.nativeWrites.nativeWritesOf(fh));
     let range = { first: 0, last: -1 };
     let remapTo = -1;
     const n = await file.writeLock.run(async () => {
