@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # shadowfs benchmark (`make bench`): each fio job of fixtures/fio, with 1 and 4 jobs, side by side
-# against the same files through three targets:
+# against the same files through three targets (BENCH_ROUNDS times, the targets back to back in
+# each round, in rotating order; the table gives the median of the rounds' ratios):
 #   raw       the plain directory (ext4), no FUSE
 #   mergerfs  mergerfs over that directory: a mature C++ FUSE passthrough, the FUSE baseline
 #   shadowfs  shadowfs over that directory, one nvme tier directory on the same disk
@@ -14,6 +15,7 @@
 #   BENCH_RAMP=1               unmeasured warm-up seconds per run
 #   BENCH_JOBS="seq-read seq-write rand-read rand-write"   fixtures/fio/<name>.fio
 #   BENCH_NUMJOBS_LIST="1 4"
+#   BENCH_ROUNDS=3             rounds per row (1: one run per target, as before)
 #   BENCH_TARGETS="raw mergerfs shadowfs"
 #   BENCH_ROOT=.state/bench    work directory (live data, mounts, tier, state, results)
 #   BENCH_TIER_CAP=2GiB        capacity of shadowfs's nvme tier
@@ -35,6 +37,7 @@ RUNTIME=${BENCH_RUNTIME:-7}
 RAMP=${BENCH_RAMP:-1}
 JOBS=${BENCH_JOBS:-seq-read seq-write rand-read rand-write}
 NUMJOBS_LIST=${BENCH_NUMJOBS_LIST:-1 4}
+ROUNDS=${BENCH_ROUNDS:-3}
 TARGETS=${BENCH_TARGETS:-raw mergerfs shadowfs}
 ROOT=$(mkdir -p "${BENCH_ROOT:-$REPO/.state/bench}" && cd "${BENCH_ROOT:-$REPO/.state/bench}" && pwd)
 TIER_CAP=${BENCH_TIER_CAP:-2GiB}
@@ -144,6 +147,7 @@ for t in $TARGETS; do
   case $t in raw | mergerfs | shadowfs) ;; *) die "unknown target $t (raw, mergerfs, shadowfs)" ;; esac
 done
 for j in $JOBS; do [[ -f fixtures/fio/$j.fio ]] || die "no fio job fixtures/fio/$j.fio"; done
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a whole number ≥ 1, not '$ROUNDS'"
 for p in $PRESETS; do [[ -f fixtures/fio/presets/$p.fio ]] || die "no preset $p (fixtures/fio/presets/$p.fio)"; done
 [[ -f dist/src/bench/report.js ]] || die "dist/ is not built: run make build (or node_modules/.bin/tsc -p tsconfig.json)"
 SIZE_BYTES=$(numfmt --from=iec "$SIZE")
@@ -175,7 +179,7 @@ RUN_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" RUN_HOST="$(hostname)" RUN_KERNEL="$
   RUN_FIO="$(fio --version)" RUN_MERGERFS="$(mergerfs --version 2>&1 | head -1 | awk '{print $NF}')" \
   RUN_COMMIT="$(git describe --always --dirty 2>/dev/null || echo unknown)" \
   SIZE=$SIZE RUNTIME=$RUNTIME RAMP=$RAMP TIER_CAP=$TIER_CAP EXTENT_SIZE=$EXTENT_SIZE ADMIT_AFTER=$ADMIT_AFTER \
-  MERGERFS_OPTS=$MERGERFS_OPTS MERGERFS_DIRECT=$DIRECT_mergerfs JOBS=$JOBS NUMJOBS_LIST=$NUMJOBS_LIST TARGETS=$TARGETS \
+  MERGERFS_OPTS=$MERGERFS_OPTS MERGERFS_DIRECT=$DIRECT_mergerfs JOBS=$JOBS NUMJOBS_LIST=$NUMJOBS_LIST TARGETS=$TARGETS ROUNDS=$ROUNDS \
   node -e '
     const e = process.env, os = require("os");
     const words = (s) => s.split(/\s+/).filter(Boolean);
@@ -187,6 +191,7 @@ RUN_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" RUN_HOST="$(hostname)" RUN_KERNEL="$
       extentSize: e.EXTENT_SIZE, admitAfter: e.ADMIT_AFTER, mergerfsOptions: e.MERGERFS_OPTS,
       mergerfsDirect: e.MERGERFS_DIRECT === "1",
       jobs: words(e.JOBS), numjobs: words(e.NUMJOBS_LIST).map(Number), targets: words(e.TARGETS),
+      rounds: Number(e.ROUNDS),
     }, null, 2) + "\n");' >"$RESULTS/run.json"
 
 # --- mounts ---------------------------------------------------------------------------------------
@@ -244,9 +249,9 @@ why() {
   printf '%s' "${line:0:300}"
 }
 
-# run_fio JOB NUMJOBS TARGET DIR: one measured run; leaves <stem>.fio.json or <stem>.error.
+# run_fio JOB NUMJOBS TARGET DIR STEM: one measured run; leaves STEM.fio.json or STEM.error.
 run_fio() {
-  local job=$1 nj=$2 target=$3 dir=$4 stem=$RESULTS/$1.nj$2.$3 rc=0
+  local job=$1 nj=$2 target=$3 dir=$4 stem=$5 rc=0
   cold_caches
   local direct_var=DIRECT_$target
   BENCH_DIR=$dir BENCH_DIRECT=${!direct_var} BENCH_NUMJOBS=$nj BENCH_SIZE=$SIZE BENCH_RUNTIME=$RUNTIME BENCH_RAMP=$RAMP \
@@ -263,7 +268,7 @@ run_fio() {
 }
 
 progress() {
-  local stem=$RESULTS/$1.nj$2.$3
+  local stem=$1
   if [[ -f $stem.error ]]; then
     printf 'FAILED: %s\n' "$(head -1 "$stem.error")"
   else
@@ -275,43 +280,48 @@ progress() {
 [[ " $TARGETS " == *" mergerfs "* ]] && { mount_mergerfs || die "mergerfs did not mount: $(tail -3 "$RESULTS/mergerfs.log")"; }
 
 n_runs=0
-for _ in $JOBS; do for _ in $NUMJOBS_LIST; do for _ in $TARGETS; do n_runs=$((n_runs + 1)); done; done; done
-say "bench: $n_runs runs of ${RAMP}+${RUNTIME} s; results in $RESULTS"
+for _ in $JOBS; do for _ in $NUMJOBS_LIST; do for _ in $TARGETS; do n_runs=$((n_runs + ROUNDS)); done; done; done
+read -r -a TARGET_LIST <<<"$TARGETS"
+say "bench: $n_runs runs of ${RAMP}+${RUNTIME} s ($ROUNDS rounds per row); results in $RESULTS"
 i=0
 for job in $JOBS; do
   for nj in $NUMJOBS_LIST; do
-    for target in $TARGETS; do
-      i=$((i + 1))
-      stem=$RESULTS/$job.nj$nj.$target
-      printf '[%2d/%d] %-10s numjobs=%s %-8s ' "$i" "$n_runs" "$job" "$nj" "$target"
-      case $target in
-        raw)
-          run_fio "$job" "$nj" raw "$LIVE" || true
-          ;;
-        mergerfs)
-          run_fio "$job" "$nj" mergerfs "$MNT_MERGERFS" || true
-          sample_daemon "$MERGERFS_PID" >"$stem.daemon.json" || rm -f "$stem.daemon.json"
-          ;;
-        shadowfs)
-          if ! mount_shadowfs >"$stem.mount.log" 2>&1; then
-            printf 'mount failed: %s\n' "$(why "$stem.mount.log")" >"$stem.error"
-            unmount_shadowfs
-          else
-            run_fio "$job" "$nj" shadowfs "$MNT_SHADOWFS" || true
-            if sample_daemon "$SHADOWFS_PID" >"$stem.daemon.json"; then
-              timeout 20 "${SHADOWFS[@]}" status --json "$MNT_SHADOWFS" >"$stem.status.json" 2>>"$stem.fio.log" || rm -f "$stem.status.json"
+    for ((round = 1; round <= ROUNDS; round++)); do
+      # Rotate the order each round, so that no target always runs first (or right after another).
+      for ((t = 0; t < ${#TARGET_LIST[@]}; t++)); do
+        target=${TARGET_LIST[$(((t + round - 1) % ${#TARGET_LIST[@]}))]}
+        i=$((i + 1))
+        stem=$RESULTS/$job.nj$nj.$target.r$round
+        printf '[%2d/%d] %-10s numjobs=%s round %s %-8s ' "$i" "$n_runs" "$job" "$nj" "$round" "$target"
+        case $target in
+          raw)
+            run_fio "$job" "$nj" raw "$LIVE" "$stem" || true
+            ;;
+          mergerfs)
+            run_fio "$job" "$nj" mergerfs "$MNT_MERGERFS" "$stem" || true
+            sample_daemon "$MERGERFS_PID" >"$stem.daemon.json" || rm -f "$stem.daemon.json"
+            ;;
+          shadowfs)
+            if ! mount_shadowfs >"$stem.mount.log" 2>&1; then
+              printf 'mount failed: %s\n' "$(why "$stem.mount.log")" >"$stem.error"
+              unmount_shadowfs
             else
-              rm -f "$stem.daemon.json"
-              printf 'the shadowfs daemon (pid %s) died during the run; its log: %s\n' "$SHADOWFS_PID" \
-                "$(why "$STATE/shadowfs.log")" >>"$stem.error"
+              run_fio "$job" "$nj" shadowfs "$MNT_SHADOWFS" "$stem" || true
+              if sample_daemon "$SHADOWFS_PID" >"$stem.daemon.json"; then
+                timeout 20 "${SHADOWFS[@]}" status --json "$MNT_SHADOWFS" >"$stem.status.json" 2>>"$stem.fio.log" || rm -f "$stem.status.json"
+              else
+                rm -f "$stem.daemon.json"
+                printf 'the shadowfs daemon (pid %s) died during the run; its log: %s\n' "$SHADOWFS_PID" \
+                  "$(why "$STATE/shadowfs.log")" >>"$stem.error"
+              fi
+              # A daemon with a request stuck (fio was killed) gets 3 s to exit, not 10.
+              if grep -qs 'killed' "$stem.error"; then unmount_shadowfs 3; else unmount_shadowfs; fi
+              node dist/src/bench/extent-meta.js "$STATE" >"$stem.extents.json" 2>>"$stem.fio.log" || rm -f "$stem.extents.json"
             fi
-            # A daemon with a request stuck (fio was killed) gets 3 s to exit, not 10.
-            if grep -qs 'killed' "$stem.error"; then unmount_shadowfs 3; else unmount_shadowfs; fi
-            node dist/src/bench/extent-meta.js "$STATE" >"$stem.extents.json" 2>>"$stem.fio.log" || rm -f "$stem.extents.json"
-          fi
-          ;;
-      esac
-      progress "$job" "$nj" "$target"
+            ;;
+        esac
+        progress "$stem"
+      done
     done
   done
 done
