@@ -6,6 +6,8 @@
 #     from a cold page cache to cp's exit (and `sync` after it, reported beside it); shadowfs time
 #     from the start of `shadowfs mount` to the first `status` (control socket, every 100 ms)
 #     that says coverage 100%. Nothing is subtracted. Ratio = cp time / shadowfs time (≥ 0.8 wanted).
+#     REPL_ROUNDS rounds, each cp and shadowfs back to back (alternating which goes first); the
+#     headline is the median of the rounds' ratios.
 #  2. Foreground impact: fio 4 KiB random reads (1 job, psync, O_DIRECT) on one file of the volume
 #     through the mount, (a) on a mount with the same (empty) tier and no coverage tier, and (b) on
 #     a fresh mount with the coverage tier while the replication of the volume runs. Ratio = IOPS
@@ -29,6 +31,7 @@
 #   REPL_COPY_RATE=10GiB                    --copy-rate (high enough not to limit)
 #   REPL_EXTENT_SIZE=1MiB                   --extent-size
 #   REPL_TIMEOUT=100                        seconds to wait for coverage 100% before giving up
+#   REPL_ROUNDS=3                           throughput rounds (cp and shadowfs each)
 #   REPL_PHASES="throughput foreground cp-contention"   which measurements to run (cp-contention:
 #                                           fio on the mount without coverage while a loop of plain
 #                                           `cp` of the bulk files runs: what the disk alone costs)
@@ -59,6 +62,7 @@ RAMP=${REPL_RAMP:-1}
 COPY_RATE=${REPL_COPY_RATE:-10GiB}
 EXTENT_SIZE=${REPL_EXTENT_SIZE:-1MiB}
 TIMEOUT=${REPL_TIMEOUT:-100}
+ROUNDS=${REPL_ROUNDS:-3}
 PHASES=${REPL_PHASES:-throughput foreground cp-contention}
 ADMIT_OFF=1000000000
 ROOT=$(mkdir -p "${BENCH_ROOT:-$REPO/.state/bench/replication}" && cd "${BENCH_ROOT:-$REPO/.state/bench/replication}" && pwd)
@@ -207,6 +211,7 @@ for f in replication-watch replication-report fio-json; do
   [[ -f dist/src/bench/$f.js ]] || die "dist/ is not built: run make build (or node_modules/.bin/tsc -p tsconfig.json)"
 done
 [[ $BULK_FILES =~ ^[0-9]+$ ]] && ((BULK_FILES > 0)) || die "REPL_BULK_FILES must be a whole number above 0"
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "REPL_ROUNDS must be a whole number ≥ 1, not '$ROUNDS'"
 for ph in $PHASES; do
   case $ph in throughput | foreground | cp-contention) ;; *) die "unknown phase $ph in REPL_PHASES (throughput, foreground, cp-contention)" ;; esac
 done
@@ -239,7 +244,7 @@ RUN_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" RUN_HOST="$(hostname)" RUN_KERNEL="$
   RUN_DISK="$disk_dev ($disk_fs)" RUN_FIO="$(fio --version)" RUN_CP="$(cp --version | head -1 | sed 's/^cp (GNU coreutils)/GNU cp/')" \
   RUN_COMMIT="$(git describe --always --dirty 2>/dev/null || echo unknown)" DATA_BYTES=$DATA_BYTES \
   FILES="$BULK_FILES x $BULK_SIZE + $FG_REL $FG_SIZE" COPY_RATE=$COPY_RATE EXTENT_SIZE=$EXTENT_SIZE \
-  RUNTIME=$RUNTIME RAMP=$RAMP FG_FILE="$FG_REL" FG_BYTES=$FG_BYTES LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)" PHASES="$PHASES" \
+  RUNTIME=$RUNTIME RAMP=$RAMP FG_FILE="$FG_REL" FG_BYTES=$FG_BYTES LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)" PHASES="$PHASES" ROUNDS=$ROUNDS \
   node -e '
     const e = process.env, os = require("os");
     process.stdout.write(JSON.stringify({
@@ -248,60 +253,82 @@ RUN_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" RUN_HOST="$(hostname)" RUN_KERNEL="$
       node: process.version, commit: e.RUN_COMMIT, dataBytes: Number(e.DATA_BYTES), files: e.FILES,
       copyRate: e.COPY_RATE, extentSize: e.EXTENT_SIZE, fioRuntime: Number(e.RUNTIME),
       fioRamp: Number(e.RAMP), fgFile: e.FG_FILE, fgSizeBytes: Number(e.FG_BYTES),
-      loadAtStart: e.LOAD_START, phases: e.PHASES.split(/\s+/).filter(Boolean),
+      loadAtStart: e.LOAD_START, phases: e.PHASES.split(/\s+/).filter(Boolean), rounds: Number(e.ROUNDS),
     }, null, 2) + "\n");' >"$RESULTS/run.json"
 
 failed=0
 n_steps=0
-for ph in $PHASES; do case $ph in throughput) n_steps=$((n_steps + 2)) ;; foreground) n_steps=$((n_steps + 2)) ;; cp-contention) n_steps=$((n_steps + 1)) ;; esac; done
+for ph in $PHASES; do case $ph in throughput) n_steps=$((n_steps + 2 * ROUNDS)) ;; foreground) n_steps=$((n_steps + 2)) ;; cp-contention) n_steps=$((n_steps + 1)) ;; esac; done
 step=0
 step() { step=$((step + 1)); say "[$step/$n_steps] $*"; }
 
-# --- 1. throughput: cp -r, then shadowfs replication to an empty coverage tier -----------------------
-phase_throughput() {
-  local t0 t1 t2
-  step "cp -r of the volume to $CP_DST (cold cache)"
+# --- 1. throughput: cp -r, and shadowfs replication to an empty coverage tier ------------------------
+# throughput_cp K: round K's cp -r (cold cache); cp.rK.json.
+throughput_cp() {
+  local k=$1 t0 t1 t2
+  step "round $k: cp -r of the volume to $CP_DST (cold cache)"
   rm -rf "$CP_DST"
   drop_caches
   local timed=()
   # CPU time too: on a shared machine it moves less than wall time (user and system seconds).
-  [[ -x /usr/bin/time ]] && timed=(/usr/bin/time -f '{"userS": %U, "sysS": %S}' -o "$RESULTS/cp.cpu.json")
+  [[ -x /usr/bin/time ]] && timed=(/usr/bin/time -f '{"userS": %U, "sysS": %S}' -o "$RESULTS/cp.r$k.cpu.json")
   t0=$(now_ms)
-  if "${timed[@]}" cp -r "$LIVE" "$CP_DST" 2>"$RESULTS/cp.log"; then
+  if "${timed[@]}" cp -r "$LIVE" "$CP_DST" 2>"$RESULTS/cp.r$k.log"; then
     t1=$(now_ms)
     sync
     t2=$(now_ms)
-    printf '{"bytes": %d, "cpMs": %d, "syncMs": %d}\n' "$DATA_BYTES" $((t1 - t0)) $((t2 - t1)) >"$RESULTS/cp.json"
+    printf '{"bytes": %d, "cpMs": %d, "syncMs": %d}\n' "$DATA_BYTES" $((t1 - t0)) $((t2 - t1)) >"$RESULTS/cp.r$k.json"
     say "      cp -r: $((t1 - t0)) ms, then sync: $((t2 - t1)) ms"
   else
-    say "      cp failed: $(head -1 "$RESULTS/cp.log")"
+    say "      cp failed: $(head -1 "$RESULTS/cp.r$k.log")"
     failed=1
   fi
   rm -rf "$CP_DST"
+}
 
-  step "shadowfs: mount with an empty coverage tier, wait for coverage 100% (timeout ${TIMEOUT} s)"
+# throughput_shadowfs K: round K's replication to an empty coverage tier; repl.rK.*.
+throughput_shadowfs() {
+  local k=$1 t0 t1
+  step "round $k: shadowfs: mount with an empty coverage tier, wait for coverage 100% (timeout ${TIMEOUT} s)"
+  # The last round's tier goes before the clock starts (mount_shadowfs would remove it on the clock).
+  rm -rf "$STATE" "$TIER"
   drop_caches
   t0=$(now_ms)
-  if mount_shadowfs with >"$RESULTS/repl.mount.log" 2>&1; then
+  if mount_shadowfs with >"$RESULTS/repl.r$k.mount.log" 2>&1; then
     t1=$(now_ms)
-    printf '{"mountStartMs": %d, "mountedMs": %d}\n' "$t0" "$t1" >"$RESULTS/repl.json"
+    printf '{"mountStartMs": %d, "mountedMs": %d}\n' "$t0" "$t1" >"$RESULTS/repl.r$k.json"
     "${WATCH[@]}" "$MNT" --until-covered --interval-ms 100 --timeout-s "$TIMEOUT" \
-      --samples "$RESULTS/repl.samples.jsonl" >"$RESULTS/repl.watch.json" 2>"$RESULTS/repl.watch.log" &
+      --samples "$RESULTS/repl.r$k.samples.jsonl" >"$RESULTS/repl.r$k.watch.json" 2>"$RESULTS/repl.r$k.watch.log" &
     WATCH_PID=$!
     wait "$WATCH_PID" || failed=1
     WATCH_PID=
-    daemon_cpu "$RESULTS/repl.cpu.json"
+    daemon_cpu "$RESULTS/repl.r$k.cpu.json"
     node -e '
       const w = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")), t0 = Number(process.argv[2]);
       console.log(w.covered
         ? `      coverage 100% after ${w.coveredAtMs - t0} ms from mount start (${(w.last.copyBytes / 2 ** 20).toFixed(0)} MiB copied)`
         : `      no coverage 100%: stopped by ${w.stoppedBy} at ${(100 * (w.last ? w.last.coveredShare : 0)).toFixed(1)}%`)' \
-      "$RESULTS/repl.watch.json" "$t0" || true
+      "$RESULTS/repl.r$k.watch.json" "$t0" || true
   else
-    say "      mount failed: $(grep -m1 -E 'shadowfs:|Error' "$RESULTS/repl.mount.log" || tail -1 "$RESULTS/repl.mount.log")"
+    say "      mount failed: $(grep -m1 -E 'shadowfs:|Error' "$RESULTS/repl.r$k.mount.log" || tail -1 "$RESULTS/repl.r$k.mount.log")"
     failed=1
   fi
   unmount_shadowfs
+}
+
+# Each round measures both back to back; which goes first alternates, so neither always meets the
+# disk right after the other's writeback.
+phase_throughput() {
+  local k
+  for ((k = 1; k <= ROUNDS; k++)); do
+    if ((k % 2 == 1)); then
+      throughput_cp "$k"
+      throughput_shadowfs "$k"
+    else
+      throughput_shadowfs "$k"
+      throughput_cp "$k"
+    fi
+  done
 }
 
 # --- 2. foreground fio, without and with replication -----------------------------------------------

@@ -71,3 +71,33 @@ t.test('a foreground-only run reports throughput as not run', async (t) => {
   t.match(report, /\| \(a\) without replication .*native live-file reads off.* \| FAIL/);
   t.notMatch(report, /for scale/);
 });
+
+t.test('throughput rounds: the headline is the median of the rounds\' ratios, the detail that round\'s', async (t) => {
+  const dir = await tempDir(t);
+  await writeJson(dir, 'run.json', { ...RUN, phases: ['throughput'], rounds: 3 });
+  // cp takes 9 s every round; shadowfs 10 s, 15 s (a slow minute), 9 s: ratios 0.90, 0.60, 1.00.
+  for (const [k, replS] of [[1, 10], [2, 15], [3, 9]]) {
+    await writeJson(dir, `cp.r${k}.json`, { bytes: RUN.dataBytes, cpMs: 9000, syncMs: 2000 });
+    await writeJson(dir, `repl.r${k}.json`, { mountStartMs: 1000, mountedMs: 2000 });
+    await writeJson(dir, `repl.r${k}.watch.json`, { covered: true, coveredAtMs: 1000 + replS * 1000, stoppedBy: 'covered', samples: 90, last: sample({ copyBytes: RUN.dataBytes }) });
+  }
+  const report = buildReport(dir);
+  t.match(report, /Round 1 of 3, the median one/);
+  t.match(report, /\| shadowfs: `mount` started → `status` says coverage 100% \| 10\.00 \|/, 'the detail is the median round\'s');
+  t.match(report, /\| 2 \| shadowfs, then cp \| 9\.00 \| 11\.00 \| 15\.00 \| 0\.60× \| 0\.73× \|/);
+  t.match(report, /\*\*median of 3 rounds\*\* .* \*\*0\.90×\*\* \(0\.60–1\.00\) \(meets ≥ 0\.8\)/);
+});
+
+t.test('throughput rounds: a round that never reached 100% is shown as failed and left out of the median', async (t) => {
+  const dir = await tempDir(t);
+  await writeJson(dir, 'run.json', { ...RUN, phases: ['throughput'], rounds: 2 });
+  for (const k of [1, 2]) {
+    await writeJson(dir, `cp.r${k}.json`, { bytes: RUN.dataBytes, cpMs: 9000, syncMs: 2000 });
+    await writeJson(dir, `repl.r${k}.json`, { mountStartMs: 1000, mountedMs: 2000 });
+  }
+  await writeJson(dir, 'repl.r1.watch.json', { covered: false, coveredAtMs: null, stoppedBy: 'timeout', samples: 90, last: sample({ coveredShare: 0.5 }) });
+  await writeJson(dir, 'repl.r2.watch.json', { covered: true, coveredAtMs: 13_000, stoppedBy: 'covered', samples: 90, last: sample({ copyBytes: RUN.dataBytes }) });
+  const report = buildReport(dir);
+  t.match(report, /\| 1 \| cp, then shadowfs \| 9\.00 \| 11\.00 \| FAIL \| – \| – \|/);
+  t.match(report, /\*\*median of 1 round\*\* .* \*\*0\.75×\*\* \(0\.75–0\.75\) \(below 0\.8\)/);
+});
