@@ -6,8 +6,9 @@
 #     from a cold page cache to cp's exit (and `sync` after it, reported beside it); shadowfs time
 #     from the start of `shadowfs mount` to the first `status` (control socket, every 100 ms)
 #     that says coverage 100%. Nothing is subtracted. Ratio = cp time / shadowfs time (≥ 0.8 wanted).
-#     REPL_ROUNDS rounds, each cp and shadowfs back to back (alternating which goes first); the
-#     headline is the median of the rounds' ratios.
+#     REPL_ROUNDS rounds, each cp and shadowfs back to back (alternating which goes first: on this
+#     VM the second of the two is slower, cp much more so); the headline is the ratio of the total
+#     times over all rounds, which that order effect leaves alone when the rounds are even.
 #  2. Foreground impact: fio 4 KiB random reads (1 job, psync, O_DIRECT) on one file of the volume
 #     through the mount, (a) on a mount with the same (empty) tier and no coverage tier, and (b) on
 #     a fresh mount with the coverage tier while the replication of the volume runs. Ratio = IOPS
@@ -31,7 +32,7 @@
 #   REPL_COPY_RATE=10GiB                    --copy-rate (high enough not to limit)
 #   REPL_EXTENT_SIZE=1MiB                   --extent-size
 #   REPL_TIMEOUT=100                        seconds to wait for coverage 100% before giving up
-#   REPL_ROUNDS=3                           throughput rounds (cp and shadowfs each)
+#   REPL_ROUNDS=4                           throughput rounds (cp and shadowfs each; even: balanced order)
 #   REPL_PHASES="throughput foreground cp-contention"   which measurements to run (cp-contention:
 #                                           fio on the mount without coverage while a loop of plain
 #                                           `cp` of the bulk files runs: what the disk alone costs)
@@ -62,7 +63,7 @@ RAMP=${REPL_RAMP:-1}
 COPY_RATE=${REPL_COPY_RATE:-10GiB}
 EXTENT_SIZE=${REPL_EXTENT_SIZE:-1MiB}
 TIMEOUT=${REPL_TIMEOUT:-100}
-ROUNDS=${REPL_ROUNDS:-3}
+ROUNDS=${REPL_ROUNDS:-4}
 PHASES=${REPL_PHASES:-throughput foreground cp-contention}
 ADMIT_OFF=1000000000
 ROOT=$(mkdir -p "${BENCH_ROOT:-$REPO/.state/bench/replication}" && cd "${BENCH_ROOT:-$REPO/.state/bench/replication}" && pwd)
