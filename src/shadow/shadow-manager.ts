@@ -8,6 +8,7 @@
  */
 import { ExtentMap } from '../extents/extent-map';
 import { TierSet } from '../tiers/tier-set';
+import type { ShadowTier } from '../tiers/tier';
 import { OpenFile } from '../volume/open-files';
 import { preadFull } from '../util/fd-io';
 import { crc32 } from 'node:zlib';
@@ -54,6 +55,10 @@ export class ShadowManager {
   /** Per tier, copies in least-recently-read order (Map keeps insertion order). */
   private readonly lru = new Map<number, Map<string, { fileId: string; index: number }>>();
   private closed = false;
+  /** Keys of the copies running now: their put may be in flight. */
+  private readonly copying = new Set<string>();
+  /** Keys whose bytes were to go while their copy ran: removed once it ends, unless it published. */
+  private readonly removeAfterCopy = new Set<string>();
 
   constructor(
     private readonly map: ExtentMap,
@@ -154,7 +159,7 @@ export class ShadowManager {
     this.lru.get(tierId)?.delete(key(tierId, fileId, index));
     this.counters.evictions++;
     this.beforeRemove(fileId, index, tierId);
-    await vt.tier.remove({ fileId, index });
+    await this.removeBytes(vt.tier, fileId, index, tierId);
     return true;
   }
 
@@ -170,7 +175,30 @@ export class ShadowManager {
     const vt = this.tiers.get(tierId);
     if (!vt) return;
     this.counters.discardedCopies++;
-    vt.tier.remove({ fileId, index }).catch((err: Error) => this.log.warn('shadow', `removing a stale copy failed: ${err.message}`));
+    this.removeBytes(vt.tier, fileId, index, tierId).catch((err: Error) => this.log.warn('shadow', `removing a stale copy failed: ${err.message}`));
+  }
+
+  /**
+   * Remove the bytes of a copy the map no longer names. A tier runs one key's operations in order,
+   * so while a copy of the same extent to the same tier runs, a removal would queue behind its put
+   * and delete the new bytes, which would then be published with nothing behind them (coverage
+   * counting a copy failover cannot read). So it waits for that copy to end, and is dropped if
+   * the copy was published (its put replaced the old bytes).
+   */
+  private removeBytes(tier: ShadowTier, fileId: string, index: number, tierId: number): Promise<void> {
+    const k = key(tierId, fileId, index);
+    if (this.copying.has(k)) {
+      this.removeAfterCopy.add(k);
+      return Promise.resolve();
+    }
+    return tier.remove({ fileId, index });
+  }
+
+  /** A copy ended: do the removal that waited for it, if its bytes are not named now. */
+  private removeAfterCopyEnded(fileId: string, index: number, tierId: number): void {
+    const vt = this.tiers.get(tierId);
+    if (!vt || this.map.get(fileId, index)?.copies.some((c) => c.tierId === tierId)) return;
+    vt.tier.remove({ fileId, index }).catch((err: Error) => this.log.warn('shadow', `removing an unpublished copy failed: ${err.message}`));
   }
 
   /** Resolves when no copy is queued or running. */
@@ -215,7 +243,9 @@ export class ShadowManager {
     const limit = Date.now() - this.lastForegroundMs() < FOREGROUND_QUIET_MS ? 1 : this.options.concurrentCopies;
     while (this.running < limit && this.queue.length > 0) {
       const job = this.queue.shift() as CopyJob;
+      const k = key(job.tierId, job.file.fileId, job.index);
       this.running++;
+      this.copying.add(k);
       this.copy(job)
         .catch((err: Error) => {
           this.counters.failedCopies++;
@@ -225,6 +255,8 @@ export class ShadowManager {
         .then((published) => job.done?.(published))
         .finally(() => {
           this.running--;
+          this.copying.delete(k);
+          if (this.removeAfterCopy.delete(k)) this.removeAfterCopyEnded(job.file.fileId, job.index, job.tierId);
           this.finish(job);
           this.pump();
           if (this.queue.length === 0 && this.running === 0) for (const w of this.idleWaiters.splice(0)) w();
@@ -372,7 +404,7 @@ export class ShadowManager {
         if (this.map.removeCopy(fileId, index, tierId)) {
           this.counters.evictions++;
           this.beforeRemove(fileId, index, tierId);
-          await vt.tier.remove({ fileId, index });
+          await this.removeBytes(vt.tier, fileId, index, tierId);
           this.onEvictedForRoom(fileId, index, tierId);
         }
       }
