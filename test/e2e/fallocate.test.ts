@@ -103,3 +103,32 @@ t.test('a punched hole and a zeroed range read as zeros at once, also where copi
   await vol.start();
   t.ok(readWholeDirect(f, grown.length, EXTENT).equals(grown), 'after a remount');
 });
+
+t.test('a hole punched through the mount is the mount\'s own change: the other copies survive the watcher and a remount', async (t) => {
+  const { sb, vol } = sandboxedMount(t, { extentSize: '64KiB', admitAfter: 1 });
+  const size = 4 * EXTENT;
+  const model = pattern(size, 5);
+  fs.mkdirSync(sb.live, { recursive: true });
+  fs.writeFileSync(path.join(sb.live, 'keep.bin'), model);
+  await vol.start();
+  const f = path.join(sb.mnt, 'keep.bin');
+  t.ok(readWholeDirect(f, size, EXTENT).equals(model), 'first read');
+  await waitFor(() => onNvme(sb, 'keep.bin').every(Boolean), 'every extent copied to nvme');
+  // The punch moves the live file's mtime. Had the mount not recorded that as its own change, the
+  // live watcher, or the size/mtime check at the next open, would take it for a change behind the
+  // mount's back and drop every copy of the file.
+  const punch = fallocate(['-p', '-o', String(EXTENT), '-l', String(EXTENT), f]);
+  t.equal(punch.status, 0, `punch hole ${punch.stderr}`);
+  model.fill(0, EXTENT, 2 * EXTENT);
+  t.same(onNvme(sb, 'keep.bin'), [true, false, true, true], 'only the punched extent\'s copy went stale');
+  // Allocating past the end, size kept, changes no byte, but it moves the mtime too.
+  const mtime = fs.statSync(path.join(sb.live, 'keep.bin')).mtimeMs;
+  t.equal(fallocate(['-n', '-o', String(size), '-l', String(EXTENT), f]).status, 0, 'allocate past the end, size kept');
+  t.not(fs.statSync(path.join(sb.live, 'keep.bin')).mtimeMs, mtime, 'the live file\'s mtime moved');
+  t.same(onNvme(sb, 'keep.bin'), [true, false, true, true], 'no copy went stale');
+  t.equal(await vol.stop(), 0, 'clean unmount');
+  await vol.start();
+  fs.closeSync(fs.openSync(f, 'r')); // the open compares the live file with the mount's record
+  t.same(onNvme(sb, 'keep.bin'), [true, false, true, true], 'after a remount and an open, the other copies are still fresh');
+  t.ok(readWholeDirect(f, size, EXTENT).equals(model), 'and the file reads right');
+});
