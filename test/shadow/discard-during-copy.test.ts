@@ -6,7 +6,7 @@
  * queued behind that put would delete what the put just wrote, and the copy would then be
  * published with no bytes behind it: coverage would count a copy that failover cannot read.)
  */
-import t from 'tap';
+import t, { Test } from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -19,7 +19,8 @@ import { openFileOn } from '../helpers/open-file';
 
 const E = 64 * 1024;
 
-t.test('a stale copy discarded while its re-copy is being put: the new copy keeps its bytes', async (t) => {
+/** A map, one directory tier, a shadow manager and a file of one extent (bytes 1) on it. */
+async function setup(t: Test) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shadowfs-discard-'));
   const map = await ExtentMap.open(path.join(dir, 'extents'));
   const tier = new DirectoryTier({ name: 'nvme', class: 'nvme', path: path.join(dir, 'nvme'), capacityBytes: 64 * 1024 * 1024, costPerGiBMonth: 0.1 });
@@ -35,7 +36,11 @@ t.test('a stale copy discarded while its re-copy is being put: the new copy keep
     await map.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
-  const tierId = tiers.all()[0].id;
+  return { map, tier, shadows, file, p, tierId: tiers.all()[0].id };
+}
+
+t.test('a stale copy discarded while its re-copy is being put: the new copy keeps its bytes', async (t) => {
+  const { map, tier, shadows, file, p, tierId } = await setup(t);
   const ref = { fileId: file.fileId, index: 0 };
   const copy = (): Promise<boolean> => new Promise((resolve) => t.ok(shadows.requestCopy(file, 0, tierId, resolve), 'copy queued'));
 
@@ -71,22 +76,7 @@ t.test('a stale copy discarded while its re-copy is being put: the new copy keep
 });
 
 t.test('a copy refused at publication (the extent was written meanwhile) still has its bytes removed', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shadowfs-discard-'));
-  const map = await ExtentMap.open(path.join(dir, 'extents'));
-  const tier = new DirectoryTier({ name: 'nvme', class: 'nvme', path: path.join(dir, 'nvme'), capacityBytes: 64 * 1024 * 1024, costPerGiBMonth: 0.1 });
-  await tier.open();
-  const tiers = await TierSet.create([tier], map);
-  const shadows = new ShadowManager(map, tiers, E, { maxQueuedCopies: 64, concurrentCopies: 4, maxBytesPerSec: 1024 ** 3 }, silentLogger);
-  const p = path.join(dir, 'f');
-  fs.writeFileSync(p, Buffer.alloc(E, 1));
-  const file = openFileOn(p);
-  t.teardown(async () => {
-    fs.closeSync(file.readFd);
-    await tier.close();
-    await map.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  const tierId = tiers.all()[0].id;
+  const { map, tier, shadows, file, tierId } = await setup(t);
   const put = tier.put.bind(tier);
   tier.put = async (r, data) => {
     await put(r, data);
