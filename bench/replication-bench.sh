@@ -7,8 +7,9 @@
 #     from the start of `shadowfs mount` to the first `status` (control socket, every 100 ms)
 #     that says coverage 100%. Nothing is subtracted. Ratio = cp time / shadowfs time (≥ 0.8 wanted).
 #     REPL_ROUNDS rounds, each cp and shadowfs back to back (alternating which goes first: on this
-#     VM the second of the two is slower, cp much more so); the headline is the ratio of the total
-#     times over all rounds, which that order effect leaves alone when the rounds are even.
+#     VM cp runs 3-4x faster right after another cp, whose freed pages are still backed by the host;
+#     docs/benchmarks.md); the headline is the ratio of the total times over all rounds, which
+#     averages as many such warm cps as cold ones when the rounds are even.
 #  2. Foreground impact: fio 4 KiB random reads (1 job, psync, O_DIRECT) on one file of the volume
 #     through the mount, (a) on a mount with the same (empty) tier and no coverage tier, and (b) on
 #     a fresh mount with the coverage tier while the replication of the volume runs. Ratio = IOPS

@@ -220,9 +220,10 @@ function buildThroughputRounds(out: string[], dir: string, run: RunInfo): void {
     out.push(`| ${k + 1} | ${k % 2 === 0 ? 'cp, then shadowfs' : 'shadowfs, then cp'} | ${r.cp ? sec(r.cp.cpMs) : 'FAIL'} | ${r.cp ? sec(r.cp.cpMs + r.cp.syncMs) : '–'} | ${total !== undefined ? sec(total) : 'FAIL'} | ${ratio(r.cp?.cpMs, total)} | ${ratio(r.cp ? r.cp.cpMs + r.cp.syncMs : undefined, total)} |`);
   });
   // The headline: total cp time over total shadowfs time, over the rounds where both finished.
-  // Here the second copy of a round is slower whichever it is (the host under the VM is still busy
-  // with the first one's writes: docs/benchmarks.md), and much more so for cp; with as many rounds
-  // of each order, that cancels out of the totals, not out of one round's ratio.
+  // On this VM cp is 3-4x faster right after another cp than after anything else: freed guest
+  // memory goes back to the host, and cp's page cache pays a host fault per page unless a cp just
+  // freed pages (docs/benchmarks.md). shadowfs (direct I/O) does not care. With as many rounds of
+  // each order the totals hold as many warm cps as cold ones; one round's ratio holds one or the other.
   const both = rounds.filter((r) => roundRatio(r) !== undefined);
   if (both.length > 0) {
     const cpTotal = both.reduce((a, r) => a + (r.cp as CpResult).cpMs, 0);
