@@ -240,6 +240,17 @@ export class ExtentMap {
     return c;
   }
 
+  /**
+   * Forget a tier's copy only if it is stale: a caller that learnt of the stale copy before an
+   * await must not forget a fresh copy published on that tier meanwhile.
+   */
+  removeStaleCopy(fileId: string, index: number, tierId: number): CopyRecord | undefined {
+    const st = this.files.get(fileId)?.get(index);
+    const c = st?.copies.find((x) => x.tierId === tierId);
+    if (!st || !c || isFresh(st, c)) return undefined;
+    return this.removeCopy(fileId, index, tierId);
+  }
+
   /** Told after any copy is forgotten (evicted, stale, failed a read, dropped): coverage re-queues its own. */
   onCopyRemoved: ((fileId: string, index: number, tierId: number) => void) | undefined;
 

@@ -445,7 +445,8 @@ export class Volume {
   async invalidate(fileId: string): Promise<void> {
     this.fastPath.unmapAll(fileId);
     for (const { index, copy } of await this.map.invalidateFile(fileId)) {
-      if (this.map.removeCopy(fileId, index, copy.tierId)) this.shadows.discard(fileId, index, copy.tierId);
+      // A coverage copy of the new generation may have been published while the batch was written.
+      if (this.map.removeStaleCopy(fileId, index, copy.tierId)) this.shadows.discard(fileId, index, copy.tierId);
     }
   }
 

@@ -115,3 +115,22 @@ t.test('records survive reopen; dropFile forgets everything', async (t) => {
   t.equal(map.fileRecord('b2'), undefined);
   await map.close();
 });
+
+t.test('removeStaleCopy forgets a stale copy, never a fresh one made since', async (t) => {
+  const dir = tmp();
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const map = await ExtentMap.open(dir);
+  const nvme = await map.tierId('nvme');
+  t.ok(await map.addCopy('b1', 0, { tierId: nvme, generation: 0, crc32: 1, sizeBytes: 10 }, 0));
+  t.ok(await map.addCopy('b1', 1, { tierId: nvme, generation: 0, crc32: 1, sizeBytes: 10 }, 0));
+  const stale = await map.invalidateFile('b1');
+  t.equal(stale.length, 2, 'both copies were fresh before');
+  // Extent 1 is copied again at its new generation before the caller gets round to it.
+  t.ok(await map.addCopy('b1', 1, { tierId: nvme, generation: 1, crc32: 2, sizeBytes: 10 }, 1));
+  t.ok(map.removeStaleCopy('b1', 0, nvme), 'the stale copy of extent 0 is forgotten');
+  t.notOk(map.removeStaleCopy('b1', 1, nvme), 'the new copy of extent 1 is not');
+  const rec = map.get('b1', 1);
+  t.ok(rec && rec.copies.some((c) => c.tierId === nvme && isFresh(rec, c)), 'and it is still fresh');
+  t.notOk(map.removeStaleCopy('b1', 0, nvme), 'a copy already forgotten: nothing');
+  await map.close();
+});
