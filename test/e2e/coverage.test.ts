@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { cli, makeSandbox, MountedVolume, removeSandbox, Sandbox, sandboxedMount } from '../helpers/mounted-volume';
 import { startS3Server, useS3Credentials } from '../helpers/s3-server';
 import type { StatusReport, WhichTierReport } from '../../src/control/protocol';
+import { extentPath } from '../../src/tiers/layout';
 
 const EXTENT = 64 * 1024;
 
@@ -51,14 +52,46 @@ function writeWorkload(sb: Sandbox, files: Map<string, Buffer>, rounds: number):
   files.set('new.bin', Buffer.alloc(5 * EXTENT, 9));
 }
 
-/** Where a read through the mount went wrong, for the failure message: offset, extent, sources. */
-function firstDifference(sb: Sandbox, name: string, got: Buffer, model: Buffer): string {
+/**
+ * Where a read through the mount went wrong, for the failure message: offset, extent, its fresh and
+ * stale tiers, and for each directory tier of the sandbox whether its copy of that extent holds the
+ * live bytes and whether it holds what the read returned.
+ */
+function firstDifference(sb: Sandbox, vol: MountedVolume, name: string, got: Buffer, model: Buffer): string {
+  let where: string;
+  try {
+    where = describeDifference(sb, name, got, model);
+  } catch (err) {
+    where = `(could not describe it: ${(err as Error).message})`;
+  }
+  // Whether the volume failed over (and back) meanwhile, and what the daemon said last.
+  let failover = '?';
+  try {
+    failover = JSON.stringify(status(sb).failover);
+  } catch {
+    // the status is an extra; the difference above is the point
+  }
+  return `${where}; failover ${failover}; daemon output: ${vol.output.slice(-1500)}`;
+}
+
+function describeDifference(sb: Sandbox, name: string, got: Buffer, model: Buffer): string {
   let at = 0;
   while (at < Math.min(got.length, model.length) && got[at] === model[at]) at++;
-  const live = fs.readFileSync(path.join(sb.live, name));
+  const index = Math.floor(at / EXTENT);
+  const livePath = path.join(sb.live, name);
+  const live = fs.readFileSync(livePath);
   const w = JSON.parse(cli(['which-tier', '--json', path.join(sb.mnt, name)]).stdout) as WhichTierReport;
-  const e = w.extents.find((x) => x.index === Math.floor(at / EXTENT));
-  return `size ${got.length} vs ${model.length} (live ${live.length}); first difference at ${at} (extent ${Math.floor(at / EXTENT)}: fresh=[${e?.fresh}] stale=[${e?.stale}]); live ${live.equals(model) ? 'matches the model' : 'differs too'}`;
+  const e = w.extents.find((x) => x.index === index);
+  const slice = (b: Buffer): Buffer => b.subarray(index * EXTENT, (index + 1) * EXTENT);
+  const fileId = fs.statSync(livePath).ino.toString(16);
+  const tiers = fs.existsSync(path.join(sb.root, 'tiers')) ? fs.readdirSync(path.join(sb.root, 'tiers')) : [];
+  const copies = tiers.map((tier) => {
+    const p = extentPath(sb.tierDir(tier), { fileId, index });
+    if (!fs.existsSync(p)) return `${tier}: no copy file`;
+    const copy = fs.readFileSync(p);
+    return `${tier}: copy ${copy.length} B, ${copy.equals(slice(live)) ? 'holds the live bytes' : 'differs from live'}, ${copy.equals(slice(got)) ? 'is what the read returned' : 'is not what the read returned'}`;
+  });
+  return `size ${got.length} vs ${model.length} (live ${live.length}); first difference at ${at} (extent ${index}: fresh=[${e?.fresh}] stale=[${e?.stale}]); live ${live.equals(model) ? 'matches the model' : 'differs too'}; ${copies.join('; ')}`;
 }
 
 function everyExtentOn(sb: Sandbox, files: Map<string, Buffer>, tier: string): boolean {
@@ -86,7 +119,8 @@ t.test('a directory coverage tier reaches 100% and stays there under writes', as
   t.ok((s.coverage?.lagMs ?? Infinity) < 30_000, `lag ${s.coverage?.lagMs} ms is bounded`);
   t.ok(s.cost.placementPerMonth > 0, 'cost of the placement is reported');
   for (const [name, model] of files) {
-    t.ok(fs.readFileSync(path.join(sb.mnt, name)).equals(model), `${name} reads right`);
+    const got = fs.readFileSync(path.join(sb.mnt, name));
+    t.ok(got.equals(model), `${name} reads right${got.equals(model) ? '' : `: ${firstDifference(sb, vol, name, got, model)}`}`);
     t.ok(fs.readFileSync(path.join(sb.live, name)).equals(model), `${name} is right on the live volume`);
   }
   if (process.env.SHADOWFS_DEBUG_PAUSE) await new Promise((r) => setTimeout(r, 60_000));
@@ -124,7 +158,7 @@ t.test('an object-store coverage tier (real S3 server on loopback) keeps up with
   t.ok(objects > 0, `the S3 server holds the copies (${objects} entries)`);
   for (const [name, model] of files) {
     const got = fs.readFileSync(path.join(sb.mnt, name));
-    t.ok(got.equals(model), `${name} reads right${got.equals(model) ? '' : `: ${firstDifference(sb, name, got, model)}`}`);
+    t.ok(got.equals(model), `${name} reads right${got.equals(model) ? '' : `: ${firstDifference(sb, vol, name, got, model)}`}`);
   }
   t.equal(await vol.stop(), 0);
 });
