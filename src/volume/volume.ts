@@ -391,42 +391,50 @@ export class Volume {
 
   private async register(lp: string, fd: number, flags: number): Promise<Handle> {
     const st = await fstat(fd);
-    const file = await this.fileState(lp, st);
     const access = flags & ACCMODE;
-    const h: Handle = { fh: fd, fd, file, writable: access === O_WRONLY || access === O_RDWR };
-    this.open.addHandle(h);
-    this.fastPath.onHandleOpened(h.fh, file);
+    const h = await this.fileState(lp, st, (file) => {
+      const handle: Handle = { fh: fd, fd, file, writable: access === O_WRONLY || access === O_RDWR };
+      this.open.addHandle(handle);
+      return handle;
+    });
+    this.fastPath.onHandleOpened(h.fh, h.file);
     this.nativeWrites.onHandleOpened(h);
     return h;
   }
 
   /**
-   * The one OpenFile of a live file, created on first use. `readFd`, if given, becomes its
-   * background read fd (or is closed when the file is already open). Two OpenFiles for one inode
-   * would mean two write locks and two write epochs: a copy could then be published stale.
+   * The one OpenFile of a live file, created on first use, and `claim`ed (a handle or a pin added)
+   * in the same synchronous step that found or made it. Claimed any later, after an await, the
+   * last release could close it in between: the caller would then hold an OpenFile no longer
+   * registered, whose readFd is closed (its number free for another file) and whose size no write
+   * updates, beside a second OpenFile for the same inode with a write lock of its own. A copy
+   * taken through it could be short or of another file's bytes, and still be published fresh.
+   * `readFd`, if given, becomes the file's background read fd (or is closed when it is open already).
    */
-  private async fileState(lp: string, st: fs.Stats, readFd?: number): Promise<OpenFile> {
+  private async fileState<T>(lp: string, st: fs.Stats, claim: (file: OpenFile) => T, readFd?: number): Promise<T> {
     const fileId = Volume.fileIdOf(st);
     const existing = this.open.file(fileId);
     if (existing) {
-      if (readFd !== undefined) await closeFd(readFd);
       existing.livePath = lp;
-      return existing;
+      const claimed = claim(existing);
+      if (readFd !== undefined) await closeFd(readFd).catch(() => undefined);
+      return claimed;
     }
     await this.checkOutOfBand(fileId, st);
     const fd = readFd ?? (await openFd(lp, O_RDONLY));
     const raced = this.open.file(fileId);
     if (raced) {
-      await closeFd(fd);
       raced.livePath = lp;
-      return raced;
+      const claimed = claim(raced);
+      await closeFd(fd).catch(() => undefined);
+      return claimed;
     }
     const file: OpenFile = {
       fileId, livePath: lp, sizeBytes: st.size, writeLock: new Mutex(), readFd: fd,
       handles: 0, modified: false, nativeWritable: false, unlinked: false, fhs: new Set(),
     };
     this.open.addFile(file);
-    return file;
+    return claim(file);
   }
 
   /** Copies of a file changed behind the mount's back (size or mtime moved) are stale. */
@@ -584,9 +592,10 @@ export class Volume {
         await closeFd(fd);
         return undefined;
       }
-      const file = await this.fileState(livePath, st, fd);
-      file.handles++;
-      return file;
+      return await this.fileState(livePath, st, (file) => {
+        file.handles++;
+        return file;
+      }, fd);
     } catch (err) {
       await closeFd(fd).catch(() => undefined);
       throw err;
