@@ -140,7 +140,7 @@ export class IoRedirector {
     return n;
   }
 
-  /** One copy; undefined when it failed (it is dropped then). */
+  /** One copy; undefined when it failed (it is dropped then) or holds fewer bytes than asked for. */
   private async readCopy(file: OpenFile, index: number, copy: CopyRecord, into: Buffer, intoAt: number, offsetInExtent: number, length: number): Promise<number | undefined> {
     const vt = this.tiers.get(copy.tierId);
     if (!vt) return undefined;
@@ -153,7 +153,11 @@ export class IoRedirector {
       const us = (performance.now() - started) * 1000;
       this.latencies.record(copy.tierId, us);
       this.onTierRead?.(vt.tier.spec.name, us / 1e6);
-      return n;
+      // Reads stop at the mount's size of the file, and a fresh copy holds its extent that far. One
+      // that ends early is being grown by a write still patching it: the next source serves the
+      // read. Passed on, the short count would end the application's read there, as at the end of
+      // the file.
+      return n < length ? undefined : n;
     } catch (err) {
       this.dropBadCopy(file.fileId, index, copy, err);
       return undefined;

@@ -1,0 +1,57 @@
+/**
+ * A fresh copy that holds fewer bytes than a read asks of it (a write that grows the file is still
+ * patching it) does not serve that read: the next source does. A short count would end the
+ * application's read there, as if the file ended.
+ */
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ExtentMap } from '../../src/extents/extent-map';
+import { IoRedirector } from '../../src/io/redirector';
+import { DirectoryTier } from '../../src/tiers/directory-tier';
+import { TierSet } from '../../src/tiers/tier-set';
+import { preadFull } from '../../src/util/fd-io';
+import { openFileOn } from '../helpers/open-file';
+
+const E = 64 * 1024;
+
+t.test('a short fresh copy is passed over; the read comes whole from the live file', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shadowfs-short-'));
+  const map = await ExtentMap.open(path.join(dir, 'extents'));
+  const tier = new DirectoryTier({ name: 'nvme', class: 'nvme', path: path.join(dir, 'nvme'), capacityBytes: 64 * 1024 * 1024, costPerGiBMonth: 0.1 });
+  await tier.open();
+  const tiers = await TierSet.create([tier], map);
+  const p = path.join(dir, 'f');
+  const bytes = Buffer.alloc(2 * E);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 13 + 7) & 0xff;
+  fs.writeFileSync(p, bytes);
+  const file = openFileOn(p);
+  t.teardown(async () => {
+    fs.closeSync(file.readFd);
+    await tier.close();
+    await map.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const tierId = tiers.all()[0].id;
+  const served: (number | 'live')[] = [];
+  const io = new IoRedirector(map, tiers, E, { onExtentRead: (_f, _i, by) => served.push(by) }, () => undefined);
+  const live = { authoritative: true, pread: (buf: Buffer, at: number, length: number, position: number) => preadFull(file.readFd, buf, at, length, position) };
+
+  // Extent 0's copy holds only its first half, its record the whole extent (fresh, no checksum to check).
+  await tier.put({ fileId: file.fileId, index: 0 }, bytes.subarray(0, E / 2));
+  t.ok(await map.addCopy(file.fileId, 0, { tierId, generation: 0, crc32: null, sizeBytes: E }, 0), 'copy recorded');
+
+  const buf = Buffer.alloc(2 * E);
+  const n = await io.read(file, live, buf, 2 * E, 0);
+  t.equal(n, 2 * E, 'the whole read is answered');
+  t.ok(buf.equals(bytes), 'with the live bytes');
+  t.same(served, ['live', 'live'], 'both extents from the live file');
+
+  // A read the short copy does hold is still served by it.
+  served.length = 0;
+  const head = Buffer.alloc(E / 4);
+  t.equal(await io.read(file, live, head, E / 4, 0), E / 4);
+  t.ok(head.equals(bytes.subarray(0, E / 4)), 'its bytes are right');
+  t.same(served, [tierId], 'from the copy');
+});
