@@ -5,35 +5,22 @@
  */
 import t from 'tap';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { ExtentMap } from '../../src/extents/extent-map';
 import { IoRedirector } from '../../src/io/redirector';
-import { DirectoryTier } from '../../src/tiers/directory-tier';
-import { TierSet } from '../../src/tiers/tier-set';
 import { preadFull } from '../../src/util/fd-io';
 import { openFileOn } from '../helpers/open-file';
+import { directoryTierFixture } from '../helpers/tier-fixture';
 
 const E = 64 * 1024;
 
 t.test('a short fresh copy is passed over; the read comes whole from the live file', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shadowfs-short-'));
-  const map = await ExtentMap.open(path.join(dir, 'extents'));
-  const tier = new DirectoryTier({ name: 'nvme', class: 'nvme', path: path.join(dir, 'nvme'), capacityBytes: 64 * 1024 * 1024, costPerGiBMonth: 0.1 });
-  await tier.open();
-  const tiers = await TierSet.create([tier], map);
+  const { dir, map, tier, tiers, tierId } = await directoryTierFixture(t);
   const p = path.join(dir, 'f');
   const bytes = Buffer.alloc(2 * E);
   for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 13 + 7) & 0xff;
   fs.writeFileSync(p, bytes);
   const file = openFileOn(p);
-  t.teardown(async () => {
-    fs.closeSync(file.readFd);
-    await tier.close();
-    await map.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  const tierId = tiers.all()[0].id;
+  t.teardown(() => fs.closeSync(file.readFd));
   const served: (number | 'live')[] = [];
   const io = new IoRedirector(map, tiers, E, { onExtentRead: (_f, _i, by) => served.push(by) }, () => undefined);
   const live = { authoritative: true, pread: (buf: Buffer, at: number, length: number, position: number) => preadFull(file.readFd, buf, at, length, position) };

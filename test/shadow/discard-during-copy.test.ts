@@ -8,35 +8,24 @@
  */
 import t, { Test } from 'tap';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { ExtentMap, isFresh } from '../../src/extents/extent-map';
+import { isFresh } from '../../src/extents/extent-map';
 import { ShadowManager } from '../../src/shadow/shadow-manager';
-import { DirectoryTier } from '../../src/tiers/directory-tier';
-import { TierSet } from '../../src/tiers/tier-set';
 import { silentLogger } from '../../src/util/log';
 import { openFileOn } from '../helpers/open-file';
+import { directoryTierFixture } from '../helpers/tier-fixture';
 
 const E = 64 * 1024;
 
 /** A map, one directory tier, a shadow manager and a file of one extent (bytes 1) on it. */
 async function setup(t: Test) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shadowfs-discard-'));
-  const map = await ExtentMap.open(path.join(dir, 'extents'));
-  const tier = new DirectoryTier({ name: 'nvme', class: 'nvme', path: path.join(dir, 'nvme'), capacityBytes: 64 * 1024 * 1024, costPerGiBMonth: 0.1 });
-  await tier.open();
-  const tiers = await TierSet.create([tier], map);
+  const { dir, map, tier, tiers, tierId } = await directoryTierFixture(t);
   const shadows = new ShadowManager(map, tiers, E, { maxQueuedCopies: 64, concurrentCopies: 4, maxBytesPerSec: 1024 ** 3 }, silentLogger);
   const p = path.join(dir, 'f');
   fs.writeFileSync(p, Buffer.alloc(E, 1));
   const file = openFileOn(p);
-  t.teardown(async () => {
-    fs.closeSync(file.readFd);
-    await tier.close();
-    await map.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  return { map, tier, shadows, file, p, tierId: tiers.all()[0].id };
+  t.teardown(() => fs.closeSync(file.readFd));
+  return { map, tier, shadows, file, p, tierId };
 }
 
 t.test('a stale copy discarded while its re-copy is being put: the new copy keeps its bytes', async (t) => {
