@@ -33,6 +33,7 @@
  */
 import os from 'os';
 import path from 'path';
+import { getSystemErrorName } from 'util';
 import { errorCode, FsError } from '../util/errors';
 
 // ---- errno -----------------------------------------------------------------------------------
@@ -518,13 +519,13 @@ export class FuseMount {
 
   /**
    * fallocate(2) of an fd on a libuv pool thread (Node has none): what the fallocate handler needs
-   * to apply the call to the file it stands for. Rejects with the errno's code (EOPNOTSUPP, ...).
+   * to apply the call to the file it stands for. Rejects with the errno's code (ENOSPC, ENOTSUP, ...).
    */
   fallocateFd(fd: number, mode: number, offsetBytes: number, lengthBytes: number): Promise<void> {
     return new Promise((resolve, reject) => {
       this.native.fallocateFd(fd, mode, offsetBytes, lengthBytes, (errno) => {
         if (errno === 0) return resolve();
-        const name = Object.entries(os.constants.errno).find(([, v]) => v === errno)?.[0] ?? 'EIO';
+        const name = errno > 0 ? getSystemErrorName(-errno) : 'EIO';
         reject(new FsError(name, `fallocate: ${name}`));
       });
     });
