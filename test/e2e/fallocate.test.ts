@@ -4,11 +4,12 @@
  * extents had copies on a tier (they go stale, never served), and modes that shift bytes are
  * refused with EOPNOTSUPP, the file left as it was. util-linux's fallocate(1) makes the calls.
  */
-import t from 'tap';
+import t, { Test } from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { cli, Sandbox, sandboxedMount } from '../helpers/mounted-volume';
+import { failoverConfigFile } from '../helpers/failover-config';
 import { waitFor } from '../helpers/wait';
 import { readWholeDirect } from '../helpers/direct-read';
 import type { WhichTierReport } from '../../src/control/protocol';
@@ -31,6 +32,19 @@ function onNvme(sb: Sandbox, name: string): boolean[] {
   return (JSON.parse(r.stdout) as WhichTierReport).extents.map((e) => e.fresh.includes('nvme'));
 }
 
+/** A mount whose file `name` (`extents` extents of pattern `salt`) was read once and is copied whole to nvme. */
+async function mountedWithCopies(t: Test, name: string, extents: number, salt: number) {
+  const { sb, vol } = sandboxedMount(t, { extentSize: '64KiB', admitAfter: 1 });
+  const model = pattern(extents * EXTENT, salt);
+  fs.mkdirSync(sb.live, { recursive: true });
+  fs.writeFileSync(path.join(sb.live, name), model);
+  await vol.start();
+  const f = path.join(sb.mnt, name);
+  t.ok(readWholeDirect(f, model.length, EXTENT).equals(model), 'first read');
+  await waitFor(() => onNvme(sb, name).every(Boolean), 'every extent copied to nvme');
+  return { sb, vol, f, model, size: model.length };
+}
+
 t.test('allocation: the size grows unless kept; the live file is allocated', async (t) => {
   const { sb, vol } = sandboxedMount(t, { extentSize: '64KiB' });
   await vol.start();
@@ -47,15 +61,7 @@ t.test('allocation: the size grows unless kept; the live file is allocated', asy
 });
 
 t.test('a punched hole and a zeroed range read as zeros at once, also where copies were; bytes right after a remount', async (t) => {
-  const { sb, vol } = sandboxedMount(t, { extentSize: '64KiB', admitAfter: 1 });
-  const size = 8 * EXTENT;
-  const model = pattern(size, 3);
-  fs.mkdirSync(sb.live, { recursive: true });
-  fs.writeFileSync(path.join(sb.live, 'data.bin'), model);
-  await vol.start();
-  const f = path.join(sb.mnt, 'data.bin');
-  t.ok(readWholeDirect(f, size, EXTENT).equals(model), 'first read');
-  await waitFor(() => onNvme(sb, 'data.bin').every(Boolean), 'every extent copied to nvme');
+  const { sb, vol, f, model, size } = await mountedWithCopies(t, 'data.bin', 8, 3);
   t.ok(readWholeDirect(f, size, EXTENT).equals(model), 'read again, from the copies');
 
   // A hole across the end of extent 1 and the start of extent 2.
@@ -105,15 +111,7 @@ t.test('a punched hole and a zeroed range read as zeros at once, also where copi
 });
 
 t.test('a hole punched through the mount is the mount\'s own change: the other copies survive the watcher and a remount', async (t) => {
-  const { sb, vol } = sandboxedMount(t, { extentSize: '64KiB', admitAfter: 1 });
-  const size = 4 * EXTENT;
-  const model = pattern(size, 5);
-  fs.mkdirSync(sb.live, { recursive: true });
-  fs.writeFileSync(path.join(sb.live, 'keep.bin'), model);
-  await vol.start();
-  const f = path.join(sb.mnt, 'keep.bin');
-  t.ok(readWholeDirect(f, size, EXTENT).equals(model), 'first read');
-  await waitFor(() => onNvme(sb, 'keep.bin').every(Boolean), 'every extent copied to nvme');
+  const { sb, vol, f, model, size } = await mountedWithCopies(t, 'keep.bin', 4, 5);
   // The punch moves the live file's mtime. Had the mount not recorded that as its own change, the
   // live watcher, or the size/mtime check at the next open, would take it for a change behind the
   // mount's back and drop every copy of the file.
@@ -131,4 +129,26 @@ t.test('a hole punched through the mount is the mount\'s own change: the other c
   fs.closeSync(fs.openSync(f, 'r')); // the open compares the live file with the mount's record
   t.same(onNvme(sb, 'keep.bin'), [true, false, true, true], 'after a remount and an open, the other copies are still fresh');
   t.ok(readWholeDirect(f, size, EXTENT).equals(model), 'and the file reads right');
+});
+
+t.test('while failed over, fallocate is refused (EOPNOTSUPP) and the file is left as it was', async (t) => {
+  const { sb, vol } = sandboxedMount(t, (sb) => ({ configFile: failoverConfigFile(sb, { enabled: false }) }), 'failover-');
+  await vol.start();
+  const f = path.join(sb.mnt, 'f.bin');
+  const model = pattern(4 * EXTENT, 7);
+  fs.writeFileSync(f, model);
+  await waitFor(() => JSON.parse(cli(['status', '--json', sb.mnt]).stdout).coverage?.coveredShare === 1, 'full coverage');
+  const over = cli(['failover', sb.mnt]);
+  t.equal(over.status, 0, `failover: ${over.stderr}`);
+  const punch = fallocate(['-p', '-o', String(EXTENT), '-l', String(EXTENT), f]);
+  t.not(punch.status, 0, 'punching a hole is refused');
+  t.match(punch.stderr, /not supported|unsupported/i, `with EOPNOTSUPP (${punch.stderr.trim()})`);
+  t.not(fallocate(['-l', String(8 * EXTENT), f]).status, 0, 'so is growing by allocation');
+  t.equal(fs.statSync(f).size, model.length, 'the size is unchanged');
+  t.ok(fs.readFileSync(f).equals(model), 'and so are the bytes');
+  const back = cli(['failback', sb.mnt, '--force']);
+  t.equal(back.status, 0, `failback: ${back.stderr}`);
+  t.equal(fallocate(['-p', '-o', String(EXTENT), '-l', String(EXTENT), f]).status, 0, 'after failback it works again');
+  model.fill(0, EXTENT, 2 * EXTENT);
+  t.ok(fs.readFileSync(f).equals(model), 'the hole reads as zeros');
 });
