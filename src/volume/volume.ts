@@ -708,8 +708,15 @@ export class Volume {
 
   private async storeRecord(file: OpenFile): Promise<void> {
     if (!file.modified && !file.nativeWritable) return;
-    const st = await fstat(file.readFd);
+    // Cleared before the fstat: a write during it sets the flag again, so its change is stored later.
     file.modified = false;
+    let st: fs.Stats;
+    try {
+      st = await fstat(file.readFd);
+    } catch (err) {
+      file.modified = true;
+      throw err;
+    }
     await this.map.setFileRecord(file.fileId, { sizeBytes: st.size, mtimeMs: st.mtimeMs });
     this.namespaceListener?.changed(file.livePath.slice(this.livePath.length) || '/');
   }
@@ -729,13 +736,25 @@ export class Volume {
 
   private async closeFile(file: OpenFile): Promise<void> {
     if (file.handles > 0 || this.open.file(file.fileId) !== file) return;
+    try {
+      // Stored while the file is still registered: an open meanwhile finds this OpenFile. Were it
+      // gone, the open would compare the live file with the old record and drop every copy as
+      // changed outside the mount.
+      if (!file.unlinked && !this.shadow && file.readFd >= 0) await this.g('meta', () => this.storeRecord(file));
+    } finally {
+      // Reclaimed meanwhile, its next close stores it. The check and the removal are one step, so
+      // two closes racing here forget it (and close its fd) once.
+      if (file.handles === 0 && this.open.file(file.fileId) === file) await this.forgetFile(file);
+    }
+  }
+
+  private async forgetFile(file: OpenFile): Promise<void> {
     this.open.removeFile(file.fileId);
     this.fastPath.onFileClosed(file.fileId);
     this.nativeWrites.onFileClosed(file.fileId);
     this.directLiveReads.forget(file);
     try {
       if (file.unlinked) await this.dropFile(file.fileId);
-      else if (!this.shadow && file.readFd >= 0) await this.g('meta', () => this.storeRecord(file));
     } finally {
       if (file.readFd >= 0) {
         const fd = file.readFd;
