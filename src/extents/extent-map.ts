@@ -241,6 +241,16 @@ export class ExtentMap {
   }
 
   /**
+   * Forget this copy only while the map still holds it: a caller that learnt of it before an
+   * await (a read that failed, a truncate) must not forget a copy made on that tier meanwhile.
+   */
+  removeThisCopy(fileId: string, index: number, copy: CopyRecord): boolean {
+    const st = this.files.get(fileId)?.get(index);
+    if (!st || !st.copies.includes(copy)) return false;
+    return this.removeCopy(fileId, index, copy.tierId) !== undefined;
+  }
+
+  /**
    * Forget a tier's copy only if it is stale: a caller that learnt of the stale copy before an
    * await must not forget a fresh copy published on that tier meanwhile.
    */

@@ -228,7 +228,7 @@ export class IoRedirector {
   private dropBadCopy(fileId: string, index: number, copy: CopyRecord, err: unknown): void {
     // A copy evicted while we read it is gone for an ordinary reason; anything else is a fault.
     if (errorCode(err) !== 'ENOENT') this.counters.copyErrors++;
-    if (this.map.removeCopy(fileId, index, copy.tierId)) this.discard(fileId, index, copy.tierId);
+    if (this.map.removeThisCopy(fileId, index, copy)) this.discard(fileId, index, copy.tierId);
   }
 
   /** Which copies a write may keep fresh by patching them: directory tiers that are healthy. */

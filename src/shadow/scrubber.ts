@@ -65,9 +65,10 @@ export class Scrubber {
       } catch {
         n = -1;
       }
-      // A write while we read makes the bytes a moving target: the copy is checked next time.
+      // A write while we read makes the bytes a moving target: the copy is checked next time. A
+      // copy made again meanwhile (same generation, new bytes) is not the one we read.
       const now = this.map.get(w.fileId, w.index);
-      if (now && now.generation === generation && copy.generation === generation) {
+      if (now && now.generation === generation && copy.generation === generation && now.copies.includes(copy)) {
         if (n !== copy.sizeBytes || (copy.crc32 !== null && crc32(buf.subarray(0, n)) !== copy.crc32)) {
           this.progress.badCopies++;
           this.dropCopy(w.fileId, w.index, w.tierId);
