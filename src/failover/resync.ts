@@ -100,7 +100,8 @@ export class Resync {
         const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
         const ino = st.ino.toString(16);
         byPath.set(p, { ino, type, mtimeMs: st.mtimeMs });
-        if (type === 'file') byIno.set(ino, p);
+        // A conflict kept aside is not where its file moved: a retried pass must not move it back.
+        if (type === 'file' && !name.includes(CONFLICT_MARK)) byIno.set(ino, p);
         if (type === 'dir') stack.push(p);
       }
     }
@@ -144,7 +145,12 @@ export class Resync {
     const entries = [...mirror.all()].sort((a, b) => a[0].split('/').length - b[0].split('/').length || a[0].localeCompare(b[0]));
     let left = 0;
     const done: FailoverStoreOp[] = [];
-    for (const [p, e] of entries) {
+    for (const [p] of entries) {
+      // The entry as it is now: the replays before it awaited, and a write meanwhile replaced it
+      // (a grown size read from the pass's start would clear its new extents unwritten). Gone or
+      // moved meanwhile, it is journaled again and a later pass finds it where it is.
+      const e = mirror.get(p);
+      if (!e) continue;
       const key = ShadowNamespace.touchedKey(p, e);
       const cur = live.byPath.get(p);
       // Cleared before the replay: a change made while it runs marks the entry touched again.
@@ -248,10 +254,15 @@ export class Resync {
     return this.writeDirtyExtents(p, e);
   }
 
-  /** Read a fresh copy of an extent (any tier); undefined if none exists. */
+  /**
+   * Read a fresh copy of an extent (any tier); undefined if none exists. The generation is the one
+   * the bytes were read at: taken after the read, a write that landed meanwhile would pass for
+   * the bytes' own, and its change would be cleared from the journal without reaching the live file.
+   */
   private async copyBytes(fileId: string, index: number, length: number): Promise<{ data: Buffer; generation: number } | undefined> {
     const rec = this.d.map.get(fileId, index);
     if (!rec) return undefined;
+    const generation = rec.generation;
     const copies = rec.copies.filter((c) => isFresh(rec, c) && this.d.tiers.isUsable(c.tierId))
       .sort((a, b) => this.d.tiers.rank(a.tierId) - this.d.tiers.rank(b.tierId));
     for (const c of copies) {
@@ -260,7 +271,7 @@ export class Resync {
       const data = Buffer.alloc(length);
       try {
         await vt.tier.read({ fileId, index }, 0, Math.min(length, c.sizeBytes), data, 0);
-        return { data, generation: rec.generation };
+        return { data, generation };
       } catch {
         // next copy
       }
@@ -271,6 +282,11 @@ export class Resync {
   private async writeDirtyExtents(p: string, e: MirrorEntry): Promise<number> {
     const fileId = e.fileId as string;
     const E = this.d.extentSizeBytes;
+    // Writes go on while a pass runs: sizes come from the entry as it is at each step.
+    const current = (): MirrorEntry => {
+      const now = this.d.mirror.get(p);
+      return now?.fileId === fileId ? now : e;
+    };
     const dirty = [...(this.d.journal.dirty.get(fileId) ?? [])].sort((a, b) => a - b);
     const fd = await this.op('meta', () => openFd(this.live(p), fs.constants.O_WRONLY));
     let left = 0;
@@ -278,9 +294,10 @@ export class Resync {
     try {
       // Cut to what is still the live file's (a truncate while failed over), then lay the dirty
       // extents over it; extending to the final size zero-fills the holes.
-      if (e.liveSize !== undefined) await this.op('write', () => ftruncateFd(fd, Math.min(e.liveSize as number, e.size)));
+      const start = current();
+      if (start.liveSize !== undefined) await this.op('write', () => ftruncateFd(fd, Math.min(start.liveSize as number, start.size)));
       for (const index of dirty) {
-        const length = Math.max(0, Math.min(E, e.size - index * E));
+        const length = Math.max(0, Math.min(E, current().size - index * E));
         if (length > 0) {
           const got = await this.copyBytes(fileId, index, length);
           if (!got) {
@@ -299,13 +316,14 @@ export class Resync {
         cleared.push(FailoverStore.dirtyDel(fileId, index));
         this.progress.extentsDone++;
       }
-      await this.op('write', () => ftruncateFd(fd, e.size));
+      const size = current().size;
+      await this.op('write', () => ftruncateFd(fd, size));
       await this.op('sync', () => fsyncFd(fd, false));
     } finally {
       await this.op('meta', () => closeFd(fd)).catch(() => undefined);
     }
     if (this.d.journal.dirty.get(fileId)?.size === 0) this.d.journal.dirty.delete(fileId);
-    await this.applyAttrs(p, e);
+    await this.applyAttrs(p, current());
     await this.recordLiveState(p, fileId);
     await this.d.store.commit(cleared);
     return left;
@@ -336,12 +354,18 @@ export class Resync {
     } finally {
       await this.op('meta', () => closeFd(fd)).catch(() => undefined);
     }
-    if (left > 0) {
+    // A change to the entry while the copy ran (a write that grew the file past what was copied,
+    // new attributes) is not in it: the next pass writes the file again.
+    const changed = (): boolean => this.d.mirror.get(p) !== e;
+    if (left > 0 || changed()) {
       await this.op('meta', () => fsp.unlink(tmp)).catch(() => undefined);
-      return left;
+      return Math.max(left, 1);
     }
     await this.op('meta', () => fsp.rename(tmp, this.live(p)));
     await this.applyAttrs(p, e);
+    const st = await this.op('meta', () => fsp.lstat(this.live(p)));
+    // Changed after all: the live inode is not the entry's, so the next pass writes it whole again.
+    if (changed()) return 1;
     const cleared: FailoverStoreOp[] = [];
     for (const index of this.d.journal.dirty.get(fileId) ?? []) {
       cleared.push(FailoverStore.dirtyDel(fileId, index));
@@ -349,7 +373,6 @@ export class Resync {
     }
     this.d.journal.dirty.delete(fileId);
     // The live file is a new inode now: the mirror follows it; the old id's copies go unless open.
-    const st = await this.op('meta', () => fsp.lstat(this.live(p)));
     const newId = st.ino.toString(16);
     this.d.journal.resynced.add(newId);
     cleared.push(FailoverStore.resyncedPut(newId));
