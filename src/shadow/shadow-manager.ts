@@ -332,6 +332,14 @@ export class ShadowManager {
     if (!taken || taken.n === 0) return false;
     const data = buf.subarray(0, taken.n);
     if (!(await this.makeRoom(tierId, data.length))) return false;
+    // Failed over, or written, since the read (making room can wait on evictions): a write through
+    // the shadows may have put the extent's new bytes on this tier and marked them fresh. Ours,
+    // landing after them under the same name, would replace them. Checked with no await before
+    // the put: once issued, a later put of the same key lands after it.
+    if (this.liveSourcePaused || this.map.get(file.fileId, index)?.generation !== taken.generation) {
+      this.reserved.set(tierId, (this.reserved.get(tierId) ?? 0) - data.length);
+      return false;
+    }
     const ref = { fileId: file.fileId, index };
     try {
       await vt.tier.put(ref, data);
