@@ -174,6 +174,14 @@ export class ExtentMap {
     return kept;
   }
 
+  /**
+   * A write is between beginWrite and endWrite on the extent: its kept copies are being patched, so
+   * their bytes and checksums may disagree without any damage.
+   */
+  isWriting(fileId: string, index: number): boolean {
+    return (this.files.get(fileId)?.get(index)?.writing ?? 0) > 0;
+  }
+
   /** The write begun by `beginWrite` on these extents is complete (copies patched or dropped). */
   endWrite(fileId: string, first: number, last: number): void {
     const extents = this.files.get(fileId);

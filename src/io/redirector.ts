@@ -150,6 +150,7 @@ export class IoRedirector {
       const n = copy.verified || copy.crc32 === null
         ? await vt.tier.read(ref, offsetInExtent, length, into, intoAt)
         : await this.readVerifying(vt.tier, ref, copy, offsetInExtent, length, into, intoAt);
+      if (n === undefined) return undefined;
       const us = (performance.now() - started) * 1000;
       this.latencies.record(copy.tierId, us);
       this.onTierRead?.(vt.tier.spec.name, us / 1e6);
@@ -212,9 +213,14 @@ export class IoRedirector {
    * First read of a copy since mount: read it whole and check its CRC before trusting it, so a copy
    * damaged on the tier (bit rot, a stray write) is never served; it is dropped and re-made.
    */
-  private async readVerifying(tier: ShadowTier, ref: ExtentRef, copy: CopyRecord, offsetInExtent: number, length: number, buf: Buffer, at: number): Promise<number> {
+  private async readVerifying(tier: ShadowTier, ref: ExtentRef, copy: CopyRecord, offsetInExtent: number, length: number, buf: Buffer, at: number): Promise<number | undefined> {
+    const crc = copy.crc32;
+    const generation = this.map.get(ref.fileId, ref.index)?.generation;
     const whole = Buffer.allocUnsafe(copy.sizeBytes);
     const n = await tier.read(ref, 0, copy.sizeBytes, whole, 0);
+    // A write patched the copy meanwhile (or is patching it): bytes and checksum may disagree with
+    // nothing damaged. No verdict, and not these bytes: the next source serves the read.
+    if (this.map.isWriting(ref.fileId, ref.index) || copy.crc32 !== crc || this.map.get(ref.fileId, ref.index)?.generation !== generation) return undefined;
     if (n !== copy.sizeBytes || crc32(whole) !== copy.crc32) {
       this.counters.corruptCopies++;
       throw new FsError('EBADMSG', `copy of ${ref.fileId}#${ref.index} on ${tier.spec.name} fails its checksum`);

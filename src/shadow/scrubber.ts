@@ -58,6 +58,7 @@ export class Scrubber {
         continue;
       }
       const generation = rec.generation;
+      const crcBefore = copy.crc32;
       const buf = Buffer.allocUnsafe(copy.sizeBytes);
       let n = -1;
       try {
@@ -65,10 +66,13 @@ export class Scrubber {
       } catch {
         n = -1;
       }
-      // A write while we read makes the bytes a moving target: the copy is checked next time. A
-      // copy made again meanwhile (same generation, new bytes) is not the one we read.
+      // A write while we read makes the bytes a moving target: the copy is checked next time. So
+      // does one begun before (it keeps the generation it bumped, and patches the copy in place:
+      // then the checksum changes, or the write is still on). A copy made again meanwhile (same
+      // generation, new bytes) is not the one we read.
       const now = this.map.get(w.fileId, w.index);
-      if (now && now.generation === generation && copy.generation === generation && now.copies.includes(copy)) {
+      const still = !!now && now.generation === generation && copy.generation === generation && now.copies.includes(copy);
+      if (still && copy.crc32 === crcBefore && !this.map.isWriting(w.fileId, w.index)) {
         if (n !== copy.sizeBytes || (copy.crc32 !== null && crc32(buf.subarray(0, n)) !== copy.crc32)) {
           this.progress.badCopies++;
           this.dropCopy(w.fileId, w.index, w.tierId);
