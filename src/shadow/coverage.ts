@@ -45,6 +45,8 @@ export class CoverageReplicator {
   private readonly sizes = new Map<string, number>();
   /** Live path of every file seen (scans, writes), to re-queue an extent whose coverage copy went away. */
   private readonly paths = new Map<string, string>();
+  /** Files written through the mount since the running scan began: their size is the mount's, not the scan's. */
+  private readonly writtenDuringScan = new Set<string>();
   private lastScanMs: number | null = null;
   private timer: NodeJS.Timeout | undefined;
   private scanTimer: NodeJS.Timeout | undefined;
@@ -119,6 +121,7 @@ export class CoverageReplicator {
     for (let i = first; i <= last; i++) if (!this.covered(file.fileId, i)) this.markDirty(file.fileId, file.livePath, i, now);
     this.sizes.set(file.fileId, file.sizeBytes);
     this.paths.set(file.fileId, file.livePath);
+    this.writtenDuringScan.add(file.fileId);
   }
 
   /** Walk the live tree; every extent without a fresh coverage copy becomes pending. */
@@ -131,6 +134,7 @@ export class CoverageReplicator {
   private async walk(): Promise<void> {
     const started = Date.now();
     const sizes = new Map<string, number>();
+    this.writtenDuringScan.clear();
     const stack = [this.livePath];
     while (stack.length > 0 && !this.stopped) {
       const dir = stack.pop() as string;
@@ -157,6 +161,13 @@ export class CoverageReplicator {
       }
     }
     if (this.stopped) return;
+    // A file written meanwhile may have grown after its lstat, or been made after its directory was
+    // read: the scan's size (or none) would hide its new extents from the pending bytes, and
+    // coverage would read 100% while they wait.
+    for (const id of this.writtenDuringScan) {
+      const size = this.sizes.get(id);
+      if (size !== undefined) sizes.set(id, size);
+    }
     for (const id of this.paths.keys()) if (!sizes.has(id)) this.paths.delete(id);
     this.sizes.clear();
     for (const [id, size] of sizes) this.sizes.set(id, size);
