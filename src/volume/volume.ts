@@ -471,7 +471,8 @@ export class Volume {
     if (this.map.extents(fileId).size > 0) {
       this.log.info('volume', `${lp} changed outside the mount: its shadow copies are dropped`);
       await this.invalidate(fileId);
-      if (open) open.sizeBytes = st.size;
+      // Unless the mount wrote meanwhile: then its own size (a write may have grown it) is the truth.
+      if (open && this.open.file(fileId) === open && !(open.modified || open.nativeWritable || open.writeLock.locked)) open.sizeBytes = st.size;
     }
     await this.map.setFileRecord(fileId, { sizeBytes: st.size, mtimeMs: st.mtimeMs });
   }
