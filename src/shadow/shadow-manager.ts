@@ -346,6 +346,8 @@ export class ShadowManager {
     } finally {
       this.reserved.set(tierId, (this.reserved.get(tierId) ?? 0) - data.length);
     }
+    // The tier was drained and removed meanwhile: nothing may name it any more.
+    if (!this.tiers.get(tierId)) return false;
     // A write to this extent since it was read bumped its generation: then the copy is refused.
     const published = await this.map.addCopy(file.fileId, index, { tierId, generation: taken.generation, crc32: crc32(data), sizeBytes: data.length }, taken.generation);
     if (!published) {

@@ -55,23 +55,34 @@ export class TierChanges {
     if (this.coverageTier() === name) throw new ShadowfsError(`tier ${name} is the coverage tier; it cannot be removed`);
     if (this.tiers.all().length === 1) throw new ShadowfsError(`tier ${name} is the only tier`);
     if (this.drain && !this.drain.done) throw new ShadowfsError(`tier ${this.drain.tier} is being drained already`);
-    const copies: { fileId: string; index: number }[] = [];
-    for (const fileId of this.map.fileIds()) {
-      for (const [index, rec] of this.map.extents(fileId)) if (rec.copies.some((c) => c.tierId === vt.id)) copies.push({ fileId, index });
-    }
+    let copies = this.copiesOn(vt.id);
     const drain: DrainProgress = { tier: name, totalCopies: copies.length, removedCopies: 0, done: false };
     this.drain = drain;
-    for (const { fileId, index } of copies) {
-      if (this.map.removeCopy(fileId, index, vt.id)) this.shadows.discard(fileId, index, vt.id);
-      drain.removedCopies++;
-      // Let foreground requests in between removals.
-      if (drain.removedCopies % 64 === 0) await new Promise((r) => setImmediate(r));
+    // Copies running or asked for meanwhile may publish on the tier while it drains: after they
+    // end, what they left is dropped too, until a look right before the removal finds none.
+    while (copies.length > 0) {
+      for (const { fileId, index } of copies) {
+        if (this.map.removeCopy(fileId, index, vt.id)) this.shadows.discard(fileId, index, vt.id);
+        drain.removedCopies++;
+        // Let foreground requests in between removals.
+        if (drain.removedCopies % 64 === 0) await new Promise((r) => setImmediate(r));
+      }
+      await this.shadows.idle();
+      copies = this.copiesOn(vt.id);
+      drain.totalCopies += copies.length;
     }
-    await this.shadows.idle();
     this.tiers.remove(vt.id);
     await this.map.flush();
     await vt.tier.close();
     drain.done = true;
     return { ...drain };
+  }
+
+  private copiesOn(tierId: number): { fileId: string; index: number }[] {
+    const copies: { fileId: string; index: number }[] = [];
+    for (const fileId of this.map.fileIds()) {
+      for (const [index, rec] of this.map.extents(fileId)) if (rec.copies.some((c) => c.tierId === tierId)) copies.push({ fileId, index });
+    }
+    return copies;
   }
 }
