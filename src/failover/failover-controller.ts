@@ -189,13 +189,31 @@ export class FailoverController implements NamespaceListener {
       const rec = e.type === 'file' && e.fileId ? this.volume.map.fileRecord(e.fileId) : undefined;
       if (rec && (rec.sizeBytes !== e.size || rec.mtimeMs !== e.mtimeMs)) ops.push(...this.mirror.update(p, { size: rec.sizeBytes, mtimeMs: rec.mtimeMs }));
     }
-    for (const f of this.volume.open.allFiles()) {
+    this.switchToShadows();
+    // A write through the live volume may still be in flight, holding its file's write lock: it
+    // can grow the file after any size taken now, and the shadows would then serve zeros past the
+    // old end, and resync cut the file back to it. Each open file's size is taken when its lock
+    // is free. Queued here, before anything else can run, this comes ahead of every write
+    // through the shadows, which go by that size.
+    const openFiles = [...this.volume.open.allFiles()];
+    const liveWritesInFlight = openFiles.some((f) => f.writeLock.locked);
+    const sizesTaken = openFiles.map((f) => f.writeLock.run(async () => {
       const p = f.livePath.slice(this.volume.livePath.length) || '/';
       const e = this.mirror.get(p);
-      if (e && e.fileId === f.fileId && e.size !== f.sizeBytes) ops.push(...this.mirror.update(p, { size: f.sizeBytes }));
-    }
-    this.switchToShadows();
+      if (e && e.fileId === f.fileId && e.size !== f.sizeBytes) await this.store.commit(this.mirror.update(p, { size: f.sizeBytes }));
+    }));
     await this.store.commit(ops);
+    await Promise.all(sizesTaken);
+    if (liveWritesInFlight) {
+      // Those writes changed live files after the failover began, and were acknowledged: resync
+      // must not take those files for changed behind the mount's back (a conflict, replaced by
+      // the shadows' version). The failover counts from when they ended.
+      this.journal.failedOverAtMs = Date.now();
+      await this.store.commit([FailoverStore.meta('since', String(this.journal.failedOverAtMs))]);
+    }
+    // The copies live writes patched are persisted stale until the map's next flush: a crash then
+    // would leave them unreadable while failed over.
+    await this.volume.map.flush();
     if (manual || this.monitor.state !== 'failed-over') this.monitor.requestFailover(performance.now(), reason);
     this.log.warn('failover', `failed over to the shadows: ${reason}`);
     return true;

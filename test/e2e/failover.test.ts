@@ -194,6 +194,71 @@ t.test('a live volume that hangs: ops are answered from the shadows within the d
   t.same(tree(backing), tree(sb.mnt), 'after failback the live volume holds exactly what the mount shows');
 });
 
+t.test('an append in flight on a slow live volume when the volume fails over is kept: its size while failed over, its bytes on live after failback', async (t) => {
+  const sb = makeSandbox('failover-inflight-');
+  const backing = path.join(sb.root, 'backing');
+  fs.mkdirSync(backing);
+  const ffs = await startFaultFs(backing, sb.live);
+  // No watchdog, and a live op deadline (half the latency limit) well above the 2 s writes: the
+  // test fails over by hand while the append waits on the live volume.
+  const vol = new MountedVolume(sb, { configFile: failoverConfigFile(sb, { enabled: false, opTimeoutMs: 10_000, latencyLimitMs: 20_000 }) });
+  t.teardown(async () => {
+    await ffs.clear().catch(() => undefined);
+    await vol.cleanup();
+    await ffs.stop().catch(() => undefined);
+    removeSandbox(sb);
+  });
+  await vol.start();
+  const head = randomBytes(128 * KiB);
+  await fsp.writeFile(path.join(sb.mnt, 'log.bin'), head);
+  await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
+
+  // Every write to the live volume now takes 2 s; an application appends a new extent.
+  await ffs.set({ ops: ['write'], latencyMs: 2000 });
+  const tail = randomBytes(64 * KiB);
+  const tailFile = path.join(sb.root, 'tail.bin');
+  fs.writeFileSync(tailFile, tail);
+  const appending = child(`
+    const fs = require('fs');
+    const fd = fs.openSync(${JSON.stringify(path.join(sb.mnt, 'log.bin'))}, 'r+');
+    const tail = fs.readFileSync(${JSON.stringify(tailFile)});
+    fs.writeSync(fd, tail, 0, tail.length, ${head.length});
+    fs.closeSync(fd);
+    console.log('APPENDED');
+  `, 30_000);
+  await new Promise((r) => setTimeout(r, 500));
+  const over = cli(['failover', sb.mnt]);
+  t.equal(over.status, 0, `failover: ${over.stderr}`);
+  const appended = await appending;
+  t.equal(appended.code, 0, `the append completed: ${appended.out}`);
+  t.match(appended.out, /APPENDED/);
+  t.ok(appended.ms >= 1500, `it was in flight on the live volume during the failover (${appended.ms} ms)`);
+  t.equal(status(sb.mnt).failover?.mode, 'failed-over');
+  await ffs.clear();
+
+  const whole = Buffer.concat([head, tail]);
+  t.equal((await fsp.stat(path.join(sb.mnt, 'log.bin'))).size, whole.length, 'failed over, the file has the appended size');
+  // The appended extent has no shadow copy yet (coverage lags): only the live volume holds it, and
+  // a file opened while failed over does not read the live volume. So the read may fail (EIO),
+  // but it must not pass zeros or an early end for the appended bytes.
+  const fh = await fsp.open(path.join(sb.mnt, 'log.bin'), 'r');
+  const got = Buffer.alloc(tail.length);
+  const read = await fh.read(got, 0, tail.length, head.length).then((r) => r.bytesRead, (err: NodeJS.ErrnoException) => err.code);
+  await fh.close();
+  t.ok(read === 'EIO' || (read === tail.length && got.equals(tail)), `reading the appended bytes fails or returns them (${read})`);
+  // A write while failed over (to the start of the file) makes resync replay the file.
+  const patch = randomBytes(4 * KiB);
+  const wh = await fsp.open(path.join(sb.mnt, 'log.bin'), 'r+');
+  await wh.write(patch, 0, patch.length, 0);
+  await wh.close();
+  patch.copy(whole, 0);
+  const back = cli(['failback', sb.mnt, '--force']);
+  t.equal(back.status, 0, `failback: ${back.stderr}`);
+  t.ok(fs.readFileSync(path.join(backing, 'log.bin')).equals(whole), 'after failback the live file holds the append and the later write');
+  t.same(fs.readdirSync(backing).filter((n) => n.includes('shadowfs-conflict')), [], 'the mount\'s own append was not taken for a change behind its back');
+  t.ok((await fsp.readFile(path.join(sb.mnt, 'log.bin'))).equals(whole), 'and so does the mount');
+});
+
 t.test('a file changed on the live volume during the failover is a conflict: reported and kept, never merged', async (t) => {
   const { sb, vol } = sandboxedMount(t, (sb) => ({ configFile: failoverConfigFile(sb, { enabled: false }) }), 'failover-conflict-');
   await vol.start();
