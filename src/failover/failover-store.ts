@@ -18,6 +18,7 @@ const MIRROR = 'm!';
 const DIRTY = 'd!';
 const TOUCHED = 't!';
 const RESYNCED = 'r!';
+const REMOVED = 'x!';
 const META = 's!';
 
 export interface FailoverJournal {
@@ -30,6 +31,12 @@ export interface FailoverJournal {
   touched: Set<string>;
   /** Anything was unlinked, renamed or removed while failed over: resync compares whole trees. */
   namespaceChanged: boolean;
+  /**
+   * Paths the mount removed while failed over (unlinked, rmdir'ed, renamed away or replaced by a
+   * rename). Resync removes from the live volume only what lies at or under one of them: an entry
+   * the mirror merely missed is left alone, never deleted.
+   */
+  removed: Set<string>;
   /**
    * Live files (by inode id) the current resync has begun to write: their changes on the live volume
    * since the failover are resync's own, not someone else's (no conflict). Kept across a crash.
@@ -51,7 +58,7 @@ export class FailoverStore {
   }
 
   async load(): Promise<{ journal: FailoverJournal; mirror: Map<string, MirrorEntry> }> {
-    const journal: FailoverJournal = { mode: 'live', failedOverAtMs: null, reason: '', dirty: new Map(), touched: new Set(), resynced: new Set(), namespaceChanged: false, nextSyntheticId: 1 };
+    const journal: FailoverJournal = { mode: 'live', failedOverAtMs: null, reason: '', dirty: new Map(), touched: new Set(), resynced: new Set(), namespaceChanged: false, removed: new Set(), nextSyntheticId: 1 };
     const mirror = new Map<string, MirrorEntry>();
     for await (const [key, value] of this.db.iterator()) {
       if (key.startsWith(MIRROR)) mirror.set(key.slice(MIRROR.length), JSON.parse(value) as MirrorEntry);
@@ -62,6 +69,7 @@ export class FailoverStore {
         s.add(parseInt(index, 16));
       } else if (key.startsWith(TOUCHED)) journal.touched.add(key.slice(TOUCHED.length));
       else if (key.startsWith(RESYNCED)) journal.resynced.add(key.slice(RESYNCED.length));
+      else if (key.startsWith(REMOVED)) journal.removed.add(key.slice(REMOVED.length));
       else if (key === `${META}mode`) journal.mode = value as VolumeMode;
       else if (key === `${META}since`) journal.failedOverAtMs = Number(value);
       else if (key === `${META}reason`) journal.reason = value;
@@ -102,6 +110,14 @@ export class FailoverStore {
 
   static resyncedDel(fileId: string): Op {
     return { type: 'del', key: RESYNCED + fileId };
+  }
+
+  static removedPut(p: string): Op {
+    return { type: 'put', key: REMOVED + p, value: '' };
+  }
+
+  static removedDel(p: string): Op {
+    return { type: 'del', key: REMOVED + p };
   }
 
   static meta(name: 'mode' | 'since' | 'reason' | 'ns' | 'seq', value: string): Op {

@@ -210,9 +210,22 @@ export class Resync {
     });
   }
 
-  /** Entries on the live volume that the mirror no longer has were removed (or moved) while failed over. */
+  /**
+   * Entries on the live volume that the mount removed (or moved away) while failed over. A regular
+   * file goes only if the journal names its very path as removed: one the mirror merely missed (it
+   * learns the live tree by a walk and by the mount's own changes) is never deleted, even under a
+   * directory that was. Directories (rmdir: only if empty) and other entries under a removed path
+   * go too, so a directory renamed away leaves nothing behind.
+   */
   private async removeWhatIsGone(byPath: Map<string, LiveEntry>): Promise<void> {
-    const gone = [...byPath.keys()].filter((p) => !this.d.mirror.get(p) && !p.includes(CONFLICT_MARK));
+    const removed = this.d.journal.removed;
+    const underRemoved = (p: string): boolean => {
+      for (let q = p; q !== '/' && q !== '.'; q = path.posix.dirname(q)) if (removed.has(q)) return true;
+      return false;
+    };
+    const gone = [...byPath.entries()]
+      .filter(([p, e]) => !this.d.mirror.get(p) && !p.includes(CONFLICT_MARK) && (removed.has(p) || (e.type !== 'file' && underRemoved(p))))
+      .map(([p]) => p);
     // Deepest first, so directories are empty when their turn comes.
     gone.sort((a, b) => b.split('/').length - a.split('/').length);
     for (const p of gone) {
@@ -225,7 +238,9 @@ export class Resync {
       else await this.op('meta', () => fsp.unlink(this.live(p)).catch(() => undefined));
     }
     this.d.journal.namespaceChanged = false;
-    await this.d.store.commit([FailoverStore.meta('ns', '0')]);
+    const cleared = [...removed].map((p) => FailoverStore.removedDel(p));
+    removed.clear();
+    await this.d.store.commit([FailoverStore.meta('ns', '0'), ...cleared]);
   }
 
   /** Bring one live file in line with the mirror; returns the extents left for the next pass. */

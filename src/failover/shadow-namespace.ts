@@ -104,6 +104,14 @@ export class ShadowNamespace {
     }
   }
 
+  /** `p` (and what is under it) left the namespace: resync may remove it from the live volume. */
+  private removedPath(p: string, ops: FailoverStoreOp[]): void {
+    this.namespaceChanged(ops);
+    if (this.d.journal.removed.has(p)) return;
+    this.d.journal.removed.add(p);
+    ops.push(FailoverStore.removedPut(p));
+  }
+
   private commit(ops: FailoverStoreOp[]): Promise<void> {
     return this.d.store.commit(ops);
   }
@@ -183,7 +191,7 @@ export class ShadowNamespace {
     this.dirEntry(p);
     if (this.d.mirror.children(p).length > 0) throw new FsError('ENOTEMPTY');
     const ops = this.d.mirror.delete(p);
-    this.namespaceChanged(ops);
+    this.removedPath(p, ops);
     await this.commit(ops);
   }
 
@@ -200,7 +208,7 @@ export class ShadowNamespace {
     const e = this.entry(p);
     if (e.type === 'dir') throw new FsError('EISDIR');
     const ops = this.d.mirror.delete(p);
-    this.namespaceChanged(ops);
+    this.removedPath(p, ops);
     await this.commit(ops);
     await this.forgetIfGone(e);
   }
@@ -224,7 +232,8 @@ export class ShadowNamespace {
     }
     if (moved.type === 'dir' && (to + '/').startsWith(from + '/')) throw new FsError('EINVAL');
     const ops = this.d.mirror.rename(from, to);
-    this.namespaceChanged(ops);
+    this.removedPath(from, ops);
+    if (replaced) this.removedPath(to, ops);
     // Everything moved counts as touched: resync finds it by its new path.
     for (const [p, e] of this.d.mirror.all()) if (p === to || p.startsWith(to + '/')) this.touch(p, e, ops);
     await this.commit(ops);

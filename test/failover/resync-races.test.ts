@@ -42,7 +42,7 @@ async function rig(t: HasTeardown): Promise<Rig> {
   const failedOverAtMs = Date.now() - 60_000;
   const journal: FailoverJournal = {
     mode: 'resyncing', failedOverAtMs, reason: 'test', dirty: new Map(), touched: new Set(),
-    namespaceChanged: false, resynced: new Set(), nextSyntheticId: 1,
+    namespaceChanged: false, removed: new Set(), resynced: new Set(), nextSyntheticId: 1,
   };
   const mirror = new NamespaceMirror();
   mirror.set('/', entryFromStats(fs.statSync(live)));
@@ -193,4 +193,34 @@ t.test('a conflict kept aside stays aside when its file has to be written again'
   const aside = fs.readdirSync(r.live).filter((n) => n.startsWith('c.shadowfs-conflict-'));
   t.equal(aside.length, 1, 'one conflict copy');
   t.ok(aside.length === 1 && fs.readFileSync(path.join(r.live, aside[0])).equals(Buffer.alloc(E, 0x09)), 'holding the other writer\'s bytes');
+});
+
+t.test('resync removes what the mount removed, and never a live file the mirror missed', async (t) => {
+  const r = await rig(t);
+  const old = new Date(Date.now() - 10 * 60_000);
+  r.liveFile('gone', Buffer.alloc(E, 1));
+  // A live file the mirror never learnt of (say, made while the tree was walked).
+  fs.writeFileSync(path.join(r.live, 'missed'), 'not in the mirror');
+  fs.utimesSync(path.join(r.live, 'missed'), old, old);
+  // A directory with a file, renamed away while failed over.
+  fs.mkdirSync(path.join(r.live, 'd'));
+  r.mirror.set('/d', entryFromStats(fs.statSync(path.join(r.live, 'd'))));
+  r.liveFile('d/f', Buffer.alloc(E, 2));
+  fs.utimesSync(path.join(r.live, 'd'), old, old);
+
+  // While failed over: /gone is unlinked, /d is renamed to /e (journaled as the mount does).
+  r.mirror.delete('/gone');
+  r.mirror.rename('/d', '/e');
+  for (const p of ['/gone', '/d']) r.journal.removed.add(p);
+  r.journal.touched.add('p:/e');
+  r.journal.touched.add(r.mirror.get('/e/f')?.fileId as string);
+  r.journal.namespaceChanged = true;
+  await r.resync.pass(true);
+
+  const names = (dir: string): string[] => fs.readdirSync(path.join(r.live, dir)).sort();
+  t.same(names('.'), ['e', 'missed'], 'the unlinked file and the renamed directory are gone from their old places');
+  t.equal(fs.readFileSync(path.join(r.live, 'missed'), 'utf8'), 'not in the mirror', 'the file the mirror missed is kept');
+  t.same(names('e'), ['f'], 'the directory is at its new name');
+  t.ok(fs.readFileSync(path.join(r.live, 'e/f')).equals(Buffer.alloc(E, 2)), 'with its file');
+  t.equal(r.journal.removed.size, 0, 'the removals are done');
 });
