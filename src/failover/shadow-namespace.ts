@@ -346,13 +346,17 @@ export class ShadowNamespace {
       this.d.fastPath.unmap(file.fileId, first, last);
       const p = this.vpOf(file);
       const e = this.withLiveSize(this.entry(p));
+      // Journaled before the copies change: a crash in between must leave resync an extent to
+      // replay, not a fresh copy the journal does not name (live and shadow would then differ).
+      const dirty: FailoverStoreOp[] = [];
+      for (let i = first; i <= last; i++) this.markDirty(file.fileId, i, dirty);
+      if (dirty.length > 0) await this.commit(dirty);
       const ops: FailoverStoreOp[] = [];
       for (let i = first; i <= last; i++) {
         const extStart = i * E;
         const from = Math.max(position, extStart);
         const to = Math.max(from, Math.min(position + length, extStart + E));
         await this.d.writer.writeExtent(file, i, buf.subarray(from - position, to - position), from - extStart, Math.min(E, newSize - extStart), e.liveSize as number);
-        this.markDirty(file.fileId, i, ops);
       }
       file.sizeBytes = newSize;
       const now = Date.now();
@@ -384,8 +388,11 @@ export class ShadowNamespace {
       if (sizeBytes < oldSize && sizeBytes % E !== 0) edge = Math.floor(sizeBytes / E);
       if (sizeBytes > oldSize && oldSize % E !== 0) edge = Math.floor(oldSize / E);
       if (edge >= 0) {
+        // Journaled first, as for a write.
+        const dirty: FailoverStoreOp[] = [];
+        this.markDirty(file.fileId, edge, dirty);
+        if (dirty.length > 0) await this.commit(dirty);
         await this.d.writer.writeExtent(file, edge, Buffer.alloc(0), 0, Math.min(E, sizeBytes - edge * E), e.liveSize as number);
-        this.markDirty(file.fileId, edge, ops);
       }
       file.sizeBytes = sizeBytes;
       const now = Date.now();

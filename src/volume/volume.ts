@@ -217,12 +217,14 @@ export class Volume {
   }
 
   async mknod(p: string, mode: number, dev: number, caller?: Caller): Promise<void> {
-    if (this.shadow) {
+    // Through the mode gate like every namespace change: failback's final pass must not miss it.
+    return this.viaMode(async () => {
+      await this.g('meta', () => this.mknodLive(p, mode, dev, caller));
+      this.namespaceListener?.changed(p);
+    }, async (s) => {
       if ((mode & fs.constants.S_IFMT) !== fs.constants.S_IFREG && (mode & fs.constants.S_IFMT) !== 0) throw new FsError('EROFS', 'special files cannot be made while failed over');
-      return this.release(await this.shadow.create(p, mode, caller));
-    }
-    await this.g('meta', () => this.mknodLive(p, mode, dev, caller));
-    this.namespaceListener?.changed(p);
+      await this.release(await s.create(p, mode, caller));
+    });
   }
 
   private async mknodLive(p: string, mode: number, dev: number, caller?: Caller): Promise<void> {
