@@ -256,6 +256,7 @@ export class FailoverController implements NamespaceListener {
       for (let i = 0; i < 5; i++) if ((await resync.pass(false)) === 0 && resync.pendingExtents() < 64) break;
       await v.gate.exclusive(async () => {
         await resync.pass(true);
+        await v.rehomeReplacedFiles((vp) => this.mirror.get(vp)?.fileId);
         v.shadow = undefined;
         v.guard.open();
         v.shadows.liveSourcePaused = false;

@@ -766,6 +766,50 @@ export class Volume {
     }
   }
 
+  /**
+   * At failback, before the live volume serves again. Resync gives a file made while failed over
+   * (or rewritten after a conflict) a new live inode, but a handle may still hold it open under
+   * its old id. Left so, that handle would write the new inode through one OpenFile while another
+   * open of the path gets a second one: two write locks, and copies under the old id that writes
+   * through the second never update. Or, opened before the failover, it would write the conflict
+   * copy set aside. So each such file takes its new id (`currentId`: the id its path has now),
+   * its handles reopen the path when next used, and the old id's copies go.
+   */
+  async rehomeReplacedFiles(currentId: (volumePath: string) => string | undefined): Promise<void> {
+    for (const file of [...this.open.allFiles()]) {
+      const id = currentId(file.livePath.slice(this.livePath.length) || '/');
+      if (!id || id === file.fileId || this.open.file(id)) continue;
+      // Opened first: if the live volume fails it now, nothing has changed yet (failback fails).
+      const readFd = await this.guard.run('meta', () => openFd(file.livePath, O_RDONLY), { force: true });
+      const sizeBytes = await fstat(readFd).then((st) => st.size, async (err: unknown) => {
+        await closeFd(readFd).catch(() => undefined);
+        throw err;
+      });
+      const oldId = file.fileId;
+      this.fastPath.unmapAll(oldId);
+      this.fastPath.onFileClosed(oldId);
+      this.nativeWrites.onFileClosed(oldId);
+      this.directLiveReads.forget(file);
+      for (const fh of file.fhs) {
+        const h = this.open.handle(fh);
+        if (!h || h.fd < 0) continue;
+        const fd = h.fd;
+        h.fd = -1;
+        await closeFd(fd).catch(() => undefined);
+      }
+      const oldReadFd = file.readFd;
+      this.open.removeFile(oldId);
+      file.fileId = id;
+      file.readFd = readFd;
+      file.sizeBytes = sizeBytes;
+      file.modified = false;
+      file.unlinked = false;
+      this.open.addFile(file);
+      if (oldReadFd >= 0) await closeFd(oldReadFd).catch(() => undefined);
+      await this.dropFile(oldId);
+    }
+  }
+
   // --- extended attributes (kept on the live file) ---
 
   async setxattr(p: string, name: string, value: Buffer, flags: number): Promise<void> {

@@ -259,6 +259,41 @@ t.test('an append in flight on a slow live volume when the volume fails over is 
   t.ok((await fsp.readFile(path.join(sb.mnt, 'log.bin'))).equals(whole), 'and so does the mount');
 });
 
+t.test('a file made while failed over and held open across failback is one file afterwards: its handles, a new open and a second failover agree', async (t) => {
+  const { sb, vol } = sandboxedMount(t, (sb) => ({ configFile: failoverConfigFile(sb, { enabled: false }) }), 'failover-held-');
+  await vol.start();
+  await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
+  const f = path.join(sb.mnt, 'held.bin');
+  t.equal(cli(['failover', sb.mnt, '--force']).status, 0, 'failed over');
+  const model = Buffer.alloc(200 * KiB);
+  const held = await fsp.open(f, 'w+');
+  const write = async (fh: fsp.FileHandle, fill: number, at: number, len: number): Promise<void> => {
+    const b = Buffer.alloc(len, fill);
+    await fh.write(b, 0, len, at);
+    b.copy(model, at);
+  };
+  await write(held, 1, 0, 200 * KiB);
+  const back = cli(['failback', sb.mnt, '--force']);
+  t.equal(back.status, 0, `failback: ${back.stderr}`);
+
+  // After failback: the held handle and a new one write and read the same file.
+  await write(held, 2, 10 * KiB, 4 * KiB);
+  const other = await fsp.open(f, 'r+');
+  await write(other, 3, 100 * KiB, 70 * KiB);
+  const viaHeld = Buffer.alloc(model.length);
+  await held.read(viaHeld, 0, model.length, 0);
+  t.ok(viaHeld.equals(model), 'the held handle reads what the new one wrote');
+  await other.close();
+
+  // A second failover and failback with the handle still held: its writes reach the live file.
+  t.equal(cli(['failover', sb.mnt, '--force']).status, 0, 'failed over again');
+  await write(held, 4, 150 * KiB, 8 * KiB);
+  t.equal(cli(['failback', sb.mnt, '--force']).status, 0, 'failed back again');
+  await held.close();
+  t.ok(fs.readFileSync(path.join(sb.live, 'held.bin')).equals(model), 'the live file holds every write');
+  t.ok((await fsp.readFile(f)).equals(model), 'and so does the mount');
+});
+
 t.test('a file changed on the live volume during the failover is a conflict: reported and kept, never merged', async (t) => {
   const { sb, vol } = sandboxedMount(t, (sb) => ({ configFile: failoverConfigFile(sb, { enabled: false }) }), 'failover-conflict-');
   await vol.start();
