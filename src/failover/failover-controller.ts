@@ -133,12 +133,20 @@ export class FailoverController implements NamespaceListener {
   // ---- NamespaceListener: the mount's own changes while live ----
 
   changed(p: string): void {
+    // Forced: a change that landed on the live volume as it failed over is still mirrored (the
+    // listener stays until the live ops running then are over), or the shadows would not show it.
     void this.volume.guard.run('meta', async () => {
       const lp = this.volume.live(p);
-      const st = await fsp.lstat(lp);
-      const target = st.isSymbolicLink() ? await fsp.readlink(lp) : undefined;
-      if (!this.volume.shadow) this.store.stage(this.mirror.set(p, entryFromStats(st, target)));
-    }).catch(() => undefined);
+      const st = await fsp.lstat(lp).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return undefined;
+        throw err;
+      });
+      const target = st?.isSymbolicLink() ? await fsp.readlink(lp) : undefined;
+      if (this.volume.namespaceListener !== this) return;
+      // Gone again already (renamed or removed before this look): its own event says where to.
+      if (!st) return;
+      this.store.stage(this.mirror.set(p, entryFromStats(st, target)));
+    }, { force: true }).catch(() => undefined);
   }
 
   removed(p: string): void {
@@ -146,6 +154,12 @@ export class FailoverController implements NamespaceListener {
   }
 
   renamed(from: string, to: string): void {
+    // Made a moment ago, the source may not be mirrored yet (its look is still running): then the
+    // target is looked at instead, or it would never be mirrored.
+    if (!this.mirror.get(from)) {
+      this.changed(to);
+      return;
+    }
     this.store.stage(this.mirror.rename(from, to));
   }
 
@@ -154,7 +168,6 @@ export class FailoverController implements NamespaceListener {
   private switchToShadows(): void {
     const v = this.volume;
     v.guard.close(this.journal.reason || 'failed over');
-    v.namespaceListener = undefined;
     const writer = new ShadowWriter({
       map: v.map, tiers: v.tiers, extentSizeBytes: v.io.extentSizeBytes, guard: v.guard, coverageTierId: this.coverageTierId,
       discard: (f, i, t) => v.shadows.discard(f, i, t),
@@ -204,6 +217,12 @@ export class FailoverController implements NamespaceListener {
     }));
     await this.store.commit(ops);
     await Promise.all(sizesTaken);
+    // A namespace change running on the live volume when it failed over (a rename replacing a
+    // file, an unlink) lands there afterwards and is acknowledged: the mirror must learn it, or
+    // resync would undo it. The listener stays until the ops running then are over.
+    await this.volume.guard.opsRunningNow();
+    if (this.volume.shadow && this.volume.namespaceListener === this) this.volume.namespaceListener = undefined;
+    this.lateWrites ||= this.volume.guard.abandonedOps > 0;
     if (liveWritesInFlight) {
       // Those writes changed live files after the failover began, and were acknowledged: resync
       // must not take those files for changed behind the mount's back (a conflict, replaced by

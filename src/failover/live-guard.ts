@@ -44,6 +44,8 @@ export class LiveGuard {
   private readonly waiters: (() => void)[] = [];
   private abandoned = 0;
   private idleWaiters: (() => void)[] = [];
+  /** Each op started and not yet over (finished, or abandoned at its deadline). */
+  private readonly inFlight = new Set<Promise<void>>();
   /** Set while failed over: live ops that are not explicitly allowed fail at once. */
   private closedReason: string | undefined;
   observer: LiveOpObserver | undefined;
@@ -95,11 +97,14 @@ export class LiveGuard {
     if (this.closedReason !== undefined && !opts.force) return Promise.reject(new LiveUnavailable(this.closedReason));
     const deadlineMs = opts.deadlineMs ?? (kind === 'sync' || opts.background ? this.options.syncDeadlineMs : this.options.deadlineMs);
     const observer = opts.background ? undefined : this.observer;
+    let over!: () => void;
+    const overPromise = new Promise<void>((r) => (over = r));
     return new Promise<T>((resolve, reject) => {
       let settled = false;
       let started = false;
       const timer = setTimeout(() => {
         settled = true;
+        over();
         if (started) {
           this.abandoned++;
         } else {
@@ -113,8 +118,11 @@ export class LiveGuard {
         if (settled) return;
         started = true;
         this.running++;
+        this.inFlight.add(overPromise);
+        void overPromise.then(() => this.inFlight.delete(overPromise));
         const token = observer?.beginOp(kind, nowMs()) ?? 0;
         fn().then((v) => {
+          over();
           this.finish(observer, token, true, settled);
           if (!settled) {
             settled = true;
@@ -122,6 +130,7 @@ export class LiveGuard {
             resolve(v);
           }
         }, (err: unknown) => {
+          over();
           this.finish(observer, token, !isVolumeFault(errorCode(err)), settled);
           if (!settled) {
             settled = true;
@@ -146,6 +155,14 @@ export class LiveGuard {
       this.idleWaiters = [];
       for (const f of w) f();
     }
+  }
+
+  /**
+   * Resolves once every op running now is over: finished, or abandoned at its deadline (then it
+   * counts in abandonedOps until it lands). Ops waiting for a slot are not waited for.
+   */
+  opsRunningNow(): Promise<void> {
+    return Promise.all([...this.inFlight]).then(() => undefined);
   }
 
   /** Resolves once no abandoned op can still land on the live volume. */

@@ -259,6 +259,44 @@ t.test('an append in flight on a slow live volume when the volume fails over is 
   t.ok((await fsp.readFile(path.join(sb.mnt, 'log.bin'))).equals(whole), 'and so does the mount');
 });
 
+t.test('a rename in flight on a slow live volume when the volume fails over stays done: shown while failed over, kept at failback', async (t) => {
+  const sb = makeSandbox('failover-rename-');
+  const backing = path.join(sb.root, 'backing');
+  fs.mkdirSync(backing);
+  const ffs = await startFaultFs(backing, sb.live);
+  const vol = new MountedVolume(sb, { configFile: failoverConfigFile(sb, { enabled: false, opTimeoutMs: 10_000, latencyLimitMs: 20_000 }) });
+  t.teardown(async () => {
+    await ffs.clear().catch(() => undefined);
+    await vol.cleanup();
+    await ffs.stop().catch(() => undefined);
+    removeSandbox(sb);
+  });
+  await vol.start();
+  const saved = randomBytes(96 * KiB);
+  await fsp.writeFile(path.join(sb.mnt, 'cfg'), randomBytes(80 * KiB));
+  await fsp.writeFile(path.join(sb.mnt, 'cfg.tmp'), saved);
+  await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
+
+  // The application saves by renaming over the old file; the live volume takes 2 s for it.
+  await ffs.set({ ops: ['rename'], latencyMs: 2000 });
+  const renaming = child(`
+    require('fs').renameSync(${JSON.stringify(path.join(sb.mnt, 'cfg.tmp'))}, ${JSON.stringify(path.join(sb.mnt, 'cfg'))});
+    console.log('RENAMED');
+  `, 30_000);
+  await new Promise((r) => setTimeout(r, 500));
+  t.equal(cli(['failover', sb.mnt]).status, 0, 'failed over while the rename ran');
+  const renamed = await renaming;
+  t.equal(renamed.code, 0, `the rename completed: ${renamed.out}`);
+  t.ok(renamed.ms >= 1500, `it ran on the live volume during the failover (${renamed.ms} ms)`);
+  await ffs.clear();
+
+  t.same((await fsp.readdir(sb.mnt)).sort(), ['cfg'], 'failed over, the mount shows the rename');
+  t.ok((await fsp.readFile(path.join(sb.mnt, 'cfg'))).equals(saved), 'and the saved bytes');
+  t.equal(cli(['failback', sb.mnt, '--force']).status, 0, 'failed back');
+  t.same(fs.readdirSync(backing).filter((n) => !n.startsWith('.shadowfs-')).sort(), ['cfg'], 'the live volume keeps the rename');
+  t.ok(fs.readFileSync(path.join(backing, 'cfg')).equals(saved), 'with the saved bytes');
+});
+
 t.test('a file made while failed over and held open across failback is one file afterwards: its handles, a new open and a second failover agree', async (t) => {
   const { sb, vol } = sandboxedMount(t, (sb) => ({ configFile: failoverConfigFile(sb, { enabled: false }) }), 'failover-held-');
   await vol.start();
