@@ -112,27 +112,45 @@ export class FailoverController implements NamespaceListener {
     return this.journal.mode;
   }
 
-  /** The live tree, walked at mount (in the background): the mirror starts exact. */
+  /**
+   * Paths the mount changed while the live tree is being walked: the walk may have passed them
+   * before the change, so they are looked at again before the new mirror replaces the old.
+   */
+  private changedDuringWalk: Set<string> | undefined;
+
+  /** The live tree, walked at mount and after a failback (in the background): the mirror starts exact. */
   private async rebuildMirror(): Promise<void> {
+    this.changedDuringWalk = new Set();
     try {
-      const fresh = await NamespaceMirror.scanLive(this.volume.livePath);
+      const mirror = new NamespaceMirror(await NamespaceMirror.scanLive(this.volume.livePath));
       if (this.volume.shadow) return; // failed over meanwhile: keep what was persisted
       await this.store.clearMirror();
-      const mirror = new NamespaceMirror();
-      const ops = [];
-      for (const [p, e] of fresh) ops.push(...mirror.set(p, e));
+      // Shallowest first, so a directory is in place before what was made in it; until none is left.
+      while (this.changedDuringWalk.size > 0 && !this.volume.shadow) {
+        const paths = [...this.changedDuringWalk].sort((a, b) => a.split('/').length - b.split('/').length);
+        this.changedDuringWalk.clear();
+        for (const p of paths) {
+          const now = await NamespaceMirror.scanLive(this.volume.livePath, p).catch(() => undefined);
+          mirror.delete(p);
+          for (const [q, e] of now ?? []) mirror.set(q, e);
+        }
+      }
+      if (this.volume.shadow) return;
       this.mirror = mirror;
-      this.store.stage(ops);
+      this.store.stage([...mirror.all()].map(([p, e]) => FailoverStore.mirrorPut(p, e)));
       await this.store.flush();
       this.log.debug('failover', `namespace mirror: ${mirror.size} entries`);
     } catch (err) {
       this.log.warn('failover', `mirroring the namespace failed: ${(err as Error).message}`);
+    } finally {
+      this.changedDuringWalk = undefined;
     }
   }
 
   // ---- NamespaceListener: the mount's own changes while live ----
 
   changed(p: string): void {
+    this.changedDuringWalk?.add(p);
     // Forced: a change that landed on the live volume as it failed over is still mirrored (the
     // listener stays until the live ops running then are over), or the shadows would not show it.
     void this.volume.guard.run('meta', async () => {
@@ -150,10 +168,13 @@ export class FailoverController implements NamespaceListener {
   }
 
   removed(p: string): void {
+    this.changedDuringWalk?.add(p);
     this.store.stage(this.mirror.delete(p));
   }
 
   renamed(from: string, to: string): void {
+    this.changedDuringWalk?.add(from);
+    this.changedDuringWalk?.add(to);
     // Made a moment ago, the source may not be mirrored yet (its look is still running): then the
     // target is looked at instead, or it would never be mirrored.
     if (!this.mirror.get(from)) {

@@ -148,10 +148,13 @@ export class NamespaceMirror {
   }
 
   /** Replace the whole mirror with the live tree as it is now (at mount). */
-  static async scanLive(livePath: string): Promise<Map<string, MirrorEntry>> {
+  /** `root`: a volume path to walk from (its own entry included); throws if it does not exist. */
+  static async scanLive(livePath: string, root = '/'): Promise<Map<string, MirrorEntry>> {
     const out = new Map<string, MirrorEntry>();
-    out.set('/', entryFromStats(await fsp.lstat(livePath)));
-    const stack = ['/'];
+    const rootPath = path.join(livePath, root);
+    const rootStats = await fsp.lstat(rootPath);
+    out.set(root, entryFromStats(rootStats, rootStats.isSymbolicLink() ? await fsp.readlink(rootPath) : undefined));
+    const stack = rootStats.isDirectory() ? [root] : [];
     while (stack.length > 0) {
       const dir = stack.pop() as string;
       let names: string[];

@@ -297,6 +297,38 @@ t.test('a rename in flight on a slow live volume when the volume fails over stay
   t.ok(fs.readFileSync(path.join(backing, 'cfg')).equals(saved), 'with the saved bytes');
 });
 
+t.test('a file made while the mirror is rebuilt after a failback is shown by the next failover', async (t) => {
+  const sb = makeSandbox('failover-rescan-');
+  const backing = path.join(sb.root, 'backing');
+  fs.mkdirSync(backing);
+  for (let i = 0; i < 60; i++) fs.writeFileSync(path.join(backing, `f${String(i).padStart(2, '0')}`), `file ${i}`);
+  const ffs = await startFaultFs(backing, sb.live);
+  const vol = new MountedVolume(sb, { configFile: failoverConfigFile(sb, { enabled: false, opTimeoutMs: 10_000, latencyLimitMs: 20_000 }), extraArgs: ['--verbose'] });
+  t.teardown(async () => {
+    await ffs.clear().catch(() => undefined);
+    await vol.cleanup();
+    await ffs.stop().catch(() => undefined);
+    removeSandbox(sb);
+  });
+  await vol.start();
+  await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
+  t.equal(cli(['failover', sb.mnt]).status, 0, 'failed over');
+  // Each lstat on the live volume takes 25 ms from now: the walk after failback takes ~1.5 s.
+  await ffs.set({ ops: ['getattr'], latencyMs: 25 });
+  const rebuilds = (): number => (vol.output.match(/namespace mirror: \d+ entries/g) ?? []).length;
+  const before = rebuilds();
+  t.equal(cli(['failback', sb.mnt, '--force']).status, 0, 'failed back');
+  // Made through the mount while the walk goes through the directory it already listed.
+  const late = randomBytes(20 * KiB);
+  await fsp.writeFile(path.join(sb.mnt, 'late.bin'), late);
+  await waitFor(() => rebuilds() > before, 'the mirror rebuilt', 30_000, 100);
+  await ffs.clear();
+
+  t.equal(cli(['failover', sb.mnt, '--force']).status, 0, 'failed over again');
+  t.ok((await fsp.readdir(sb.mnt)).includes('late.bin'), 'the file is listed');
+  t.ok((await fsp.readFile(path.join(sb.mnt, 'late.bin')).catch(() => Buffer.alloc(0))).equals(late), 'and reads back');
+});
+
 t.test('a file made while failed over and held open across failback is one file afterwards: its handles, a new open and a second failover agree', async (t) => {
   const { sb, vol } = sandboxedMount(t, (sb) => ({ configFile: failoverConfigFile(sb, { enabled: false }) }), 'failover-held-');
   await vol.start();
