@@ -13,6 +13,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { cli, makeSandbox, MountedVolume, removeSandbox, sandboxedMount } from '../helpers/mounted-volume';
 import { waitFor } from '../helpers/wait';
 import { failoverConfigFile } from '../helpers/failover-config';
+import type { HasTeardown } from '../helpers/temp-dir';
 import { startFaultFs } from '../../fixtures/faultfs/faultfs-client';
 
 const KiB = 1024;
@@ -138,25 +139,36 @@ function child(code: string, timeoutMs: number): Promise<{ code: number | null; 
   });
 }
 
-t.test('a live volume that hangs: ops are answered from the shadows within the deadline; it comes back and is resynced', async (t) => {
-  const sb = makeSandbox('failover-hang-');
+/**
+ * A mount whose live directory is a faultfs mount over `backing` (seeded first, if asked), so a
+ * test can slow or hang the live volume under it; everything is torn down when the test ends.
+ */
+async function mountOverFaultFs(t: HasTeardown, prefix: string, watchdog: Record<string, unknown>, opts: { extraArgs?: string[]; seed?: (backing: string) => void } = {}) {
+  const sb = makeSandbox(prefix);
   const backing = path.join(sb.root, 'backing');
   fs.mkdirSync(backing);
+  opts.seed?.(backing);
   const ffs = await startFaultFs(backing, sb.live);
-  const vol = new MountedVolume(sb, {
-    configFile: failoverConfigFile(sb, {
-      probeIntervalMs: '200ms', latencyLimitMs: 400, opTimeoutMs: 1000, minHealthyForFailbackMs: '2s', minHealthyForClearMs: '2s', baselineWarmupMs: 0,
-      evalWindowMs: '4s', errorWindowMs: '2s', trendWindowMs: '3s',
-      // About hangs, not latency: a baseline learned in a quiet moment must not keep a loaded
-      // machine's probes from counting as recovered.
-      suspectRatio: 20, recoverRatio: 10,
-    }),
-  });
+  const vol = new MountedVolume(sb, { configFile: failoverConfigFile(sb, watchdog), extraArgs: opts.extraArgs });
   t.teardown(async () => {
     await ffs.clear().catch(() => undefined);
     await vol.cleanup();
     await ffs.stop().catch(() => undefined);
     removeSandbox(sb);
+  });
+  return { sb, backing, ffs, vol };
+}
+
+/** No watchdog, and a live op deadline (half the latency limit) of 10 s: ops slowed to 2 s stay in flight while the test fails over by hand. */
+const SLOW_BUT_ANSWERING = { enabled: false, opTimeoutMs: 10_000, latencyLimitMs: 20_000 };
+
+t.test('a live volume that hangs: ops are answered from the shadows within the deadline; it comes back and is resynced', async (t) => {
+  const { sb, backing, ffs, vol } = await mountOverFaultFs(t, 'failover-hang-', {
+    probeIntervalMs: '200ms', latencyLimitMs: 400, opTimeoutMs: 1000, minHealthyForFailbackMs: '2s', minHealthyForClearMs: '2s', baselineWarmupMs: 0,
+    evalWindowMs: '4s', errorWindowMs: '2s', trendWindowMs: '3s',
+    // About hangs, not latency: a baseline learned in a quiet moment must not keep a loaded
+    // machine's probes from counting as recovered.
+    suspectRatio: 20, recoverRatio: 10,
   });
   await vol.start();
   const data = randomBytes(256 * KiB);
@@ -195,19 +207,7 @@ t.test('a live volume that hangs: ops are answered from the shadows within the d
 });
 
 t.test('an append in flight on a slow live volume when the volume fails over is kept: its size while failed over, its bytes on live after failback', async (t) => {
-  const sb = makeSandbox('failover-inflight-');
-  const backing = path.join(sb.root, 'backing');
-  fs.mkdirSync(backing);
-  const ffs = await startFaultFs(backing, sb.live);
-  // No watchdog, and a live op deadline (half the latency limit) well above the 2 s writes: the
-  // test fails over by hand while the append waits on the live volume.
-  const vol = new MountedVolume(sb, { configFile: failoverConfigFile(sb, { enabled: false, opTimeoutMs: 10_000, latencyLimitMs: 20_000 }) });
-  t.teardown(async () => {
-    await ffs.clear().catch(() => undefined);
-    await vol.cleanup();
-    await ffs.stop().catch(() => undefined);
-    removeSandbox(sb);
-  });
+  const { sb, backing, ffs, vol } = await mountOverFaultFs(t, 'failover-inflight-', SLOW_BUT_ANSWERING);
   await vol.start();
   const head = randomBytes(128 * KiB);
   await fsp.writeFile(path.join(sb.mnt, 'log.bin'), head);
@@ -260,17 +260,7 @@ t.test('an append in flight on a slow live volume when the volume fails over is 
 });
 
 t.test('a rename in flight on a slow live volume when the volume fails over stays done: shown while failed over, kept at failback', async (t) => {
-  const sb = makeSandbox('failover-rename-');
-  const backing = path.join(sb.root, 'backing');
-  fs.mkdirSync(backing);
-  const ffs = await startFaultFs(backing, sb.live);
-  const vol = new MountedVolume(sb, { configFile: failoverConfigFile(sb, { enabled: false, opTimeoutMs: 10_000, latencyLimitMs: 20_000 }) });
-  t.teardown(async () => {
-    await ffs.clear().catch(() => undefined);
-    await vol.cleanup();
-    await ffs.stop().catch(() => undefined);
-    removeSandbox(sb);
-  });
+  const { sb, backing, ffs, vol } = await mountOverFaultFs(t, 'failover-rename-', SLOW_BUT_ANSWERING);
   await vol.start();
   const saved = randomBytes(96 * KiB);
   await fsp.writeFile(path.join(sb.mnt, 'cfg'), randomBytes(80 * KiB));
@@ -298,17 +288,11 @@ t.test('a rename in flight on a slow live volume when the volume fails over stay
 });
 
 t.test('a file made while the mirror is rebuilt after a failback is shown by the next failover', async (t) => {
-  const sb = makeSandbox('failover-rescan-');
-  const backing = path.join(sb.root, 'backing');
-  fs.mkdirSync(backing);
-  for (let i = 0; i < 60; i++) fs.writeFileSync(path.join(backing, `f${String(i).padStart(2, '0')}`), `file ${i}`);
-  const ffs = await startFaultFs(backing, sb.live);
-  const vol = new MountedVolume(sb, { configFile: failoverConfigFile(sb, { enabled: false, opTimeoutMs: 10_000, latencyLimitMs: 20_000 }), extraArgs: ['--verbose'] });
-  t.teardown(async () => {
-    await ffs.clear().catch(() => undefined);
-    await vol.cleanup();
-    await ffs.stop().catch(() => undefined);
-    removeSandbox(sb);
+  const { sb, ffs, vol } = await mountOverFaultFs(t, 'failover-rescan-', SLOW_BUT_ANSWERING, {
+    extraArgs: ['--verbose'],
+    seed: (backing) => {
+      for (let i = 0; i < 60; i++) fs.writeFileSync(path.join(backing, `f${String(i).padStart(2, '0')}`), `file ${i}`);
+    },
   });
   await vol.start();
   await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
