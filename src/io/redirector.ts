@@ -237,10 +237,14 @@ export class IoRedirector {
     if (this.map.removeThisCopy(fileId, index, copy)) this.discard(fileId, index, copy.tierId);
   }
 
-  /** Which copies a write may keep fresh by patching them: directory tiers that are healthy. */
+  /**
+   * Which copies a write may keep fresh by patching them: on directory tiers that are healthy, and
+   * checked since the mount (or without a checksum to check). Patching clears the checksum and
+   * counts the copy as checked: a copy damaged on the tier and not yet read would be laundered.
+   */
   private patchable = (copy: CopyRecord): boolean => {
     const vt = this.tiers.get(copy.tierId);
-    return !!vt && vt.tier.spec.class !== 'object' && vt.tier.health() === 'healthy';
+    return !!vt && vt.tier.spec.class !== 'object' && vt.tier.health() === 'healthy' && (copy.verified || copy.crc32 === null);
   };
 
   /** Caller holds file.writeLock. `around`: a streaming write, which patches only what `mustPatch` names. */
@@ -257,7 +261,10 @@ export class IoRedirector {
     const kept = await this.map.beginWrite(file.fileId, first, last, around ? this.patchedAround(file.fileId) : this.patchable);
     try {
       this.discardStale(file.fileId, first, last);
-      await this.liveOp('write', () => pwriteFull(liveFd, buf, 0, length, position));
+      await this.liveOp('write', () => pwriteFull(liveFd, buf, 0, length, position)).catch((err: unknown) => {
+        this.dropUnpatched(file.fileId, first, kept, err);
+        throw err;
+      });
       file.sizeBytes = newSize;
       file.modified = true;
       await this.patchKept(file, kept, first, buf, length, position, newSize);
@@ -332,6 +339,25 @@ export class IoRedirector {
     }
   }
 
+  /**
+   * Set by the volume: the error says the live volume did not answer in time. The volume then
+   * fails over, and the write is done again through the shadows.
+   */
+  liveUnanswered: (err: unknown) => boolean = () => false;
+
+  /**
+   * The live op of a write failed. The copies it kept carry the new generation but still the old
+   * bytes, and the live file may hold some of the new ones (a short write before ENOSPC or EIO):
+   * they go. Not when the live volume did not answer in time: the write is then done again through
+   * the shadows, which patch those very copies (then perhaps the only home of the data).
+   */
+  private dropUnpatched(fileId: string, first: number, kept: CopyRecord[][], err: unknown): void {
+    if (this.liveUnanswered(err)) return;
+    kept.forEach((copies, i) => {
+      for (const c of copies) if (this.map.removeThisCopy(fileId, first + i, c)) this.discard(fileId, first + i, c.tierId);
+    });
+  }
+
   /** Copies left stale by a write hold bytes nobody will read: remove them in the background. */
   private discardStale(fileId: string, first: number, last: number): void {
     for (let i = first; i <= last; i++) {
@@ -382,7 +408,10 @@ export class IoRedirector {
     const [kept] = await this.map.beginWrite(file.fileId, edge, edge, this.patchable);
     try {
       this.discardStale(file.fileId, edge, edge);
-      await this.liveOp('write', () => ftruncateFd(liveFd, sizeBytes));
+      await this.liveOp('write', () => ftruncateFd(liveFd, sizeBytes)).catch((err: unknown) => {
+        this.dropUnpatched(file.fileId, edge, [kept], err);
+        throw err;
+      });
       file.sizeBytes = sizeBytes;
       file.modified = true;
       const copyLen = Math.min(E, sizeBytes - edge * E);

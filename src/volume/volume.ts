@@ -102,6 +102,7 @@ export class Volume {
     shadows.beforeCopyRead = (fileId, index) => this.nativeWrites.revoke(fileId, index, index);
     shadows.onPublished = (file, index) => this.fastPath.remap(file, index, index);
     io.liveOp = (kind, fn) => this.guard.run(kind, fn);
+    io.liveUnanswered = (err) => err instanceof LiveUnavailable;
     io.onVerified = (fileId, index) => {
       const file = this.open.file(fileId);
       if (file) this.fastPath.remap(file, index, index);
