@@ -188,6 +188,8 @@ export class ExtentMap {
     for (let i = first; i <= last; i++) {
       const st = extents?.get(i);
       if (st && st.writing > 0) st.writing--;
+      // A flush that came during the write left the record for later: make sure a later one comes.
+      if (st && st.dirty && st.writing === 0) this.markDirty(fileId, st);
     }
   }
 
@@ -393,7 +395,8 @@ export class ExtentMap {
     if (!this.flushTimer) {
       this.flushTimer = setTimeout(() => {
         this.flushTimer = undefined;
-        void this.flush();
+        // A failed batch leaves its records due (flush re-arms this timer): the next one retries.
+        this.flush().catch(() => undefined);
       }, this.flushDelayMs);
       this.flushTimer.unref();
     }
@@ -410,6 +413,7 @@ export class ExtentMap {
   /** Persist every record changed since the last flush (in one batch). */
   async flush(): Promise<void> {
     const batch: BatchOp[] = [];
+    const flushed: [string, ExtentState][] = [];
     for (const fileId of this.dirtyFiles) {
       for (const [index, st] of this.files.get(fileId) ?? []) {
         if (!st.dirty) continue;
@@ -419,6 +423,7 @@ export class ExtentMap {
         }
         st.persistedFresh = st.copies.some((c) => isFresh(st, c));
         st.dirty = false;
+        flushed.push([fileId, st]);
         batch.push({ type: 'put', key: extentKey(fileId, index), value: encodeExtentRecord(st) });
       }
     }
@@ -426,7 +431,17 @@ export class ExtentMap {
     for (const [fileId, extents] of this.files) {
       for (const st of extents.values()) if (st.dirty && st.writing > 0) this.dirtyFiles.add(fileId);
     }
-    await this.write(batch);
+    try {
+      await this.write(batch);
+    } catch (err) {
+      // Not written: the disk may still call these copies fresh, so the next write must withdraw
+      // them first (as beginWrite does for a record persisted fresh), and the records stay due.
+      for (const [fileId, st] of flushed) {
+        st.persistedFresh = true;
+        this.markDirty(fileId, st);
+      }
+      throw err;
+    }
   }
 
   async close(): Promise<void> {
