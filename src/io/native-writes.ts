@@ -53,6 +53,9 @@ export class NativeWrites {
     private readonly extentSizeBytes: number,
   ) {}
 
+  /** Set by the volume: native reads of the extent are answered from a tier copy. */
+  mappedToCopy: (fileId: string, index: number) => boolean = () => false;
+
   /** Set once the FUSE mount exists, for volumes that may use it; until then nothing is granted. */
   attach(port: NativeWritePort): void {
     this.port = port;
@@ -89,6 +92,9 @@ export class NativeWrites {
     const added: number[] = [];
     for (let index = first; index <= end; index++) {
       if (granted?.has(index)) continue;
+      // Native reads of it still go to a tier copy (an unmap that failed): they would not see
+      // native writes.
+      if (this.mappedToCopy(file.fileId, index)) continue;
       // The JS write bumped the generations of those it wrote; the others are bumped here.
       const uncopied = index <= last ? (this.map.get(file.fileId, index)?.copies.length ?? 0) === 0 : this.map.bumpUncopied(file.fileId, index);
       if (!uncopied) continue;

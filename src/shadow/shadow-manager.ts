@@ -155,10 +155,12 @@ export class ShadowManager {
   async evict(fileId: string, index: number, tierId: number): Promise<boolean> {
     const vt = this.tiers.get(tierId);
     if (!vt || this.mustKeep(fileId, index, tierId)) return false;
+    if (!this.map.get(fileId, index)?.copies.some((c) => c.tierId === tierId)) return false;
+    // Unmapped first: it throws while a native read of the copy is stuck, and nothing may change then.
+    this.beforeRemove(fileId, index, tierId);
     if (!this.map.removeCopy(fileId, index, tierId)) return false;
     this.lru.get(tierId)?.delete(key(tierId, fileId, index));
     this.counters.evictions++;
-    this.beforeRemove(fileId, index, tierId);
     await this.removeBytes(vt.tier, fileId, index, tierId);
     return true;
   }
@@ -171,7 +173,14 @@ export class ShadowManager {
   /** Remove the bytes of a copy the map no longer references. */
   discard(fileId: string, index: number, tierId: number): void {
     this.lru.get(tierId)?.delete(key(tierId, fileId, index));
-    this.beforeRemove(fileId, index, tierId);
+    try {
+      this.beforeRemove(fileId, index, tierId);
+    } catch (err) {
+      // A native read of the copy is stuck on the tier: its bytes stay until the next scan of the
+      // tier finds them unnamed. (Thrown from here, it would also strand the read that called.)
+      this.log.warn('shadow', `a copy of ${fileId}#${index} is still being read natively; its bytes stay for now: ${(err as Error).message}`);
+      return;
+    }
     const vt = this.tiers.get(tierId);
     if (!vt) return;
     this.counters.discardedCopies++;
@@ -411,9 +420,16 @@ export class ShadowManager {
           continue;
         }
         const { fileId, index } = entry;
+        if (!this.map.get(fileId, index)?.copies.some((c) => c.tierId === tierId)) continue;
+        try {
+          // Unmapped first: it throws while a native read of the copy is stuck; nothing changes then.
+          this.beforeRemove(fileId, index, tierId);
+        } catch {
+          skipped.push([k, entry]);
+          continue;
+        }
         if (this.map.removeCopy(fileId, index, tierId)) {
           this.counters.evictions++;
-          this.beforeRemove(fileId, index, tierId);
           await this.removeBytes(vt.tier, fileId, index, tierId);
           this.onEvictedForRoom(fileId, index, tierId);
         }

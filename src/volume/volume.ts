@@ -92,6 +92,7 @@ export class Volume {
   ) {
     this.fastPath = new FastPath(map, tiers, this.open, io.extentSizeBytes);
     this.nativeWrites = new NativeWrites(map, this.open, io.extentSizeBytes);
+    this.nativeWrites.mappedToCopy = (fileId, index) => typeof this.fastPath.mappedTo(fileId, index) === 'number';
     this.sequentialWrites = new SequentialWrites(writeAroundAfterBytes);
     io.mustPatch = (fileId, index, tierId) => shadows.mustKeep(fileId, index, tierId);
     shadows.onFileReleased = (file) => void this.closeFile(file);
