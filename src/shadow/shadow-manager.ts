@@ -176,8 +176,8 @@ export class ShadowManager {
     try {
       this.beforeRemove(fileId, index, tierId);
     } catch (err) {
-      // A native read of the copy is stuck on the tier: its bytes stay until the next scan of the
-      // tier finds them unnamed. (Thrown from here, it would also strand the read that called.)
+      // A native read of the copy is stuck on the tier: its bytes stay, unnamed, until the next
+      // mount's reconciliation removes them. (Thrown from here, it would strand the read that called.)
       this.log.warn('shadow', `a copy of ${fileId}#${index} is still being read natively; its bytes stay for now: ${(err as Error).message}`);
       return;
     }
