@@ -352,6 +352,11 @@ export class ShadowManager {
     const ref = { fileId: file.fileId, index };
     try {
       await vt.tier.put(ref, data);
+    } catch (err) {
+      // The bytes may have landed anyway (renamed into place, then the directory fsync failed):
+      // counted on the tier and named by nothing, they would hold room no eviction can free.
+      this.discard(file.fileId, index, tierId);
+      throw err;
     } finally {
       this.reserved.set(tierId, (this.reserved.get(tierId) ?? 0) - data.length);
     }
