@@ -9,6 +9,10 @@ import * as path from 'node:path';
 import { ExtentMap } from '../../src/extents/extent-map';
 import { DirectoryTier } from '../../src/tiers/directory-tier';
 import { TierSet } from '../../src/tiers/tier-set';
+import type { LiveReader } from '../../src/io/redirector';
+import { preadFull } from '../../src/util/fd-io';
+import type { OpenFile } from '../../src/volume/open-files';
+import { openFileOn } from './open-file';
 import type { HasTeardown } from './temp-dir';
 
 export interface TierFixture {
@@ -31,4 +35,24 @@ export async function directoryTierFixture(t: HasTeardown): Promise<TierFixture>
     fs.rmSync(dir, { recursive: true, force: true });
   });
   return { dir, map, tier, tiers, tierId: tiers.all()[0].id };
+}
+
+export interface LiveFileFixture extends TierFixture {
+  /** The live file's path. */
+  p: string;
+  /** It, opened as the volume would (read fd closed when the test ends). */
+  file: OpenFile;
+  /** Reads of it, as the redirector takes them from the live volume. */
+  live: LiveReader;
+}
+
+/** A tier fixture and a live file holding `bytes` beside it: what redirector unit tests read and write. */
+export async function liveFileFixture(t: HasTeardown, bytes: Buffer): Promise<LiveFileFixture> {
+  const fx = await directoryTierFixture(t);
+  const p = path.join(fx.dir, 'f');
+  fs.writeFileSync(p, bytes);
+  const file = openFileOn(p);
+  t.teardown(() => fs.closeSync(file.readFd));
+  const live: LiveReader = { authoritative: true, pread: (buf, at, length, position) => preadFull(file.readFd, buf, at, length, position) };
+  return { ...fx, p, file, live };
 }

@@ -6,26 +6,18 @@
  */
 import t from 'tap';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { IoRedirector } from '../../src/io/redirector';
 import { FsError } from '../../src/util/errors';
-import { preadFull } from '../../src/util/fd-io';
-import { openFileOn } from '../helpers/open-file';
-import { directoryTierFixture } from '../helpers/tier-fixture';
+import { liveFileFixture } from '../helpers/tier-fixture';
 
 const E = 64 * 1024;
 
 t.test('a write whose live op fails part-way leaves no copy serving the old bytes', async (t) => {
-  const { dir, map, tier, tiers, tierId } = await directoryTierFixture(t);
-  const p = path.join(dir, 'f');
-  fs.writeFileSync(p, Buffer.alloc(E, 1));
-  const file = openFileOn(p);
-  t.teardown(() => fs.closeSync(file.readFd));
+  const { map, tier, tiers, tierId, p, file, live } = await liveFileFixture(t, Buffer.alloc(E, 1));
   const writeFd = fs.openSync(p, 'r+');
   t.teardown(() => fs.closeSync(writeFd));
   const discarded: number[] = [];
   const io = new IoRedirector(map, tiers, E, { onExtentRead: () => undefined }, (_f, _i, id) => discarded.push(id));
-  const live = { authoritative: true, pread: (buf: Buffer, at: number, length: number, position: number) => preadFull(file.readFd, buf, at, length, position) };
 
   await tier.put({ fileId: file.fileId, index: 0 }, Buffer.alloc(E, 1));
   t.ok(await map.addCopy(file.fileId, 0, { tierId, generation: 0, crc32: null, sizeBytes: E }, 0), 'copy recorded');
@@ -45,11 +37,7 @@ t.test('a write whose live op fails part-way leaves no copy serving the old byte
 });
 
 t.test('a write whose live op is not answered keeps its copies for the shadows to patch', async (t) => {
-  const { dir, map, tier, tiers, tierId } = await directoryTierFixture(t);
-  const p = path.join(dir, 'f');
-  fs.writeFileSync(p, Buffer.alloc(E, 1));
-  const file = openFileOn(p);
-  t.teardown(() => fs.closeSync(file.readFd));
+  const { map, tier, tiers, tierId, file } = await liveFileFixture(t, Buffer.alloc(E, 1));
   const io = new IoRedirector(map, tiers, E, { onExtentRead: () => undefined }, () => undefined);
   await tier.put({ fileId: file.fileId, index: 0 }, Buffer.alloc(E, 1));
   t.ok(await map.addCopy(file.fileId, 0, { tierId, generation: 0, crc32: null, sizeBytes: E }, 0), 'copy recorded');

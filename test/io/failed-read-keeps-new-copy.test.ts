@@ -4,27 +4,18 @@
  * that failed: it stays recorded and its bytes stay on the tier.
  */
 import t from 'tap';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { IoRedirector } from '../../src/io/redirector';
 import { FsError } from '../../src/util/errors';
-import { preadFull } from '../../src/util/fd-io';
-import { openFileOn } from '../helpers/open-file';
-import { directoryTierFixture } from '../helpers/tier-fixture';
+import { liveFileFixture } from '../helpers/tier-fixture';
 
 const E = 64 * 1024;
 
 t.test('a failed read drops the copy it read, not one made again meanwhile', async (t) => {
-  const { dir, map, tier, tiers, tierId } = await directoryTierFixture(t);
-  const p = path.join(dir, 'f');
   const bytes = Buffer.alloc(E, 5);
-  fs.writeFileSync(p, bytes);
-  const file = openFileOn(p);
-  t.teardown(() => fs.closeSync(file.readFd));
+  const { map, tier, tiers, tierId, file, live } = await liveFileFixture(t, bytes);
   const ref = { fileId: file.fileId, index: 0 };
   const discarded: number[] = [];
   const io = new IoRedirector(map, tiers, E, { onExtentRead: () => undefined }, (_f, _i, tier) => discarded.push(tier));
-  const live = { authoritative: true, pread: (buf: Buffer, at: number, length: number, position: number) => preadFull(file.readFd, buf, at, length, position) };
 
   await tier.put(ref, bytes);
   t.ok(await map.addCopy(file.fileId, 0, { tierId, generation: 0, crc32: null, sizeBytes: E }, 0), 'first copy recorded');

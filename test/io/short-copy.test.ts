@@ -4,26 +4,17 @@
  * application's read there, as if the file ended.
  */
 import t from 'tap';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { IoRedirector } from '../../src/io/redirector';
-import { preadFull } from '../../src/util/fd-io';
-import { openFileOn } from '../helpers/open-file';
-import { directoryTierFixture } from '../helpers/tier-fixture';
+import { liveFileFixture } from '../helpers/tier-fixture';
 
 const E = 64 * 1024;
 
 t.test('a short fresh copy is passed over; the read comes whole from the live file', async (t) => {
-  const { dir, map, tier, tiers, tierId } = await directoryTierFixture(t);
-  const p = path.join(dir, 'f');
   const bytes = Buffer.alloc(2 * E);
   for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 13 + 7) & 0xff;
-  fs.writeFileSync(p, bytes);
-  const file = openFileOn(p);
-  t.teardown(() => fs.closeSync(file.readFd));
+  const { map, tier, tiers, tierId, file, live } = await liveFileFixture(t, bytes);
   const served: (number | 'live')[] = [];
   const io = new IoRedirector(map, tiers, E, { onExtentRead: (_f, _i, by) => served.push(by) }, () => undefined);
-  const live = { authoritative: true, pread: (buf: Buffer, at: number, length: number, position: number) => preadFull(file.readFd, buf, at, length, position) };
 
   // Extent 0's copy holds only its first half, its record the whole extent (fresh, no checksum to check).
   await tier.put({ fileId: file.fileId, index: 0 }, bytes.subarray(0, E / 2));

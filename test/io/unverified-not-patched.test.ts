@@ -5,26 +5,18 @@
  */
 import t from 'tap';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { IoRedirector } from '../../src/io/redirector';
-import { preadFull } from '../../src/util/fd-io';
-import { openFileOn } from '../helpers/open-file';
-import { directoryTierFixture } from '../helpers/tier-fixture';
+import { liveFileFixture } from '../helpers/tier-fixture';
 
 const E = 64 * 1024;
 
 t.test('a write before the first read of a damaged copy does not launder it', async (t) => {
-  const { dir, map, tier, tiers, tierId } = await directoryTierFixture(t);
-  const p = path.join(dir, 'f');
   const good = Buffer.alloc(E, 1);
-  fs.writeFileSync(p, good);
-  const file = openFileOn(p);
-  t.teardown(() => fs.closeSync(file.readFd));
+  const { map, tier, tiers, tierId, p, file, live } = await liveFileFixture(t, good);
   const writeFd = fs.openSync(p, 'r+');
   t.teardown(() => fs.closeSync(writeFd));
   const io = new IoRedirector(map, tiers, E, { onExtentRead: () => undefined }, () => undefined);
-  const live = { authoritative: true, pread: (buf: Buffer, at: number, length: number, position: number) => preadFull(file.readFd, buf, at, length, position) };
 
   // The copy's record carries the good bytes' checksum; on the tier, its second half is damaged.
   const damaged = Buffer.concat([good.subarray(0, E / 2), Buffer.alloc(E / 2, 9)]);

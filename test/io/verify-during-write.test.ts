@@ -5,26 +5,18 @@
  */
 import t from 'tap';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { IoRedirector } from '../../src/io/redirector';
-import { preadFull } from '../../src/util/fd-io';
 import type { ExtentRef } from '../../src/tiers/tier';
-import { openFileOn } from '../helpers/open-file';
-import { directoryTierFixture } from '../helpers/tier-fixture';
+import { liveFileFixture } from '../helpers/tier-fixture';
 
 const E = 64 * 1024;
 
 t.test('a copy patched while its first read verifies it is not dropped as corrupt', async (t) => {
-  const { dir, map, tier, tiers, tierId } = await directoryTierFixture(t);
-  const p = path.join(dir, 'f');
   const before = Buffer.alloc(E, 1);
-  fs.writeFileSync(p, before);
-  const file = openFileOn(p);
-  t.teardown(() => fs.closeSync(file.readFd));
+  const { map, tier, tiers, tierId, p, file, live } = await liveFileFixture(t, before);
   const ref = { fileId: file.fileId, index: 0 };
   const io = new IoRedirector(map, tiers, E, { onExtentRead: () => undefined }, () => undefined);
-  const live = { authoritative: true, pread: (buf: Buffer, at: number, length: number, position: number) => preadFull(file.readFd, buf, at, length, position) };
 
   await tier.put(ref, before);
   t.ok(await map.addCopy(file.fileId, 0, { tierId, generation: 0, crc32: crc32(before), sizeBytes: E }, 0), 'copy recorded');
