@@ -55,6 +55,8 @@ export class FailoverController implements NamespaceListener {
   private resyncing: Promise<void> | undefined;
   private lastResync: FailoverStatus['lastResync'] = null;
   private lateWrites = false;
+  /** The part of the last failover that waits on live ops still running (see failover()). */
+  private settling: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly volume: Volume,
@@ -237,6 +239,18 @@ export class FailoverController implements NamespaceListener {
       if (e && e.fileId === f.fileId && e.size !== f.sizeBytes) await this.store.commit(this.mirror.update(p, { size: f.sizeBytes }));
     }));
     await this.store.commit(ops);
+    // The rest waits on live ops still running, each for at most its deadline: meanwhile the
+    // application's ops (the one that timed out first) are served from the shadows. Resync waits
+    // for it.
+    this.settling = this.settle(sizesTaken, liveWritesInFlight).catch((err: Error) => {
+      this.log.warn('failover', `settling the failover: ${err.message}`);
+    });
+    if (manual || this.monitor.state !== 'failed-over') this.monitor.requestFailover(performance.now(), reason);
+    this.log.warn('failover', `failed over to the shadows: ${reason}`);
+    return true;
+  }
+
+  private async settle(sizesTaken: Promise<void>[], liveWritesInFlight: boolean): Promise<void> {
     await Promise.all(sizesTaken);
     // A namespace change running on the live volume when it failed over (a rename replacing a
     // file, an unlink) lands there afterwards and is acknowledged: the mirror must learn it, or
@@ -254,9 +268,6 @@ export class FailoverController implements NamespaceListener {
     // The copies live writes patched are persisted stale until the map's next flush: a crash then
     // would leave them unreadable while failed over.
     await this.volume.map.flush();
-    if (manual || this.monitor.state !== 'failed-over') this.monitor.requestFailover(performance.now(), reason);
-    this.log.warn('failover', `failed over to the shadows: ${reason}`);
-    return true;
   }
 
   private act(action: HealthAction, report: HealthReport): void {
@@ -280,6 +291,7 @@ export class FailoverController implements NamespaceListener {
 
   private async runResync(): Promise<void> {
     const v = this.volume;
+    await this.settling;
     if (this.monitor.state === 'failed-over') this.monitor.requestFailback(performance.now(), 'failback requested');
     this.journal.mode = 'resyncing';
     await this.store.commit([FailoverStore.meta('mode', 'resyncing')]);
