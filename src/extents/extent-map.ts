@@ -252,7 +252,8 @@ export class ExtentMap {
 
   /**
    * Forget this copy only while the map still holds it: a caller that learnt of it before an
-   * await (a read that failed, a truncate) must not forget a copy made on that tier meanwhile.
+   * await (a read that failed, an invalidation) must not forget a copy made on that tier meanwhile
+   * (addCopy records a new object).
    */
   removeThisCopy(fileId: string, index: number, copy: CopyRecord): boolean {
     const st = this.files.get(fileId)?.get(index);
@@ -260,15 +261,9 @@ export class ExtentMap {
     return this.removeCopy(fileId, index, copy.tierId) !== undefined;
   }
 
-  /**
-   * Forget a tier's copy only if it is stale: a caller that learnt of the stale copy before an
-   * await must not forget a fresh copy published on that tier meanwhile.
-   */
-  removeStaleCopy(fileId: string, index: number, tierId: number): CopyRecord | undefined {
-    const st = this.files.get(fileId)?.get(index);
-    const c = st?.copies.find((x) => x.tierId === tierId);
-    if (!st || !c || isFresh(st, c)) return undefined;
-    return this.removeCopy(fileId, index, tierId);
+  /** The map names a copy of the extent (fresh or not) on the tier. */
+  hasCopyOn(fileId: string, index: number, tierId: number): boolean {
+    return this.files.get(fileId)?.get(index)?.copies.some((c) => c.tierId === tierId) ?? false;
   }
 
   /** Told after any copy is forgotten (evicted, stale, failed a read, dropped): coverage re-queues its own. */

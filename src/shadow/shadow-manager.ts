@@ -155,10 +155,10 @@ export class ShadowManager {
   async evict(fileId: string, index: number, tierId: number): Promise<boolean> {
     const vt = this.tiers.get(tierId);
     if (!vt || this.mustKeep(fileId, index, tierId)) return false;
-    if (!this.map.get(fileId, index)?.copies.some((c) => c.tierId === tierId)) return false;
+    if (!this.map.hasCopyOn(fileId, index, tierId)) return false;
     // Unmapped first: it throws while a native read of the copy is stuck, and nothing may change then.
     this.beforeRemove(fileId, index, tierId);
-    if (!this.map.removeCopy(fileId, index, tierId)) return false;
+    this.map.removeCopy(fileId, index, tierId);
     this.lru.get(tierId)?.delete(key(tierId, fileId, index));
     this.counters.evictions++;
     await this.removeBytes(vt.tier, fileId, index, tierId);
@@ -206,7 +206,7 @@ export class ShadowManager {
   /** A copy ended: do the removal that waited for it, if its bytes are not named now. */
   private removeAfterCopyEnded(fileId: string, index: number, tierId: number): void {
     const vt = this.tiers.get(tierId);
-    if (!vt || this.map.get(fileId, index)?.copies.some((c) => c.tierId === tierId)) return;
+    if (!vt || this.map.hasCopyOn(fileId, index, tierId)) return;
     vt.tier.remove({ fileId, index }).catch((err: Error) => this.log.warn('shadow', `removing an unpublished copy failed: ${err.message}`));
   }
 
@@ -425,7 +425,7 @@ export class ShadowManager {
           continue;
         }
         const { fileId, index } = entry;
-        if (!this.map.get(fileId, index)?.copies.some((c) => c.tierId === tierId)) continue;
+        if (!this.map.hasCopyOn(fileId, index, tierId)) continue;
         try {
           // Unmapped first: it throws while a native read of the copy is stuck; nothing changes then.
           this.beforeRemove(fileId, index, tierId);
@@ -433,11 +433,10 @@ export class ShadowManager {
           skipped.push([k, entry]);
           continue;
         }
-        if (this.map.removeCopy(fileId, index, tierId)) {
-          this.counters.evictions++;
-          await this.removeBytes(vt.tier, fileId, index, tierId);
-          this.onEvictedForRoom(fileId, index, tierId);
-        }
+        this.map.removeCopy(fileId, index, tierId);
+        this.counters.evictions++;
+        await this.removeBytes(vt.tier, fileId, index, tierId);
+        this.onEvictedForRoom(fileId, index, tierId);
       }
       return claim();
     } finally {

@@ -81,7 +81,7 @@ export class TierChanges {
   private copiesOn(tierId: number): { fileId: string; index: number }[] {
     const copies: { fileId: string; index: number }[] = [];
     for (const fileId of this.map.fileIds()) {
-      for (const [index, rec] of this.map.extents(fileId)) if (rec.copies.some((c) => c.tierId === tierId)) copies.push({ fileId, index });
+      for (const index of this.map.extents(fileId).keys()) if (this.map.hasCopyOn(fileId, index, tierId)) copies.push({ fileId, index });
     }
     return copies;
   }

@@ -458,7 +458,7 @@ export class Volume {
     this.fastPath.unmapAll(fileId);
     for (const { index, copy } of await this.map.invalidateFile(fileId)) {
       // A coverage copy of the new generation may have been published while the batch was written.
-      if (this.map.removeStaleCopy(fileId, index, copy.tierId)) this.shadows.discard(fileId, index, copy.tierId);
+      if (this.map.removeThisCopy(fileId, index, copy)) this.shadows.discard(fileId, index, copy.tierId);
     }
   }
 

@@ -2,7 +2,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ExtentMap, isFresh } from '../../src/extents/extent-map';
+import { CopyRecord, ExtentMap, isFresh } from '../../src/extents/extent-map';
 import { decodeExtentRecord, encodeExtentRecord } from '../../src/extents/record-codec';
 import { Level } from 'level';
 
@@ -116,7 +116,7 @@ t.test('records survive reopen; dropFile forgets everything', async (t) => {
   await map.close();
 });
 
-t.test('removeStaleCopy forgets a stale copy, never a fresh one made since', async (t) => {
+t.test('removeThisCopy forgets the stale copy it was given, never a fresh one made since', async (t) => {
   const dir = tmp();
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const map = await ExtentMap.open(dir);
@@ -125,12 +125,13 @@ t.test('removeStaleCopy forgets a stale copy, never a fresh one made since', asy
   t.ok(await map.addCopy('b1', 1, { tierId: nvme, generation: 0, crc32: 1, sizeBytes: 10 }, 0));
   const stale = await map.invalidateFile('b1');
   t.equal(stale.length, 2, 'both copies were fresh before');
+  const staleOf = (index: number): CopyRecord => (stale.find((x) => x.index === index) as { copy: CopyRecord }).copy;
   // Extent 1 is copied again at its new generation before the caller gets round to it.
   t.ok(await map.addCopy('b1', 1, { tierId: nvme, generation: 1, crc32: 2, sizeBytes: 10 }, 1));
-  t.ok(map.removeStaleCopy('b1', 0, nvme), 'the stale copy of extent 0 is forgotten');
-  t.notOk(map.removeStaleCopy('b1', 1, nvme), 'the new copy of extent 1 is not');
+  t.ok(map.removeThisCopy('b1', 0, staleOf(0)), 'the stale copy of extent 0 is forgotten');
+  t.notOk(map.removeThisCopy('b1', 1, staleOf(1)), 'the new copy of extent 1 is not');
   const rec = map.get('b1', 1);
   t.ok(rec && rec.copies.some((c) => c.tierId === nvme && isFresh(rec, c)), 'and it is still fresh');
-  t.notOk(map.removeStaleCopy('b1', 0, nvme), 'a copy already forgotten: nothing');
+  t.notOk(map.removeThisCopy('b1', 0, staleOf(0)), 'a copy already forgotten: nothing');
   await map.close();
 });
