@@ -121,7 +121,7 @@ export class CoverageReplicator {
     for (let i = first; i <= last; i++) if (!this.covered(file.fileId, i)) this.markDirty(file.fileId, file.livePath, i, now);
     this.sizes.set(file.fileId, file.sizeBytes);
     this.paths.set(file.fileId, file.livePath);
-    this.writtenDuringScan.add(file.fileId);
+    if (this.scanning) this.writtenDuringScan.add(file.fileId);
   }
 
   /** Walk the live tree; every extent without a fresh coverage copy becomes pending. */

@@ -755,9 +755,7 @@ export class Volume {
 
   private async forgetFile(file: OpenFile): Promise<void> {
     this.open.removeFile(file.fileId);
-    this.fastPath.onFileClosed(file.fileId);
-    this.nativeWrites.onFileClosed(file.fileId);
-    this.directLiveReads.forget(file);
+    this.dropServingState(file);
     try {
       if (file.unlinked) await this.dropFile(file.fileId);
     } finally {
@@ -766,6 +764,13 @@ export class Volume {
         this.guard.run('meta', () => closeFd(fd), { force: true }).catch(() => undefined);
       }
     }
+  }
+
+  /** What serves the file's reads and writes besides JS (mapped extents, native writes, direct reads) lets go of it. */
+  private dropServingState(file: OpenFile): void {
+    this.fastPath.onFileClosed(file.fileId);
+    this.nativeWrites.onFileClosed(file.fileId);
+    this.directLiveReads.forget(file);
   }
 
   /**
@@ -789,9 +794,7 @@ export class Volume {
       });
       const oldId = file.fileId;
       this.fastPath.unmapAll(oldId);
-      this.fastPath.onFileClosed(oldId);
-      this.nativeWrites.onFileClosed(oldId);
-      this.directLiveReads.forget(file);
+      this.dropServingState(file);
       for (const fh of file.fhs) {
         const h = this.open.handle(fh);
         if (!h || h.fd < 0) continue;
