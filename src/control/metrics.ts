@@ -62,6 +62,8 @@ export class MetricsServer {
     shadowCounter('shadowfs_corrupt_copies_total', 'Copies that failed their checksum', (s) => s.corruptCopies);
     shadowCounter('shadowfs_hedged_reads_total', 'Reads also sent to a second copy because the first was slower than its tier p95', (s) => s.hedgesIssued ?? 0);
     shadowCounter('shadowfs_written_around_total', 'Copies a streaming writer left stale instead of patching them (write-around)', (s) => s.writtenAround ?? 0);
+    shadowCounter('shadowfs_written_copies_total', 'Whole copies made by writes to extents that had none to patch (write-through)', (s) => s.writtenCopies ?? 0);
+    shadowCounter('shadowfs_live_only_writes_total', 'Extents a write left on the live volume alone (no tier could take a copy)', (s) => s.liveOnlyWrites ?? 0);
     shadowCounter('shadowfs_hedged_reads_won_total', 'Hedged reads the second copy answered first', (s) => s.hedgesWon ?? 0);
     new Gauge({ name: 'shadowfs_tier_read_p95_seconds', help: 'Recent p95 latency of reads served by each tier through the redirector', labelNames: ['tier'], registers: [r],
       collect() { for (const t of current().tiers) if (t.readP95Us !== undefined) this.set({ tier: t.name }, t.readP95Us / 1e6); } });

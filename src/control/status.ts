@@ -49,6 +49,8 @@ export function statusReport(volume: Volume, mountpoint: string, extentSizeBytes
       hedgesIssued: io.hedgesIssued,
       hedgesWon: io.hedgesWon,
       writtenAround: io.writtenAround,
+      writtenCopies: sh.writtenCopies,
+      liveOnlyWrites: io.liveOnlyWrites,
       liveReads: { direct: volume.directLiveReads.counters.directReads, buffered: volume.directLiveReads.counters.bufferedReads },
     },
   };

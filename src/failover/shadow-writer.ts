@@ -37,14 +37,6 @@ export class ShadowWriter {
     return rec.copies.filter((c) => isFresh(rec, c) && this.d.tiers.isUsable(c.tierId));
   }
 
-  /** Healthy directory tiers for a new copy: the coverage tier first, then fastest first. */
-  private homes(exclude: number[]): VolumeTier[] {
-    const cov = this.d.coverageTierId();
-    return this.d.tiers.all()
-      .filter((vt) => this.isDirectoryTier(vt) && !exclude.includes(vt.id))
-      .sort((a, b) => (a.id === cov ? -1 : b.id === cov ? 1 : this.d.tiers.rank(a.id) - this.d.tiers.rank(b.id)));
-  }
-
   /**
    * The extent's bytes before the write (up to `length`): a fresh copy on any tier, else the live
    * file if it still answers (the shadows were not complete), else zeros when the extent lies past
@@ -106,7 +98,7 @@ export class ShadowWriter {
         whole = await this.oldBytes(file, index, copyLen, liveSizeBytes);
         data.copy(whole, offsetInExtent);
       }
-      for (const vt of this.homes(done)) {
+      for (const vt of this.d.tiers.homesForWrites(this.d.coverageTierId(), done)) {
         if (done.length >= 2) break;
         try {
           await vt.tier.put(ref, whole);

@@ -12,7 +12,7 @@
 import { ExtentMap, CopyRecord, isFresh } from '../extents/extent-map';
 import { TierSet } from '../tiers/tier-set';
 import { OpenFile } from '../volume/open-files';
-import { ftruncateFd, pwriteFull } from '../util/fd-io';
+import { ftruncateFd, preadFull, pwriteFull } from '../util/fd-io';
 import { errorCode, FsError } from '../util/errors';
 import { crc32 } from 'node:zlib';
 import { ExtentRef, ShadowTier } from '../tiers/tier';
@@ -47,10 +47,15 @@ export interface ServeCounters {
   hedgesWon: number;
   /** Copies a streaming writer left stale instead of patching them (write-around), ahead of it too. */
   writtenAround: number;
+  /**
+   * Extents a write left on the live volume alone: none of their copies could be patched and the
+   * home for a new one had no room, failed, or is not configured while a coverage tier is.
+   */
+  liveOnlyWrites: number;
 }
 
 export class IoRedirector {
-  readonly counters: ServeCounters = { bytesBySource: new Map(), readsBySource: new Map(), copyErrors: 0, corruptCopies: 0, hedgesIssued: 0, hedgesWon: 0, writtenAround: 0 };
+  readonly counters: ServeCounters = { bytesBySource: new Map(), readsBySource: new Map(), copyErrors: 0, corruptCopies: 0, hedgesIssued: 0, hedgesWon: 0, writtenAround: 0, liveOnlyWrites: 0 };
   /** Set when metrics are on: told the latency of every read served by a tier copy. */
   onTierRead: ((tierName: string, seconds: number) => void) | undefined;
   /** Recent read latency per tier (hedging decisions, metrics). */
@@ -61,6 +66,13 @@ export class IoRedirector {
   onVerified: (fileId: string, index: number) => void = () => undefined;
   /** Set by the volume: copies a streaming write still patches (coverage, pinned, hinted). */
   mustPatch: (fileId: string, index: number, tierId: number) => boolean = () => false;
+  /**
+   * Set by the assembly when the volume has a coverage tier: the tiers where a write puts a whole
+   * new copy of an extent that has no copy to patch, in the order to try them.
+   */
+  newCopyHomes: ((fileId: string, index: number) => number[]) | undefined;
+  /** Set by the volume: stores and publishes a copy a write built (the shadow manager); false if not published. */
+  storeNewCopy: (file: OpenFile, index: number, tierId: number, data: Buffer, generation: number) => Promise<boolean> = async () => false;
 
   constructor(
     private readonly map: ExtentMap,
@@ -267,7 +279,10 @@ export class IoRedirector {
       });
       file.sizeBytes = newSize;
       file.modified = true;
-      await this.patchKept(file, kept, first, buf, length, position, newSize);
+      await Promise.all([
+        this.patchKept(file, kept, first, buf, length, position, newSize),
+        this.copyUnkept(file, kept, first, last, buf, length, position, oldSize, newSize),
+      ]);
     } finally {
       this.map.endWrite(file.fileId, first, last);
     }
@@ -324,6 +339,60 @@ export class IoRedirector {
       }
     });
     await Promise.all(patches);
+  }
+
+  /**
+   * Write-through for the extents of a write that kept no copy fresh (none yet, or none that can be
+   * patched): each gets a whole new copy on the volume's home for writes before the write is
+   * acknowledged, so the write is on the live volume and on a shadow, and a live volume lost now
+   * loses nothing acknowledged (ARCHITECTURE rule 2; without this, until coverage copied it). The
+   * copy is the write's bytes and, for the rest of the extent, the live file's (which holds the
+   * write by now), or zeros past the old end of the file. An extent no tier takes is counted and
+   * left to coverage; the write still succeeds (a full or failed tier never fails a write).
+   */
+  private async copyUnkept(file: OpenFile, kept: CopyRecord[][], first: number, last: number, buf: Buffer, length: number, position: number, oldSize: number, newSize: number): Promise<void> {
+    const homes = this.newCopyHomes;
+    if (!homes) return;
+    const E = this.extentSizeBytes;
+    const copies: Promise<void>[] = [];
+    for (let index = first; index <= last; index++) {
+      if ((kept[index - first]?.length ?? 0) > 0) continue;
+      const extStart = index * E;
+      const from = Math.max(position, extStart);
+      const to = Math.min(position + length, extStart + E);
+      // The old last extent, in the range only because the file grew past it: this write has no bytes there.
+      if (to <= from) continue;
+      copies.push((async () => {
+        const tierIds = homes(file.fileId, index);
+        const data = tierIds.length > 0 ? await this.wholeExtent(file, index, buf, from - position, from - extStart, to - from, Math.min(E, newSize - extStart), oldSize) : undefined;
+        if (data) {
+          for (const tierId of tierIds) {
+            // A tier that is full or fails: the next one.
+            if (await this.storeNewCopy(file, index, tierId, data, this.map.ensureRecord(file.fileId, index)).catch(() => false)) return;
+          }
+        }
+        this.counters.liveOnlyWrites++;
+      })().catch(() => {
+        // The live file could not be read for the rest of the extent.
+        this.counters.liveOnlyWrites++;
+      }));
+    }
+    await Promise.all(copies);
+  }
+
+  /** An extent's bytes after a write of `length` bytes of buf[bufOffset..] at offsetInExtent; undefined if the live file cannot supply the rest. */
+  private async wholeExtent(file: OpenFile, index: number, buf: Buffer, bufOffset: number, offsetInExtent: number, length: number, copyLen: number, oldSize: number): Promise<Buffer | undefined> {
+    if (offsetInExtent === 0 && length === copyLen) return buf.subarray(bufOffset, bufOffset + length);
+    const E = this.extentSizeBytes;
+    const data = Buffer.alloc(copyLen);
+    if (index * E < oldSize) {
+      if (file.readFd < 0) return undefined;
+      const n = await this.liveOp('read', () => preadFull(file.readFd, data, 0, copyLen, index * E));
+      // Shorter than the mount's size for it: cut behind the mount's back; coverage sorts that out.
+      if (n !== copyLen) return undefined;
+    }
+    buf.copy(data, offsetInExtent, bufOffset, bufOffset + length);
+    return data;
   }
 
   private async patchCopy(fileId: string, index: number, copy: CopyRecord, buf: Buffer, bufOffset: number, length: number, offsetInExtent: number, copyLen: number): Promise<void> {

@@ -39,6 +39,8 @@ export interface ShadowCounters {
   failedCopies: number;
   /** Copies moved to another tier (demotions): copied there, then dropped here. */
   migrations: number;
+  /** Whole copies made by writes to extents that had none to patch (see storeWrittenCopy). */
+  writtenCopies: number;
 }
 
 const key = (tierId: number, fileId: string, index: number): string => `${tierId}:${fileId}:${index}`;
@@ -47,7 +49,7 @@ const FOREGROUND_QUIET_MS = 20;
 const YIELD_MAX_MS = 250;
 
 export class ShadowManager {
-  readonly counters: ShadowCounters = { copies: 0, copyBytes: 0, discardedCopies: 0, evictions: 0, failedCopies: 0, migrations: 0 };
+  readonly counters: ShadowCounters = { copies: 0, copyBytes: 0, discardedCopies: 0, evictions: 0, failedCopies: 0, migrations: 0, writtenCopies: 0 };
   private readonly queue: CopyJob[] = [];
   private readonly queued = new Set<string>();
   private running = 0;
@@ -55,8 +57,8 @@ export class ShadowManager {
   /** Per tier, copies in least-recently-read order (Map keeps insertion order). */
   private readonly lru = new Map<number, Map<string, { fileId: string; index: number }>>();
   private closed = false;
-  /** Keys of the copies running now: their put may be in flight. */
-  private readonly copying = new Set<string>();
+  /** Keys of the copies running now (queued ones and ones a write makes), how many each: their put may be in flight. */
+  private readonly copying = new Map<string, number>();
   /** Keys whose bytes were to go while their copy ran: removed once it ends, unless it published. */
   private readonly removeAfterCopy = new Set<string>();
 
@@ -203,8 +205,19 @@ export class ShadowManager {
     return tier.remove({ fileId, index });
   }
 
-  /** A copy ended: do the removal that waited for it, if its bytes are not named now. */
-  private removeAfterCopyEnded(fileId: string, index: number, tierId: number): void {
+  private copyStarted(k: string): void {
+    this.copying.set(k, (this.copying.get(k) ?? 0) + 1);
+  }
+
+  /** A copy ended: once no other copy of that key runs, do the removal that waited, if its bytes are not named now. */
+  private copyEnded(k: string, fileId: string, index: number, tierId: number): void {
+    const left = (this.copying.get(k) ?? 1) - 1;
+    if (left > 0) {
+      this.copying.set(k, left);
+      return;
+    }
+    this.copying.delete(k);
+    if (!this.removeAfterCopy.delete(k)) return;
     const vt = this.tiers.get(tierId);
     if (!vt || this.map.hasCopyOn(fileId, index, tierId)) return;
     vt.tier.remove({ fileId, index }).catch((err: Error) => this.log.warn('shadow', `removing an unpublished copy failed: ${err.message}`));
@@ -218,6 +231,8 @@ export class ShadowManager {
 
   async close(): Promise<void> {
     this.closed = true;
+    // Copies waiting out the rate limit stop waiting: at a low copy rate the wait is minutes.
+    for (const wake of [...this.sleepers]) wake();
     for (const job of this.queue.splice(0)) this.finish(job);
     await this.idle();
   }
@@ -254,7 +269,7 @@ export class ShadowManager {
       const job = this.queue.shift() as CopyJob;
       const k = key(job.tierId, job.file.fileId, job.index);
       this.running++;
-      this.copying.add(k);
+      this.copyStarted(k);
       this.copy(job)
         .catch((err: Error) => {
           this.counters.failedCopies++;
@@ -264,8 +279,7 @@ export class ShadowManager {
         .then((published) => job.done?.(published))
         .finally(() => {
           this.running--;
-          this.copying.delete(k);
-          if (this.removeAfterCopy.delete(k)) this.removeAfterCopyEnded(job.file.fileId, job.index, job.tierId);
+          this.copyEnded(k, job.file.fileId, job.index, job.tierId);
           this.finish(job);
           this.pump();
           if (this.queue.length === 0 && this.running === 0) for (const w of this.idleWaiters.splice(0)) w();
@@ -284,8 +298,24 @@ export class ShadowManager {
   private async yieldToForeground(): Promise<void> {
     const deadline = Date.now() + YIELD_MAX_MS;
     while (Date.now() - this.lastForegroundMs() < FOREGROUND_QUIET_MS && Date.now() < deadline && !this.closed) {
-      await new Promise((r) => setTimeout(r, FOREGROUND_QUIET_MS));
+      await this.sleep(FOREGROUND_QUIET_MS);
     }
+  }
+
+  /** Background waits, cut short by close(). */
+  private readonly sleepers = new Set<() => void>();
+
+  private sleep(ms: number): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.sleepers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.sleepers.add(wake);
+    });
   }
 
   /** Sleeps so background copies stay under maxBytesPerSec on average. */
@@ -293,7 +323,7 @@ export class ShadowManager {
     const now = Date.now();
     const start = Math.max(now, this.nextCopyAtMs);
     this.nextCopyAtMs = start + (bytes * 1000) / this.options.maxBytesPerSec;
-    if (start > now) await new Promise((r) => setTimeout(r, start - now));
+    if (start > now) await this.sleep(start - now);
   }
 
   /**
@@ -316,6 +346,7 @@ export class ShadowManager {
     if (rec?.copies.some((c) => c.tierId === tierId && c.generation === rec.generation)) return true;
     await this.throttle(Math.min(this.extentSizeBytes, Math.max(0, file.sizeBytes - index * this.extentSizeBytes)));
     await this.yieldToForeground();
+    if (this.closed) return false;
     const E = this.extentSizeBytes;
     // The tier's own buffer when it lends one: reused, and written without another copy.
     const lease = await vt.tier.copyBuffer?.(E);
@@ -375,6 +406,44 @@ export class ShadowManager {
     // Only here: on a failure a read abandoned by its deadline could still land in the buffer.
     lease?.release();
     return true;
+  }
+
+  /**
+   * A whole copy a write built, with the file's write lock held, of an extent that had no copy to
+   * patch: stored and published at `generation` before the write is acknowledged, so that the
+   * write is on the live volume and on a shadow (ARCHITECTURE rule 2). The write waits for it, so
+   * it is neither queued nor rate-limited. Resolves false when the tier has no room or the copy
+   * was not published; rejects when the tier failed (its bytes are then removed).
+   */
+  async storeWrittenCopy(file: OpenFile, index: number, tierId: number, data: Buffer, generation: number): Promise<boolean> {
+    const vt = this.tiers.get(tierId);
+    if (!vt || vt.tier.health() !== 'healthy' || data.length === 0) return false;
+    const k = key(tierId, file.fileId, index);
+    // Counted as a running copy: a queued copy of the same extent that is refused meanwhile must
+    // not remove these bytes (its removal waits until no copy of the key runs).
+    this.copyStarted(k);
+    try {
+      if (!(await this.makeRoom(tierId, data.length))) return false;
+      const ref = { fileId: file.fileId, index };
+      try {
+        await vt.tier.put(ref, data);
+      } catch (err) {
+        this.discard(file.fileId, index, tierId);
+        throw err;
+      } finally {
+        this.reserved.set(tierId, (this.reserved.get(tierId) ?? 0) - data.length);
+      }
+      if (!this.tiers.get(tierId)) return false;
+      if (!(await this.map.addCopy(file.fileId, index, { tierId, generation, crc32: crc32(data), sizeBytes: data.length }, generation))) {
+        this.discard(file.fileId, index, tierId);
+        return false;
+      }
+      this.touch(tierId, file.fileId, index);
+      this.counters.writtenCopies++;
+      return true;
+    } finally {
+      this.copyEnded(k, file.fileId, index, tierId);
+    }
   }
 
   /** A migration's source: the bytes of a fresh, intact copy on a tier, or undefined (then: live). */

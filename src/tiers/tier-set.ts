@@ -59,6 +59,17 @@ export class TierSet {
     return this.byId.get(id)?.tier.health() === 'healthy';
   }
 
+  /**
+   * Where a write puts a whole new copy of an extent: healthy directory tiers (a copy there can be
+   * patched by the writes that follow; an object-tier copy would have to be uploaded again for
+   * each), the coverage tier first, then fastest first.
+   */
+  homesForWrites(coverageTierId: number | undefined, exclude: readonly number[] = []): VolumeTier[] {
+    return this.ordered
+      .filter((vt) => vt.tier.spec.class !== 'object' && vt.tier.health() === 'healthy' && !exclude.includes(vt.id))
+      .sort((a, b) => (a.id === coverageTierId ? -1 : b.id === coverageTierId ? 1 : this.rank(a.id) - this.rank(b.id)));
+  }
+
   async closeAll(): Promise<void> {
     await Promise.all(this.ordered.map((t) => t.tier.close()));
   }

@@ -107,6 +107,9 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
   const coverageTier = config.coverageTier ? tiers.byName(config.coverageTier) : undefined;
   if (coverageTier) {
     shadows.protectedTiers.add(coverageTier.id);
+    // A volume that keeps a full shadow keeps every acknowledged write on one too, not only after
+    // the coverage lag (on the coverage tier itself when it is a healthy directory tier).
+    io.newCopyHomes = () => tiers.homesForWrites(coverageTier.id).map((vt) => vt.id);
     coverage = new CoverageReplicator(config.livePath, coverageTier.tier.spec.name, coverageTier.id, map, shadows, volume, config.extentSizeBytes, config.coverageScanIntervalMs, log);
     const c = coverage;
     map.onCopyRemoved = (fileId, index, tierId) => c.copyRemoved(fileId, index, tierId);

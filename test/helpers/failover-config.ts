@@ -1,9 +1,9 @@
-/** The volume config the failover tests mount: 64 KiB extents, nvme + hdd, hdd the coverage tier. */
+/** The volume config the failover tests mount: 64 KiB extents, nvme + hdd, hdd the coverage tier; `extra` adds or overrides keys. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Sandbox } from './mounted-volume';
 
-export function failoverConfigFile(sb: Sandbox, watchdog: Record<string, unknown>, live = sb.live): string {
+export function failoverConfigFile(sb: Sandbox, watchdog: Record<string, unknown>, live = sb.live, extra: Record<string, unknown> = {}): string {
   const file = path.join(sb.root, 'volume.json');
   fs.writeFileSync(file, JSON.stringify({
     live, stateDir: sb.state, extentSize: '64KiB',
@@ -13,6 +13,7 @@ export function failoverConfigFile(sb: Sandbox, watchdog: Record<string, unknown
     ],
     coverageTier: 'hdd',
     watchdog,
+    ...extra,
   }));
   return file;
 }
