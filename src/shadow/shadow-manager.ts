@@ -414,6 +414,12 @@ export class ShadowManager {
    * write is on the live volume and on a shadow (ARCHITECTURE rule 2). The write waits for it, so
    * it is neither queued nor rate-limited. Resolves false when the tier has no room or the copy
    * was not published; rejects when the tier failed (its bytes are then removed).
+   *
+   * Put without an fsync, like the write's own bytes on the live file (both become durable with
+   * the file's fsync through the mount: the volume syncs its copies then). That is safe to publish
+   * at once because the record carries the bytes' checksum: after a crash, a copy whose bytes did
+   * not all reach the disk fails its check on its first read (or is missing at reconciliation) and
+   * is dropped, never served. (With an fsync per copy, 1 MiB sequential writes ran at a fifth.)
    */
   async storeWrittenCopy(file: OpenFile, index: number, tierId: number, data: Buffer, generation: number): Promise<boolean> {
     const vt = this.tiers.get(tierId);
@@ -426,7 +432,7 @@ export class ShadowManager {
       if (!(await this.makeRoom(tierId, data.length))) return false;
       const ref = { fileId: file.fileId, index };
       try {
-        await vt.tier.put(ref, data);
+        await vt.tier.put(ref, data, false);
       } catch (err) {
         this.discard(file.fileId, index, tierId);
         throw err;

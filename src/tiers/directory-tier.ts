@@ -106,6 +106,8 @@ export class DirectoryTier implements ShadowTier {
   private readonly sizes = new CopyInventory();
   /** fileId → indexes patched without sync since the last syncFile. */
   private readonly unsynced = new Map<string, Set<number>>();
+  /** fileIds whose directory took a rename (an unsynced put) since the last syncFile. */
+  private readonly unsyncedDirs = new Set<string>();
   /** LRU of open fds: Map iteration order is insertion order, touched entries are re-inserted. */
   private readonly fds = new Map<string, FdEntry>();
   private readonly pendingOpens = new Map<string, PendingOpen>();
@@ -167,6 +169,7 @@ export class DirectoryTier implements ShadowTier {
     for (const key of [...this.fds.keys(), ...this.pendingOpens.keys()]) this.invalidate(key);
     this.sizes.clear();
     this.unsynced.clear();
+    this.unsyncedDirs.clear();
     for await (const copy of this.walk()) this.track(copy, copy.sizeBytes);
     this.errorStreak = 0;
     this.mountFailure = undefined;
@@ -220,7 +223,7 @@ export class DirectoryTier implements ShadowTier {
     });
   }
 
-  async put(ref: ExtentRef, data: Buffer): Promise<void> {
+  async put(ref: ExtentRef, data: Buffer, sync = true): Promise<void> {
     assertExtentRef(ref);
     const key = refKey(ref);
     await this.locks.run(key, () =>
@@ -230,7 +233,7 @@ export class DirectoryTier implements ShadowTier {
         const tempPath = path.join(dir, `${TEMP_PREFIX}${this.tempStem}${(this.tempCount++).toString(36)}`);
         this.activeTemps.add(tempPath);
         try {
-          await this.writeTemp(ref.fileId, tempPath, data);
+          await this.writeTemp(ref.fileId, tempPath, data, sync);
           await fsp.rename(tempPath, finalPath);
         } catch (err) {
           await fsp.unlink(tempPath).catch(() => undefined);
@@ -240,6 +243,12 @@ export class DirectoryTier implements ShadowTier {
         }
         // Cached fds point at the replaced inode: drop them before anyone reads through them again.
         this.invalidate(key);
+        if (!sync) {
+          this.markUnsynced(ref);
+          this.unsyncedDirs.add(ref.fileId);
+          this.track(ref, data.length);
+          return;
+        }
         this.unsynced.get(ref.fileId)?.delete(ref.index);
         // Counted as used only once the directory is synced: until put() returns, the shadow
         // manager still holds these bytes as reserved, and counted twice while a slow directory
@@ -325,15 +334,17 @@ export class DirectoryTier implements ShadowTier {
       }
       for (const index of this.sizes.indexesOf(fileId)) this.untrack({ fileId, index });
       this.unsynced.delete(fileId);
+      this.unsyncedDirs.delete(fileId);
     });
   }
 
   async syncFile(fileId: string): Promise<void> {
     assertFileId(fileId);
     const pending = this.unsynced.get(fileId);
-    if (!pending || pending.size === 0) return;
+    const renamed = this.unsyncedDirs.delete(fileId);
+    if ((!pending || pending.size === 0) && !renamed) return;
     this.unsynced.delete(fileId);
-    const indexes = [...pending];
+    const indexes = [...(pending ?? [])];
     try {
       await this.io(async () => {
         for (const index of indexes) {
@@ -345,10 +356,13 @@ export class DirectoryTier implements ShadowTier {
             this.unpin(lease);
           }
         }
+        // Copies put without sync were renamed into place: their names are durable with the directory.
+        if (renamed) await this.dirSyncs.sync(fileDir(this.root, fileId));
       });
     } catch (err) {
       // Keep them pending so a retry syncs them again.
       for (const index of indexes) this.markUnsynced({ fileId, index });
+      if (renamed) this.unsyncedDirs.add(fileId);
       throw err;
     }
   }
@@ -497,24 +511,29 @@ export class DirectoryTier implements ShadowTier {
    * I/O (see direct-io.ts); if the filesystem refuses it, this tier stops trying and the copy is
    * written again through the page cache.
    */
-  private async writeTemp(fileId: string, tempPath: string, data: Buffer): Promise<void> {
+  /**
+   * A copy's bytes into a new temporary file, with direct I/O where the filesystem takes it (no
+   * page cache to fill: on this VM fresh page-cache pages cost more than the device write), and
+   * fsynced if `sync` (else its data is on the device, its metadata with the next syncFile).
+   */
+  private async writeTemp(fileId: string, tempPath: string, data: Buffer, sync: boolean): Promise<void> {
     try {
-      const done = await this.direct.withAligned(data, (aligned) => this.writeSynced(fileId, tempPath, aligned, true));
+      const done = await this.direct.withAligned(data, (aligned) => this.writeNew(fileId, tempPath, aligned, true, sync));
       if (done) return;
     } catch (err) {
       if (errorCode(err) !== 'EINVAL') throw err;
       this.direct.disable();
       await fsp.unlink(tempPath).catch(() => undefined);
     }
-    await this.writeSynced(fileId, tempPath, data, false);
+    await this.writeNew(fileId, tempPath, data, false, sync);
   }
 
   /** Plain fds, not FileHandles: four calls per copy, and nothing for the garbage collector to track. */
-  private async writeSynced(fileId: string, tempPath: string, data: Buffer, direct: boolean): Promise<void> {
+  private async writeNew(fileId: string, tempPath: string, data: Buffer, direct: boolean, sync: boolean): Promise<void> {
     const fd = await this.createTemp(fileId, tempPath, direct);
     try {
       await pwriteFull(fd, data, 0, data.length, 0);
-      await fsyncFd(fd, false);
+      if (sync) await fsyncFd(fd, false);
     } finally {
       await closeFd(fd);
     }

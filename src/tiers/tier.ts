@@ -75,8 +75,12 @@ export interface ShadowTier {
    * Resolves to the number of bytes read (short at the copy's end). Exactly one read on the tier.
    */
   read(ref: ExtentRef, offsetInExtent: number, length: number, into: Buffer, intoOffset: number): Promise<number>;
-  /** Store a whole extent copy, replacing any previous one, atomically and durably. */
-  put(ref: ExtentRef, data: Buffer): Promise<void>;
+  /**
+   * Store a whole extent copy, replacing any previous one, atomically and durably. `sync` false
+   * (a copy a write made, no more durable than the write itself): atomically, durable once
+   * syncFile ran; a tier may still make it durable at once.
+   */
+  put(ref: ExtentRef, data: Buffer, sync?: boolean): Promise<void>;
   /**
    * Optional: a buffer of `sizeBytes` to read a copy into before `put`ting it here; the tier may
    * write it without copying it first (directory tiers: aligned for direct I/O) and reuses it.

@@ -42,6 +42,11 @@ export const unmountCommand: CommandModule<object, UnmountArgs> = {
       await new Promise((r) => setTimeout(r, 100));
     }
     if (processAlive(pid)) {
+      // Its FUSE mount may be gone already while it still finishes (closing the volume): then there
+      // is nothing to detach, and fusermount would fail on it.
+      if (!(await isMounted(mountpoint))) {
+        throw new ShadowfsError(`${mountpoint} is unmounted, but the daemon (pid ${pid}) is still shutting down after ${args.timeout} s; it was left to finish`);
+      }
       await lazyUnmount(mountpoint);
       throw new ShadowfsError(`the daemon (pid ${pid}) did not exit within ${args.timeout} s; the mount was detached lazily`);
     }
