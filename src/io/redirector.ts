@@ -71,8 +71,11 @@ export class IoRedirector {
    * new copy of an extent that has no copy to patch, in the order to try them.
    */
   newCopyHomes: ((fileId: string, index: number) => number[]) | undefined;
-  /** Set by the volume: stores and publishes a copy a write built (the shadow manager); false if not published. */
-  storeNewCopy: (file: OpenFile, index: number, tierId: number, data: Buffer, generation: number) => Promise<boolean> = async () => false;
+  /**
+   * Set by the volume: stores a copy a write built and publishes it once `liveWritten` says the
+   * live write succeeded (the shadow manager); false if not published.
+   */
+  storeNewCopy: (file: OpenFile, index: number, tierId: number, data: Buffer, generation: number, liveWritten: Promise<boolean>) => Promise<boolean> = async () => false;
 
   constructor(
     private readonly map: ExtentMap,
@@ -273,16 +276,19 @@ export class IoRedirector {
     const kept = await this.map.beginWrite(file.fileId, first, last, around ? this.patchedAround(file.fileId) : this.patchable);
     try {
       this.discardStale(file.fileId, first, last);
-      await this.liveOp('write', () => pwriteFull(liveFd, buf, 0, length, position)).catch((err: unknown) => {
+      const liveWrite = this.liveOp('write', () => pwriteFull(liveFd, buf, 0, length, position));
+      // New copies go beside the live write where they need nothing from the live file.
+      const copying = this.copyUnkept(file, kept, first, last, buf, length, position, oldSize, newSize, liveWrite);
+      try {
+        await liveWrite;
+      } catch (err) {
         this.dropUnpatched(file.fileId, first, kept, err);
+        await copying;
         throw err;
-      });
+      }
       file.sizeBytes = newSize;
       file.modified = true;
-      await Promise.all([
-        this.patchKept(file, kept, first, buf, length, position, newSize),
-        this.copyUnkept(file, kept, first, last, buf, length, position, oldSize, newSize),
-      ]);
+      await Promise.all([this.patchKept(file, kept, first, buf, length, position, newSize), copying]);
     } finally {
       this.map.endWrite(file.fileId, first, last);
     }
@@ -346,13 +352,16 @@ export class IoRedirector {
    * patched): each gets a whole new copy on the volume's home for writes before the write is
    * acknowledged, so the write is on the live volume and on a shadow, and a live volume lost now
    * loses nothing acknowledged (ARCHITECTURE rule 2; without this, until coverage copied it). The
-   * copy is the write's bytes and, for the rest of the extent, the live file's (which holds the
-   * write by now), or zeros past the old end of the file. An extent no tier takes is counted and
-   * left to coverage; the write still succeeds (a full or failed tier never fails a write).
+   * copy is the write's bytes and, for the rest of the extent, the live file's (read once
+   * `liveWrite` is done), or zeros past the old end of the file. A copy is published only once
+   * `liveWrite` succeeded, so one whose bytes are all in the write is written beside it. An extent
+   * no tier takes is counted and left to coverage; the write still succeeds (a full or failed tier
+   * never fails a write). Never rejects.
    */
-  private async copyUnkept(file: OpenFile, kept: CopyRecord[][], first: number, last: number, buf: Buffer, length: number, position: number, oldSize: number, newSize: number): Promise<void> {
+  private async copyUnkept(file: OpenFile, kept: CopyRecord[][], first: number, last: number, buf: Buffer, length: number, position: number, oldSize: number, newSize: number, liveWrite: Promise<unknown>): Promise<void> {
     const homes = this.newCopyHomes;
     if (!homes) return;
+    const liveWritten = liveWrite.then(() => true, () => false);
     const E = this.extentSizeBytes;
     const copies: Promise<void>[] = [];
     for (let index = first; index <= last; index++) {
@@ -362,16 +371,20 @@ export class IoRedirector {
       const to = Math.min(position + length, extStart + E);
       // The old last extent, in the range only because the file grew past it: this write has no bytes there.
       if (to <= from) continue;
+      const generation = this.map.ensureRecord(file.fileId, index);
       copies.push((async () => {
         const tierIds = homes(file.fileId, index);
-        const data = tierIds.length > 0 ? await this.wholeExtent(file, index, buf, from - position, from - extStart, to - from, Math.min(E, newSize - extStart), oldSize) : undefined;
+        const copyLen = Math.min(E, newSize - extStart);
+        const fromLive = !(from === extStart && to - from === copyLen) && extStart < oldSize;
+        if (fromLive && !(await liveWritten)) return;
+        const data = tierIds.length > 0 ? await this.wholeExtent(file, index, buf, from - position, from - extStart, to - from, copyLen, fromLive) : undefined;
         if (data) {
           for (const tierId of tierIds) {
             // A tier that is full or fails: the next one.
-            if (await this.storeNewCopy(file, index, tierId, data, this.map.ensureRecord(file.fileId, index)).catch(() => false)) return;
+            if (await this.storeNewCopy(file, index, tierId, data, generation, liveWritten).catch(() => false)) return;
           }
         }
-        this.counters.liveOnlyWrites++;
+        if (await liveWritten) this.counters.liveOnlyWrites++;
       })().catch(() => {
         // The live file could not be read for the rest of the extent.
         this.counters.liveOnlyWrites++;
@@ -380,12 +393,16 @@ export class IoRedirector {
     await Promise.all(copies);
   }
 
-  /** An extent's bytes after a write of `length` bytes of buf[bufOffset..] at offsetInExtent; undefined if the live file cannot supply the rest. */
-  private async wholeExtent(file: OpenFile, index: number, buf: Buffer, bufOffset: number, offsetInExtent: number, length: number, copyLen: number, oldSize: number): Promise<Buffer | undefined> {
+  /**
+   * An extent's bytes after a write of `length` bytes of buf[bufOffset..] at offsetInExtent, the
+   * rest from the live file (`fromLive`, after the write) or zeros; undefined if the live file
+   * cannot supply the rest.
+   */
+  private async wholeExtent(file: OpenFile, index: number, buf: Buffer, bufOffset: number, offsetInExtent: number, length: number, copyLen: number, fromLive: boolean): Promise<Buffer | undefined> {
     if (offsetInExtent === 0 && length === copyLen) return buf.subarray(bufOffset, bufOffset + length);
     const E = this.extentSizeBytes;
     const data = Buffer.alloc(copyLen);
-    if (index * E < oldSize) {
+    if (fromLive) {
       if (file.readFd < 0) return undefined;
       const n = await this.liveOp('read', () => preadFull(file.readFd, data, 0, copyLen, index * E));
       // Shorter than the mount's size for it: cut behind the mount's back; coverage sorts that out.

@@ -410,7 +410,8 @@ export class ShadowManager {
 
   /**
    * A whole copy a write built, with the file's write lock held, of an extent that had no copy to
-   * patch: stored and published at `generation` before the write is acknowledged, so that the
+   * patch: stored, and published at `generation` once `liveWritten` resolves true (the write is on
+   * the live volume; false: the bytes go), before the write is acknowledged, so that the
    * write is on the live volume and on a shadow (ARCHITECTURE rule 2). The write waits for it, so
    * it is neither queued nor rate-limited. Resolves false when the tier has no room or the copy
    * was not published; rejects when the tier failed (its bytes are then removed).
@@ -421,7 +422,7 @@ export class ShadowManager {
    * not all reach the disk fails its check on its first read (or is missing at reconciliation) and
    * is dropped, never served. (With an fsync per copy, 1 MiB sequential writes ran at a fifth.)
    */
-  async storeWrittenCopy(file: OpenFile, index: number, tierId: number, data: Buffer, generation: number): Promise<boolean> {
+  async storeWrittenCopy(file: OpenFile, index: number, tierId: number, data: Buffer, generation: number, liveWritten: Promise<boolean>): Promise<boolean> {
     const vt = this.tiers.get(tierId);
     if (!vt || vt.tier.health() !== 'healthy' || data.length === 0) return false;
     const k = key(tierId, file.fileId, index);
@@ -440,6 +441,11 @@ export class ShadowManager {
         this.reserved.set(tierId, (this.reserved.get(tierId) ?? 0) - data.length);
       }
       if (!this.tiers.get(tierId)) return false;
+      // Put beside the live write (when its bytes did not need the live file), published after it.
+      if (!(await liveWritten)) {
+        this.discard(file.fileId, index, tierId);
+        return false;
+      }
       if (!(await this.map.addCopy(file.fileId, index, { tierId, generation, crc32: crc32(data), sizeBytes: data.length }, generation))) {
         this.discard(file.fileId, index, tierId);
         return false;

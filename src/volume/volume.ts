@@ -95,7 +95,7 @@ export class Volume {
     this.nativeWrites.mappedToCopy = (fileId, index) => typeof this.fastPath.mappedTo(fileId, index) === 'number';
     this.sequentialWrites = new SequentialWrites(writeAroundAfterBytes);
     io.mustPatch = (fileId, index, tierId) => shadows.mustKeep(fileId, index, tierId);
-    io.storeNewCopy = (file, index, tierId, data, generation) => shadows.storeWrittenCopy(file, index, tierId, data, generation);
+    io.storeNewCopy = (file, index, tierId, data, generation, liveWritten) => shadows.storeWrittenCopy(file, index, tierId, data, generation, liveWritten);
     shadows.onFileReleased = (file) => void this.closeFile(file);
     shadows.lastForegroundMs = () => this.lastForegroundMs;
     this.directLiveReads = new DirectLiveReads(!process.env.SHADOWFS_NO_DIRECT_LIVE_READS, (fd) => this.guard.run('meta', () => closeFd(fd), { force: true }), (why) => log.warn('volume', why));

@@ -23,7 +23,7 @@ async function rig(t: HasTeardown, bytes: Buffer): Promise<LiveFileFixture & { i
   const shadows = new ShadowManager(fx.map, fx.tiers, E, { maxQueuedCopies: 64, concurrentCopies: 4, maxBytesPerSec: 1024 ** 3 }, silentLogger);
   const io = new IoRedirector(fx.map, fx.tiers, E, { onExtentRead: () => undefined }, (fileId, index, tierId) => shadows.discard(fileId, index, tierId));
   io.newCopyHomes = () => [fx.tierId];
-  io.storeNewCopy = (file, index, tierId, data, generation) => shadows.storeWrittenCopy(file, index, tierId, data, generation);
+  io.storeNewCopy = (file, index, tierId, data, generation, liveWritten) => shadows.storeWrittenCopy(file, index, tierId, data, generation, liveWritten);
   const writeFd = fs.openSync(fx.p, 'r+');
   t.teardown(() => fs.closeSync(writeFd));
   return { ...fx, io, shadows, writeFd };
