@@ -7,7 +7,7 @@
  * only after its bytes are durable on the tier (the tier's put), so a stale copy is never served.
  */
 import { ExtentMap } from '../extents/extent-map';
-import { TierSet } from '../tiers/tier-set';
+import { TierSet, VolumeTier } from '../tiers/tier-set';
 import type { ShadowTier } from '../tiers/tier';
 import { OpenFile } from '../volume/open-files';
 import { preadFull } from '../util/fd-io';
@@ -380,25 +380,11 @@ export class ShadowManager {
       this.reserved.set(tierId, (this.reserved.get(tierId) ?? 0) - data.length);
       return false;
     }
-    const ref = { fileId: file.fileId, index };
-    try {
-      await vt.tier.put(ref, data);
-    } catch (err) {
-      // The bytes may have landed anyway (renamed into place, then the directory fsync failed):
-      // counted on the tier and named by nothing, they would hold room no eviction can free.
-      this.discard(file.fileId, index, tierId);
-      throw err;
-    } finally {
-      this.reserved.set(tierId, (this.reserved.get(tierId) ?? 0) - data.length);
-    }
+    await this.putReserved(vt, file.fileId, index, data, true);
     // The tier was drained and removed meanwhile: nothing may name it any more.
     if (!this.tiers.get(tierId)) return false;
     // A write to this extent since it was read bumped its generation: then the copy is refused.
-    const published = await this.map.addCopy(file.fileId, index, { tierId, generation: taken.generation, crc32: crc32(data), sizeBytes: data.length }, taken.generation);
-    if (!published) {
-      this.discard(file.fileId, index, tierId);
-      return false;
-    }
+    if (!(await this.publish(file.fileId, index, tierId, data, taken.generation))) return false;
     this.touch(tierId, file.fileId, index);
     this.onPublished(file, index, tierId);
     this.counters.copies++;
@@ -431,31 +417,41 @@ export class ShadowManager {
     this.copyStarted(k);
     try {
       if (!(await this.makeRoom(tierId, data.length))) return false;
-      const ref = { fileId: file.fileId, index };
-      try {
-        await vt.tier.put(ref, data, false);
-      } catch (err) {
-        this.discard(file.fileId, index, tierId);
-        throw err;
-      } finally {
-        this.reserved.set(tierId, (this.reserved.get(tierId) ?? 0) - data.length);
-      }
+      await this.putReserved(vt, file.fileId, index, data, false);
       if (!this.tiers.get(tierId)) return false;
       // Put beside the live write (when its bytes did not need the live file), published after it.
       if (!(await liveWritten)) {
         this.discard(file.fileId, index, tierId);
         return false;
       }
-      if (!(await this.map.addCopy(file.fileId, index, { tierId, generation, crc32: crc32(data), sizeBytes: data.length }, generation))) {
-        this.discard(file.fileId, index, tierId);
-        return false;
-      }
+      if (!(await this.publish(file.fileId, index, tierId, data, generation))) return false;
       this.touch(tierId, file.fileId, index);
       this.counters.writtenCopies++;
       return true;
     } finally {
       this.copyEnded(k, file.fileId, index, tierId);
     }
+  }
+
+  /** Puts bytes whose room makeRoom reserved, then releases the reservation. */
+  private async putReserved(vt: VolumeTier, fileId: string, index: number, data: Buffer, sync: boolean): Promise<void> {
+    try {
+      await vt.tier.put({ fileId, index }, data, sync);
+    } catch (err) {
+      // The bytes may have landed anyway (renamed into place, then the directory fsync failed):
+      // counted on the tier and named by nothing, they would hold room no eviction can free.
+      this.discard(fileId, index, vt.id);
+      throw err;
+    } finally {
+      this.reserved.set(vt.id, (this.reserved.get(vt.id) ?? 0) - data.length);
+    }
+  }
+
+  /** Names the bytes just put as the extent's copy at `generation`; if the extent moved on, they go. */
+  private async publish(fileId: string, index: number, tierId: number, data: Buffer, generation: number): Promise<boolean> {
+    if (await this.map.addCopy(fileId, index, { tierId, generation, crc32: crc32(data), sizeBytes: data.length }, generation)) return true;
+    this.discard(fileId, index, tierId);
+    return false;
   }
 
   /** A migration's source: the bytes of a fresh, intact copy on a tier, or undefined (then: live). */
