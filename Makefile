@@ -1,6 +1,6 @@
 # shadowfs — everything a fresh Debian machine (as root) needs is installed from here.
 SHELL := /bin/bash
-APT_PACKAGES := libfuse2 fuse libfuse-dev pkg-config build-essential python3 patch fio mergerfs attr chromium
+APT_PACKAGES := libfuse2 fuse libfuse-dev pkg-config build-essential python3 patch fio mergerfs attr chromium strace
 STAMP := .state/stamps
 TAP := node_modules/.bin/tap --disable-coverage --reporter=tap --timeout=300 --jobs=1
 

@@ -35,6 +35,8 @@ interface ExtentState extends ExtentRecord {
 const EXTENT_PREFIX = 'e!';
 const FILE_PREFIX = 'f!';
 const TIER_PREFIX = 't!';
+/** Written by sync() only, to force LevelDB's log to disk; ignored by load(). */
+const SYNC_KEY = 's!synced';
 const MAX_TIER_ID = 0x7f;
 
 type BatchOp = { type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string };
@@ -397,9 +399,9 @@ export class ExtentMap {
     }
   }
 
-  private write(ops: BatchOp[]): Promise<void> {
+  private write(ops: BatchOp[], sync = false): Promise<void> {
     if (ops.length === 0) return this.writes;
-    const next = this.writes.then(() => this.db.batch(ops));
+    const next = this.writes.then(() => this.db.batch(ops, { sync }));
     // Keep the chain alive after a failure; the caller still sees the error.
     this.writes = next.catch(() => undefined);
     return next;
@@ -437,6 +439,19 @@ export class ExtentMap {
       }
       throw err;
     }
+  }
+
+  /**
+   * Persist every changed record, then make all that LevelDB holds durable. Its batches are not
+   * synced (a kill -9 keeps them; an fsync each would cost every write), so a power loss could take
+   * the last ones, among them the withdrawal of a fresh claim that preceded a write's live bytes:
+   * after a reboot an older record would then serve a stale copy of bytes the application had
+   * fsynced. A file's fsync through the mount calls this. LevelDB appends to one log in order, so
+   * one synced write makes every write before it durable too.
+   */
+  async sync(): Promise<void> {
+    await this.flush();
+    await this.write([{ type: 'put', key: SYNC_KEY, value: Buffer.alloc(0) }], true);
   }
 
   async close(): Promise<void> {

@@ -120,7 +120,7 @@ export class FailoverStore {
     return { type: 'del', key: REMOVED + p };
   }
 
-  static meta(name: 'mode' | 'since' | 'reason' | 'ns' | 'seq', value: string): Op {
+  static meta(name: 'mode' | 'since' | 'reason' | 'ns' | 'seq' | 'synced', value: string): Op {
     return { type: 'put', key: META + name, value };
   }
 
@@ -130,16 +130,24 @@ export class FailoverStore {
     if (this.staged.length > 4096) void this.flush();
   }
 
-  /** Written now, after everything staged before it; resolves once LevelDB has it. */
-  commit(ops: Op[]): Promise<void> {
+  /** Written now, after everything staged before it; resolves once LevelDB has it (on disk, with `sync`). */
+  commit(ops: Op[], sync = false): Promise<void> {
     const batch = this.staged.concat(ops);
     this.staged = [];
-    this.chain = this.chain.then(() => (batch.length ? this.db.batch(batch) : undefined));
+    this.chain = this.chain.then(() => (batch.length ? this.db.batch(batch, { sync }) : undefined));
     return this.chain;
   }
 
   flush(): Promise<void> {
     return this.commit([]);
+  }
+
+  /**
+   * Everything committed or staged so far, on disk: an fsync through the mount while failed over
+   * (the journal says what resync must replay; see ExtentMap.sync for why commits are not synced).
+   */
+  sync(): Promise<void> {
+    return this.commit([FailoverStore.meta('synced', '')], true);
   }
 
   /** Drop every mirror entry (before a full rebuild from the live tree). */

@@ -405,7 +405,7 @@ export class ShadowNamespace {
 
   async fsync(h: Handle): Promise<void> {
     await Promise.all(this.d.tiers.all().map((t) => t.tier.syncFile(h.file.fileId).catch(() => undefined)));
-    await this.d.map.flush();
-    await this.d.store.flush();
+    await this.d.map.sync();
+    await this.d.store.sync();
   }
 }

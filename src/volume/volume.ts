@@ -704,7 +704,7 @@ export class Volume {
       await this.g('sync', () => fsyncFd(fd, dataOnly));
       await Promise.all(this.tiers.all().map((t) => t.tier.syncFile(h.file.fileId)));
       await this.g('meta', () => this.storeRecord(h.file));
-      await this.map.flush();
+      await this.map.sync();
     }, (s) => s.fsync(this.handle(fh)));
   }
 
