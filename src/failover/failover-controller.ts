@@ -18,6 +18,7 @@ import { ShadowWriter } from './shadow-writer';
 import { Resync, ResyncProgress } from './resync';
 import { Watchdog } from './watchdog';
 import { LiveGuardOptions } from './live-guard';
+import { isHealthyDirectoryTier } from '../tiers/tier-set';
 import * as fsp from 'node:fs/promises';
 import type { StatusReport } from '../control/protocol';
 
@@ -209,7 +210,7 @@ export class FailoverController implements NamespaceListener {
   /** Fail over now; resolves true once the volume serves from its shadows. */
   async failover(reason: string, manual = false): Promise<boolean> {
     if (this.volume.shadow) return true;
-    if (!this.volume.tiers.all().some((t) => t.tier.spec.class !== 'object' && t.tier.health() === 'healthy')) {
+    if (!this.volume.tiers.all().some(isHealthyDirectoryTier)) {
       this.log.error('failover', `cannot fail over (${reason}): no healthy directory tier to take writes`);
       return false;
     }

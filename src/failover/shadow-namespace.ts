@@ -11,7 +11,7 @@ import * as fsp from 'node:fs/promises';
 import { ExtentMap } from '../extents/extent-map';
 import { IoRedirector, LiveReader } from '../io/redirector';
 import { FastPath } from '../io/fast-path';
-import { TierSet } from '../tiers/tier-set';
+import { isHealthyDirectoryTier, TierSet } from '../tiers/tier-set';
 import { FsError } from '../util/errors';
 import { Mutex } from '../util/mutex';
 import { pread } from '../util/fd-io';
@@ -162,7 +162,7 @@ export class ShadowNamespace {
 
   /** The space of the tier that takes new copies first (the live volume's is unknown now). */
   async statfs(): Promise<fs.StatsFs> {
-    const vt = this.d.tiers.all().find((t) => t.tier.spec.class !== 'object' && t.tier.health() === 'healthy') ?? this.d.tiers.all()[0];
+    const vt = this.d.tiers.all().find(isHealthyDirectoryTier) ?? this.d.tiers.all()[0];
     if (!vt) throw new FsError('EIO', 'no tier to report space of');
     return fsp.statfs(vt.tier.spec.path);
   }

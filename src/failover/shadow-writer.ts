@@ -8,7 +8,7 @@
  * before the write is acknowledged.
  */
 import { CopyRecord, ExtentMap, isFresh } from '../extents/extent-map';
-import { TierSet, VolumeTier } from '../tiers/tier-set';
+import { isHealthyDirectoryTier, TierSet, VolumeTier } from '../tiers/tier-set';
 import { OpenFile } from '../volume/open-files';
 import { FsError } from '../util/errors';
 import { LiveGuard } from './live-guard';
@@ -26,10 +26,6 @@ export interface ShadowWriteDeps {
 
 export class ShadowWriter {
   constructor(private readonly d: ShadowWriteDeps) {}
-
-  private isDirectoryTier(vt: VolumeTier | undefined): vt is VolumeTier {
-    return !!vt && vt.tier.spec.class !== 'object' && vt.tier.health() === 'healthy';
-  }
 
   private freshCopies(fileId: string, index: number): CopyRecord[] {
     const rec = this.d.map.get(fileId, index);
@@ -73,7 +69,7 @@ export class ShadowWriter {
    */
   async writeExtent(file: OpenFile, index: number, data: Buffer, offsetInExtent: number, copyLen: number, liveSizeBytes: number): Promise<void> {
     const ref = { fileId: file.fileId, index };
-    const patchable = this.freshCopies(file.fileId, index).filter((c) => this.isDirectoryTier(this.d.tiers.get(c.tierId)));
+    const patchable = this.freshCopies(file.fileId, index).filter((c) => isHealthyDirectoryTier(this.d.tiers.get(c.tierId)));
     const done: number[] = [];
     if (patchable.length > 0) {
       await this.d.map.prepareShadowWrite(file.fileId, index);

@@ -10,7 +10,7 @@
  * streaming write (src/io/write-around.ts) patches only the copies `mustPatch` names.
  */
 import { ExtentMap, CopyRecord, isFresh } from '../extents/extent-map';
-import { TierSet } from '../tiers/tier-set';
+import { isHealthyDirectoryTier, TierSet } from '../tiers/tier-set';
 import { OpenFile } from '../volume/open-files';
 import { ftruncateFd, preadFull, pwriteFull } from '../util/fd-io';
 import { errorCode, FsError } from '../util/errors';
@@ -258,8 +258,7 @@ export class IoRedirector {
    * counts the copy as checked: a copy damaged on the tier and not yet read would be laundered.
    */
   private patchable = (copy: CopyRecord): boolean => {
-    const vt = this.tiers.get(copy.tierId);
-    return !!vt && vt.tier.spec.class !== 'object' && vt.tier.health() === 'healthy' && (copy.verified || copy.crc32 === null);
+    return isHealthyDirectoryTier(this.tiers.get(copy.tierId)) && (copy.verified || copy.crc32 === null);
   };
 
   /** Caller holds file.writeLock. `around`: a streaming write, which patches only what `mustPatch` names. */

@@ -10,6 +10,11 @@ export interface VolumeTier {
   tier: ShadowTier;
 }
 
+/** A healthy directory tier: its copies can be patched in place and take writes (an object tier's cannot). */
+export function isHealthyDirectoryTier(vt: VolumeTier | undefined): vt is VolumeTier {
+  return !!vt && vt.tier.spec.class !== 'object' && vt.tier.health() === 'healthy';
+}
+
 export class TierSet {
   private readonly byId = new Map<number, VolumeTier>();
   private ordered: VolumeTier[] = [];
@@ -66,7 +71,7 @@ export class TierSet {
    */
   homesForWrites(coverageTierId: number | undefined, exclude: readonly number[] = []): VolumeTier[] {
     return this.ordered
-      .filter((vt) => vt.tier.spec.class !== 'object' && vt.tier.health() === 'healthy' && !exclude.includes(vt.id))
+      .filter((vt) => isHealthyDirectoryTier(vt) && !exclude.includes(vt.id))
       .sort((a, b) => (a.id === coverageTierId ? -1 : b.id === coverageTierId ? 1 : this.rank(a.id) - this.rank(b.id)));
   }
 
