@@ -148,6 +148,7 @@ export class ExtentMap {
       }
       const wasFresh = st.copies.filter((c) => isFresh(st, c));
       st.generation++;
+      st.written = true;
       st.writing++;
       begun.push(st);
       const keepNow = wasFresh.filter((c) => keep(c, i));
@@ -155,7 +156,7 @@ export class ExtentMap {
       kept.push(keepNow);
       if (st.persistedFresh) {
         // The withdrawn form: new generation, every copy stale.
-        withdraw.push({ type: 'put', key: extentKey(fileId, i), value: encodeExtentRecord({ generation: st.generation, copies: st.copies.map((c) => ({ ...c, generation: Math.min(c.generation, st.generation - 1) })) }) });
+        withdraw.push({ type: 'put', key: extentKey(fileId, i), value: encodeExtentRecord({ generation: st.generation, written: true, copies: st.copies.map((c) => ({ ...c, generation: Math.min(c.generation, st.generation - 1) })) }) });
         st.persistedFresh = false;
         withdrawn.push(st);
       }
@@ -198,13 +199,14 @@ export class ExtentMap {
   /**
    * The extent's current generation, creating an (unpersisted, copy-less) record if it has none,
    * so that writes from now on bump it: a background copy taken now can then tell whether a
-   * write touched this very extent while it was being copied.
+   * write touched this very extent while it was being copied. `written`: the caller is a write
+   * (after its beginWrite) that found no record: its bytes are this generation's.
    */
-  ensureRecord(fileId: string, index: number): number {
+  ensureRecord(fileId: string, index: number, written = false): number {
     const extents = this.extentsOf(fileId, true);
     let st = extents.get(index);
     if (!st) {
-      st = { generation: 0, copies: [], persistedFresh: false, dirty: false, writing: 0 };
+      st = { generation: 0, copies: [], persistedFresh: false, dirty: false, writing: 0, written };
       extents.set(index, st);
     }
     return st.generation;
@@ -220,6 +222,7 @@ export class ExtentMap {
     if (!st) return true;
     if (st.copies.length > 0) return false;
     st.generation++;
+    st.written = true;
     this.markDirty(fileId, st);
     return true;
   }
@@ -307,6 +310,7 @@ export class ExtentMap {
       extents.set(index, st);
     }
     st.generation++;
+    st.written = true;
     const stale = st.copies.filter((c) => !tierIds.includes(c.tierId));
     st.copies = tierIds.map((tierId) => ({ tierId, generation: st.generation, crc32: null, sizeBytes, verified: true }));
     await this.persistExtent(fileId, index, st);
@@ -332,6 +336,8 @@ export class ExtentMap {
     for (const [index, st] of extents) {
       for (const c of st.copies) if (isFresh(st, c)) out.push({ index, copy: c });
       st.generation++;
+      // The live file's bytes are the truth now, and they were not written through the mount.
+      st.written = false;
       batch.push({ type: 'put', key: extentKey(fileId, index), value: encodeExtentRecord(st) });
       st.persistedFresh = false;
     }

@@ -18,6 +18,12 @@ export interface CopyRecord {
 export interface ExtentRecord {
   generation: number;
   copies: CopyRecord[];
+  /**
+   * This generation's bytes were written through the mount (not only copied from the live volume,
+   * or changed behind its back): until the coverage tier holds them, a shadow copy of them is the
+   * write's only home off the live volume (ARCHITECTURE rule 2), and eviction must leave it.
+   */
+  written?: boolean;
 }
 
 function writeVarint(out: number[], value: number): void {
@@ -42,11 +48,15 @@ function readVarint(buf: Buffer, pos: { at: number }): number {
 }
 
 const HAS_CRC = 0x80;
+/** A flag in the copy-count byte (an extent has one copy per tier, far fewer than 128). */
+const WRITTEN = 0x80;
+const MAX_COPIES = 0x7f;
 
 export function encodeExtentRecord(rec: ExtentRecord): Buffer {
   const out: number[] = [];
   writeVarint(out, rec.generation);
-  out.push(rec.copies.length);
+  if (rec.copies.length > MAX_COPIES) throw new Error(`an extent record holds at most ${MAX_COPIES} copies`);
+  out.push(rec.copies.length | (rec.written ? WRITTEN : 0));
   for (const c of rec.copies) {
     out.push(c.tierId | (c.crc32 === null ? 0 : HAS_CRC));
     writeVarint(out, rec.generation - c.generation);
@@ -61,7 +71,8 @@ export function encodeExtentRecord(rec: ExtentRecord): Buffer {
 export function decodeExtentRecord(buf: Buffer): ExtentRecord {
   const pos = { at: 0 };
   const generation = readVarint(buf, pos);
-  const count = buf[pos.at++];
+  const countByte = buf[pos.at++];
+  const count = countByte & MAX_COPIES;
   const copies: CopyRecord[] = [];
   for (let i = 0; i < count; i++) {
     const head = buf[pos.at++];
@@ -74,5 +85,7 @@ export function decodeExtentRecord(buf: Buffer): ExtentRecord {
     }
     copies.push({ tierId: head & 0x7f, generation: generation - lag, crc32, sizeBytes });
   }
-  return { generation, copies };
+  const rec: ExtentRecord = { generation, copies };
+  if (countByte & WRITTEN) rec.written = true;
+  return rec;
 }

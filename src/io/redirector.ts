@@ -370,7 +370,7 @@ export class IoRedirector {
       const to = Math.min(position + length, extStart + E);
       // The old last extent, in the range only because the file grew past it: this write has no bytes there.
       if (to <= from) continue;
-      const generation = this.map.ensureRecord(file.fileId, index);
+      const generation = this.map.ensureRecord(file.fileId, index, true);
       copies.push((async () => {
         const tierIds = homes(file.fileId, index);
         const copyLen = Math.min(E, newSize - extStart);

@@ -6,7 +6,7 @@
  * A copy is published only if no write touched the file while it was taken (write epoch), and
  * only after its bytes are durable on the tier (the tier's put), so a stale copy is never served.
  */
-import { ExtentMap } from '../extents/extent-map';
+import { ExtentMap, isFresh } from '../extents/extent-map';
 import { TierSet, VolumeTier } from '../tiers/tier-set';
 import type { ShadowTier } from '../tiers/tier';
 import { OpenFile } from '../volume/open-files';
@@ -144,10 +144,34 @@ export class ShadowManager {
     return true;
   }
 
-  /** A copy only its own staleness may remove: on the coverage tier, pinned or hinted there. */
+  /**
+   * A copy only its own staleness may remove: on the coverage tier, pinned or hinted there, or the
+   * only home off the live volume of what it holds (soleHome).
+   */
   mustKeep(fileId: string, index: number, tierId: number): boolean {
     const vt = this.tiers.get(tierId);
-    return this.protectedTiers.has(tierId) || (vt !== undefined && this.isProtected(vt.tier.spec.name, fileId, index));
+    return this.protectedTiers.has(tierId) || (vt !== undefined && this.isProtected(vt.tier.spec.name, fileId, index)) || this.soleHome(fileId, index, tierId);
+  }
+
+  /**
+   * The extent's only fresh copy is on this tier, and dropping it would lose what only it holds
+   * besides the live volume: bytes written through the mount that the coverage tier does not hold
+   * yet (ARCHITECTURE rule 2: with an object coverage tier, or a full one, a write's copy goes to a
+   * directory tier such as nvme), or anything at all while the live volume is not read (failed
+   * over). A copy admitted from the live volume and not written since stays evictable: coverage
+   * copies it again from the live volume, and pinning those would fill the fast tiers until it did.
+   */
+  private soleHome(fileId: string, index: number, tierId: number): boolean {
+    const rec = this.map.get(fileId, index);
+    if (!rec || (!this.liveSourcePaused && !(rec.written && this.protectedTiers.size > 0))) return false;
+    let fresh = 0;
+    let here = false;
+    for (const c of rec.copies) {
+      if (!isFresh(rec, c)) continue;
+      fresh++;
+      here ||= c.tierId === tierId;
+    }
+    return here && fresh === 1;
   }
 
   /**
@@ -497,7 +521,7 @@ export class ShadowManager {
         if (!l || !oldest || oldest.done) return false;
         const [k, entry] = oldest.value;
         l.delete(k);
-        if (this.isProtected(vt.tier.spec.name, entry.fileId, entry.index)) {
+        if (this.isProtected(vt.tier.spec.name, entry.fileId, entry.index) || this.soleHome(entry.fileId, entry.index, tierId)) {
           skipped.push([k, entry]);
           continue;
         }

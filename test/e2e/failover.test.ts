@@ -10,7 +10,8 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { cli, makeSandbox, MountedVolume, removeSandbox, sandboxedMount } from '../helpers/mounted-volume';
+import { cli, makeSandbox, MountedVolume, removeSandbox, Sandbox, sandboxedMount } from '../helpers/mounted-volume';
+import { startS3Server, useS3Credentials } from '../helpers/s3-server';
 import { waitFor } from '../helpers/wait';
 import { failoverConfigFile } from '../helpers/failover-config';
 import type { HasTeardown } from '../helpers/temp-dir';
@@ -143,13 +144,13 @@ function child(code: string, timeoutMs: number): Promise<{ code: number | null; 
  * A mount whose live directory is a faultfs mount over `backing` (seeded first, if asked), so a
  * test can slow or hang the live volume under it; everything is torn down when the test ends.
  */
-async function mountOverFaultFs(t: HasTeardown, prefix: string, watchdog: Record<string, unknown>, opts: { extraArgs?: string[]; seed?: (backing: string) => void; config?: Record<string, unknown> } = {}) {
+async function mountOverFaultFs(t: HasTeardown, prefix: string, watchdog: Record<string, unknown>, opts: { extraArgs?: string[]; seed?: (backing: string) => void; config?: Record<string, unknown> | ((sb: Sandbox) => Record<string, unknown>) } = {}) {
   const sb = makeSandbox(prefix);
   const backing = path.join(sb.root, 'backing');
   fs.mkdirSync(backing);
   opts.seed?.(backing);
   const ffs = await startFaultFs(backing, sb.live);
-  const vol = new MountedVolume(sb, { configFile: failoverConfigFile(sb, watchdog, sb.live, opts.config), extraArgs: opts.extraArgs });
+  const vol = new MountedVolume(sb, { configFile: failoverConfigFile(sb, watchdog, sb.live, typeof opts.config === 'function' ? opts.config(sb) : opts.config), extraArgs: opts.extraArgs });
   t.teardown(async () => {
     await ffs.clear().catch(() => undefined);
     await vol.cleanup();
@@ -205,6 +206,44 @@ t.test('a live volume lost outright loses no acknowledged write, also where cove
   } finally {
     await rh.close();
   }
+});
+
+t.test('with an object coverage tier that has uploaded nothing yet, writes keep their copies on the directory tiers: a live volume lost outright still loses none', async (t) => {
+  const E = 64 * KiB;
+  useS3Credentials();
+  const s3 = await startS3Server({ bucket: 'sole-copies' });
+  // nvme holds two extents. The writes' copies go to the directory tiers (an object tier cannot be
+  // patched); once nvme is full of copies coverage does not hold, the rest must go to ssd, not
+  // take nvme's room from the earlier ones.
+  const { sb, ffs, vol } = await mountOverFaultFs(t, 'failover-object-', { enabled: false }, {
+    config: (sb) => ({
+      copyRate: '1KiB',
+      tiers: [
+        { name: 'nvme', class: 'nvme', path: sb.tierDir('nvme'), capacity: '128KiB' },
+        { name: 'ssd', class: 'ssd', path: sb.tierDir('ssd'), capacity: '4MiB' },
+        { name: 's3', class: 'object', capacity: '1GiB', object: { endpoint: s3.endpoint, bucket: 'sole-copies', cacheDir: sb.tierDir('s3cache'), cacheCapacity: '1MiB' } },
+      ],
+      coverageTier: 's3',
+    }),
+  });
+  t.teardown(() => s3.close());
+  await vol.start();
+  const data = randomBytes(6 * E + 500);
+  // One extent per write, each acknowledged before the next: the earlier copies are in place (and
+  // nvme full) when the later ones look for room.
+  const fh = await fsp.open(path.join(sb.mnt, 'f.bin'), 'w');
+  for (let at = 0; at < data.length; at += E) await fh.write(data, at, Math.min(E, data.length - at), at);
+  await fh.close();
+  const shadow = (JSON.parse(cli(['status', sb.mnt, '--json']).stdout) as { shadow: { writtenCopies: number; liveOnlyWrites: number } }).shadow;
+  t.equal(shadow.liveOnlyWrites, 0, 'no written extent was left on the live volume alone');
+  t.equal(shadow.writtenCopies, 7, 'each extent written got a copy');
+  t.ok((status(sb.mnt).coverage?.coveredShare ?? 1) < 1, 'coverage has not caught up (the test needs that)');
+
+  await ffs.set({ error: 'EIO' });
+  const r = cli(['failover', sb.mnt, '--force']);
+  t.equal(r.status, 0, `failover: ${r.stderr}`);
+  const got = await fsp.readFile(path.join(sb.mnt, 'f.bin')).catch((err: Error) => err);
+  t.ok(Buffer.isBuffer(got) && got.equals(data), `the file reads back whole from the shadows${Buffer.isBuffer(got) ? '' : `: ${got.message}`}`);
 });
 
 t.test('a live volume that hangs: ops are answered from the shadows within the deadline; it comes back and is resynced', async (t) => {

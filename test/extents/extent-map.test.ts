@@ -21,6 +21,31 @@ t.test('record codec round-trips and stays small', async (t) => {
   t.ok(buf.length <= 24, `two copies encode in ${buf.length} bytes`);
 });
 
+t.test('an extent written through the mount says so, across a reopen; a change behind the mount\'s back clears it', async (t) => {
+  const written = { generation: 5, written: true, copies: [{ tierId: 2, generation: 5, crc32: 9, sizeBytes: 100 }] };
+  t.same(decodeExtentRecord(encodeExtentRecord(written)), written, 'the codec keeps the mark (no extra byte)');
+  t.equal(encodeExtentRecord(written).length, encodeExtentRecord({ ...written, written: false }).length);
+  const dir = tmp();
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  let map = await ExtentMap.open(dir);
+  const nvme = await map.tierId('nvme');
+  t.ok(await map.addCopy('c', 0, { tierId: nvme, generation: 0, crc32: 1, sizeBytes: 10 }, 0));
+  t.notOk(map.get('c', 0)?.written, 'a copy taken from the live volume holds nothing written');
+  await map.beginWrite('c', 0, 0, () => true);
+  map.endWrite('c', 0, 0);
+  t.equal(map.get('c', 0)?.written, true, 'a write marks the extent');
+  map.ensureRecord('c', 1, true);
+  t.equal(map.get('c', 1)?.written, true, 'so does a write that finds no record');
+  t.ok(await map.addCopy('c', 1, { tierId: nvme, generation: 0, crc32: 2, sizeBytes: 10 }, 0));
+  await map.close();
+  map = await ExtentMap.open(dir);
+  t.equal(map.get('c', 0)?.written, true, 'the mark survives a reopen');
+  t.equal(map.get('c', 1)?.written, true);
+  await map.invalidateFile('c');
+  t.notOk(map.get('c', 0)?.written, 'a change behind the mount\'s back clears it');
+  await map.close();
+});
+
 t.test('a copy is recorded only at the generation it was taken from', async (t) => {
   const dir = tmp();
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -116,3 +116,42 @@ t.test('a background copy of the extent, refused because the write came, leaves 
   data.copy(live, 0);
   t.same(await freshCopy(fx, 0), live, 'the write\'s copy is fresh on the tier, with the written bytes');
 });
+
+t.test('a write\'s copy that the coverage tier does not hold yet is never evicted; admitted copies are', async (t) => {
+  const live = randomBytes(4 * E);
+  const fx = await rig(t, live);
+  const { io, file, writeFd, shadows, tierId, map } = fx;
+  // Coverage lives elsewhere (an object tier, say) and has copied nothing: the write's copy goes here.
+  const coverage = await map.tierId('coverage');
+  shadows.protectedTiers.add(coverage);
+  fx.tier.spec.capacityBytes = 2 * E;
+  const write = (index: number): Promise<number> => {
+    const data = randomBytes(E);
+    data.copy(live, index * E);
+    return file.writeLock.run(() => io.write(file, writeFd, data, E, index * E));
+  };
+  await write(0);
+  await write(1);
+  t.equal(shadows.counters.writtenCopies, 2, 'two written copies fill the tier');
+  await write(2);
+  t.equal(io.counters.liveOnlyWrites, 1, 'the third finds no room: counted as on the live volume only');
+  t.same(await freshCopy(fx, 0), live.subarray(0, E), 'the first write\'s copy was not evicted for it');
+  t.same(await freshCopy(fx, 1), live.subarray(E, 2 * E), 'nor the second\'s');
+  t.notOk(await shadows.evict(file.fileId, 0, tierId), 'nor may a planner or an operator drop it');
+
+  // Once coverage holds extent 0, its copy here is one of two and may go.
+  const rec = map.get(file.fileId, 0);
+  t.ok(rec && (await map.addCopy(file.fileId, 0, { tierId: coverage, generation: rec.generation, crc32: 0, sizeBytes: E }, rec.generation)));
+  t.ok(await shadows.evict(file.fileId, 0, tierId), 'covered: evictable');
+
+  // A copy admitted from the live volume holds nothing only it has: room is made from it.
+  t.ok(await new Promise<boolean>((resolve) => shadows.requestCopy(file, 3, tierId, resolve)), 'extent 3 admitted');
+  // Failed over, though, any sole copy is the only home of its bytes.
+  shadows.liveSourcePaused = true;
+  t.notOk(await shadows.evict(file.fileId, 3, tierId), 'failed over: not even a sole copy of unwritten bytes goes');
+  shadows.liveSourcePaused = false;
+  await write(2);
+  t.equal(shadows.counters.writtenCopies, 3, 'the next write to extent 2 gets its copy');
+  t.equal(await freshCopy(fx, 3), undefined, 'by evicting the admitted copy');
+  t.same(await freshCopy(fx, 2), live.subarray(2 * E, 3 * E));
+});
