@@ -149,6 +149,7 @@ export class ExtentMap {
       const wasFresh = st.copies.filter((c) => isFresh(st, c));
       st.generation++;
       st.written = true;
+      st.zeros = false;
       st.writing++;
       begun.push(st);
       const keepNow = wasFresh.filter((c) => keep(c, i));
@@ -156,7 +157,7 @@ export class ExtentMap {
       kept.push(keepNow);
       if (st.persistedFresh) {
         // The withdrawn form: new generation, every copy stale.
-        withdraw.push({ type: 'put', key: extentKey(fileId, i), value: encodeExtentRecord({ generation: st.generation, written: true, copies: st.copies.map((c) => ({ ...c, generation: Math.min(c.generation, st.generation - 1) })) }) });
+        withdraw.push({ type: 'put', key: extentKey(fileId, i), value: encodeExtentRecord({ generation: st.generation, written: true, zeros: false, copies: st.copies.map((c) => ({ ...c, generation: Math.min(c.generation, st.generation - 1) })) }) });
         st.persistedFresh = false;
         withdrawn.push(st);
       }
@@ -311,6 +312,7 @@ export class ExtentMap {
     }
     st.generation++;
     st.written = true;
+    st.zeros = false;
     const stale = st.copies.filter((c) => !tierIds.includes(c.tierId));
     st.copies = tierIds.map((tierId) => ({ tierId, generation: st.generation, crc32: null, sizeBytes, verified: true }));
     await this.persistExtent(fileId, index, st);
@@ -338,6 +340,7 @@ export class ExtentMap {
       st.generation++;
       // The live file's bytes are the truth now, and they were not written through the mount.
       st.written = false;
+      st.zeros = false;
       batch.push({ type: 'put', key: extentKey(fileId, index), value: encodeExtentRecord(st) });
       st.persistedFresh = false;
     }
@@ -366,6 +369,7 @@ export class ExtentMap {
       if (index < fromIndex) continue;
       for (const c of st.copies) out.push({ index, copy: c });
       st.generation++;
+      st.zeros = false;
       if (st.persistedFresh) {
         withdraw.push({ type: 'put', key: extentKey(fileId, index), value: encodeExtentRecord(st) });
         st.persistedFresh = false;
@@ -374,6 +378,29 @@ export class ExtentMap {
     }
     await this.write(withdraw);
     return out;
+  }
+
+  /**
+   * These extents now hold only zeros, made so through the mount (after the live change,
+   * which bumped their generations if they had records): recorded as such, with no bytes anywhere.
+   * Persisted before it resolves. A write, or anything else that moves the generation, clears it.
+   */
+  async markZeros(fileId: string, indexes: readonly number[]): Promise<void> {
+    const extents = this.extentsOf(fileId, true);
+    const batch: BatchOp[] = [];
+    for (const i of indexes) {
+      let st = extents.get(i);
+      if (!st) {
+        st = { generation: 0, copies: [], persistedFresh: false, dirty: false, writing: 0 };
+        extents.set(i, st);
+      }
+      st.zeros = true;
+      st.written = true;
+      st.persistedFresh = st.copies.some((c) => isFresh(st, c));
+      st.dirty = false;
+      batch.push({ type: 'put', key: extentKey(fileId, i), value: encodeExtentRecord(st) });
+    }
+    await this.write(batch);
   }
 
   fileRecord(fileId: string): FileRecord | undefined {

@@ -24,6 +24,12 @@ export interface ExtentRecord {
    * write's only home off the live volume (ARCHITECTURE rule 2), and eviction must leave it.
    */
   written?: boolean;
+  /**
+   * This generation's bytes are all zeros, made so through the mount (a truncate or fallocate that
+   * grew the file, a punched or zeroed range): with no copy, they are still known, so failover
+   * serves them without the live volume and nothing has to be copied to keep them.
+   */
+  zeros?: boolean;
 }
 
 function writeVarint(out: number[], value: number): void {
@@ -48,15 +54,16 @@ function readVarint(buf: Buffer, pos: { at: number }): number {
 }
 
 const HAS_CRC = 0x80;
-/** A flag in the copy-count byte (an extent has one copy per tier, far fewer than 128). */
+/** Flags in the copy-count byte (an extent has one copy per tier, far fewer than 64). */
 const WRITTEN = 0x80;
-const MAX_COPIES = 0x7f;
+const ZEROS = 0x40;
+const MAX_COPIES = 0x3f;
 
 export function encodeExtentRecord(rec: ExtentRecord): Buffer {
   const out: number[] = [];
   writeVarint(out, rec.generation);
   if (rec.copies.length > MAX_COPIES) throw new Error(`an extent record holds at most ${MAX_COPIES} copies`);
-  out.push(rec.copies.length | (rec.written ? WRITTEN : 0));
+  out.push(rec.copies.length | (rec.written ? WRITTEN : 0) | (rec.zeros ? ZEROS : 0));
   for (const c of rec.copies) {
     out.push(c.tierId | (c.crc32 === null ? 0 : HAS_CRC));
     writeVarint(out, rec.generation - c.generation);
@@ -87,5 +94,6 @@ export function decodeExtentRecord(buf: Buffer): ExtentRecord {
   }
   const rec: ExtentRecord = { generation, copies };
   if (countByte & WRITTEN) rec.written = true;
+  if (countByte & ZEROS) rec.zeros = true;
   return rec;
 }

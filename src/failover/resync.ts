@@ -270,7 +270,7 @@ export class Resync {
   }
 
   /**
-   * Read a fresh copy of an extent (any tier); undefined if none exists. The generation is the one
+   * Read a fresh copy of an extent (any tier), or the zeros it is known to hold; undefined if neither. The generation is the one
    * the bytes were read at: taken after the read, a write that landed meanwhile would pass for
    * the bytes' own, and its change would be cleared from the journal without reaching the live file.
    */
@@ -291,7 +291,8 @@ export class Resync {
         // next copy
       }
     }
-    return undefined;
+    // Zeros the mount made (a grown file, a punched hole) are known without a copy.
+    return rec.zeros ? { data: Buffer.alloc(length), generation } : undefined;
   }
 
   private async writeDirtyExtents(p: string, e: MirrorEntry): Promise<number> {

@@ -321,6 +321,14 @@ export class ShadowNamespace {
           buf.fill(0, at, at + length);
           return length;
         }
+        // Zeros the mount made (a grown file, a punched hole) are known without the live volume.
+        // The redirector asks for one extent at a time.
+        const E = this.d.extentSizeBytes;
+        if (this.d.map.get(file.fileId, Math.floor(position / E))?.zeros) {
+          const n = Math.min(length, E - (position % E));
+          buf.fill(0, at, at + n);
+          return n;
+        }
         if (file.readFd < 0) throw new FsError('EIO', `${file.livePath}: no shadow copy of this range and the live volume is failed over`);
         const fd = file.readFd;
         return this.d.guard.run('read', () => pread(fd, buf, at, Math.min(length, held - position), position), { force: true });

@@ -34,9 +34,9 @@ export class ShadowWriter {
   }
 
   /**
-   * The extent's bytes before the write (up to `length`): a fresh copy on any tier, else the live
-   * file if it still answers (the shadows were not complete), else zeros when the extent lies past
-   * what the live file held (a hole).
+   * The extent's bytes before the write (up to `length`): a fresh copy on any tier, else zeros when
+   * the extent lies past what the live file held (a hole) or the mount made it zeros, else the live
+   * file if it still answers (the shadows were not complete).
    */
   async oldBytes(file: OpenFile, index: number, length: number, liveSizeBytes: number): Promise<Buffer> {
     const E = this.d.extentSizeBytes;
@@ -53,7 +53,8 @@ export class ShadowWriter {
       }
     }
     const liveHas = Math.min(length, Math.max(0, liveSizeBytes - index * E));
-    if (liveHas === 0) return out;
+    // Zeros the mount made (a grown file, a punched hole) need no copy and no live volume.
+    if (liveHas === 0 || this.d.map.get(file.fileId, index)?.zeros) return out;
     if (file.readFd < 0) throw new FsError('EIO', `extent ${index} of ${file.livePath} has no shadow copy and the live volume is failed over`);
     try {
       await this.d.guard.run('read', () => preadFull(file.readFd, out, 0, liveHas, index * E), { force: true });

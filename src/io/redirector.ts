@@ -17,6 +17,16 @@ import { errorCode, FsError } from '../util/errors';
 import { crc32 } from 'node:zlib';
 import { ExtentRef, ShadowTier } from '../tiers/tier';
 import { TierLatencies } from './tier-latencies';
+import { ChangedExtents, changedExtents } from './changed-extents';
+
+/**
+ * Zero marks one change may record (64 GiB at 1 MiB extents): past that, one batch would grow
+ * without bound, and the rest is counted as on the live volume only.
+ */
+const MAX_ZERO_MARKS = 65_536;
+const NO_BYTES = Buffer.alloc(0);
+/** A change the caller made on the live file already. */
+const LIVE_DONE = Promise.resolve(true);
 
 /** Told about every piece of a read, so a policy can learn (admission, heat). */
 export interface ReadObserver {
@@ -459,7 +469,8 @@ export class IoRedirector {
    * patched for (fallocate's punched holes and zeroed ranges): every copy of them goes stale, and
    * the records say so, before `change` runs on the live file; the file's size is `sizeBytes` after.
    */
-  async changeUnpatched(file: OpenFile, first: number, last: number, sizeBytes: number, change: () => Promise<void>): Promise<void> {
+  async changeUnpatched(file: OpenFile, first: number, last: number, sizeBytes: number, change: () => Promise<void>, zeroed?: { from: number; to: number }): Promise<void> {
+    const oldSize = file.sizeBytes;
     await this.map.beginWrite(file.fileId, first, last, () => false);
     try {
       this.discardStale(file.fileId, first, last);
@@ -469,6 +480,35 @@ export class IoRedirector {
     } finally {
       this.map.endWrite(file.fileId, first, last);
     }
+    await this.shadowUnpatched(file, changedExtents(this.extentSizeBytes, oldSize, sizeBytes, zeroed));
+  }
+
+  /**
+   * Caller holds file.writeLock. On a volume that keeps every acknowledged change on a shadow
+   * (newCopyHomes set; ARCHITECTURE rule 2), after a change no copy could follow: extents that are
+   * all zeros now are recorded as such (no bytes move, however large the range), and each extent
+   * changed in part that the map knows (written or copied before) and that has no fresh copy left
+   * gets a whole one, read back from the live file. Extents the map never knew are the live
+   * volume's own data, which coverage copies.
+   */
+  private async shadowUnpatched(file: OpenFile, changed: ChangedExtents): Promise<void> {
+    const homes = this.newCopyHomes;
+    if (!homes) return;
+    const zeros = changed.zeros.slice(0, MAX_ZERO_MARKS);
+    this.counters.liveOnlyWrites += changed.zeros.length - zeros.length;
+    if (zeros.length > 0) await this.map.markZeros(file.fileId, zeros);
+    const E = this.extentSizeBytes;
+    await Promise.all(changed.partial.map(async (index) => {
+      const rec = this.map.get(file.fileId, index);
+      const copyLen = Math.min(E, file.sizeBytes - index * E);
+      if (!rec || copyLen <= 0 || rec.copies.some((c) => isFresh(rec, c))) return;
+      const generation = rec.generation;
+      const data = await this.wholeExtent(file, index, NO_BYTES, 0, 0, 0, copyLen, true).catch(() => undefined);
+      for (const tierId of data ? homes(file.fileId, index) : []) {
+        if (await this.storeNewCopy(file, index, tierId, data as Buffer, generation, LIVE_DONE).catch(() => false)) return;
+      }
+      this.counters.liveOnlyWrites++;
+    }));
   }
 
   /** Caller holds file.writeLock. Cuts (or extends) the live file and every copy to `sizeBytes`. */
@@ -488,6 +528,7 @@ export class IoRedirector {
       await this.liveOp('write', () => ftruncateFd(liveFd, sizeBytes));
       file.sizeBytes = sizeBytes;
       file.modified = true;
+      await this.shadowUnpatched(file, changedExtents(E, oldSize, sizeBytes));
       return;
     }
     const [kept] = await this.map.beginWrite(file.fileId, edge, edge, this.patchable);
@@ -504,5 +545,7 @@ export class IoRedirector {
     } finally {
       this.map.endWrite(file.fileId, edge, edge);
     }
+    // The edge is a partly changed extent of a shrink too: it needs a copy if it kept none.
+    await this.shadowUnpatched(file, sizeBytes < oldSize ? { zeros: [], partial: [edge] } : changedExtents(E, oldSize, sizeBytes));
   }
 }

@@ -679,7 +679,7 @@ export class Volume {
         ? { first: Math.min(zeroed?.first ?? oldLast, oldLast), last: oldLast }
         : (zeroed as { first: number; last: number });
       this.fastPath.unmap(file.fileId, range.first, range.last);
-      await this.io.changeUnpatched(file, range.first, range.last, newSize, apply);
+      await this.io.changeUnpatched(file, range.first, range.last, newSize, apply, zeroes ? { from: offsetBytes, to: end } : undefined);
       this.nativeWrites.afterTruncate(file);
     });
     if (range) {

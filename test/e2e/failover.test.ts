@@ -8,7 +8,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { cli, makeSandbox, MountedVolume, removeSandbox, Sandbox, sandboxedMount } from '../helpers/mounted-volume';
 import { startS3Server, useS3Credentials } from '../helpers/s3-server';
@@ -206,6 +206,58 @@ t.test('a live volume lost outright loses no acknowledged write, also where cove
   } finally {
     await rh.close();
   }
+});
+
+t.test('a live volume lost outright loses no truncate or fallocate either: grown files, punched holes and zeroed ranges read back', async (t) => {
+  const E = 64 * KiB;
+  // Coverage at 1 KiB/s: it copies nothing the test relies on.
+  const { sb, ffs, vol } = await mountOverFaultFs(t, 'failover-sizes-', { enabled: false }, { config: { copyRate: '1KiB' } });
+  await vol.start();
+  const m = (p: string): string => path.join(sb.mnt, p);
+  const fallocate = (args: string[]): void => {
+    const r = spawnSync('fallocate', args, { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`fallocate ${args.join(' ')}: ${r.stderr}`);
+  };
+  // Grown by truncate past several extents, then written into one of the new ones.
+  const grown = Buffer.alloc(5 * E + 300);
+  randomBytes(1000).copy(grown);
+  await fsp.writeFile(m('grown.bin'), grown.subarray(0, 1000));
+  await fsp.truncate(m('grown.bin'), grown.length);
+  const inside = randomBytes(100);
+  inside.copy(grown, 3 * E + 10);
+  const gh = await fsp.open(m('grown.bin'), 'r+');
+  await gh.write(inside, 0, inside.length, 3 * E + 10);
+  await gh.close();
+  // Grown by fallocate.
+  const allocated = Buffer.alloc(4 * E);
+  randomBytes(2000).copy(allocated);
+  await fsp.writeFile(m('allocated.bin'), allocated.subarray(0, 2000));
+  fallocate(['-l', String(allocated.length), m('allocated.bin')]);
+  // A hole punched across extents 1-4 of a written file, and a range zeroed in extents 5-6.
+  const punched = randomBytes(8 * E);
+  await fsp.writeFile(m('punched.bin'), punched);
+  fallocate(['-p', '-o', String(E + 100), '-l', String(3 * E), m('punched.bin')]);
+  punched.fill(0, E + 100, 4 * E + 100);
+  fallocate(['-z', '-o', String(5 * E), '-l', String(E + 5), m('punched.bin')]);
+  punched.fill(0, 5 * E, 6 * E + 5);
+  const shadow = (JSON.parse(cli(['status', sb.mnt, '--json']).stdout) as { shadow: { liveOnlyWrites: number } }).shadow;
+  t.equal(shadow.liveOnlyWrites, 0, 'nothing was left on the live volume alone');
+  t.ok((status(sb.mnt).coverage?.coveredShare ?? 1) < 1, 'coverage has not caught up (the test needs that)');
+
+  await ffs.set({ error: 'EIO' });
+  const r = cli(['failover', sb.mnt, '--force']);
+  t.equal(r.status, 0, `failover: ${r.stderr}`);
+  for (const [name, want] of [['grown.bin', grown], ['allocated.bin', allocated], ['punched.bin', punched]] as const) {
+    const got = await fsp.readFile(m(name)).catch((err: Error) => err);
+    t.ok(Buffer.isBuffer(got) && got.equals(want), `${name} reads back whole from the shadows${Buffer.isBuffer(got) ? '' : `: ${got.message}`}`);
+  }
+  // Written while failed over, into extents known only as zeros.
+  const later = randomBytes(300);
+  const wh = await fsp.open(m('grown.bin'), 'r+');
+  await wh.write(later, 0, later.length, 4 * E + 50);
+  await wh.close();
+  later.copy(grown, 4 * E + 50);
+  t.ok((await fsp.readFile(m('grown.bin'))).equals(grown), 'a write while failed over into a zero extent reads back');
 });
 
 t.test('with an object coverage tier that has uploaded nothing yet, writes keep their copies on the directory tiers: a live volume lost outright still loses none', async (t) => {

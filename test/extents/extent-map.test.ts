@@ -46,6 +46,25 @@ t.test('an extent written through the mount says so, across a reopen; a change b
   await map.close();
 });
 
+t.test('extents made zeros through the mount say so until anything moves their generation', async (t) => {
+  const zeros = { generation: 3, written: true, zeros: true, copies: [] };
+  t.same(decodeExtentRecord(encodeExtentRecord(zeros)), zeros, 'the codec keeps the mark');
+  const dir = tmp();
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  let map = await ExtentMap.open(dir);
+  await map.markZeros('z', [2, 3, 4]);
+  await map.close();
+  map = await ExtentMap.open(dir);
+  t.same([2, 3, 4].map((i) => map.get('z', i)?.zeros), [true, true, true], 'persisted before markZeros resolves');
+  await map.beginWrite('z', 3, 3, () => false);
+  map.endWrite('z', 3, 3);
+  t.notOk(map.get('z', 3)?.zeros, 'a write clears it');
+  await map.truncateRecords('z', 4);
+  t.notOk(map.get('z', 4)?.zeros, 'so does a truncate that cuts the extent');
+  t.equal(map.get('z', 2)?.zeros, true, 'the others keep it');
+  await map.close();
+});
+
 t.test('a copy is recorded only at the generation it was taken from', async (t) => {
   const dir = tmp();
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
