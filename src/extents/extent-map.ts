@@ -37,6 +37,11 @@ const FILE_PREFIX = 'f!';
 const TIER_PREFIX = 't!';
 /** Written by sync() only, to force LevelDB's log to disk; ignored by load(). */
 const SYNC_KEY = 's!synced';
+/** A file written through the mount since its last sync point (see markWritten). */
+const WRITTEN_FILE_PREFIX = 'w!';
+/** The boot id of the machine the volume was last opened on. */
+const BOOT_KEY = 'b!boot';
+const NOTHING = Buffer.alloc(0);
 const MAX_TIER_ID = 0x7f;
 
 type BatchOp = { type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string };
@@ -58,6 +63,17 @@ export class ExtentMap {
   private flushTimer: NodeJS.Timeout | undefined;
   /** Every LevelDB write goes through this chain: batches must land in the order they were issued. */
   private writes: Promise<void> = Promise.resolve();
+  /**
+   * Files written since their last sync point: how many writes (in memory), and whether a durable
+   * mark says so (a file with neither records nor copies needs none: it has nothing to disagree).
+   */
+  private readonly writtenFiles = new Map<string, { count: number; durable: boolean }>();
+  /** Marks not yet durable, by file: a second write to the file waits for the first one's. */
+  private readonly markSyncs = new Map<string, Promise<void>>();
+  /** The next synced batch of marks, while it waits for the writes before it: new marks join it. */
+  private markBatch: { ids: string[]; done: Promise<void> } | undefined;
+  /** The boot id stored by the last setBootId (a previous mount's), if any. */
+  storedBootId: string | undefined;
 
   private constructor(private readonly db: Level<string, Buffer>, readonly flushDelayMs: number) {}
 
@@ -78,6 +94,10 @@ export class ExtentMap {
         this.tierNames.set(id, key.slice(TIER_PREFIX.length));
       } else if (key.startsWith(FILE_PREFIX)) {
         this.fileRecords.set(key.slice(FILE_PREFIX.length), JSON.parse(value.toString('utf8')) as FileRecord);
+      } else if (key.startsWith(WRITTEN_FILE_PREFIX)) {
+        this.writtenFiles.set(key.slice(WRITTEN_FILE_PREFIX.length), { count: 0, durable: true });
+      } else if (key === BOOT_KEY) {
+        this.storedBootId = value.toString('utf8');
       } else if (key.startsWith(EXTENT_PREFIX)) {
         const [fileId, idxHex] = key.slice(EXTENT_PREFIX.length).split('!');
         const rec = decodeExtentRecord(value);
@@ -485,6 +505,95 @@ export class ExtentMap {
   async sync(): Promise<void> {
     await this.flush();
     await this.write([{ type: 'put', key: SYNC_KEY, value: Buffer.alloc(0) }], true);
+  }
+
+  /**
+   * Called before a write through the mount changes a file's bytes or copies. Between sync points
+   * the live file, its copies and these records each reach the disk on their own, so a power loss
+   * can leave a copy (or a record calling it fresh) that disagrees with the live file. The first
+   * write to a file after a sync point therefore makes a durable mark first (one synced batch,
+   * shared by the marks that arrive while it waits); later writes only count. After a power loss
+   * the marked files' copies are dropped (src/volume/power-loss.ts). Undefined when there is
+   * nothing to wait for. `durable` false: only counted (the file has no records; a copy taken of
+   * it later syncs the live file first, see isWritten).
+   */
+  markWritten(fileId: string, durable = true): Promise<void> | undefined {
+    const w = this.writtenFiles.get(fileId);
+    if (w) w.count++;
+    else this.writtenFiles.set(fileId, { count: 1, durable: false });
+    if (!durable || w?.durable) return this.markSyncs.get(fileId);
+    (this.writtenFiles.get(fileId) as { durable: boolean }).durable = true;
+    let batch = this.markBatch;
+    if (!batch) {
+      const ids: string[] = [];
+      // Runs once the writes before it landed; marks made until then join it.
+      const done = this.writes.then(() => {
+        if (this.markBatch?.ids === ids) this.markBatch = undefined;
+        return this.db.batch(ids.map((id) => ({ type: 'put' as const, key: WRITTEN_FILE_PREFIX + id, value: NOTHING })), { sync: true });
+      });
+      this.writes = done.catch(() => undefined);
+      batch = { ids, done };
+      this.markBatch = batch;
+    }
+    batch.ids.push(fileId);
+    const madeDurable = batch.done.then(
+      () => {
+        this.markSyncs.delete(fileId);
+      },
+      (err: unknown) => {
+        // Not durable: the next write must try again.
+        this.markSyncs.delete(fileId);
+        const failed = this.writtenFiles.get(fileId);
+        if (failed) failed.durable = false;
+        throw err;
+      },
+    );
+    this.markSyncs.set(fileId, madeDurable);
+    return madeDurable;
+  }
+
+  /** The files written since their last sync point and their write counts now, for a sync point to clear afterwards. */
+  writtenSnapshot(): Map<string, number> {
+    return new Map([...this.writtenFiles].map(([id, w]) => [id, w.count]));
+  }
+
+  /** How many writes marked the file since its last sync point (undefined: none). */
+  writtenCount(fileId: string): number | undefined {
+    return this.writtenFiles.get(fileId)?.count;
+  }
+
+  writtenFileCount(): number {
+    return this.writtenFiles.size;
+  }
+
+  /** Files with a durable mark (after a power loss: the files whose copies cannot be trusted). */
+  markedFiles(): string[] {
+    return [...this.writtenFiles].filter(([, w]) => w.durable).map(([id]) => id);
+  }
+
+  /** The file was written through the mount since its last sync point: its live bytes may not be durable yet. */
+  isWritten(fileId: string): boolean {
+    return this.writtenFiles.has(fileId);
+  }
+
+  /**
+   * Everything written before `snapshot` was taken is durable now (a sync point): the marks of
+   * files not written since go. Not synced: a removal lost to a crash only drops copies needlessly.
+   */
+  async clearWritten(snapshot: ReadonlyMap<string, number>): Promise<void> {
+    const ops: BatchOp[] = [];
+    for (const [id, count] of snapshot) {
+      const w = this.writtenFiles.get(id);
+      if (!w || w.count !== count || this.markSyncs.has(id)) continue;
+      this.writtenFiles.delete(id);
+      if (w.durable) ops.push({ type: 'del', key: WRITTEN_FILE_PREFIX + id });
+    }
+    await this.write(ops);
+  }
+
+  /** Remember the machine's boot id (synced): the next open can tell whether the machine restarted. */
+  async setBootId(bootId: string): Promise<void> {
+    await this.write([{ type: 'put', key: BOOT_KEY, value: Buffer.from(bootId, 'utf8') }], true);
   }
 
   async close(): Promise<void> {

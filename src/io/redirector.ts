@@ -271,9 +271,20 @@ export class IoRedirector {
     return isHealthyDirectoryTier(this.tiers.get(copy.tierId)) && (copy.verified || copy.crc32 === null);
   };
 
+  /**
+   * Before a change to the file's bytes: counted, and made durable first where the file has records
+   * or gets copies (ExtentMap.markWritten), since a power loss could then leave copies or records
+   * that disagree with the live file. Undefined when there is nothing to wait for.
+   */
+  private markWritten(file: OpenFile): Promise<void> | undefined {
+    return this.map.markWritten(file.fileId, this.newCopyHomes !== undefined || this.map.extents(file.fileId).size > 0);
+  }
+
   /** Caller holds file.writeLock. `around`: a streaming write, which patches only what `mustPatch` names. */
   async write(file: OpenFile, liveFd: number, buf: Buffer, length: number, position: number, around = false): Promise<number> {
     if (length === 0) return 0;
+    const marking = this.markWritten(file);
+    if (marking) await marking;
     const E = this.extentSizeBytes;
     const oldSize = file.sizeBytes;
     const newSize = Math.max(oldSize, position + length);
@@ -319,6 +330,8 @@ export class IoRedirector {
    * extents may be written natively. Extents holding a copy that must stay are left as they are.
    */
   async writeAround(file: OpenFile, first: number, last: number): Promise<void> {
+    const marking = this.markWritten(file);
+    if (marking) await marking;
     const dropped: { index: number; fresh: number }[] = [];
     for (let i = first; i <= last; i++) {
       const rec = this.map.get(file.fileId, i);
@@ -471,6 +484,8 @@ export class IoRedirector {
    */
   async changeUnpatched(file: OpenFile, first: number, last: number, sizeBytes: number, change: () => Promise<void>, zeroed?: { from: number; to: number }): Promise<void> {
     const oldSize = file.sizeBytes;
+    const marking = this.markWritten(file);
+    if (marking) await marking;
     await this.map.beginWrite(file.fileId, first, last, () => false);
     try {
       this.discardStale(file.fileId, first, last);
@@ -513,6 +528,8 @@ export class IoRedirector {
 
   /** Caller holds file.writeLock. Cuts (or extends) the live file and every copy to `sizeBytes`. */
   async truncate(file: OpenFile, liveFd: number, sizeBytes: number): Promise<void> {
+    const marking = this.markWritten(file);
+    if (marking) await marking;
     const E = this.extentSizeBytes;
     const oldSize = file.sizeBytes;
     if (sizeBytes < oldSize) {

@@ -10,7 +10,7 @@ import { ExtentMap, isFresh } from '../extents/extent-map';
 import { TierSet, VolumeTier } from '../tiers/tier-set';
 import type { ShadowTier } from '../tiers/tier';
 import { OpenFile } from '../volume/open-files';
-import { preadFull } from '../util/fd-io';
+import { fsyncFd, preadFull } from '../util/fd-io';
 import { crc32 } from 'node:zlib';
 import { Logger } from '../util/log';
 
@@ -357,6 +357,9 @@ export class ShadowManager {
   readLive: (file: OpenFile, buf: Buffer, length: number, position: number) => Promise<number> = (file, buf, length, position) =>
     preadFull(file.readFd, buf, 0, length, position);
 
+  /** How copies make the live file's bytes durable (the volume adds its live op deadline). */
+  syncLive: (file: OpenFile) => Promise<void> = (file) => fsyncFd(file.readFd, true);
+
   /** Set while failed over: copies are made from the live file, which must not be touched then. */
   liveSourcePaused = false;
 
@@ -391,9 +394,19 @@ export class ShadowManager {
         if (fromTier !== undefined) break;
       }
       const n = fromTier ?? (await this.readLive(file, buf, want, index * E));
-      return { generation, n };
+      return { generation, n, fromLive: fromTier === undefined };
     });
     if (!taken || taken.n === 0) return false;
+    // Bytes written through the mount since the file's last sync point may not be on the live
+    // volume's disk yet. A copy of them, durable and named fresh, would outlive a power loss that
+    // took them from the live file: they are made durable there first.
+    if (taken.fromLive && (this.map.isWritten(file.fileId) || file.nativeWritable)) {
+      try {
+        await this.syncLive(file);
+      } catch {
+        return false;
+      }
+    }
     const data = buf.subarray(0, taken.n);
     if (!(await this.makeRoom(tierId, data.length))) return false;
     // Failed over, or written, since the read (making room can wait on evictions): a write through

@@ -21,6 +21,7 @@ import { Logger } from '../util/log';
 import { LiveWatcher } from './live-watcher';
 import { Volume } from './volume';
 import { FailoverController } from '../failover/failover-controller';
+import { afterRestart, readBootId, SyncPoints } from './power-loss';
 
 export interface OpenedVolume {
   volume: Volume;
@@ -62,6 +63,9 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
   const volume = new Volume(config.livePath, map, tiers, io, shadows, log, config.writeAroundAfterBytes);
   await reconcile(map, tiers, log);
   const failover = await FailoverController.open(volume, config.stateDir, () => (config.coverageTier ? tiers.byName(config.coverageTier)?.id : undefined), config.watchdog, config.copyBytesPerSec, log);
+  await afterRestart(map, (fileId) => volume.invalidate(fileId), failover.mode === 'live', readBootId(), log);
+  const syncPoints = new SyncPoints(map, () => failover.mode === 'live', log);
+  syncPoints.start();
   const placements = new Placements(path.join(config.stateDir, 'pins.json'));
   let predictive: PredictivePlacement | undefined;
   if (config.placement === 'predictive') {
@@ -160,6 +164,8 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
       await predictive?.close();
       await coverage?.stop();
       await watcher.stop();
+      // A clean unmount is a sync point: no mark outlives it (unless the live volume cannot sync).
+      await syncPoints.close();
       await volume.close();
     },
   };

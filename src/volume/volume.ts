@@ -100,6 +100,7 @@ export class Volume {
     shadows.lastForegroundMs = () => this.lastForegroundMs;
     this.directLiveReads = new DirectLiveReads(!process.env.SHADOWFS_NO_DIRECT_LIVE_READS, (fd) => this.guard.run('meta', () => closeFd(fd), { force: true }), (why) => log.warn('volume', why));
     shadows.readLive = (file, buf, length, position) => this.guard.run('read', () => this.directLiveReads.read(file, buf, length, position), { background: true });
+    shadows.syncLive = (file) => this.guard.run('sync', () => fsyncFd(file.readFd, true), { background: true });
     shadows.beforeRemove = (fileId, index) => this.fastPath.unmap(fileId, index, index);
     shadows.beforeCopyRead = (fileId, index) => this.nativeWrites.revoke(fileId, index, index);
     shadows.onPublished = (file, index) => this.fastPath.remap(file, index, index);
@@ -701,10 +702,14 @@ export class Volume {
     return this.viaMode(async () => {
       const h = this.handle(fh);
       const fd = await this.liveFd(h);
+      const fileId = h.file.fileId;
+      const written = this.map.writtenCount(fileId);
       await this.g('sync', () => fsyncFd(fd, dataOnly));
-      await Promise.all(this.tiers.all().map((t) => t.tier.syncFile(h.file.fileId)));
+      await Promise.all(this.tiers.all().map((t) => t.tier.syncFile(fileId)));
       await this.g('meta', () => this.storeRecord(h.file));
       await this.map.sync();
+      // A sync point for this file (src/volume/power-loss.ts), unless it was written meanwhile.
+      if (written !== undefined) await this.map.clearWritten(new Map([[fileId, written]]));
     }, (s) => s.fsync(this.handle(fh)));
   }
 

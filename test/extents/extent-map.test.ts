@@ -179,3 +179,59 @@ t.test('removeThisCopy forgets the stale copy it was given, never a fresh one ma
   t.notOk(map.removeThisCopy('b1', 0, staleOf(0)), 'a copy already forgotten: nothing');
   await map.close();
 });
+
+t.test('files written since their last sync point: marked durably once, cleared only if not written since', async (t) => {
+  const dir = tmp();
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  let map = await ExtentMap.open(dir);
+  const db = (map as unknown as { db: { batch: (ops: unknown[], o?: { sync?: boolean }) => Promise<void> } }).db;
+  const batch = db.batch.bind(db);
+  const synced: unknown[][] = [];
+  db.batch = async (ops, o) => {
+    if (o?.sync) synced.push(ops);
+    return batch(ops, o);
+  };
+  // Marks that arrive while the batch waits for the writes before it share its one sync.
+  await Promise.all([map.markWritten('a'), map.markWritten('b'), map.markWritten('c')]);
+  t.equal(synced.length, 1, 'three first writes, one synced batch');
+  t.equal(map.markWritten('a'), undefined, 'a later write to a marked file has nothing to wait for');
+  t.equal(map.markWritten('d', false), undefined, 'a file without records is only counted');
+  t.ok(map.isWritten('d'));
+  t.equal(synced.length, 1);
+  t.same(map.markedFiles().sort(), ['a', 'b', 'c'], 'durable marks: a, b, c');
+
+  const snapshot = map.writtenSnapshot();
+  map.markWritten('b');
+  await map.clearWritten(snapshot);
+  t.same(map.markedFiles(), ['b'], 'b was written after the snapshot: it stays marked');
+  t.notOk(map.isWritten('d'), 'd is cleared too');
+  await map.close();
+  map = await ExtentMap.open(dir);
+  t.same(map.markedFiles(), ['b'], 'the marks survive a reopen');
+  t.equal(map.storedBootId, undefined);
+  await map.setBootId('boot-1');
+  await map.close();
+  map = await ExtentMap.open(dir);
+  t.equal(map.storedBootId, 'boot-1');
+  await map.close();
+});
+
+t.test('a mark that cannot be written fails the write, and the next write tries again', async (t) => {
+  const dir = tmp();
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const map = await ExtentMap.open(dir);
+  t.teardown(() => map.close());
+  const db = (map as unknown as { db: { batch: (ops: unknown[], o?: unknown) => Promise<void> } }).db;
+  const batch = db.batch.bind(db);
+  let fail = true;
+  db.batch = async (ops, o) => {
+    if (fail) throw new Error('EIO: simulated');
+    return batch(ops, o);
+  };
+  await t.rejects(map.markWritten('f') as Promise<void>, /simulated/);
+  fail = false;
+  const again = map.markWritten('f');
+  t.ok(again, 'the next write waits for a new mark');
+  await again;
+  t.same(map.markedFiles(), ['f']);
+});

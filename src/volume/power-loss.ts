@@ -1,0 +1,118 @@
+/**
+ * Copies that can be trusted after a power loss.
+ *
+ * Between fsyncs, the live file, its copies and the extent map's records reach the disk each on
+ * their own; a kill -9 loses none of them (the page cache survives it), a power loss may lose any.
+ * So a write through the mount first leaves a durable mark on its file (ExtentMap.markWritten), and
+ * a sync point — an fsync of the file through the mount, this module's periodic sync, a clean
+ * unmount — clears the marks once everything written before it is on disk. At the next mount,
+ * if the machine restarted since (its boot id changed), the marked files' copies are dropped: the
+ * live volume is the truth then, and copies that may disagree with it are never served.
+ */
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import { ExtentMap } from '../extents/extent-map';
+import { Logger } from '../util/log';
+
+const BOOT_ID_FILE = '/proc/sys/kernel/random/boot_id';
+/** A sync(2) that takes longer than this (a hung live volume) counts as failed; the marks stay. */
+const SYNC_TIMEOUT_MS = 60_000;
+
+export function readBootId(): string {
+  return fs.readFileSync(BOOT_ID_FILE, 'utf8').trim();
+}
+
+/**
+ * sync(2): every filesystem's dirty data and metadata, the live volume's (also a FUSE or network
+ * one's backing store), the tiers' and the state directory's, in one call. In a child process, so
+ * a filesystem that hangs cannot block the daemon.
+ */
+function syncAll(): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile('sync', [], { timeout: SYNC_TIMEOUT_MS }, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+/** Makes everything written so far durable, then clears the marks of files not written since. */
+export async function syncPoint(map: ExtentMap, sync: () => Promise<void> = syncAll): Promise<void> {
+  const snapshot = map.writtenSnapshot();
+  if (snapshot.size === 0) return;
+  await map.flush();
+  await sync();
+  await map.clearWritten(snapshot);
+}
+
+/** A sync point every `intervalMs` while files are marked and `canRun` says the live volume is in use. */
+export class SyncPoints {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(
+    private readonly map: ExtentMap,
+    private readonly canRun: () => boolean,
+    private readonly log: Logger,
+    private readonly intervalMs = 30_000,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.run(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  /** One sync point now (the periodic one, or a clean unmount's); a failure keeps the marks. */
+  run(): Promise<void> {
+    if (this.running || !this.canRun() || this.map.writtenFileCount() === 0) return this.running ?? Promise.resolve();
+    this.running = syncPoint(this.map)
+      .catch((err: Error) => this.log.warn('volume', `sync point failed, files stay marked as written: ${err.message}`))
+      .finally(() => {
+        this.running = undefined;
+      });
+    return this.running;
+  }
+
+  /**
+   * At a clean unmount: no more periodic sync points, and a last one, waited for `waitMs` at most (a
+   * live volume that hangs keeps sync(2) waiting; the unmount goes on, and its files stay marked).
+   */
+  async close(waitMs = 30_000): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    const last = this.running ? this.running.then(() => this.run()) : this.run();
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.log.warn('volume', 'the last sync point is still running: the unmount goes on, and files stay marked as written');
+        resolve();
+      }, waitMs);
+    });
+    await Promise.race([last, waited]);
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * At mount: if the machine restarted since the volume was last mounted and files are still marked
+ * (no sync point came after their last writes), drop their copies when the volume is live. Failed
+ * over, the copies are the volume's only home and stay. Returns how many files lost their copies.
+ */
+export async function afterRestart(map: ExtentMap, invalidate: (fileId: string) => Promise<void>, live: boolean, bootId: string, log: Logger): Promise<number> {
+  const rebooted = map.storedBootId !== undefined && map.storedBootId !== bootId;
+  let dropped = 0;
+  const marked = map.markedFiles();
+  if (rebooted && marked.length > 0) {
+    if (live) {
+      for (const fileId of marked) {
+        await invalidate(fileId);
+        dropped++;
+      }
+      log.warn('volume', `the machine restarted while ${marked.length} file(s) had writes not yet synced: their shadow copies are dropped (the live volume has what survived)`);
+    } else {
+      log.warn('volume', `the machine restarted while failed over with ${marked.length} file(s) written: the copies are the volume's only home and are kept`);
+    }
+    // The withdrawals first, then the marks: a crash in between drops the copies again, harmlessly.
+    await map.sync();
+    await map.clearWritten(map.writtenSnapshot());
+  }
+  if (map.storedBootId !== bootId) await map.setBootId(bootId);
+  return dropped;
+}
