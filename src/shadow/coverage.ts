@@ -100,9 +100,10 @@ export class CoverageReplicator {
     await this.scanning;
   }
 
+  /** A fresh copy on the coverage tier, or zeros the mount made (known without any copy). */
   private covered(fileId: string, index: number): boolean {
     const rec = this.map.get(fileId, index);
-    return !!rec && rec.copies.some((c) => c.tierId === this.tierId && isFresh(rec, c));
+    return !!rec && (rec.zeros === true || rec.copies.some((c) => c.tierId === this.tierId && isFresh(rec, c)));
   }
 
   private markDirty(fileId: string, livePath: string, index: number, nowMs: number): void {
