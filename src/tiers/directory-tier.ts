@@ -108,6 +108,8 @@ export class DirectoryTier implements ShadowTier {
   private readonly unsynced = new Map<string, Set<number>>();
   /** fileIds whose directory took a rename (an unsynced put) since the last syncFile. */
   private readonly unsyncedDirs = new Set<string>();
+  /** The latest syncFile of each file still running. */
+  private readonly syncing = new Map<string, Promise<void>>();
   /** LRU of open fds: Map iteration order is insertion order, touched entries are re-inserted. */
   private readonly fds = new Map<string, FdEntry>();
   private readonly pendingOpens = new Map<string, PendingOpen>();
@@ -340,6 +342,22 @@ export class DirectoryTier implements ShadowTier {
 
   async syncFile(fileId: string): Promise<void> {
     assertFileId(fileId);
+    // Each sync of a file waits for the ones before it: they took the pending copies over, and an
+    // fsync must not return before those are durable too.
+    const earlier = this.syncing.get(fileId);
+    const run = (async () => {
+      if (earlier) await earlier.catch(() => undefined);
+      await this.syncPending(fileId);
+    })();
+    this.syncing.set(fileId, run);
+    try {
+      await run;
+    } finally {
+      if (this.syncing.get(fileId) === run) this.syncing.delete(fileId);
+    }
+  }
+
+  private async syncPending(fileId: string): Promise<void> {
     const pending = this.unsynced.get(fileId);
     const renamed = this.unsyncedDirs.delete(fileId);
     if ((!pending || pending.size === 0) && !renamed) return;

@@ -105,6 +105,26 @@ t.test('patch in place, extend, sync tracking, truncate', async (t) => {
   await t.rejects(tier.truncate({ fileId: '10', index: 9 }, 0), { code: 'ENOENT' });
 });
 
+t.test('a second fsync of a file does not return before the first one\'s copies are durable', async (t) => {
+  const dir = await tempDir(t, 'shadowfs-dirtier-');
+  const tier = await openTier(t, dir);
+  // A put without sync: its name is durable only once its directory is synced (slowed down here).
+  await tier.put({ fileId: '20', index: 0 }, Buffer.from('bytes'), false);
+  const dirSyncs = (tier as unknown as { dirSyncs: { sync: (d: string) => Promise<void> } }).dirSyncs;
+  const sync = dirSyncs.sync.bind(dirSyncs);
+  let dirSynced = false;
+  dirSyncs.sync = async (d) => {
+    await new Promise((r) => setTimeout(r, 200));
+    await sync(d);
+    dirSynced = true;
+  };
+  const first = tier.syncFile('20');
+  await new Promise((r) => setTimeout(r, 20));
+  await tier.syncFile('20');
+  t.ok(dirSynced, 'the second returned after the first made the copy\'s name durable');
+  await first;
+});
+
 t.test('remove, removeFile, used bytes', async (t) => {
   const dir = await tempDir(t, 'shadowfs-dirtier-');
   const tier = await openTier(t, dir);
