@@ -160,7 +160,10 @@ export class ShadowNamespace {
     return e.target ?? '';
   }
 
-  /** The space of the tier that takes new copies first (the live volume's is unknown now). */
+  /**
+   * The space of the fastest healthy directory tier: one of the two that take writes while failed
+   * over (the live volume's is unknown now).
+   */
   async statfs(): Promise<fs.StatsFs> {
     const vt = this.d.tiers.all().find(isHealthyDirectoryTier) ?? this.d.tiers.all()[0];
     if (!vt) throw new FsError('EIO', 'no tier to report space of');
