@@ -42,27 +42,42 @@ export async function syncPoint(map: ExtentMap, sync: () => Promise<void> = sync
   await map.clearWritten(snapshot);
 }
 
-/** A sync point every `intervalMs` while files are marked and `canRun` says the live volume is in use. */
+/**
+ * Every `intervalMs`, a sync point when it can clear a mark: some marked file was not written
+ * during the last interval, and `canRun` says the live volume is in use. A file written all the time
+ * keeps its mark whatever is synced, so it alone calls for no machine-wide sync.
+ */
 export class SyncPoints {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  /** The marked files' write counts at the last tick. */
+  private lastCounts = new Map<string, number>();
 
   constructor(
     private readonly map: ExtentMap,
     private readonly canRun: () => boolean,
     private readonly log: Logger,
     private readonly intervalMs = 30_000,
+    private readonly sync: () => Promise<void> = syncAll,
   ) {}
 
   start(): void {
-    this.timer = setInterval(() => void this.run(), this.intervalMs);
+    this.timer = setInterval(() => void this.tick(), this.intervalMs);
     this.timer.unref();
   }
 
-  /** One sync point now (the periodic one, or a clean unmount's); a failure keeps the marks. */
+  /** The timer's step (its own method for tests): a sync point if a marked file settled. */
+  tick(): Promise<void> {
+    const counts = this.map.writtenSnapshot();
+    const settled = [...counts].some(([id, n]) => this.lastCounts.get(id) === n);
+    this.lastCounts = counts;
+    return settled ? this.run() : Promise.resolve();
+  }
+
+  /** One sync point now (a settled tick's, or a clean unmount's); a failure keeps the marks. */
   run(): Promise<void> {
     if (this.running || !this.canRun() || this.map.writtenFileCount() === 0) return this.running ?? Promise.resolve();
-    this.running = syncPoint(this.map)
+    this.running = syncPoint(this.map, this.sync)
       .catch((err: Error) => this.log.warn('volume', `sync point failed, files stay marked as written: ${err.message}`))
       .finally(() => {
         this.running = undefined;

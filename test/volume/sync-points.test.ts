@@ -1,0 +1,47 @@
+/**
+ * Periodic sync points: a sync runs once a marked file was left alone for an interval (a file
+ * written all the time calls for none), and clears every mark it covers; a clean unmount syncs
+ * whatever is left.
+ */
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ExtentMap } from '../../src/extents/extent-map';
+import { SyncPoints } from '../../src/volume/power-loss';
+import { silentLogger } from '../../src/util/log';
+
+t.test('sync points clear settled files, not files still being written', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shadowfs-syncpoints-'));
+  const map = await ExtentMap.open(dir);
+  t.teardown(async () => {
+    await map.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  let syncs = 0;
+  // Ticks are driven by the test (no timer started).
+  const points = new SyncPoints(map, () => true, silentLogger, 60_000, async () => {
+    syncs++;
+  });
+
+  await map.markWritten('busy');
+  for (let i = 0; i < 3; i++) {
+    await points.tick();
+    map.markWritten('busy');
+  }
+  t.equal(syncs, 0, 'a file written between every two ticks calls for no sync');
+
+  await map.markWritten('quiet');
+  map.markWritten('busy');
+  await points.tick();
+  t.equal(syncs, 0, 'a file just written has not settled yet');
+  map.markWritten('busy');
+  await points.tick();
+  t.equal(syncs, 1, 'left alone for an interval, it calls for a sync');
+  t.same(map.markedFiles(), [], 'which clears every mark it covered (the busy file was not written during it)');
+
+  await map.markWritten('busy');
+  await points.close();
+  t.equal(syncs, 2);
+  t.same(map.markedFiles(), [], 'a clean unmount clears the rest');
+});
