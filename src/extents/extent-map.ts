@@ -143,6 +143,11 @@ export class ExtentMap {
     return this.files.get(fileId) ?? new Map();
   }
 
+  /** The file has records (copies now, or had them, or a write or copy made one). */
+  hasRecords(fileId: string): boolean {
+    return (this.files.get(fileId)?.size ?? 0) > 0;
+  }
+
   fileIds(): IterableIterator<string> {
     return this.files.keys();
   }
@@ -560,10 +565,6 @@ export class ExtentMap {
   /** How many writes marked the file since its last sync point (undefined: none). */
   writtenCount(fileId: string): number | undefined {
     return this.writtenFiles.get(fileId)?.count;
-  }
-
-  writtenFileCount(): number {
-    return this.writtenFiles.size;
   }
 
   /** Files with a durable mark (after a power loss: the files whose copies cannot be trusted). */

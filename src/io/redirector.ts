@@ -277,7 +277,7 @@ export class IoRedirector {
    * that disagree with the live file. Undefined when there is nothing to wait for.
    */
   private markWritten(file: OpenFile): Promise<void> | undefined {
-    return this.map.markWritten(file.fileId, this.newCopyHomes !== undefined || this.map.extents(file.fileId).size > 0);
+    return this.map.markWritten(file.fileId, this.newCopyHomes !== undefined || this.map.hasRecords(file.fileId));
   }
 
   /** Caller holds file.writeLock. `around`: a streaming write, which patches only what `mustPatch` names. */

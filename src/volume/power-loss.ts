@@ -34,7 +34,7 @@ function syncAll(): Promise<void> {
 }
 
 /** Makes everything written so far durable, then clears the marks of files not written since. */
-export async function syncPoint(map: ExtentMap, sync: () => Promise<void> = syncAll): Promise<void> {
+async function syncPoint(map: ExtentMap, sync: () => Promise<void> = syncAll): Promise<void> {
   const snapshot = map.writtenSnapshot();
   if (snapshot.size === 0) return;
   await map.flush();
@@ -69,14 +69,16 @@ export class SyncPoints {
   /** The timer's step (its own method for tests): a sync point if a marked file settled. */
   tick(): Promise<void> {
     const counts = this.map.writtenSnapshot();
-    const settled = [...counts].some(([id, n]) => this.lastCounts.get(id) === n);
+    // Files only counted (no durable mark) clear at any sync point, but do not call for one.
+    const marked = new Set(this.map.markedFiles());
+    const settled = [...counts].some(([id, n]) => marked.has(id) && this.lastCounts.get(id) === n);
     this.lastCounts = counts;
     return settled ? this.run() : Promise.resolve();
   }
 
   /** One sync point now (a settled tick's, or a clean unmount's); a failure keeps the marks. */
   run(): Promise<void> {
-    if (this.running || !this.canRun() || this.map.writtenFileCount() === 0) return this.running ?? Promise.resolve();
+    if (this.running || !this.canRun() || this.map.markedFiles().length === 0) return this.running ?? Promise.resolve();
     this.running = syncPoint(this.map, this.sync)
       .catch((err: Error) => this.log.warn('volume', `sync point failed, files stay marked as written: ${err.message}`))
       .finally(() => {

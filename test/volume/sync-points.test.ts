@@ -24,6 +24,11 @@ t.test('sync points clear settled files, not files still being written', async (
     syncs++;
   });
 
+  map.markWritten('counted', false);
+  await points.tick();
+  await points.tick();
+  t.equal(syncs, 0, 'a file only counted (no records, nothing to disagree) calls for no sync');
+
   await map.markWritten('busy');
   for (let i = 0; i < 3; i++) {
     await points.tick();
