@@ -52,7 +52,7 @@ export interface StatusReport {
   /** Writes the FUSE layer wrote to the live file itself (absent: not used on this mount). */
   nativeWrites?: { on: boolean; hits: number; misses: number; errors: number; stalls: number; grantedExtents: number };
   /** liveReads: how background copies read the live file, with O_DIRECT or through the page cache (src/volume/direct-live-reads.ts). */
-  shadow: { copies: number; copyBytes: number; evictions: number; discardedCopies: number; failedCopies: number; copyErrors: number; corruptCopies: number; hedgesIssued?: number; hedgesWon?: number; writtenAround?: number; writtenCopies?: number; liveOnlyWrites?: number; liveReads?: { direct: number; buffered: number } };
+  shadow: { copies: number; copyBytes: number; evictions: number; discardedCopies: number; failedCopies: number; copyErrors: number; corruptCopies: number; hedgesIssued?: number; hedgesWon?: number; writtenAround?: number; writtenCopies?: number; liveOnlyWrites?: number; liveReads?: { direct: number; buffered: number }; unsyncedFiles?: number; filesDroppedAfterRestart?: number };
   /** Where the volume is served from (live, or its shadows while failed over) and the live volume's health. */
   failover?: { mode: 'live' | 'failed-over' | 'resyncing'; health: string; reason: string; since: number | null; dirtyExtents: number; abandonedOps: number };
   /** The config file the mount was started from (null: flags only) and its last reload. */

@@ -52,6 +52,8 @@ export function statusReport(volume: Volume, mountpoint: string, extentSizeBytes
       writtenCopies: sh.writtenCopies,
       liveOnlyWrites: io.liveOnlyWrites,
       liveReads: { direct: volume.directLiveReads.counters.directReads, buffered: volume.directLiveReads.counters.bufferedReads },
+      unsyncedFiles: volume.map.markedFiles().length,
+      filesDroppedAfterRestart: volume.filesDroppedAfterRestart,
     },
   };
 }

@@ -63,7 +63,7 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
   const volume = new Volume(config.livePath, map, tiers, io, shadows, log, config.writeAroundAfterBytes);
   await reconcile(map, tiers, log);
   const failover = await FailoverController.open(volume, config.stateDir, () => (config.coverageTier ? tiers.byName(config.coverageTier)?.id : undefined), config.watchdog, config.copyBytesPerSec, log);
-  await afterRestart(map, (fileId) => volume.invalidate(fileId), failover.mode === 'live', readBootId(), log);
+  volume.filesDroppedAfterRestart = await afterRestart(map, (fileId) => volume.invalidate(fileId), failover.mode === 'live', readBootId(), log);
   const syncPoints = new SyncPoints(map, () => failover.mode === 'live', log);
   syncPoints.start();
   const placements = new Placements(path.join(config.stateDir, 'pins.json'));

@@ -495,6 +495,8 @@ export class Volume {
 
   /** When the application last had a read or write served (background copies yield to it). */
   lastForegroundMs = 0;
+  /** Files whose copies this mount dropped because the machine had restarted with them marked (src/volume/power-loss.ts). */
+  filesDroppedAfterRestart = 0;
 
   /** Set when a policy learns from whole requests (the prediction engine's volume series). */
   onRequest: ((op: 'R' | 'W', sizeBytes: number, latencyUs: number) => void) | undefined;

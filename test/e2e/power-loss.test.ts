@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { cli, sandboxedMount, Sandbox } from '../helpers/mounted-volume';
 import { failoverConfigFile } from '../helpers/failover-config';
 import { ExtentMap } from '../../src/extents/extent-map';
-import type { WhichTierReport } from '../../src/control/protocol';
+import type { StatusReport, WhichTierReport } from '../../src/control/protocol';
 
 const KiB = 1024;
 
@@ -42,6 +42,12 @@ async function stateAfterStop(sb: Sandbox, bootId?: string): Promise<string[]> {
 
 const fileIdOf = (p: string): string => fs.statSync(p).ino.toString(16);
 
+function shadowStatus(sb: Sandbox): { unsyncedFiles?: number; filesDroppedAfterRestart?: number } {
+  const r = cli(['status', sb.mnt, '--json']);
+  if (r.status !== 0) throw new Error(`status: ${r.stderr}`);
+  return (JSON.parse(r.stdout) as StatusReport).shadow;
+}
+
 t.test('after a restart, the files written since their last sync point lose their copies; fsynced ones keep them', async (t) => {
   const { sb, vol } = sandboxedMount(t, (sb) => ({ configFile: failoverConfigFile(sb, { enabled: false }) }), 'power-loss-');
   await vol.start();
@@ -53,6 +59,8 @@ t.test('after a restart, the files written since their last sync point lose thei
   await fh.close();
   await fsp.writeFile(path.join(sb.mnt, 'unsynced.bin'), unsynced);
   t.ok(freshTiers(sb, 'unsynced.bin').every((tiers) => tiers.length > 0), 'the writes made copies of every extent');
+  t.equal(shadowStatus(sb).unsyncedFiles, 1, 'status: one file written since its last sync point');
+  t.match(cli(['status', sb.mnt]).stdout, /power loss: 1 file\(s\) written since their last sync point/);
 
   // kill -9, then the same machine: nothing is lost from the page cache, so nothing is dropped.
   await vol.crash();
@@ -73,6 +81,8 @@ t.test('after a restart, the files written since their last sync point lose thei
   t.ok((await fsp.readFile(path.join(sb.mnt, 'unsynced.bin'))).equals(unsynced), 'the unsynced file reads from the live volume');
   t.ok((await fsp.readFile(path.join(sb.mnt, 'synced.bin'))).equals(synced));
   t.match(vol.output, /machine restarted while 1 file\(s\) had writes not yet synced/, 'the daemon says so');
+  t.equal(shadowStatus(sb).filesDroppedAfterRestart, 1, 'and so does status');
+  t.match(cli(['status', sb.mnt]).stdout, /the machine had restarted before this mount: copies of 1 file\(s\) were dropped/);
 
   // A clean unmount is a sync point: after it, a restart drops nothing.
   await fsp.appendFile(path.join(sb.mnt, 'unsynced.bin'), 'more');
