@@ -65,6 +65,9 @@ export class MetricsServer {
     shadowCounter('shadowfs_written_copies_total', 'Whole copies made by writes to extents that had none to patch (write-through)', (s) => s.writtenCopies ?? 0);
     shadowCounter('shadowfs_live_only_writes_total', 'Extents a write left on the live volume alone (no tier could take a copy)', (s) => s.liveOnlyWrites ?? 0);
     shadowCounter('shadowfs_hedged_reads_won_total', 'Hedged reads the second copy answered first', (s) => s.hedgesWon ?? 0);
+    shadowCounter('shadowfs_files_dropped_after_restart_total', 'Files whose copies this mount dropped: the machine had restarted with them written since their last sync point', (s) => s.filesDroppedAfterRestart ?? 0);
+    new Gauge({ name: 'shadowfs_unsynced_files', help: 'Files written since their last sync point (their copies are dropped if the machine restarts before the next one)', registers: [r],
+      collect() { this.set(current().shadow.unsyncedFiles ?? 0); } });
     new Gauge({ name: 'shadowfs_tier_read_p95_seconds', help: 'Recent p95 latency of reads served by each tier through the redirector', labelNames: ['tier'], registers: [r],
       collect() { for (const t of current().tiers) if (t.readP95Us !== undefined) this.set({ tier: t.name }, t.readP95Us / 1e6); } });
     new Gauge({ name: 'shadowfs_failed_over', help: '1 while the volume is served from its shadows (failed over or resyncing), 0 on the live volume', registers: [r],

@@ -41,6 +41,7 @@ t.test('metrics scrape', async (t) => {
   t.ok(url, 'the mount says where its metrics are');
   fs.readFileSync(path.join(sb.mnt, 'm.bin'));
   fs.readFileSync(path.join(sb.mnt, 'm.bin'));
+  fs.writeFileSync(path.join(sb.mnt, 'written.bin'), 'not synced');
   await new Promise((r) => setTimeout(r, 1500));
   const res = await get(url as string);
   t.equal(res.status, 200);
@@ -58,6 +59,8 @@ t.test('metrics scrape', async (t) => {
   t.equal(samples.get('shadowfs_live_health_state'), 0, 'the live volume is healthy');
   t.equal(samples.get('shadowfs_hedged_reads_total'), 0);
   t.equal(samples.get('shadowfs_written_around_total'), 0, 'write-around is exported');
+  t.equal(samples.get('shadowfs_unsynced_files'), 1, 'the file written and not synced is counted');
+  t.equal(samples.get('shadowfs_files_dropped_after_restart_total'), 0);
   t.match(res.body, /# TYPE shadowfs_tier_read_seconds histogram/, 'per-tier read latency is a histogram');
   t.equal((await get((url as string).replace('/metrics', '/other'))).status, 404);
   t.equal(await vol.stop(), 0);
