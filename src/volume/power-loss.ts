@@ -15,6 +15,11 @@ import { ExtentMap } from '../extents/extent-map';
 import { Logger } from '../util/log';
 
 const BOOT_ID_FILE = '/proc/sys/kernel/random/boot_id';
+/**
+ * Files only counted (no durable mark) are cleared by any sync point; past this many, they call for
+ * one themselves, so that the count stays bounded on a volume that writes many files.
+ */
+const MAX_COUNTED_FILES = 10_000;
 /** A sync(2) that takes longer than this (a hung live volume) counts as failed; the marks stay. */
 const SYNC_TIMEOUT_MS = 60_000;
 
@@ -69,16 +74,21 @@ export class SyncPoints {
   /** The timer's step (its own method for tests): a sync point if a marked file settled. */
   tick(): Promise<void> {
     const counts = this.map.writtenSnapshot();
-    // Files only counted (no durable mark) clear at any sync point, but do not call for one.
+    // Files only counted clear at any sync point, but call for one only when there are too many.
     const marked = new Set(this.map.markedFiles());
-    const settled = [...counts].some(([id, n]) => marked.has(id) && this.lastCounts.get(id) === n);
+    const crowded = counts.size > MAX_COUNTED_FILES;
+    const settled = [...counts].some(([id, n]) => (crowded || marked.has(id)) && this.lastCounts.get(id) === n);
     this.lastCounts = counts;
-    return settled ? this.run() : Promise.resolve();
+    return settled ? this.syncNow() : Promise.resolve();
   }
 
-  /** One sync point now (a settled tick's, or a clean unmount's); a failure keeps the marks. */
+  /** A clean unmount's sync point, when a durable mark is left; a failure keeps the marks. */
   run(): Promise<void> {
-    if (this.running || !this.canRun() || this.map.markedFiles().length === 0) return this.running ?? Promise.resolve();
+    return this.map.markedFiles().length === 0 ? this.running ?? Promise.resolve() : this.syncNow();
+  }
+
+  private syncNow(): Promise<void> {
+    if (this.running || !this.canRun()) return this.running ?? Promise.resolve();
     this.running = syncPoint(this.map, this.sync)
       .catch((err: Error) => this.log.warn('volume', `sync point failed, files stay marked as written: ${err.message}`))
       .finally(() => {
@@ -94,7 +104,7 @@ export class SyncPoints {
   async close(waitMs = 30_000): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    const last = this.running ? this.running.then(() => this.run()) : this.run();
+    const last = (this.running ?? Promise.resolve()).then(() => this.run());
     let timer: NodeJS.Timeout | undefined;
     const waited = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
