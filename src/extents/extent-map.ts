@@ -229,13 +229,22 @@ export class ExtentMap {
    * (after its beginWrite) that found no record: its bytes are this generation's.
    */
   ensureRecord(fileId: string, index: number, written = false): number {
+    const known = this.files.get(fileId)?.get(index);
+    if (known) return known.generation;
+    const st = this.stateOf(fileId, index);
+    st.written = written;
+    return st.generation;
+  }
+
+  /** The extent's state, created (generation 0, no copies, unpersisted) if it has none. */
+  private stateOf(fileId: string, index: number): ExtentState {
     const extents = this.extentsOf(fileId, true);
     let st = extents.get(index);
     if (!st) {
-      st = { generation: 0, copies: [], persistedFresh: false, dirty: false, writing: 0, written };
+      st = { generation: 0, copies: [], persistedFresh: false, dirty: false, writing: 0 };
       extents.set(index, st);
     }
-    return st.generation;
+    return st;
   }
 
   /**
@@ -255,13 +264,8 @@ export class ExtentMap {
 
   /** Record a copy whose bytes are now durable on the tier, if the extent is still at `generation`. */
   async addCopy(fileId: string, index: number, copy: CopyRecord, expectedGeneration: number): Promise<boolean> {
-    const extents = this.extentsOf(fileId, true);
-    let st = extents.get(index);
-    if (!st) {
-      if (expectedGeneration !== 0) return false;
-      st = { generation: 0, copies: [], persistedFresh: false, dirty: false, writing: 0 };
-      extents.set(index, st);
-    }
+    if (!this.files.get(fileId)?.has(index) && expectedGeneration !== 0) return false;
+    const st = this.stateOf(fileId, index);
     if (st.generation !== expectedGeneration) return false;
     st.copies = st.copies.filter((c) => c.tierId !== copy.tierId);
     st.copies.push({ ...copy, generation: st.generation, verified: true });
@@ -329,12 +333,7 @@ export class ExtentMap {
    * Persisted before it resolves: the write may be acknowledged then.
    */
   async commitShadowWrite(fileId: string, index: number, tierIds: number[], sizeBytes: number): Promise<CopyRecord[]> {
-    const extents = this.extentsOf(fileId, true);
-    let st = extents.get(index);
-    if (!st) {
-      st = { generation: 0, copies: [], persistedFresh: false, dirty: false, writing: 0 };
-      extents.set(index, st);
-    }
+    const st = this.stateOf(fileId, index);
     st.generation++;
     st.written = true;
     st.zeros = false;
@@ -411,19 +410,12 @@ export class ExtentMap {
    * Persisted before it resolves. A write, or anything else that moves the generation, clears it.
    */
   async markZeros(fileId: string, indexes: readonly number[]): Promise<void> {
-    const extents = this.extentsOf(fileId, true);
     const batch: BatchOp[] = [];
     for (const i of indexes) {
-      let st = extents.get(i);
-      if (!st) {
-        st = { generation: 0, copies: [], persistedFresh: false, dirty: false, writing: 0 };
-        extents.set(i, st);
-      }
+      const st = this.stateOf(fileId, i);
       st.zeros = true;
       st.written = true;
-      st.persistedFresh = st.copies.some((c) => isFresh(st, c));
-      st.dirty = false;
-      batch.push({ type: 'put', key: extentKey(fileId, i), value: encodeExtentRecord(st) });
+      batch.push(this.claim(fileId, i, st));
     }
     await this.write(batch);
   }
@@ -438,10 +430,17 @@ export class ExtentMap {
   }
 
   private async persistExtent(fileId: string, index: number, st: ExtentState): Promise<void> {
-    // Claimed before the put is queued, so a write that comes meanwhile withdraws it after.
+    await this.write([this.claim(fileId, index, st)]);
+  }
+
+  /**
+   * The put of the extent's record as it is now. Its fresh claim counts from here, before the put
+   * is queued, so that a write coming meanwhile withdraws it after.
+   */
+  private claim(fileId: string, index: number, st: ExtentState): BatchOp {
     st.persistedFresh = st.copies.some((c) => isFresh(st, c));
     st.dirty = false;
-    await this.write([{ type: 'put', key: extentKey(fileId, index), value: encodeExtentRecord(st) }]);
+    return { type: 'put', key: extentKey(fileId, index), value: encodeExtentRecord(st) };
   }
 
   private markDirty(fileId: string, st: ExtentState): void {
@@ -476,10 +475,8 @@ export class ExtentMap {
           this.dirtyFiles.add(fileId);
           continue;
         }
-        st.persistedFresh = st.copies.some((c) => isFresh(st, c));
-        st.dirty = false;
         flushed.push([fileId, st]);
-        batch.push({ type: 'put', key: extentKey(fileId, index), value: encodeExtentRecord(st) });
+        batch.push(this.claim(fileId, index, st));
       }
     }
     this.dirtyFiles.clear();

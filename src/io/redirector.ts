@@ -381,8 +381,7 @@ export class IoRedirector {
    * never fails a write). Never rejects.
    */
   private async copyUnkept(file: OpenFile, kept: CopyRecord[][], first: number, last: number, buf: Buffer, length: number, position: number, oldSize: number, newSize: number, liveWrite: Promise<unknown>): Promise<void> {
-    const homes = this.newCopyHomes;
-    if (!homes) return;
+    if (!this.newCopyHomes) return;
     const liveWritten = liveWrite.then(() => true, () => false);
     const E = this.extentSizeBytes;
     const copies: Promise<void>[] = [];
@@ -395,18 +394,11 @@ export class IoRedirector {
       if (to <= from) continue;
       const generation = this.map.ensureRecord(file.fileId, index, true);
       copies.push((async () => {
-        const tierIds = homes(file.fileId, index);
         const copyLen = Math.min(E, newSize - extStart);
         const fromLive = !(from === extStart && to - from === copyLen) && extStart < oldSize;
         if (fromLive && !(await liveWritten)) return;
-        const data = tierIds.length > 0 ? await this.wholeExtent(file, index, buf, from - position, from - extStart, to - from, copyLen, fromLive) : undefined;
-        if (data) {
-          for (const tierId of tierIds) {
-            // A tier that is full or fails: the next one.
-            if (await this.storeNewCopy(file, index, tierId, data, generation, liveWritten).catch(() => false)) return;
-          }
-        }
-        if (await liveWritten) this.counters.liveOnlyWrites++;
+        const data = (): Promise<Buffer | undefined> => this.wholeExtent(file, index, buf, from - position, from - extStart, to - from, copyLen, fromLive);
+        if (!(await this.storeOnAHome(file, index, data, generation, liveWritten)) && (await liveWritten)) this.counters.liveOnlyWrites++;
       })().catch(() => {
         // The live file could not be read for the rest of the extent.
         this.counters.liveOnlyWrites++;
@@ -507,8 +499,7 @@ export class IoRedirector {
    * volume's own data, which coverage copies.
    */
   private async shadowUnpatched(file: OpenFile, changed: ChangedExtents): Promise<void> {
-    const homes = this.newCopyHomes;
-    if (!homes) return;
+    if (!this.newCopyHomes) return;
     const zeros = changed.zeros.slice(0, MAX_ZERO_MARKS);
     this.counters.liveOnlyWrites += changed.zeros.length - zeros.length;
     if (zeros.length > 0) await this.map.markZeros(file.fileId, zeros);
@@ -517,13 +508,23 @@ export class IoRedirector {
       const rec = this.map.get(file.fileId, index);
       const copyLen = Math.min(E, file.sizeBytes - index * E);
       if (!rec || copyLen <= 0 || rec.copies.some((c) => isFresh(rec, c))) return;
-      const generation = rec.generation;
-      const data = await this.wholeExtent(file, index, NO_BYTES, 0, 0, 0, copyLen, true).catch(() => undefined);
-      for (const tierId of data ? homes(file.fileId, index) : []) {
-        if (await this.storeNewCopy(file, index, tierId, data as Buffer, generation, LIVE_DONE).catch(() => false)) return;
-      }
-      this.counters.liveOnlyWrites++;
+      const data = (): Promise<Buffer | undefined> => this.wholeExtent(file, index, NO_BYTES, 0, 0, 0, copyLen, true).catch(() => undefined);
+      if (!(await this.storeOnAHome(file, index, data, rec.generation, LIVE_DONE))) this.counters.liveOnlyWrites++;
     }));
+  }
+
+  /**
+   * A whole copy of the extent (its bytes built by `bytes`, only if some tier may take them) onto
+   * the first of its homes that takes it: a full or failing tier, the next. False if none did.
+   */
+  private async storeOnAHome(file: OpenFile, index: number, bytes: () => Promise<Buffer | undefined>, generation: number, liveWritten: Promise<boolean>): Promise<boolean> {
+    const tierIds = this.newCopyHomes?.(file.fileId, index) ?? [];
+    const data = tierIds.length > 0 ? await bytes() : undefined;
+    if (!data) return false;
+    for (const tierId of tierIds) {
+      if (await this.storeNewCopy(file, index, tierId, data, generation, liveWritten).catch(() => false)) return true;
+    }
+    return false;
   }
 
   /** Caller holds file.writeLock. Cuts (or extends) the live file and every copy to `sizeBytes`. */

@@ -525,14 +525,11 @@ export class DirectoryTier implements ShadowTier {
   }
 
   /**
-   * Write a copy's bytes to a new temp file and fsync it. Whole aligned copies go through direct
-   * I/O (see direct-io.ts); if the filesystem refuses it, this tier stops trying and the copy is
-   * written again through the page cache.
-   */
-  /**
-   * A copy's bytes into a new temporary file, with direct I/O where the filesystem takes it (no
-   * page cache to fill: on this VM fresh page-cache pages cost more than the device write), and
-   * fsynced if `sync` (else its data is on the device, its metadata with the next syncFile).
+   * A copy's bytes into a new temporary file, fsynced if `sync` (else its data is on the device, its
+   * metadata with the next syncFile). Whole aligned copies go through direct I/O (see direct-io.ts:
+   * no page cache to fill, and on this VM fresh page-cache pages cost more than the device write);
+   * if the filesystem refuses it, this tier stops trying and the copy is written through the page
+   * cache.
    */
   private async writeTemp(fileId: string, tempPath: string, data: Buffer, sync: boolean): Promise<void> {
     try {
