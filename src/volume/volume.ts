@@ -466,8 +466,11 @@ export class Volume {
 
   /** Called by the watcher for a path changed in the live directory. */
   async liveChanged(lp: string): Promise<void> {
+    // Failed over (or resyncing), the copies are the mount's only home: a change on the live volume
+    // is then a conflict for resync to keep aside, or resync's own write, never a reason to drop them.
+    if (this.shadow) return;
     const st = await this.lstatOrUndefined(lp);
-    if (!st || !st.isFile()) return;
+    if (!st || !st.isFile() || this.shadow) return;
     const fileId = Volume.fileIdOf(st);
     const open = this.open.file(fileId);
     // Our own writes change the file too; while we have it open, the mount's writes are the truth.

@@ -503,3 +503,21 @@ t.test('a file changed on the live volume during the failover is a conflict: rep
   t.equal(kept.length, 1, 'the outside version is kept beside it');
   t.equal(fs.readFileSync(path.join(sb.live, kept[0]), 'utf8'), 'the outside version', 'unmerged');
 });
+
+t.test('with --watch-live, a change on the live volume during the failover drops no copy: the mount version still wins at failback', async (t) => {
+  const { sb, vol } = sandboxedMount(t, (sb) => ({ configFile: failoverConfigFile(sb, { enabled: false }), extraArgs: ['--watch-live'] }), 'failover-watch-');
+  await vol.start();
+  await fsp.writeFile(path.join(sb.mnt, 'f.txt'), 'original');
+  await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
+  t.equal(cli(['failover', sb.mnt]).status, 0);
+  await fsp.writeFile(path.join(sb.mnt, 'f.txt'), 'the mount version');
+  await new Promise((r) => setTimeout(r, 1500));
+  fs.writeFileSync(path.join(sb.live, 'f.txt'), 'the outside version');
+  // The watcher sees that change while the shadows are the file's only home.
+  await new Promise((r) => setTimeout(r, 1500));
+  t.equal(fs.readFileSync(path.join(sb.mnt, 'f.txt'), 'utf8'), 'the mount version', 'still served while failed over');
+  const back = cli(['failback', sb.mnt, '--force']);
+  t.equal(back.status, 0, back.stderr);
+  t.equal(fs.readFileSync(path.join(sb.live, 'f.txt'), 'utf8'), 'the mount version', "the mount's version wins at the path");
+  t.equal(fs.readFileSync(path.join(sb.mnt, 'f.txt'), 'utf8'), 'the mount version', 'and the mount shows it');
+});
