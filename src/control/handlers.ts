@@ -54,7 +54,11 @@ export function registerControlHandlers(control: ControlServer, ctx: MountContex
   }, (bad) => {
     if (bad > 0) void coverage?.scan();
   });
-  const tierChanges = new TierChanges(volume.map, volume.tiers, volume.shadows, () => coverage?.tierName);
+  const tierChanges = new TierChanges(volume.map, volume.tiers, volume.shadows, () => coverage?.tierName, {
+    livePathOf: (fileId) => coverage?.livePathOf(fileId),
+    pinFile: (p) => volume.pinFile(p),
+    unpinFile: (f) => volume.unpinFile(f),
+  });
 
   const nativeWrites = (): StatusReport['nativeWrites'] => {
     const w = volume.nativeWrites.active ? ctx.nativeWriteStats?.() : undefined;

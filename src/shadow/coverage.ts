@@ -100,6 +100,11 @@ export class CoverageReplicator {
     await this.scanning;
   }
 
+  /** Where a file seen by a scan or written through the mount lives on the live volume. */
+  livePathOf(fileId: string): string | undefined {
+    return this.paths.get(fileId);
+  }
+
   /** A fresh copy on the coverage tier, or zeros the mount made (known without any copy). */
   private covered(fileId: string, index: number): boolean {
     const rec = this.map.get(fileId, index);

@@ -146,11 +146,11 @@ export class ShadowManager {
 
   /**
    * A copy only its own staleness may remove: on the coverage tier, pinned or hinted there, or the
-   * only home off the live volume of what it holds (soleHome).
+   * only home off the live volume of what it holds (isSoleHome).
    */
   mustKeep(fileId: string, index: number, tierId: number): boolean {
     const vt = this.tiers.get(tierId);
-    return this.protectedTiers.has(tierId) || (vt !== undefined && this.isProtected(vt.tier.spec.name, fileId, index)) || this.soleHome(fileId, index, tierId);
+    return this.protectedTiers.has(tierId) || (vt !== undefined && this.isProtected(vt.tier.spec.name, fileId, index)) || this.isSoleHome(fileId, index, tierId);
   }
 
   /**
@@ -161,7 +161,7 @@ export class ShadowManager {
    * over). A copy admitted from the live volume and not written since stays evictable: coverage
    * copies it again from the live volume, and pinning those would fill the fast tiers until it did.
    */
-  private soleHome(fileId: string, index: number, tierId: number): boolean {
+  isSoleHome(fileId: string, index: number, tierId: number): boolean {
     const rec = this.map.get(fileId, index);
     if (!rec || (!this.liveSourcePaused && !(rec.written && this.protectedTiers.size > 0))) return false;
     let fresh = 0;
@@ -534,7 +534,7 @@ export class ShadowManager {
         if (!l || !oldest || oldest.done) return false;
         const [k, entry] = oldest.value;
         l.delete(k);
-        if (this.isProtected(vt.tier.spec.name, entry.fileId, entry.index) || this.soleHome(entry.fileId, entry.index, tierId)) {
+        if (this.isProtected(vt.tier.spec.name, entry.fileId, entry.index) || this.isSoleHome(entry.fileId, entry.index, tierId)) {
           skipped.push([k, entry]);
           continue;
         }

@@ -1,19 +1,29 @@
 /**
  * Changing the tiers of a running volume: add a tier, change a capacity, drain and remove a tier.
- * Draining moves nothing that would be lost: every copy on a non-coverage tier is a cache of bytes
- * the live volume (and the coverage tier) still hold, so draining drops them one by one, with
- * progress, while reads fall back to the other tiers; the coverage tier itself cannot be removed.
+ * Draining drops the copies that are caches of bytes the live volume (and the coverage tier) still
+ * hold, one by one, with progress, while reads fall back to the other tiers. A copy that is the
+ * only one of bytes written through the mount that coverage has not copied yet (with an object
+ * coverage tier, or one that is down or full: ARCHITECTURE rule 2) is moved to another tier first;
+ * if none can take it, the tier stays. The coverage tier itself cannot be removed.
  */
 import { ExtentMap } from '../extents/extent-map';
-import { TierSet } from '../tiers/tier-set';
+import { TierSet, VolumeTier } from '../tiers/tier-set';
 import { ShadowTier } from '../tiers/tier';
 import { ShadowfsError } from '../util/errors';
+import type { FilePinner } from './coverage';
 import { ShadowManager } from './shadow-manager';
+
+/** Opens the file an extent belongs to, so that its copy can be moved. */
+export interface DrainFiles extends FilePinner {
+  livePathOf(fileId: string): string | undefined;
+}
 
 export interface DrainProgress {
   tier: string;
   totalCopies: number;
   removedCopies: number;
+  /** Copies moved to another tier first: the only ones of their bytes besides the live volume. */
+  movedCopies: number;
   done: boolean;
 }
 
@@ -25,6 +35,7 @@ export class TierChanges {
     private readonly tiers: TierSet,
     private readonly shadows: ShadowManager,
     private readonly coverageTier: () => string | undefined,
+    private readonly files?: DrainFiles,
   ) {}
 
   async add(tier: ShadowTier): Promise<void> {
@@ -48,7 +59,7 @@ export class TierChanges {
     return this.drain ? { ...this.drain } : undefined;
   }
 
-  /** Drops every copy on the tier, then removes it from the volume. */
+  /** Drops every copy on the tier (moving the ones that must stay first), then removes it from the volume. */
   async remove(name: string): Promise<DrainProgress> {
     const vt = this.tiers.byName(name);
     if (!vt) throw new ShadowfsError(`no tier named ${name}`);
@@ -56,26 +67,83 @@ export class TierChanges {
     if (this.tiers.all().length === 1) throw new ShadowfsError(`tier ${name} is the only tier`);
     if (this.drain && !this.drain.done) throw new ShadowfsError(`tier ${this.drain.tier} is being drained already`);
     let copies = this.copiesOn(vt.id);
-    const drain: DrainProgress = { tier: name, totalCopies: copies.length, removedCopies: 0, done: false };
+    const drain: DrainProgress = { tier: name, totalCopies: copies.length, removedCopies: 0, movedCopies: 0, done: false };
     this.drain = drain;
-    // Copies running or asked for meanwhile may publish on the tier while it drains: after they
-    // end, what they left is dropped too, until a look right before the removal finds none.
-    while (copies.length > 0) {
-      for (const { fileId, index } of copies) {
-        if (this.map.removeCopy(fileId, index, vt.id)) this.shadows.discard(fileId, index, vt.id);
-        drain.removedCopies++;
-        // Let foreground requests in between removals.
-        if (drain.removedCopies % 64 === 0) await new Promise((r) => setImmediate(r));
+    this.tiers.draining.add(vt.id);
+    try {
+      // Copies running or asked for meanwhile may publish on the tier while it drains: after they
+      // end, what they left is dropped too, until a look right before the removal finds none.
+      while (copies.length > 0) {
+        const sole: { fileId: string; index: number }[] = [];
+        for (const c of copies) {
+          if (this.shadows.isSoleHome(c.fileId, c.index, vt.id)) {
+            sole.push(c);
+            continue;
+          }
+          if (this.map.removeCopy(c.fileId, c.index, vt.id)) this.shadows.discard(c.fileId, c.index, vt.id);
+          drain.removedCopies++;
+          // Let foreground requests in between removals.
+          if (drain.removedCopies % 64 === 0) await new Promise((r) => setImmediate(r));
+        }
+        await this.moveSoleCopies(vt, sole, drain);
+        await this.shadows.idle();
+        copies = this.copiesOn(vt.id);
+        drain.totalCopies += copies.length;
       }
-      await this.shadows.idle();
-      copies = this.copiesOn(vt.id);
-      drain.totalCopies += copies.length;
+      this.tiers.remove(vt.id);
+      await this.map.flush();
+      await vt.tier.close();
+    } catch (err) {
+      this.drain = undefined;
+      throw err;
+    } finally {
+      this.tiers.draining.delete(vt.id);
     }
-    this.tiers.remove(vt.id);
-    await this.map.flush();
-    await vt.tier.close();
     drain.done = true;
     return { ...drain };
+  }
+
+  /**
+   * The sole copies go to another tier (the move drops the source once the new copy is published);
+   * the next round drops whatever is no longer sole. One that cannot move keeps the tier.
+   */
+  private async moveSoleCopies(vt: VolumeTier, sole: { fileId: string; index: number }[], drain: DrainProgress): Promise<void> {
+    let stuck = 0;
+    for (const { fileId, index } of sole) {
+      if (!this.shadows.isSoleHome(fileId, index, vt.id)) continue;
+      if (await this.moveOne(vt, fileId, index)) drain.movedCopies++;
+      else if (this.shadows.isSoleHome(fileId, index, vt.id)) stuck++;
+    }
+    if (stuck > 0) {
+      throw new ShadowfsError(
+        `tier ${vt.tier.spec.name} holds the only copy of ${stuck} extent(s) written through the mount that the coverage tier does not hold yet, ` +
+          'and no other tier could take them: the tier stays. Retry when coverage has caught up (shadowfs status) or another tier has room',
+      );
+    }
+  }
+
+  private async moveOne(vt: VolumeTier, fileId: string, index: number): Promise<boolean> {
+    const livePath = this.files?.livePathOf(fileId);
+    const file = livePath ? await this.files?.pinFile(livePath) : undefined;
+    if (!this.files || !file) return false;
+    try {
+      // Renamed or replaced since: the path names another file now.
+      if (file.fileId !== fileId) return false;
+      for (const to of this.tiers.homesForWrites(undefined, [vt.id])) {
+        for (let attempt = 0; attempt < 100; attempt++) {
+          const moved = await new Promise<boolean | undefined>((resolve) => {
+            if (!this.shadows.requestMigrate(file, index, vt.id, to.id, resolve)) resolve(undefined);
+          });
+          if (moved === true || !this.shadows.isSoleHome(fileId, index, vt.id)) return true;
+          if (moved === false) break;
+          // Refused: the copy queue is full, or the same copy is queued already.
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+      return false;
+    } finally {
+      this.files.unpinFile(file);
+    }
   }
 
   private copiesOn(tierId: number): { fileId: string; index: number }[] {

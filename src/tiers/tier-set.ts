@@ -69,9 +69,12 @@ export class TierSet {
    * patched by the writes that follow; an object-tier copy would have to be uploaded again for
    * each), the coverage tier first, then fastest first.
    */
+  /** Tiers being drained for removal: a write's new copy would only have to move again. */
+  readonly draining = new Set<number>();
+
   homesForWrites(coverageTierId: number | undefined, exclude: readonly number[] = []): VolumeTier[] {
     return this.ordered
-      .filter((vt) => isHealthyDirectoryTier(vt) && !exclude.includes(vt.id))
+      .filter((vt) => isHealthyDirectoryTier(vt) && !exclude.includes(vt.id) && !this.draining.has(vt.id))
       .sort((a, b) => (a.id === coverageTierId ? -1 : b.id === coverageTierId ? 1 : this.rank(a.id) - this.rank(b.id)));
   }
 

@@ -300,6 +300,48 @@ t.test('with an object coverage tier that has uploaded nothing yet, writes keep 
   t.ok(Buffer.isBuffer(got) && got.equals(data), `the file reads back whole from the shadows${Buffer.isBuffer(got) ? '' : `: ${got.message}`}`);
 });
 
+t.test('removing a tier moves the copies written while the object coverage tier was down to another tier first: a live volume lost outright still loses none', async (t) => {
+  const E = 64 * KiB;
+  useS3Credentials();
+  const s3 = await startS3Server({ bucket: 'drain-sole' });
+  const { sb, ffs, vol } = await mountOverFaultFs(t, 'failover-drain-', { enabled: false }, {
+    config: (sb) => ({
+      tiers: [
+        { name: 'nvme', class: 'nvme', path: sb.tierDir('nvme'), capacity: '1MiB' },
+        { name: 'ssd', class: 'ssd', path: sb.tierDir('ssd'), capacity: '4MiB' },
+        { name: 's3', class: 'object', capacity: '1GiB', object: { endpoint: s3.endpoint, bucket: 'drain-sole', cacheDir: sb.tierDir('s3cache'), cacheCapacity: '1MiB' } },
+      ],
+      coverageTier: 's3',
+    }),
+  });
+  t.teardown(() => s3.close());
+  await vol.start();
+  // The object store is down: coverage can upload nothing, so the writes' copies on nvme are the
+  // only ones besides the live volume.
+  await s3.stop();
+  const data = randomBytes(5 * E + 300);
+  await fsp.writeFile(path.join(sb.mnt, 'f.bin'), data);
+  t.ok((status(sb.mnt).coverage?.coveredShare ?? 1) < 1, 'coverage holds none of it (the test needs that)');
+  // No room elsewhere for them: the tier stays, and says why.
+  t.equal(cli(['tier', 'set', sb.mnt, '--name', 'ssd', '--capacity', '64KiB']).status, 0);
+  const refused = cli(['tier', 'remove', sb.mnt, '--name', 'nvme']);
+  t.not(refused.status, 0, 'refused');
+  t.match(refused.stderr, /tier nvme holds the only copy of \d+ extent\(s\) written through the mount .*the tier stays/, refused.stderr);
+  const tiers = (): string[] => (JSON.parse(cli(['status', sb.mnt, '--json']).stdout) as { tiers: { name: string }[] }).tiers.map((x) => x.name);
+  t.ok(tiers().includes('nvme'), 'nvme is still a tier');
+  t.equal(cli(['tier', 'set', sb.mnt, '--name', 'ssd', '--capacity', '4MiB']).status, 0);
+  const removed = cli(['tier', 'remove', sb.mnt, '--name', 'nvme']);
+  t.equal(removed.status, 0, removed.stderr);
+  t.match(removed.stdout, /\d+ written but not yet on the coverage tier, moved to other tiers first/, 'the sole copies were moved, and the output says so');
+  t.notOk(tiers().includes('nvme'), 'nvme is gone');
+
+  await ffs.set({ error: 'EIO' });
+  const r = cli(['failover', sb.mnt, '--force']);
+  t.equal(r.status, 0, `failover: ${r.stderr}`);
+  const got = await fsp.readFile(path.join(sb.mnt, 'f.bin')).catch((err: Error) => err);
+  t.ok(Buffer.isBuffer(got) && got.equals(data), `the file reads back whole from the shadows${Buffer.isBuffer(got) ? '' : `: ${got.message}`}`);
+});
+
 t.test('a live volume that hangs: ops are answered from the shadows within the deadline; it comes back and is resynced', async (t) => {
   const { sb, backing, ffs, vol } = await mountOverFaultFs(t, 'failover-hang-', {
     probeIntervalMs: '200ms', latencyLimitMs: 400, opTimeoutMs: 1000, minHealthyForFailbackMs: '2s', minHealthyForClearMs: '2s', baselineWarmupMs: 0,

@@ -43,14 +43,14 @@ export const tierCommand: CommandModule<object, TierArgs> = {
       controlRequest(args.mountpoint, { command: 'tier-progress' }, 5_000)
         .then((p) => {
           const d = p as DrainProgress | null;
-          if (d && !d.done) bar?.update(d.removedCopies, d.totalCopies);
+          if (d && !d.done) bar?.update(d.removedCopies + d.movedCopies, d.totalCopies);
         })
         .catch(() => undefined);
     }, 250);
     try {
       const r = (await controlRequest(args.mountpoint, { command: 'tier-remove', name: args.name }, 24 * 3600 * 1000)) as DrainProgress;
       bar?.stop();
-      say(r, `tier ${r.tier} drained (${r.removedCopies} copies dropped) and removed`);
+      say(r, `tier ${r.tier} drained (${r.removedCopies} copies dropped${r.movedCopies ? `; ${r.movedCopies} written but not yet on the coverage tier, moved to other tiers first` : ''}) and removed`);
     } finally {
       clearInterval(poll);
       bar?.stop();
