@@ -1,5 +1,6 @@
 /** Turns `mount` flags and/or a config file into a validated VolumeConfig. */
 import * as fs from 'node:fs';
+import { isRecord } from '../config/check';
 import { parseTierFlag, parseVolumeConfig, RawVolumeConfig, VolumeConfig } from '../config/volume-config';
 import { ShadowfsError } from '../util/errors';
 
@@ -24,11 +25,15 @@ export function readConfigFile(file: string): RawVolumeConfig {
   } catch (err) {
     throw new ShadowfsError(`config file ${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+  let raw: unknown;
   try {
-    return JSON.parse(text) as RawVolumeConfig;
+    raw = JSON.parse(text);
   } catch (err) {
     throw new ShadowfsError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
   }
+  // null, a list or a string would otherwise reach the flags merged into it (a crash, or "no live volume").
+  if (!isRecord(raw)) throw new ShadowfsError(`config file ${file}: expected a JSON object ({"live": ..., "tiers": [...]}), got ${Array.isArray(raw) ? 'a list' : JSON.stringify(raw)}`);
+  return raw as RawVolumeConfig;
 }
 
 export function volumeConfigFrom(flags: VolumeFlags): VolumeConfig {

@@ -50,6 +50,33 @@ async function requireUsableDirectory(p: string, what: string): Promise<void> {
   await requireWritable(p, what);
 }
 
+/**
+ * The state directory need not exist (mount creates it and its missing parents): the nearest part
+ * of the path that exists must be a writable directory.
+ */
+async function requireCreatableDirectory(p: string, what: string): Promise<void> {
+  let existing = p;
+  for (;;) {
+    try {
+      await fs.stat(existing);
+      break;
+    } catch (err) {
+      const code = errorCode(err);
+      // ENOTDIR: a file is in the way further up; found below as the part that exists.
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw new ShadowfsError(`${what} ${p} cannot be read: ${(err as Error).message}`);
+      existing = path.dirname(existing);
+    }
+  }
+  if (existing === p) {
+    await requireDirectory(p, what);
+    await requireWritable(p, what);
+    return;
+  }
+  const st = await fs.stat(existing);
+  if (!st.isDirectory()) throw new ShadowfsError(`${what} ${p} cannot be created: ${existing} is not a directory`);
+  await requireWritable(existing, `${what} ${p} cannot be created:`);
+}
+
 export async function checkVolumePaths(config: VolumeConfig, mountpoint: string): Promise<void> {
   const live = config.livePath;
   await requireDirectory(live, 'live volume');
@@ -60,6 +87,7 @@ export async function checkVolumePaths(config: VolumeConfig, mountpoint: string)
   if (isWithin(config.stateDir, live) || isWithin(config.stateDir, mountpoint)) {
     throw new ShadowfsError(`state directory ${config.stateDir} must not be inside the live volume or the mount point`);
   }
+  await requireCreatableDirectory(config.stateDir, 'state directory');
   const seen: { name: string; dir: string }[] = [];
   for (const tier of config.tiers) {
     const dir = tier.object ? tier.object.cacheDir : tier.path;

@@ -8,7 +8,7 @@ import { ShadowfsError } from '../util/errors';
 import { parseBytes, parseDurationMs } from '../util/units';
 import { DEFAULT_COST_PER_GIB_MONTH, ObjectStoreSpec, TierClass, TierSpec, TIER_CLASS_RANK } from '../tiers/tier';
 import { DEFAULT_WRITE_AROUND_AFTER_BYTES } from '../io/write-around';
-import { expect, isRecord } from './check';
+import { expect, isRecord, parseSizeSetting } from './check';
 import { parsePredictorConfig, PredictorConfig } from './predictor-config';
 import { parseWatchdogConfig, WatchdogConfig } from './watchdog-config';
 
@@ -53,6 +53,7 @@ export interface VolumeConfig {
 export const DEFAULT_EXTENT_SIZE_BYTES = 1024 * 1024;
 export const DEFAULT_ADMIT_AFTER_READS = 2;
 export const DEFAULT_STATE_ROOT = '/var/lib/shadowfs';
+const MIN_COVERAGE_SCAN_INTERVAL_MS = 1_000;
 
 /** The raw, user-written form (config file JSON, or assembled from flags). */
 export interface RawVolumeConfig {
@@ -81,12 +82,14 @@ export function parseTier(raw: unknown, i: number): TierSpec {
   const known = new Set(['name', 'class', 'path', 'capacity', 'costPerGiBMonth', 'object']);
   for (const k of Object.keys(raw)) expect(known.has(k), `${key}.${k}`, `one of ${[...known].join(', ')}`, k);
   const cls = raw.class ?? raw.name;
+  if (raw.class === undefined && typeof raw.name === 'string' && !(TIER_CLASSES as string[]).includes(raw.name)) {
+    throw new ShadowfsError(`config ${key}.class: expected ${TIER_CLASSES.join('|')}, got nothing (${raw.name} is not a class, so the tier needs one: ,class=ssd in --tier, "class": "ssd" in a config file)`);
+  }
   expect(typeof cls === 'string' && (TIER_CLASSES as string[]).includes(cls), `${key}.class`, TIER_CLASSES.join('|'), cls);
   const tierClass = cls as TierClass;
   const name = raw.name ?? tierClass;
   expect(typeof name === 'string' && /^[a-zA-Z][\w-]{0,31}$/.test(name), `${key}.name`, 'a short name of letters, digits, - or _', name);
-  expect(raw.capacity !== undefined, `${key}.capacity`, 'a size like 20GiB', raw.capacity);
-  const capacityBytes = parseBytes(raw.capacity as string | number, `config ${key}.capacity`);
+  const capacityBytes = parseSizeSetting(raw.capacity, `${key}.capacity`);
   expect(capacityBytes > 0, `${key}.capacity`, 'a size above zero', raw.capacity);
   const cost = raw.costPerGiBMonth ?? DEFAULT_COST_PER_GIB_MONTH[tierClass];
   expect(typeof cost === 'number' && cost >= 0, `${key}.costPerGiBMonth`, 'a number >= 0', cost);
@@ -118,7 +121,7 @@ function parseObjectStore(raw: unknown, key: string): ObjectStoreSpec {
   const forcePathStyle = raw.forcePathStyle ?? true;
   expect(typeof forcePathStyle === 'boolean', `${key}.forcePathStyle`, 'true or false', forcePathStyle);
   expect(typeof raw.cacheDir === 'string' && raw.cacheDir.length > 0, `${key}.cacheDir`, 'a local cache directory', raw.cacheDir);
-  const cacheCapacityBytes = parseBytes((raw.cacheCapacity ?? '1GiB') as string | number, `config ${key}.cacheCapacity`);
+  const cacheCapacityBytes = parseSizeSetting(raw.cacheCapacity ?? '1GiB', `${key}.cacheCapacity`);
   return { endpoint: String(raw.endpoint), bucket: raw.bucket, prefix, region, forcePathStyle, cacheDir: path.resolve(raw.cacheDir), cacheCapacityBytes };
 }
 
@@ -156,7 +159,7 @@ export function parseVolumeConfig(raw: unknown): VolumeConfig {
   expect(typeof stateDir === 'string' && stateDir.length > 0, 'stateDir', 'a directory path', stateDir);
   const extentSizeBytes = r.extentSize === undefined
     ? DEFAULT_EXTENT_SIZE_BYTES
-    : parseBytes(r.extentSize as string | number, 'config extentSize');
+    : parseSizeSetting(r.extentSize, 'extentSize');
   expect(extentSizeBytes >= 4096 && extentSizeBytes <= 64 * 1024 * 1024 && (extentSizeBytes & (extentSizeBytes - 1)) === 0,
     'extentSize', 'a power of two from 4KiB to 64MiB', r.extentSize);
   const writeMode = r.writeMode ?? 'write-through';
@@ -174,10 +177,15 @@ export function parseVolumeConfig(raw: unknown): VolumeConfig {
   }
   const coverageTier = r.coverageTier;
   expect(coverageTier === undefined || (typeof coverageTier === 'string' && names.has(coverageTier)), 'coverageTier', `the name of a tier (${[...names].join(', ') || 'none defined'})`, coverageTier);
-  const copyBytesPerSec = parseBytes((r.copyRate ?? '200MiB') as string | number, 'config copyRate');
+  const copyBytesPerSec = parseSizeSetting(r.copyRate ?? '200MiB', 'copyRate');
   expect(copyBytesPerSec > 0, 'copyRate', 'a rate above zero, bytes per second', r.copyRate);
   const concurrent = r.concurrentCopies ?? 4;
   expect(typeof concurrent === 'number' && Number.isInteger(concurrent) && concurrent >= 1 && concurrent <= 64, 'concurrentCopies', 'a whole number from 1 to 64', concurrent);
+  const scanInterval = r.coverageScanInterval ?? '5m';
+  expect(typeof scanInterval === 'string' || typeof scanInterval === 'number', 'coverageScanInterval', 'a duration like 5m', scanInterval);
+  const coverageScanIntervalMs = parseDurationMs(scanInterval, 'config coverageScanInterval');
+  // 0 or less would walk the whole live tree back to back.
+  expect(coverageScanIntervalMs >= MIN_COVERAGE_SCAN_INTERVAL_MS, 'coverageScanInterval', 'a duration of at least 1s', scanInterval);
   return {
     livePath,
     stateDir: path.resolve(stateDir),
@@ -187,7 +195,7 @@ export function parseVolumeConfig(raw: unknown): VolumeConfig {
     tiers,
     admitAfterReads: admit,
     coverageTier,
-    coverageScanIntervalMs: parseDurationMs((r.coverageScanInterval ?? '5m') as string | number, 'config coverageScanInterval'),
+    coverageScanIntervalMs,
     copyBytesPerSec,
     concurrentCopies: concurrent,
     watchLive: parseWatchLive(r.watchLive),

@@ -3,9 +3,14 @@
  */
 import t, { Test } from 'tap';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
-import { cli, makeSandbox, removeSandbox, Sandbox, isMounted } from '../helpers/mounted-volume';
+import { spawn, spawnSync } from 'node:child_process';
+import { PassThrough } from 'node:stream';
+import { CLI, REPO, cli, makeSandbox, removeSandbox, Sandbox, isMounted, sandboxedMount } from '../helpers/mounted-volume';
 import { startS3Server, useS3Credentials } from '../helpers/s3-server';
+import { startFaultFs } from '../../fixtures/faultfs/faultfs-client';
+import { progress } from '../../src/cli/progress';
 
 function listTree(dir: string): string[] {
   return fs.readdirSync(dir, { recursive: true }).map(String).sort();
@@ -56,8 +61,25 @@ t.test('bad mount input', async (t) => {
   expectRefusal(t, sb, ['mount', '--config', cfg, sb.mnt], /extentSize: expected a power of two/);
   fs.writeFileSync(cfg, JSON.stringify({ live: sb.live, tierz: [] }));
   expectRefusal(t, sb, ['mount', '--config', cfg, sb.mnt], /config tierz: expected one of/);
+  fs.writeFileSync(cfg, 'null');
+  expectRefusal(t, sb, ['mount', '--config', cfg, sb.mnt], /broken.json: expected a JSON object .*, got null$/);
+  fs.writeFileSync(cfg, JSON.stringify({ live: sb.live, tiers: [{ name: 'nvme', path: sb.tierDir('nvme'), capacity: '1GiB' }], extentSize: {} }));
+  expectRefusal(t, sb, ['mount', '--config', cfg, sb.mnt], /config extentSize: expected a size like 20GiB, got \{\}$/);
   fs.rmSync(cfg);
   expectRefusal(t, sb, ['mount', '--config', cfg, sb.mnt], /broken.json cannot be read: ENOENT/);
+  expectRefusal(t, sb, ['mount', '--live', sb.live, '--state', sb.state, '--tier', `fast=${sb.tierDir('nvme')},cap=1GiB`, sb.mnt], /class: expected nvme\|ssd\|hdd\|object, got nothing \(fast is not a class/);
+  expectRefusal(t, sb, ['mount', '--live', sb.live, '--state', sb.state, '--tier', `nvme=${sb.tierDir('nvme')}`, sb.mnt], /capacity: expected a size like 20GiB, got nothing$/);
+  expectRefusal(t, sb, ['mount', '--live', sb.live, '--state', sb.state, '--tier', tier(), '--metrics-port', 'abc', sb.mnt], /--metrics-port: expected a TCP port/);
+  expectRefusal(t, sb, ['mount', '--live', sb.live, '--state', sb.state, '--tier', tier(), '--dashboard-port', '70000', sb.mnt], /--dashboard-port: expected a TCP port/);
+  const stateFile = path.join(sb.root, 'state-file');
+  fs.writeFileSync(stateFile, 'x');
+  expectRefusal(t, sb, ['mount', '--live', sb.live, '--state', stateFile, '--tier', tier(), sb.mnt], /state directory .*state-file is not a directory$/);
+  expectRefusal(t, sb, ['mount', '--live', sb.live, '--state', path.join(stateFile, 'sub'), '--tier', tier(), sb.mnt], /state directory .*state-file\/sub cannot be created: .*state-file is not a directory$/);
+  fs.rmSync(stateFile);
+  // Last, and with --daemon: were it accepted, the mount would stay (not serve in the foreground).
+  fs.writeFileSync(cfg, JSON.stringify({ live: sb.live, stateDir: sb.state, tiers: [{ name: 'nvme', path: sb.tierDir('nvme'), capacity: '1GiB' }], coverageScanInterval: '0s' }));
+  expectRefusal(t, sb, ['mount', '--config', cfg, '--daemon', sb.mnt], /config coverageScanInterval: expected a duration of at least 1s, got "0s"$/);
+  fs.rmSync(cfg);
   expectRefusal(t, sb, ['frobnicate'], /Unknown argument: frobnicate|Unknown command/, 2);
 
   t.equal(fs.readFileSync(path.join(sb.live, 'keep.txt'), 'utf8'), 'live data');
@@ -93,3 +115,156 @@ t.test('--help explains the mount command', async (t) => {
   t.match(r.stdout, /--daemon/);
   t.match(r.stdout, /Examples:/);
 });
+
+t.test('bad input to the other commands, refused before asking a mount', async (t) => {
+  const sb = makeSandbox();
+  t.teardown(() => removeSandbox(sb));
+  expectRefusal(t, sb, ['unmount', '--timeout', 'abc', sb.mnt], /--timeout: expected a number of seconds above zero$/);
+  expectRefusal(t, sb, ['tier', 'set', sb.mnt, '--capacity', '1GiB'], /tier set: give the tier with --name NAME$/);
+  expectRefusal(t, sb, ['tier', 'remove', sb.mnt, 'nvme'], /tier remove takes --name, not a spec/);
+  expectRefusal(t, sb, ['status'], /Not enough non-option arguments/, 2);
+  t.match(cli(['status']).stderr, /\(see: shadowfs status --help\)/, 'points at the help of the command');
+  const version = cli(['--version']);
+  t.equal(version.status, 0, '--version works');
+  t.match(version.stdout, /^\d+\.\d+\.\d+\n$/);
+  const tierHelp = cli(['tier', '--help']);
+  t.match(tierHelp.stdout, /tier add \/mnt\/app ssd2=\S+,class=ssd/, 'the tier add example works as given (ssd2 is not a class)');
+});
+
+t.test('output into a pipe that is closed early (| head) is not a crash', async (t) => {
+  const child = spawn(process.execPath, [CLI, 'forecast', '--trace', path.join(REPO, 'fixtures/traces/sample.csv'), '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.destroy();
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  t.equal(code, 0, 'exits 0');
+  t.notOk(/Unhandled|\n\s+at /.test(stderr), `no stack trace: ${stderr}`);
+});
+
+t.test('unmount and mount leave file systems that are not shadowfs alone', async (t) => {
+  const sb = makeSandbox();
+  const other = path.join(sb.root, 'tmpfs');
+  const faultMnt = path.join(sb.root, 'faultfs');
+  fs.mkdirSync(other);
+  fs.mkdirSync(faultMnt);
+  fs.mkdirSync(sb.tierDir('nvme'));
+  let stopFaultFs = async (): Promise<unknown> => undefined;
+  t.teardown(async () => {
+    spawnSync('umount', [other]);
+    await stopFaultFs(); // detaches its mount too
+    removeSandbox(sb);
+  });
+  t.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1M', 'tmpfs', other]).status, 0, 'a tmpfs is mounted');
+  fs.writeFileSync(path.join(other, 'precious'), 'data');
+  const r = cli(['unmount', other]);
+  t.equal(r.status, 1);
+  t.match(r.stderr, /^shadowfs: .*tmpfs is not a shadowfs mount \(it is tmpfs\); not touching it\n$/);
+  t.ok(isMounted(other), 'the tmpfs is still mounted');
+  t.ok(fs.existsSync(path.join(other, 'precious')), 'its files are still there');
+
+  // Another FUSE file system whose daemon died: stale, but not ours to clear.
+  const ffs = await startFaultFs(sb.live, faultMnt);
+  stopFaultFs = () => ffs.stop().catch(() => undefined);
+  const pid = pidWithArgs('faultfs.js', faultMnt);
+  t.ok(pid, 'faultfs runs');
+  process.kill(pid as number, 'SIGKILL');
+  // The first stat after its death may see ECONNABORTED (the request it was serving); then ENOTCONN.
+  for (let i = 0; i < 100 && statCode(faultMnt) !== 'ENOTCONN'; i++) await new Promise((r) => setTimeout(r, 50));
+  t.equal(statCode(faultMnt), 'ENOTCONN', 'faultfs is a stale mount now');
+  const m = cli(['mount', '--live', sb.live, '--state', sb.state, '--tier', `nvme=${sb.tierDir('nvme')},cap=64MiB`, '--daemon', faultMnt]);
+  t.equal(m.status, 1, `mount over it is refused: ${m.stderr}`);
+  t.match(m.stderr, /is already a mount point; unmount it first/);
+  const u = cli(['unmount', faultMnt]);
+  t.equal(u.status, 1);
+  t.match(u.stderr, /is not a shadowfs mount \(it is fuse\.faultfs\)/);
+  t.same(mountTypesAt(faultMnt), ['fuse.faultfs'], 'the stale faultfs mount is left as it was');
+});
+
+t.test('a running mount: its state directory, tiers and hints', async (t) => {
+  const { sb, vol } = sandboxedMount(t);
+  await vol.start();
+  fs.writeFileSync(path.join(sb.mnt, 'f'), 'x'.repeat(4096));
+  const other = makeSandbox();
+  const relTier = `bad-input-rel-tier-${process.pid}`;
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(async () => {
+    removeSandbox(other);
+    fs.rmSync(path.resolve(relTier), { recursive: true, force: true }); // where an old build put it
+    await new Promise((resolve) => server.close(resolve));
+  });
+  fs.mkdirSync(other.tierDir('nvme'));
+  const before = listTree(other.root);
+
+  const same = cli(['mount', '--live', other.live, '--state', sb.state, '--tier', `nvme=${other.tierDir('nvme')},cap=64MiB`, other.mnt]);
+  t.equal(same.status, 1, 'a state directory in use is refused');
+  t.match(same.stderr, /^shadowfs: state directory .* is in use by another shadowfs mount/);
+  t.notOk(isMounted(other.mnt));
+
+  const port = (server.address() as net.AddressInfo).port;
+  const busy = cli(['mount', '--live', other.live, '--state', other.state, '--tier', `nvme=${other.tierDir('nvme')},cap=64MiB`, '--metrics-port', String(port), '--daemon', other.mnt]);
+  t.equal(busy.status, 1, `--daemon does not report a mount that failed to start serving: ${busy.stdout}`);
+  t.match(busy.stderr, /^shadowfs: the mount daemon exited \(code 1\): .*EADDRINUSE.*; unmounted again\n$/);
+  t.notOk(isMounted(other.mnt));
+  t.same(listTree(other.root).filter((f) => !f.startsWith('state')), before, 'nothing else touched');
+
+  // The tier's directory is the caller's relative path, not the daemon's.
+  const add = spawnSync(process.execPath, [CLI, 'tier', 'add', sb.mnt, `hdd=${relTier},cap=8MiB,class=hdd`], { cwd: other.root, encoding: 'utf8' });
+  t.equal(add.status, 0, add.stderr);
+  t.ok(fs.existsSync(path.join(other.root, relTier)), 'the tier directory is where the caller meant it');
+  t.equal(cli(['tier', 'remove', sb.mnt, '--name', 'hdd']).status, 0);
+
+  const hint = cli(['hint', path.join(sb.mnt, 'f'), '--duration', '0']);
+  t.equal(hint.status, 1);
+  t.match(hint.stderr, /^shadowfs: --duration "0": expected a duration above zero/);
+});
+
+t.test('Ctrl-C during a progress bar puts the terminal back and says the work goes on', async (t) => {
+  let written = '';
+  const stream = Object.assign(new PassThrough(), { isTTY: true, columns: 80 }) as unknown as NodeJS.WriteStream;
+  stream.on('data', (d: Buffer) => (written += d.toString()));
+  const bar = progress('scrub', { stream, interruptNote: 'the scrub goes on in the mount' });
+  bar.update(1, 10);
+  const onSigint = process.listeners('SIGINT').at(-1) as () => void;
+  const realExit = process.exit;
+  let exitCode: number | undefined;
+  process.exit = ((code?: number) => void (exitCode = code)) as typeof process.exit;
+  try {
+    onSigint();
+  } finally {
+    process.exit = realExit;
+    bar.stop();
+  }
+  await new Promise((r) => setImmediate(r));
+  t.equal(exitCode, 130, 'exits 130');
+  t.match(written, '\x1b[?25h', 'the cursor is shown again');
+  t.match(written, '\x1b[?7h', 'line wrapping is on again');
+  t.match(written, /shadowfs: the scrub goes on in the mount\n$/);
+});
+
+/** The pid of the process whose command line holds all of `parts`. */
+function pidWithArgs(...parts: string[]): number | undefined {
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmdline = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8');
+      if (parts.every((p) => cmdline.includes(p))) return Number(d);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
+
+function statCode(p: string): string | undefined {
+  try {
+    fs.statSync(p);
+    return undefined;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code;
+  }
+}
+
+function mountTypesAt(mnt: string): string[] {
+  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')).filter((f) => f[4] === mnt).map((f) => f[f.indexOf('-') + 1]);
+}

@@ -69,7 +69,7 @@ export const failbackCommand: CommandModule<object, ForceArg> = {
   describe: 'Resync the live volume from the shadows (with progress), then serve from it again',
   builder: (y) => mountpointOnly(y).option('force', { type: 'boolean', default: false, describe: 'Fail back even if the live volume has not answered its probes cleanly yet' }) as unknown as Argv<ForceArg>,
   handler: async (args) => {
-    const bar = args.json ? undefined : progress('resync');
+    const bar = args.json ? undefined : progress('resync', { interruptNote: `the resync goes on in the mount, and it fails back when done; \`shadowfs health ${args.mountpoint}\` shows it` });
     const poll = setInterval(() => {
       controlRequest(args.mountpoint, { command: 'health' }, 5_000).then((r) => {
         const s = r as FailoverStatus;

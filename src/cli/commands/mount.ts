@@ -9,10 +9,10 @@ import type { Argv, CommandModule } from 'yargs';
 import { checkMountpoint, checkVolumePaths } from '../../config/check-paths';
 import { buildHandlers } from '../../fuse/adapter';
 import { FuseMount, LIBFUSE_MAX_REQUEST_BYTES, MAX_REQUEST_BYTES } from '../../fuse/binding';
-import { isMounted, isStale, lazyUnmount } from '../../fuse/mount-table';
+import { fuseMountsAt, isMounted, isStale, lazyUnmount } from '../../fuse/mount-table';
 import { openVolume } from '../../volume/open-volume';
 import { formatStatus } from './status';
-import { removePidFile, socketFile, writePidFile } from '../../control/runtime-files';
+import { readPid, removePidFile, socketFile, writePidFile } from '../../control/runtime-files';
 import { ControlServer } from '../../control/control-server';
 import { registerControlHandlers } from '../../control/handlers';
 import type { StatusReport } from '../../control/protocol';
@@ -21,7 +21,7 @@ import type { MetricsServer } from '../../control/metrics';
 import { DashboardData } from '../../dashboard/dashboard-data';
 import { DashboardServer } from '../../dashboard/dashboard-server';
 import { mountSources } from '../../dashboard/mount-sources';
-import { ShadowfsError } from '../../util/errors';
+import { ShadowfsError, errorCode } from '../../util/errors';
 import { createLogger } from '../../util/log';
 import { volumeConfigFrom, VolumeFlags } from '../load-config';
 import { ConfigReloader } from '../../config/config-reloader';
@@ -48,6 +48,38 @@ export interface MountArgs {
 
 function volumeFlags(args: MountArgs): VolumeFlags {
   return { config: args.config, live: args.live, tier: args.tier, state: args.state, extentSize: args['extent-size'], admitAfter: args['admit-after'], writeAroundAfter: args['write-around-after'], coverageTier: args['coverage-tier'], copyRate: args['copy-rate'], watchLive: args['watch-live'], placement: args.placement };
+}
+
+/** Checked before anything is touched: a bad port would otherwise be found only once mounted. */
+function checkPort(port: number | undefined, flag: string): void {
+  if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) {
+    throw new ShadowfsError(`--${flag}: expected a TCP port from 0 (any free one) to 65535`);
+  }
+}
+
+/**
+ * mkdir -p, without Node's recursive mkdir: that loops forever where mkdir answers ENOENT under a
+ * directory that exists (/proc/x).
+ */
+function makeStateDir(dir: string): void {
+  const missing: string[] = [];
+  for (let d = dir; !fs.existsSync(d) && d !== path.dirname(d); d = path.dirname(d)) missing.unshift(d);
+  for (const d of missing) {
+    try {
+      fs.mkdirSync(d);
+    } catch (err) {
+      if (errorCode(err) !== 'EEXIST') throw new ShadowfsError(`state directory ${dir} cannot be created: ${errorCode(err) ?? (err as Error).message}`);
+    }
+  }
+}
+
+/** LevelDB's lock: another mount (or a daemon still shutting down) has this state directory open. */
+function stateDirInUse(err: unknown, stateDir: string): unknown {
+  const cause = (err as { cause?: unknown })?.cause;
+  if (errorCode(err) === 'LEVEL_DATABASE_NOT_OPEN' && errorCode(cause) === 'LEVEL_LOCKED') {
+    return new ShadowfsError(`state directory ${stateDir} is in use by another shadowfs mount (give this one its own --state)`);
+  }
+  return err;
 }
 
 const READY_TIMEOUT_MS = 60_000;
@@ -85,15 +117,20 @@ export const mountCommand: CommandModule<object, MountArgs> = {
   handler: async (args) => {
     const mountpoint = path.resolve(args.mountpoint);
     const config = volumeConfigFrom(volumeFlags(args));
-    if (await isStale(mountpoint)) await lazyUnmount(mountpoint);
+    checkPort(args['metrics-port'], 'metrics-port');
+    checkPort(args['dashboard-port'], 'dashboard-port');
+    // Only our own crashed mount is cleared; another file system's stale mount is its owner's business.
+    if (await isStale(mountpoint) && (await fuseMountsAt(mountpoint)).at(-1) === 'fuse.shadowfs') await lazyUnmount(mountpoint);
     if (await isMounted(mountpoint)) throw new ShadowfsError(`${mountpoint} is already a mount point; unmount it first`);
     await checkVolumePaths(config, mountpoint);
     await checkMountpoint(mountpoint);
-    fs.mkdirSync(config.stateDir, { recursive: true });
+    makeStateDir(config.stateDir);
     if (args.daemon) return detach(mountpoint, config.stateDir);
 
     const log = createLogger(args.verbose ? 'debug' : 'warn');
-    const opened = await openVolume(config, log);
+    const opened = await openVolume(config, log).catch((err: unknown) => {
+      throw stateDirInUse(err, config.stateDir);
+    });
     let fuse: FuseMount | undefined;
     const env = process.env;
     const requestBytes = env.SHADOWFS_SMALL_REQUESTS ? LIBFUSE_MAX_REQUEST_BYTES : MAX_REQUEST_BYTES;
@@ -212,10 +249,15 @@ export const mountCommand: CommandModule<object, MountArgs> = {
   },
 };
 
-/** Re-run ourselves without --daemon, detached; return once the mount is up (or report why not). */
+/**
+ * Re-run ourselves without --daemon, detached; return once the mount serves (or report why not).
+ * The kernel mount alone is not enough: the daemon still starts its control socket, metrics and
+ * dashboard, and unmounts again if one fails (a port in use). Its pid file comes last.
+ */
 async function detach(mountpoint: string, stateDir: string): Promise<void> {
   const logPath = path.join(stateDir, 'shadowfs.log');
   const logFd = fs.openSync(logPath, 'a');
+  const logStart = fs.fstatSync(logFd).size;
   const argv = process.argv.slice(1).filter((a) => a !== '--daemon' && a !== '--daemon=true');
   const child = spawn(process.execPath, argv, { detached: true, stdio: ['ignore', logFd, logFd] });
   fs.closeSync(logFd);
@@ -224,12 +266,16 @@ async function detach(mountpoint: string, stateDir: string): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (exited !== undefined) {
-      const tail = fs.readFileSync(logPath, 'utf8').trim().split('\n').slice(-3).join('\n');
-      throw new ShadowfsError(`the mount daemon exited (code ${exited}): ${tail}`);
+      // Its last line says why (the log also holds earlier runs, and a status printed on the way out).
+      const last = fs.readFileSync(logPath).subarray(logStart).toString('utf8').trim().split('\n').pop() ?? '';
+      throw new ShadowfsError(`the mount daemon exited (code ${exited}): ${last.replace(/^shadowfs: /, '') || `see ${logPath}`}`);
     }
-    if (await isMounted(mountpoint)) {
+    if (await isMounted(mountpoint) && (await readPid(mountpoint)) === child.pid) {
       child.unref();
       process.stdout.write(`shadowfs: mounted at ${mountpoint} (daemon pid ${child.pid}, log ${logPath})\n`);
+      // Where --metrics-port/--dashboard-port 0 ended up, said by the daemon in its log.
+      const said = fs.readFileSync(logPath).subarray(logStart).toString('utf8').split('\n').filter((l) => /^shadowfs: (metrics|dashboard) at /.test(l));
+      for (const line of said) process.stdout.write(`${line}\n`);
       return;
     }
     await new Promise((r) => setTimeout(r, READY_POLL_MS));

@@ -28,7 +28,7 @@ async function mountOf(args: PathArgs): Promise<{ mount: string; abs: string }> 
 const pathOptions = <T>(y: Argv<object>): Argv<T> => y
   .positional('path', { type: 'string', demandOption: true, describe: 'A file inside a shadowfs mount' })
   .option('mount', { type: 'string', describe: 'The mount point (default: the shadowfs mount holding PATH)' })
-  .option('json', { type: 'boolean', default: false }) as unknown as Argv<T>;
+  .option('json', { type: 'boolean', default: false, describe: 'Print the outcome as JSON' }) as unknown as Argv<T>;
 
 function say(json: boolean, result: unknown, text: string): void {
   process.stdout.write(json ? JSON.stringify(result) + '\n' : text + '\n');
@@ -89,6 +89,7 @@ export const hintCommand: CommandModule<object, HintArgs> = {
       if (!Number.isFinite(atMs)) throw new ShadowfsError(`--at "${args.at}": expected an ISO time like 2026-11-29T02:00:00Z or +5m`);
     }
     const durationMs = parseDurationMs(args.duration, '--duration');
+    if (durationMs <= 0) throw new ShadowfsError(`--duration "${args.duration}": expected a duration above zero, like 10m`);
     const r = await controlRequest(mount, { command: 'hint', path: abs, fromByte, toByte, atMs, durationMs });
     say(args.json, r, `hinted ${args.path}: promoted ${atMs <= Date.now() ? 'now' : 'at ' + new Date(atMs).toISOString()} for ${args.duration}`);
   },
@@ -103,7 +104,7 @@ interface MoveArgs extends PathArgs {
 async function runMove(kind: 'promote' | 'demote', args: MoveArgs): Promise<void> {
   const { mount, abs } = await mountOf(args);
   const id = randomUUID();
-  const bar = args.json ? undefined : progress(`${kind} ${args.path}`);
+  const bar = args.json ? undefined : progress(`${kind} ${args.path}`, { interruptNote: `the ${kind} goes on in the mount; \`shadowfs which-tier ${args.path}\` shows where the extents are` });
   const poll = setInterval(() => {
     controlRequest(mount, { command: 'move-progress', id }, 5_000)
       .then((p) => {

@@ -24,7 +24,7 @@ export const reloadCommand: CommandModule<object, ReloadArgs> = {
   command: 'reload <mountpoint>',
   describe: 'Re-read the mount\'s config file now: apply what can change live, or refuse it (exit 1) with the reason',
   builder: (y) => y
-    .positional('mountpoint', { type: 'string', demandOption: true })
+    .positional('mountpoint', { type: 'string', demandOption: true, describe: 'A running shadowfs mount' })
     .option('json', { type: 'boolean', default: false, describe: 'Print the outcome as JSON (still exit 1 when refused)' })
     .example('$0 reload /mnt/app', 'after editing the file given to mount --config') as unknown as Argv<ReloadArgs>,
   handler: async (args) => {

@@ -14,10 +14,10 @@ export const scrubCommand: CommandModule<object, ScrubArgs> = {
   command: 'scrub <mountpoint>',
   describe: 'Read every shadow copy and check it against its checksum; bad copies are dropped and made again',
   builder: (y) => y
-    .positional('mountpoint', { type: 'string', demandOption: true })
+    .positional('mountpoint', { type: 'string', demandOption: true, describe: 'A running shadowfs mount' })
     .option('json', { type: 'boolean', default: false, describe: 'Print the summary as JSON' }) as unknown as Argv<ScrubArgs>,
   handler: async (args) => {
-    const bar = args.json ? undefined : progress('scrub');
+    const bar = args.json ? undefined : progress('scrub', { interruptNote: `the scrub goes on in the mount; \`shadowfs scrub ${args.mountpoint}\` follows it again` });
     const poll = setInterval(() => {
       controlRequest(args.mountpoint, { command: 'scrub-progress' }, 5_000)
         .then((p) => {

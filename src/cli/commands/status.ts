@@ -56,7 +56,7 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
   command: 'status <mountpoint>',
   describe: 'Show a running mount: tiers, where reads were served from, shadow copies',
   builder: (y) => y
-    .positional('mountpoint', { type: 'string', demandOption: true })
+    .positional('mountpoint', { type: 'string', demandOption: true, describe: 'A running shadowfs mount' })
     .option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON' }) as unknown as Argv<StatusArgs>,
   handler: async (args) => {
     const report = (await controlRequest(args.mountpoint, { command: 'status' })) as StatusReport;

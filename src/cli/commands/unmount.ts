@@ -2,7 +2,7 @@
 import { processAlive } from '../../util/process-alive';
 import * as path from 'node:path';
 import type { CommandModule } from 'yargs';
-import { isMounted, isStale, lazyUnmount } from '../../fuse/mount-table';
+import { fuseMountsAt, isMounted, isStale, lazyUnmount } from '../../fuse/mount-table';
 import { readPid, removePidFile } from '../../control/runtime-files';
 import { ShadowfsError } from '../../util/errors';
 
@@ -11,23 +11,34 @@ export interface UnmountArgs {
   timeout: number;
 }
 
+/**
+ * Only a shadowfs mount is ours to detach: as root, fusermount -uz detaches whatever is mounted
+ * there (/proc, a tmpfs, another FUSE file system), stale or not.
+ */
+async function requireShadowfsMount(mountpoint: string): Promise<void> {
+  const types = await fuseMountsAt(mountpoint);
+  if (types.length === 0) throw new ShadowfsError(`${mountpoint} is not mounted`);
+  if (types[types.length - 1] !== 'fuse.shadowfs') throw new ShadowfsError(`${mountpoint} is not a shadowfs mount (it is ${types[types.length - 1]}); not touching it`);
+}
 
 export const unmountCommand: CommandModule<object, UnmountArgs> = {
   command: 'unmount <mountpoint>',
   aliases: ['umount'],
   describe: 'Unmount a shadowfs mount cleanly (the daemon flushes its metadata and exits)',
   builder: (y) => y
-    .positional('mountpoint', { type: 'string', demandOption: true })
+    .positional('mountpoint', { type: 'string', demandOption: true, describe: 'A shadowfs mount point (a stale one, its daemon gone, is cleared)' })
     .option('timeout', { type: 'number', default: 30, describe: 'Seconds to wait for the daemon before forcing a lazy unmount' }),
   handler: async (args) => {
     const mountpoint = path.resolve(args.mountpoint);
+    // NaN (--timeout abc) or 0 would detach at once, under a daemon that is still flushing.
+    if (!(args.timeout > 0)) throw new ShadowfsError('--timeout: expected a number of seconds above zero');
+    await requireShadowfsMount(mountpoint);
     if (await isStale(mountpoint)) {
       await lazyUnmount(mountpoint);
       await removePidFile(mountpoint);
       process.stdout.write(`shadowfs: cleared a stale mount at ${mountpoint}\n`);
       return;
     }
-    if (!(await isMounted(mountpoint))) throw new ShadowfsError(`${mountpoint} is not mounted`);
     const pid = await readPid(mountpoint);
     if (pid === undefined || !processAlive(pid)) {
       await lazyUnmount(mountpoint);
