@@ -9,7 +9,7 @@ import { ControlServer } from './control-server';
 export function registerFailoverHandlers(control: ControlServer, failover: FailoverController, coverage: CoverageReplicator | undefined): void {
   control.on('health', async () => failover.status());
   control.on('failover', async (req) => {
-    await failover.manualFailover(req.force === true, coverage?.report(Date.now()).coveredShare);
+    await failover.manualFailover(req.force === true, coverage);
     return failover.status();
   });
   control.on('failback', async (req) => {

@@ -11,8 +11,9 @@ import { HealthSettings } from '../health/health-settings';
 import { Logger } from '../util/log';
 import { ShadowfsError } from '../util/errors';
 import { Volume, NamespaceListener } from '../volume/volume';
-import { FailoverJournal, FailoverStore, VolumeMode } from './failover-store';
-import { NamespaceMirror, entryFromStats } from './namespace-mirror';
+import { settlesWithin } from '../util/settles-within';
+import { FailoverJournal, FailoverStore, FailoverStoreOp, VolumeMode } from './failover-store';
+import { MirrorEntry, NamespaceMirror, entryFromStats } from './namespace-mirror';
 import { ShadowNamespace } from './shadow-namespace';
 import { ShadowWriter } from './shadow-writer';
 import { Resync, ResyncProgress } from './resync';
@@ -24,7 +25,8 @@ import type { StatusReport } from '../control/protocol';
 
 /** "Never" for setTimeout purposes (its maximum is 2^31-1 ms). */
 const NO_DEADLINE_MS = 2 ** 31 - 1;
-
+/** How long a manual failover waits for the scan that confirms coverage. */
+const COVERAGE_CONFIRM_MS = 30_000;
 export interface FailoverSettings {
   /** Watch the live volume and fail over on its own (manual failover works either way). */
   enabled: boolean;
@@ -147,6 +149,49 @@ export class FailoverController implements NamespaceListener {
       this.log.warn('failover', `mirroring the namespace failed: ${(err as Error).message}`);
     } finally {
       this.changedDuringWalk = undefined;
+    }
+  }
+
+  private mirrorRefresh: Promise<void> | undefined;
+
+  /**
+   * Brings the mirror up to the live tree without starting over. The mount's own changes keep it
+   * current; this adds what was made, changed or removed on the live volume behind the mount's
+   * back (another writer of the live directory), which would otherwise be missing (or linger)
+   * while failed over. After each coverage scan, and before a manual failover.
+   */
+  refreshMirror(): Promise<void> {
+    this.mirrorRefresh ??= this.refreshMirrorNow().finally(() => (this.mirrorRefresh = undefined));
+    return this.mirrorRefresh;
+  }
+
+  private async refreshMirrorNow(): Promise<void> {
+    // A rebuild running (at mount, after a failback) makes the mirror exact anyway.
+    if (this.changedDuringWalk || this.volume.shadow) return;
+    const touched = new Set<string>();
+    this.changedDuringWalk = touched;
+    try {
+      const live = await NamespaceMirror.scanLive(this.volume.livePath);
+      if (this.volume.shadow) return;
+      // A path the mount changed while the walk ran (or one under it: a directory renamed) is
+      // already what the mount made it.
+      const mountChanged = (p: string): boolean => {
+        for (let q = p; ; q = path.posix.dirname(q)) {
+          if (touched.has(q)) return true;
+          if (q === '/') return false;
+        }
+      };
+      const ops: FailoverStoreOp[] = [];
+      for (const [p, e] of live) if (!mountChanged(p) && !sameEntry(this.mirror.get(p), e)) ops.push(...this.mirror.set(p, e));
+      for (const [p] of [...this.mirror.all()]) if (!live.has(p) && !mountChanged(p)) ops.push(...this.mirror.delete(p));
+      if (ops.length > 0) {
+        this.store.stage(ops);
+        this.log.debug('failover', `namespace mirror: ${ops.length} changes made behind the mount's back`);
+      }
+    } catch (err) {
+      this.log.warn('failover', `refreshing the namespace mirror failed: ${(err as Error).message}`);
+    } finally {
+      if (this.changedDuringWalk === touched) this.changedDuringWalk = undefined;
     }
   }
 
@@ -334,13 +379,26 @@ export class FailoverController implements NamespaceListener {
     void this.rebuildMirror();
   }
 
-  /** Operator failover: refuses when the shadows cannot serve everything (unless forced). */
-  async manualFailover(force: boolean, coverageShare: number | undefined): Promise<void> {
+  /**
+   * Operator failover: refuses when the shadows cannot serve everything (unless forced). Coverage is
+   * confirmed by a scan begun now: a file put on the live volume behind the mount's back since the
+   * last one would otherwise count as covered, and read EIO once failed over.
+   */
+  async manualFailover(force: boolean, coverage: { freshShare(waitMs: number): Promise<number | undefined> } | undefined): Promise<void> {
     if (this.volume.shadow) throw new ShadowfsError('the volume is already failed over');
-    if (!force && coverageShare !== undefined && coverageShare < 1) {
-      throw new ShadowfsError(`coverage is ${(coverageShare * 100).toFixed(1)}%: some data exists only on the live volume; wait for full coverage or use --force`);
+    if (!force) {
+      if (!coverage) throw new ShadowfsError('the volume has no coverage tier: data without a shadow copy would be unreadable; use --force to fail over anyway');
+      const share = await coverage.freshShare(COVERAGE_CONFIRM_MS);
+      if (share === undefined) {
+        throw new ShadowfsError(`coverage could not be confirmed: a scan of the live volume did not finish within ${COVERAGE_CONFIRM_MS / 1000} s; use --force to fail over anyway`);
+      }
+      if (share < 1) throw new ShadowfsError(`coverage is ${(share * 100).toFixed(1)}%: some data exists only on the live volume; wait for full coverage or use --force`);
+      // The files coverage just confirmed must also be in the namespace the shadows will serve.
+      if (!(await settlesWithin(this.refreshMirror(), COVERAGE_CONFIRM_MS))) {
+        throw new ShadowfsError(`the namespace could not be confirmed: a walk of the live volume did not finish within ${COVERAGE_CONFIRM_MS / 1000} s; use --force to fail over anyway`);
+      }
+      if (this.volume.shadow) throw new ShadowfsError('the volume is already failed over');
     }
-    if (!force && coverageShare === undefined) throw new ShadowfsError('the volume has no coverage tier: data without a shadow copy would be unreadable; use --force to fail over anyway');
     if (!(await this.failover('failover requested by the operator', true))) throw new ShadowfsError('cannot fail over: no healthy directory tier to take writes');
   }
 
@@ -418,4 +476,10 @@ export class FailoverController implements NamespaceListener {
     if (this.flushTimer) clearInterval(this.flushTimer);
     await this.store.close();
   }
+}
+
+/** Same entry for the mirror: what getattr and resync would answer differently for. */
+function sameEntry(a: MirrorEntry | undefined, b: MirrorEntry): boolean {
+  return !!a && a.type === b.type && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.size === b.size &&
+    a.mtimeMs === b.mtimeMs && a.fileId === b.fileId && a.target === b.target && a.nlink === b.nlink && a.rdev === b.rdev;
 }

@@ -4,6 +4,7 @@
  * scan of the live tree (at mount and periodically) and by watching writes — and asks the shadow
  * manager to copy it, oldest first, so the lag stays bounded.
  */
+import { settlesWithin } from '../util/settles-within';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { ExtentMap, isFresh } from '../extents/extent-map';
@@ -130,6 +131,9 @@ export class CoverageReplicator {
     if (this.scanning) this.writtenDuringScan.add(file.fileId);
   }
 
+  /** Called after each scan of the live tree (the failover controller then refreshes its namespace mirror). */
+  onScanned: (() => void) | undefined;
+
   /** Walk the live tree; every extent without a fresh coverage copy becomes pending. */
   scan(): Promise<void> {
     if (this.scanning) return this.scanning;
@@ -178,6 +182,7 @@ export class CoverageReplicator {
     this.sizes.clear();
     for (const [id, size] of sizes) this.sizes.set(id, size);
     this.lastScanMs = Date.now();
+    this.onScanned?.();
     this.log.debug('coverage', `scan: ${this.totalBytes()} bytes, ${this.pendingBytes()} pending`);
   }
 
@@ -236,6 +241,20 @@ export class CoverageReplicator {
     } finally {
       this.pumping = false;
     }
+  }
+
+  /**
+   * The covered share as of a scan that begins now, so that files added or grown on the live volume
+   * behind the mount's back since the last scan count. Undefined when that scan does not end
+   * within `waitMs` (a slow or hung live volume, a very large tree).
+   */
+  async freshShare(waitMs: number): Promise<number | undefined> {
+    const scanned = (async (): Promise<void> => {
+      // One that is running began before this call: it may have passed a new file's directory.
+      await this.scanning;
+      await this.scan();
+    })();
+    return (await settlesWithin(scanned, waitMs)) ? this.report(Date.now()).coveredShare : undefined;
   }
 
   report(nowMs: number): CoverageReport {

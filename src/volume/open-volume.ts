@@ -121,6 +121,8 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
       c.noteWrite(file, first, last);
       predictive?.onExtentWritten(file.fileId, first, last, file.livePath);
     };
+    // Files coverage finds made behind the mount's back must be in the namespace failover serves.
+    c.onScanned = () => void failover.refreshMirror();
     c.start();
   }
   shadows.isProtected = (tierName, fileId, index) => placements.isProtected(tierName, fileId, index, Date.now());

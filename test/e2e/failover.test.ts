@@ -19,7 +19,7 @@ import { startFaultFs } from '../../fixtures/faultfs/faultfs-client';
 
 const KiB = 1024;
 
-function status(mnt: string): { coverage: { coveredShare: number } | null; failover?: { mode: string; dirtyExtents: number } } {
+function status(mnt: string): { coverage: { coveredShare: number; totalBytes: number } | null; failover?: { mode: string; dirtyExtents: number } } {
   const r = cli(['status', mnt, '--json']);
   if (r.status !== 0) throw new Error(`status failed: ${r.stderr}`);
   return JSON.parse(r.stdout);
@@ -99,6 +99,44 @@ t.test('manual failover serves everything from the shadows; failback resyncs the
   t.same(tree(sb.mnt), mountView, 'and the mount still shows the same');
   await fsp.appendFile(m('dir/new.txt'), ' and after');
   t.equal(fs.readFileSync(path.join(sb.live, 'dir/new.txt'), 'utf8'), 'made while failed over and after', 'writes reach the live volume again');
+});
+
+t.test('a file put on the live volume behind the mount since the last coverage scan holds a manual failover back until coverage has it', async (t) => {
+  const { sb, vol } = sandboxedMount(t, (sb) => ({ configFile: failoverConfigFile(sb, { enabled: false }) }), 'failover-unscanned-');
+  await vol.start();
+  await fsp.writeFile(path.join(sb.mnt, 'a.txt'), 'through the mount');
+  await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
+  const data = randomBytes(5 * 64 * KiB);
+  fs.writeFileSync(path.join(sb.live, 'behind.bin'), data);
+  t.ok(fs.readFileSync(path.join(sb.mnt, 'behind.bin')).equals(data), 'the mount reads it');
+  const refused = cli(['failover', sb.mnt]);
+  t.not(refused.status, 0, 'refused without --force');
+  t.match(refused.stderr, /coverage is \d+\.\d%: some data exists only on the live volume/, refused.stderr);
+  t.equal(status(sb.mnt).failover?.mode, 'live', 'still live');
+  await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'coverage of the new file', 30_000, 200);
+  const r = cli(['failover', sb.mnt]);
+  t.equal(r.status, 0, r.stderr);
+  t.ok(fs.readFileSync(path.join(sb.mnt, 'behind.bin')).equals(data), 'failed over, the new file reads back from the shadows');
+});
+
+t.test('files made and removed on the live volume behind the mount are shown as they are by a failover the watchdog (or --force) makes: the mirror follows the coverage scans', async (t) => {
+  const { sb, backing, ffs, vol } = await mountOverFaultFs(t, 'failover-behind-', { enabled: false }, { config: { coverageScanInterval: '1s' } });
+  await vol.start();
+  await fsp.writeFile(path.join(sb.mnt, 'gone.txt'), 'made through the mount');
+  const data = randomBytes(3 * 64 * KiB + 10);
+  // Behind the mount's back: straight into the directory under the live volume.
+  fs.mkdirSync(path.join(backing, 'sub'));
+  fs.writeFileSync(path.join(backing, 'sub', 'behind.bin'), data);
+  fs.unlinkSync(path.join(backing, 'gone.txt'));
+  await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1 && status(sb.mnt).coverage?.totalBytes === data.length, 'coverage of the new file', 30_000, 200);
+  // A scan after the one that found it: its mirror refresh has ended.
+  await new Promise((r) => setTimeout(r, 2500));
+  await ffs.set({ error: 'EIO' });
+  const r = cli(['failover', sb.mnt, '--force']);
+  t.equal(r.status, 0, r.stderr);
+  t.same(fs.readdirSync(sb.mnt).filter((n) => !n.startsWith('.')).sort(), ['sub'], 'the removed file is gone, the new directory is there');
+  const got = await fsp.readFile(path.join(sb.mnt, 'sub', 'behind.bin')).catch((err: Error) => err);
+  t.ok(Buffer.isBuffer(got) && got.equals(data), `the new file reads back from the shadows${Buffer.isBuffer(got) ? '' : `: ${got.message}`}`);
 });
 
 t.test('kill -9 while failed over: the next mount is still failed over and loses nothing acknowledged', async (t) => {
