@@ -12,6 +12,7 @@
  *   look fresh. The state after the write (copies patched in place) is persisted lazily: losing
  *   it only loses copies, never correctness.
  */
+import { randomUUID } from 'node:crypto';
 import { Level } from 'level';
 import * as fs from 'node:fs/promises';
 import { CopyRecord, ExtentRecord, decodeExtentRecord, encodeExtentRecord } from './record-codec';
@@ -41,6 +42,7 @@ const SYNC_KEY = 's!synced';
 const WRITTEN_FILE_PREFIX = 'w!';
 /** The boot id of the machine the volume was last opened on. */
 const BOOT_KEY = 'b!boot';
+const VOLUME_KEY = 'v!id';
 const NOTHING = Buffer.alloc(0);
 const MAX_TIER_ID = 0x7f;
 
@@ -74,6 +76,7 @@ export class ExtentMap {
   private markBatch: { ids: string[]; done: Promise<void> } | undefined;
   /** The boot id stored by the last setBootId (a previous mount's), if any. */
   storedBootId: string | undefined;
+  private storedVolumeId: string | undefined;
 
   private constructor(private readonly db: Level<string, Buffer>, readonly flushDelayMs: number) {}
 
@@ -98,6 +101,8 @@ export class ExtentMap {
         this.writtenFiles.set(key.slice(WRITTEN_FILE_PREFIX.length), { count: 0, durable: true });
       } else if (key === BOOT_KEY) {
         this.storedBootId = value.toString('utf8');
+      } else if (key === VOLUME_KEY) {
+        this.storedVolumeId = value.toString('utf8');
       } else if (key.startsWith(EXTENT_PREFIX)) {
         const [fileId, idxHex] = key.slice(EXTENT_PREFIX.length).split('!');
         const rec = decodeExtentRecord(value);
@@ -592,6 +597,19 @@ export class ExtentMap {
   /** Remember the machine's boot id (synced): the next open can tell whether the machine restarted. */
   async setBootId(bootId: string): Promise<void> {
     await this.write([{ type: 'put', key: BOOT_KEY, value: Buffer.from(bootId, 'utf8') }], true);
+  }
+
+  /**
+   * This volume's identity, made (and synced) at its first mount: tiers are claimed with it, so that
+   * another volume's mount cannot take this one's copies for its own crash leftovers.
+   */
+  async volumeId(): Promise<string> {
+    if (this.storedVolumeId === undefined) {
+      const id = randomUUID();
+      await this.write([{ type: 'put', key: VOLUME_KEY, value: Buffer.from(id, 'utf8') }], true);
+      this.storedVolumeId = id;
+    }
+    return this.storedVolumeId;
   }
 
   async close(): Promise<void> {

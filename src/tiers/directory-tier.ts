@@ -20,6 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { FsError, ShadowfsError, errorCode } from '../util/errors';
 import {
   CopyInventory,
+  OWNER_MARK,
   TEMP_PREFIX,
   assertExtentRef,
   assertFileId,
@@ -27,6 +28,7 @@ import {
   fanoutDir,
   fileDir,
   isValidFileId,
+  ownedByAnother,
   parseIndex,
   refKey,
 } from './layout';
@@ -481,6 +483,28 @@ export class DirectoryTier implements ShadowTier {
 
   async *list(): AsyncIterable<ExtentRef & { sizeBytes: number }> {
     yield* this.walk();
+  }
+
+  async claim(volumeId: string): Promise<void> {
+    const mark = path.join(this.root, OWNER_MARK);
+    const found = await fsp.readFile(mark, 'utf8').catch((err: unknown) => {
+      if (errorCode(err) === 'ENOENT') return undefined;
+      throw new ShadowfsError(`${this.label}: ${mark} cannot be read: ${describe(err)}`);
+    });
+    if (found !== undefined) {
+      if (found.trim() !== volumeId) throw ownedByAnother(this.label, `directory ${this.root}`);
+      return;
+    }
+    // Written whole under a temporary name, then renamed: a crash leaves no half mark behind.
+    const tmp = path.join(this.root, `${TEMP_PREFIX}owner-${randomBytes(6).toString('hex')}`);
+    try {
+      await fsp.writeFile(tmp, `${volumeId}\n`, { flush: true });
+      await fsp.rename(tmp, mark);
+      await fsyncDir(this.root);
+    } catch (err) {
+      await fsp.unlink(tmp).catch(() => undefined);
+      throw new ShadowfsError(`${this.label}: cannot write ${mark}: ${describe(err)}`);
+    }
   }
 
   // ---- internals -------------------------------------------------------------------------------

@@ -8,10 +8,17 @@
  * Temporary files (`.tmp-<random>`) live beside the final name so rename is atomic.
  */
 import path from 'node:path';
-import { FsError } from '../util/errors';
+import { FsError, ShadowfsError } from '../util/errors';
 import type { ExtentRef } from './tier';
 
 export const TEMP_PREFIX = '.tmp-';
+/** The owner mark: the id of the volume whose copies these are (a file in the root, or an object under the prefix). */
+export const OWNER_MARK = '.shadowfs-volume';
+
+/** The one-line refusal when a tier holds another volume's owner mark. */
+export function ownedByAnother(label: string, where: string): ShadowfsError {
+  return new ShadowfsError(`${label}: ${where} holds another shadowfs volume's copies (its ${OWNER_MARK} names another volume); give each volume tiers of its own`);
+}
 
 /** fileIds are short opaque tokens (an inode number in hex); never anything a path could escape with. */
 const FILE_ID_RE = /^[0-9A-Za-z_-]{1,128}$/;

@@ -27,7 +27,7 @@ import type * as S3 from '@aws-sdk/client-s3';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { FsError, ShadowfsError, errorCode } from '../util/errors';
 import { DirectoryTier, KeyedMutex } from './directory-tier';
-import { CopyInventory, assertExtentRef, assertFileId, isValidFileId, parseIndex, refKey } from './layout';
+import { CopyInventory, OWNER_MARK, assertExtentRef, assertFileId, isValidFileId, ownedByAnother, parseIndex, refKey } from './layout';
 import type { ExtentRef, ObjectStoreSpec, ShadowTier, TierHealthState, TierSpec } from './tier';
 
 export interface ObjectTierOptions {
@@ -185,6 +185,34 @@ export class ObjectTier implements ShadowTier {
       throw new ShadowfsError(`${this.label}: cannot list ${bucket}/${this.store.prefix} at ${endpoint}: ${message(err)}`);
     }
     await this.reconcileCache();
+  }
+
+  /** The cache directory and the bucket's prefix both carry the owner mark. */
+  async claim(volumeId: string): Promise<void> {
+    await this.cache.claim(volumeId);
+    const { bucket, prefix } = this.store;
+    const key = `${prefix}${OWNER_MARK}`;
+    let found: string | undefined;
+    try {
+      found = await this.call('GetObject', key, async (signal) => {
+        const res = await this.s3().send(new this.sdk.GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
+        return res.Body ? (await res.Body.transformToString()).trim() : '';
+      });
+    } catch (err) {
+      if (errorCode(err) !== 'ENOENT') throw new ShadowfsError(`${this.label}: cannot read ${bucket}/${key}: ${message(err)}`);
+    }
+    if (found !== undefined) {
+      if (found !== volumeId) throw ownedByAnother(this.label, `${bucket}/${prefix}`);
+      return;
+    }
+    const body = Buffer.from(`${volumeId}\n`);
+    try {
+      await this.call('PutObject', key, (signal) =>
+        this.s3().send(new this.sdk.PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.length }), { abortSignal: signal }),
+      );
+    } catch (err) {
+      throw new ShadowfsError(`${this.label}: cannot write ${bucket}/${key}: ${message(err)}`);
+    }
   }
 
   /** Resolves once background work (cache fills after a miss or an upload, evictions) is done. */

@@ -26,6 +26,7 @@ export class TierSet {
   }
 
   async add(tier: ShadowTier, map: ExtentMap): Promise<VolumeTier> {
+    await tier.claim(await map.volumeId());
     const vt = { id: await map.tierId(tier.spec.name), tier };
     this.byId.set(vt.id, vt);
     this.ordered = [...this.byId.values()].sort(

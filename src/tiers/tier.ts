@@ -69,6 +69,12 @@ export interface ShadowTier {
   probe(): Promise<TierHealthState>;
   /** Create directories, check the tier is usable; throws a ShadowfsError with a clear message if not. */
   open(): Promise<void>;
+  /**
+   * Mark the tier as this volume's (an owner mark beside the copies), or throw a ShadowfsError if
+   * another volume's mark is there: at mount, each volume removes the copies its map does not
+   * name, and those would be the other volume's.
+   */
+  claim(volumeId: string): Promise<void>;
   close(): Promise<void>;
   /**
    * Read `length` bytes starting `offsetInExtent` bytes into the extent copy into `into[intoOffset..]`.
