@@ -92,6 +92,7 @@ export class TierChanges {
       }
       this.tiers.remove(vt.id);
       await this.map.flush();
+      await vt.tier.disown(await this.map.volumeId());
       await vt.tier.close();
     } catch (err) {
       this.drain = undefined;

@@ -485,6 +485,12 @@ export class DirectoryTier implements ShadowTier {
     yield* this.walk();
   }
 
+  async disown(volumeId: string): Promise<void> {
+    const mark = path.join(this.root, OWNER_MARK);
+    const found = await fsp.readFile(mark, 'utf8').catch(() => undefined);
+    if (found?.trim() === volumeId) await fsp.unlink(mark).catch(() => undefined);
+  }
+
   async claim(volumeId: string): Promise<void> {
     const mark = path.join(this.root, OWNER_MARK);
     const found = await fsp.readFile(mark, 'utf8').catch((err: unknown) => {

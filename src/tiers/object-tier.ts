@@ -187,6 +187,15 @@ export class ObjectTier implements ShadowTier {
     await this.reconcileCache();
   }
 
+  async disown(volumeId: string): Promise<void> {
+    await this.cache.disown(volumeId);
+    const key = `${this.store.prefix}${OWNER_MARK}`;
+    // Best effort: an unreachable endpoint leaves the mark, which only this volume can then use.
+    await this.call('DeleteObject', key, (signal) =>
+      this.s3().send(new this.sdk.DeleteObjectCommand({ Bucket: this.store.bucket, Key: key }), { abortSignal: signal }),
+    ).catch(() => undefined);
+  }
+
   /** The cache directory and the bucket's prefix both carry the owner mark. */
   async claim(volumeId: string): Promise<void> {
     await this.cache.claim(volumeId);

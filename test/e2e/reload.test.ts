@@ -18,7 +18,7 @@ const KIB = 1024;
 /** Files under a directory tier, recursively (one per extent copy). */
 function copiesIn(dir: string): number {
   if (!fs.existsSync(dir)) return 0;
-  return fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length;
+  return fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && !e.name.startsWith('.')).length;
 }
 
 t.test('a mount reloads its edited config file: live where safe, refused with the reason where not', async (t) => {

@@ -76,3 +76,16 @@ t.test("a second volume refuses an object tier's bucket and prefix that hold the
   t.equal(ok.status, 0, `another prefix mounts: ${ok.stderr}`);
   t.equal(spawnSync(CLI, ['unmount', ok.sb.mnt], { encoding: 'utf8' }).status, 0);
 });
+
+t.test('a tier drained and removed from its volume is free for another one', async (t) => {
+  const { sb, vol } = sandboxedMount(t, { tiers: [{ name: 'nvme', capacity: '4MiB' }, { name: 'ssd', capacity: '8MiB' }] }, 'tier-owner-first-');
+  await vol.start();
+  const removed = cli(['tier', 'remove', sb.mnt, '--name', 'ssd']);
+  t.equal(removed.status, 0, removed.stderr);
+  t.notOk(fs.existsSync(path.join(sb.tierDir('ssd'), '.shadowfs-volume')), 'its owner mark is gone');
+  const second = mountSecond(t, (sb2) => [...mountArgs(sb2, { tiers: [], tierFlags: [`ssd=${sb.tierDir('ssd')},cap=8MiB`] }), '--daemon']);
+  t.equal(second.status, 0, `another volume mounts it: ${second.stderr}`);
+  t.equal(spawnSync(CLI, ['unmount', second.sb.mnt], { encoding: 'utf8' }).status, 0);
+  const busy = mountSecond(t, (sb3) => mountArgs(sb3, { tiers: [], tierFlags: [`nvme=${sb.tierDir('nvme')},cap=4MiB`] }));
+  t.equal(busy.status, 1, 'the tier it still has is still refused');
+});
