@@ -96,7 +96,7 @@ export class Volume {
     this.sequentialWrites = new SequentialWrites(writeAroundAfterBytes);
     io.mustPatch = (fileId, index, tierId) => shadows.mustKeep(fileId, index, tierId);
     io.storeNewCopy = (file, index, tierId, data, generation, liveWritten) => shadows.storeWrittenCopy(file, index, tierId, data, generation, liveWritten);
-    shadows.onFileReleased = (file) => void this.closeFile(file);
+    shadows.onFileReleased = (file) => this.closeInBackground(file);
     shadows.lastForegroundMs = () => this.lastForegroundMs;
     this.directLiveReads = new DirectLiveReads(!process.env.SHADOWFS_NO_DIRECT_LIVE_READS, (fd) => this.guard.run('meta', () => closeFd(fd), { force: true }), (why) => log.warn('volume', why));
     shadows.readLive = (file, buf, length, position) => this.guard.run('read', () => this.directLiveReads.read(file, buf, length, position), { background: true });
@@ -616,7 +616,16 @@ export class Volume {
 
   unpinFile(file: OpenFile): void {
     file.handles--;
-    if (file.handles === 0) void this.closeFile(file);
+    if (file.handles === 0) this.closeInBackground(file);
+  }
+
+  /** Closes let go of by background work (copies, coverage, pins), not by a release: close() waits for them. */
+  private readonly backgroundCloses = new Set<Promise<void>>();
+
+  private closeInBackground(file: OpenFile): void {
+    const closing = this.closeFile(file).catch((err: Error) => this.log.warn('volume', `${file.livePath}: closing after background work failed: ${err.message}`));
+    this.backgroundCloses.add(closing);
+    void closing.finally(() => this.backgroundCloses.delete(closing));
   }
 
   async ftruncate(fh: number, sizeBytes: number): Promise<void> {
@@ -909,6 +918,8 @@ export class Volume {
   /** Flush metadata and wait for background copies; used at unmount. */
   async close(): Promise<void> {
     await this.shadows.close();
+    // The copies that ended just now let go of their files: those store their records first.
+    while (this.backgroundCloses.size > 0) await Promise.all([...this.backgroundCloses]);
     for (const file of [...this.open.allFiles()]) {
       await this.storeRecord(file).catch(() => undefined);
     }
