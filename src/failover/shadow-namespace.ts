@@ -240,10 +240,7 @@ export class ShadowNamespace {
     // Everything moved counts as touched: resync finds it by its new path.
     for (const [p, e] of this.d.mirror.all()) if (p === to || p.startsWith(to + '/')) this.touch(p, e, ops);
     await this.commit(ops);
-    for (const f of this.d.open.allFiles()) {
-      const vp = this.vpOf(f);
-      if (vp === from || vp.startsWith(from + '/')) f.livePath = this.live(to + vp.slice(from.length));
-    }
+    this.d.open.moved(this.live(from), this.live(to));
     if (replaced && replaced.fileId !== moved.fileId) await this.forgetIfGone(replaced);
   }
 

@@ -7,7 +7,7 @@ import { Mutex } from '../util/mutex';
 export interface OpenFile {
   /** Stable identity of the live file: its inode number in hex (survives rename). */
   fileId: string;
-  /** The path it was last opened by (for background copies and logs; may go stale on rename). */
+  /** Its path: where it was last opened, moved along by renames through the mount (not by renames behind its back). */
   livePath: string;
   /** Size as the mount knows it; kept current by writes and truncates through the mount. */
   sizeBytes: number;
@@ -72,6 +72,17 @@ export class OpenFiles {
     h.file.handles--;
     h.file.fhs.delete(fh);
     return h.file.handles === 0 ? h.file : undefined;
+  }
+
+  /**
+   * A rename through the mount moved `from` (a file, or a directory and all under it) to `to` (live
+   * paths): the open files there follow it. Failed over, a handle's writes find their file's entry
+   * by this path; left at the old one, they would fail, or land on a file made there since.
+   */
+  moved(from: string, to: string): void {
+    for (const f of this.files.values()) {
+      if (f.livePath === from || f.livePath.startsWith(from + '/')) f.livePath = to + f.livePath.slice(from.length);
+    }
   }
 
   handlesOf(fileId: string): Iterable<number> {

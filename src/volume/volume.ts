@@ -349,6 +349,7 @@ export class Volume {
       const replaced = await this.g('meta', () => this.lstatOrUndefined(lto));
       const moved = await this.g('meta', () => fsp.lstat(this.live(from)));
       await this.g('meta', () => fsp.rename(this.live(from), lto));
+      this.open.moved(this.live(from), lto);
       this.namespaceListener?.renamed(from, to);
       // rename(a, b) where both are links to one inode does nothing: keep the copies then.
       if (replaced && replaced.ino !== moved.ino) await this.forgetIfLastLink(replaced);
