@@ -51,7 +51,15 @@ interface LiveEntry {
   mtimeMs: number;
 }
 
+/** The live tree as the pass found it, kept current as the pass moves things. */
+interface LiveTree {
+  byPath: Map<string, LiveEntry>;
+  byIno: Map<string, string>;
+}
+
 const CONFLICT_MARK = '.shadowfs-conflict-';
+/** A live file moved aside (in the live root) until the entry that wants it comes: see clearPath. */
+const PARKED_MARK = '.shadowfs-resync-parked-';
 /** Resync ops run long: a slow but working volume is fine now, a dead one still fails them. */
 const RESYNC_OP_DEADLINE_MS = 30_000;
 
@@ -85,7 +93,7 @@ export class Resync {
     return n;
   }
 
-  private async walkLive(): Promise<{ byPath: Map<string, LiveEntry>; byIno: Map<string, string> }> {
+  private async walkLive(): Promise<LiveTree> {
     const byPath = new Map<string, LiveEntry>();
     const byIno = new Map<string, string>();
     const stack = ['/'];
@@ -157,14 +165,14 @@ export class Resync {
       const touched = journal.touched.delete(key);
       if (touched) done.push(FailoverStore.touchedDel(key));
       if (e.type === 'dir') {
-        if (cur && cur.type !== 'dir') await this.removeLive(p, cur);
+        if (cur && cur.type !== 'dir') await this.clearPath(p, cur, live);
         if (!cur || cur.type !== 'dir') await this.op('meta', () => fsp.mkdir(this.live(p), { mode: e.mode & 0o7777 }).catch((err: NodeJS.ErrnoException) => {
           if (err.code !== 'EEXIST') throw err;
         }));
         if (touched) await this.applyAttrs(p, e);
       } else if (e.type === 'symlink') {
         if (!touched && cur?.type === 'symlink') continue;
-        if (cur) await this.removeLive(p, cur);
+        if (cur) await this.clearPath(p, cur, live);
         await this.op('meta', () => fsp.symlink(e.target ?? '', this.live(p)));
         await this.op('meta', () => fsp.lchown(this.live(p), e.uid, e.gid));
       } else if (e.type === 'file' && e.fileId) {
@@ -172,7 +180,7 @@ export class Resync {
         const moved = !cur || cur.ino !== e.fileId;
         if (!touched && !dirty?.size && !moved) continue;
         try {
-          left += await this.resyncFile(p, e, cur, live.byIno);
+          left += await this.resyncFile(p, e, cur, live);
         } catch (err) {
           if (touched) journal.touched.add(key);
           throw err;
@@ -194,6 +202,34 @@ export class Resync {
     }
     if (done.length) await this.d.store.commit(done);
     return left;
+  }
+
+  /**
+   * Make room at `p`. What is there goes, unless it is a live file that another entry wants at its
+   * own path (renames while failed over moved it: two files swapped, or a new file put at the name
+   * of one renamed away). That one is parked in the live root and renamed into place when its
+   * entry's turn comes; removed, or written over, its bytes would be lost.
+   */
+  private async clearPath(p: string, cur: LiveEntry, live: LiveTree): Promise<void> {
+    const wanted = (e: LiveEntry, at: string): boolean => e.type === 'file' && this.d.mirror.pathsOf(e.ino).some((q) => q !== at);
+    const park = async (at: string, e: LiveEntry): Promise<void> => {
+      const parked = `/${PARKED_MARK}${e.ino}`;
+      await this.op('meta', () => fsp.rename(this.live(at), this.live(parked)));
+      live.byPath.delete(at);
+      live.byPath.set(parked, e);
+      live.byIno.set(e.ino, parked);
+    };
+    if (wanted(cur, p)) return park(p, cur);
+    if (cur.type === 'dir') {
+      for (const [q, e] of [...live.byPath]) if (q.startsWith(p + '/') && wanted(e, q)) await park(q, e);
+    }
+    await this.removeLive(p, cur);
+    for (const q of [...live.byPath.keys()]) {
+      if (q !== p && !q.startsWith(p + '/')) continue;
+      const e = live.byPath.get(q) as LiveEntry;
+      live.byPath.delete(q);
+      if (live.byIno.get(e.ino) === q) live.byIno.delete(e.ino);
+    }
   }
 
   private async removeLive(p: string, cur: LiveEntry): Promise<void> {
@@ -244,7 +280,7 @@ export class Resync {
   }
 
   /** Bring one live file in line with the mirror; returns the extents left for the next pass. */
-  private async resyncFile(p: string, e: MirrorEntry, cur: LiveEntry | undefined, byIno: Map<string, string>): Promise<number> {
+  private async resyncFile(p: string, e: MirrorEntry, cur: LiveEntry | undefined, live: LiveTree): Promise<number> {
     const fileId = e.fileId as string;
     const lp = this.live(p);
     let whole = false;
@@ -254,13 +290,17 @@ export class Resync {
         whole = true;
       }
     } else {
-      const elsewhere = byIno.get(fileId);
+      const elsewhere = live.byIno.get(fileId);
       if (elsewhere && this.d.mirror.get(elsewhere)?.fileId !== fileId) {
-        if (cur && cur.type === 'dir') await this.removeLive(p, cur);
+        if (cur) await this.clearPath(p, cur, live);
         await this.op('meta', () => fsp.rename(this.live(elsewhere), lp));
-        byIno.delete(fileId);
+        const moved = live.byPath.get(elsewhere);
+        live.byPath.delete(elsewhere);
+        if (moved) live.byPath.set(p, moved);
+        // Found here from now on; another link's entry does not take it away again.
+        live.byIno.delete(fileId);
       } else {
-        if (cur) await this.removeLive(p, cur);
+        if (cur) await this.clearPath(p, cur, live);
         whole = true;
       }
     }
