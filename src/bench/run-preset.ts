@@ -55,7 +55,8 @@ export function benchDirectory(mountpoint: string, preset: string): string {
 export async function runPreset(run: PresetRun): Promise<BenchReport> {
   const { preset } = run;
   const dir = benchDirectory(run.mountpoint, preset.name);
-  await fs.mkdir(dir, { recursive: true });
+  // The first directory mkdir made: `.shadowfs-bench` itself when this run made it.
+  const made = await fs.mkdir(dir, { recursive: true });
   const jobFile = presetJobFile(preset.name);
   const sections = readJobSections(preset.name);
   const env = presetEnv(dir, run.sizeBytes, run.runtimeSeconds);
@@ -87,6 +88,23 @@ export async function runPreset(run: PresetRun): Promise<BenchReport> {
       servedBy: servedBetween(first, before),
     };
   } finally {
-    if (!run.keepFiles) await fs.rm(dir, { recursive: true, force: true });
+    if (!run.keepFiles) {
+      await fs.rm(dir, { recursive: true, force: true });
+      if (made !== undefined) await removeIfEmpty(path.dirname(dir), made);
+    }
+  }
+}
+
+/**
+ * Removes `parent` (the bench directory every preset shares) if this run made it (`made` is it or
+ * above it) and nothing else is in it now: a run leaves the volume as it found it. Another run's
+ * kept files, or ones the user put there, keep it.
+ */
+async function removeIfEmpty(parent: string, made: string): Promise<void> {
+  if (made !== parent && !parent.startsWith(made + path.sep)) return;
+  try {
+    await fs.rmdir(parent);
+  } catch {
+    // ENOTEMPTY: not only ours now; anything else: leaving an empty directory is no failure of the run.
   }
 }

@@ -1,7 +1,7 @@
 /** Turns `mount` flags and/or a config file into a validated VolumeConfig. */
 import * as fs from 'node:fs';
 import { isRecord } from '../config/check';
-import { parseTierFlag, parseVolumeConfig, RawVolumeConfig, VolumeConfig } from '../config/volume-config';
+import { NEED_A_TIER, parseTierFlag, parseVolumeConfig, RawVolumeConfig, VolumeConfig } from '../config/volume-config';
 import { ShadowfsError } from '../util/errors';
 
 export interface VolumeFlags {
@@ -49,6 +49,11 @@ export function volumeConfigFrom(flags: VolumeFlags): VolumeConfig {
   if (flags.watchLive !== undefined) raw.watchLive = flags.watchLive;
   if (flags.placement !== undefined) raw.placement = flags.placement;
   if (raw.live === undefined) throw new ShadowfsError('no live volume: give --live DIR or a --config file with "live"');
+  // Flags alone: said as flags. A config file's missing tiers are refused by parseVolumeConfig,
+  // after its checks of the file's keys.
+  if (!flags.config && raw.tiers === undefined) {
+    throw new ShadowfsError(`no tiers: a shadowfs volume needs at least one tier to keep its shadow copies on; ${NEED_A_TIER}`);
+  }
   try {
     return parseVolumeConfig(raw);
   } catch (err) {

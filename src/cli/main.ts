@@ -58,8 +58,10 @@ export async function main(argv: string[]): Promise<void> {
     .version(packageVersion())
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, err) => {
-      if (err) throw err;
-      process.stderr.write(`shadowfs: ${msg}\n(see: ${helpFor(argv)})\n`);
+      // yargs' own parse errors (YError: "Not enough arguments following: capacity") are usage
+      // errors like the ones it reports by message alone; any other error is the handler's.
+      if (err && err.name !== 'YError') throw err;
+      process.stderr.write(`shadowfs: ${msg ?? err?.message}\n(see: ${helpFor(argv)})\n`);
       process.exit(2);
     })
     .parseAsync();

@@ -76,6 +76,9 @@ export interface RawVolumeConfig {
 
 const TIER_CLASSES = Object.keys(TIER_CLASS_RANK) as TierClass[];
 
+/** How to give a tier, for the messages that refuse a volume without one. */
+export const NEED_A_TIER = 'give one with --tier NAME=PATH,cap=SIZE, e.g. --tier nvme=/mnt/nvme/shadow,cap=20GiB, or "tiers" in the config file';
+
 export function parseTier(raw: unknown, i: number): TierSpec {
   const key = `tiers[${i}]`;
   expect(isRecord(raw), key, 'an object with name, class, path, capacity', raw);
@@ -169,6 +172,9 @@ export function parseVolumeConfig(raw: unknown): VolumeConfig {
   expect(typeof admit === 'number' && Number.isInteger(admit) && admit >= 1, 'admitAfterReads', 'a whole number >= 1', admit);
   const rawTiers = r.tiers ?? [];
   expect(Array.isArray(rawTiers), 'tiers', 'a list of tiers', rawTiers);
+  // Refused, not a pass-through: every write is acknowledged once a shadow holds it too (rule 2),
+  // a volume's last tier cannot be removed (tier-changes.ts), and with no tier nothing is shadowed.
+  expect(rawTiers.length > 0, 'tiers', `at least one tier (a shadowfs volume keeps its shadow copies on tiers: ${NEED_A_TIER})`, r.tiers);
   const tiers = rawTiers.map(parseTier);
   const names = new Set<string>();
   for (const t of tiers) {

@@ -1,9 +1,21 @@
 /** Sends one request to a mount's control socket and returns the result (or a one-line error). */
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { isStaleShadowfsMount } from '../fuse/mount-table';
 import { ShadowfsError, errorCode } from '../util/errors';
 import { ControlReply, ControlRequest } from './protocol';
 import { socketFile } from './runtime-files';
+
+/** A shadowfs mount whose daemon died (kill -9, a crash): not the same as no mount at all. */
+export function staleMountMessage(mountpoint: string): string {
+  return `${mountpoint} is a stale shadowfs mount (its daemon is gone); \`shadowfs unmount ${mountpoint}\` clears it`;
+}
+
+/** Nothing answers on the control socket: a stale mount, or no shadowfs mount there at all. */
+async function nobodyAnswers(mountpoint: string): Promise<ShadowfsError> {
+  const stale = await isStaleShadowfsMount(mountpoint).catch(() => false);
+  return new ShadowfsError(stale ? staleMountMessage(mountpoint) : `${mountpoint} is not a running shadowfs mount`);
+}
 
 export async function controlRequest(mountpoint: string, req: ControlRequest, timeoutMs = 30_000): Promise<unknown> {
   const sockPath = socketFile(path.resolve(mountpoint));
@@ -38,7 +50,7 @@ export async function controlRequest(mountpoint: string, req: ControlRequest, ti
       answered = true;
       clearTimeout(timer);
       const code = errorCode(err);
-      if (code === 'ENOENT' || code === 'ECONNREFUSED') reject(new ShadowfsError(`${mountpoint} is not a running shadowfs mount`));
+      if (code === 'ENOENT' || code === 'ECONNREFUSED') void nobodyAnswers(mountpoint).then(reject);
       else if (code === 'EACCES') reject(new ShadowfsError(`${mountpoint}: permission denied (the control socket is root's)`));
       else reject(new ShadowfsError(`${mountpoint}: ${(err as Error).message}`));
     });

@@ -29,14 +29,30 @@ export async function isMounted(mountpoint: string): Promise<boolean> {
   return (await fuseMountsAt(mountpoint)).length > 0;
 }
 
-/** True when a FUSE mount is there but its daemon is gone ("Transport endpoint is not connected"). */
+/**
+ * What a stat of a FUSE mount whose daemon is gone fails with: ENOTCONN ("Transport endpoint is not
+ * connected"), and right after the death ECONNABORTED, for the request the kernel had sent it.
+ */
+const DAEMON_GONE_CODES: ReadonlySet<string> = new Set(['ENOTCONN', 'ECONNABORTED']);
+
+/** The error of a stat (or any access) of a mount point says its FUSE daemon is gone. */
+export function meansDaemonGone(err: unknown): boolean {
+  return DAEMON_GONE_CODES.has(errorCode(err) ?? '');
+}
+
+/** True when a FUSE mount is there but its daemon is gone. */
 export async function isStale(mountpoint: string): Promise<boolean> {
   try {
     await fs.stat(mountpoint);
     return false;
   } catch (err) {
-    return errorCode(err) === 'ENOTCONN';
+    return meansDaemonGone(err);
   }
+}
+
+/** True when `mountpoint` is a shadowfs mount whose daemon is gone (what `shadowfs unmount` clears). */
+export async function isStaleShadowfsMount(mountpoint: string): Promise<boolean> {
+  return (await fuseMountsAt(mountpoint)).at(-1) === 'fuse.shadowfs' && (await isStale(mountpoint));
 }
 
 export async function lazyUnmount(mountpoint: string): Promise<void> {

@@ -2,7 +2,8 @@
  * One-off moves an operator asks for (`shadowfs promote`, `shadowfs demote`), unlike pins which
  * persist: promote copies a file's extents (or a range) to a tier now; demote moves them off a tier
  * to the next cheaper one, or drops the copy when the coverage tier (or that cheaper tier) already
- * holds it, or when no cheaper tier exists (the live volume always has the bytes).
+ * holds it, or when no cheaper tier exists (the live volume always has the bytes). Copies the shadow
+ * manager must keep (an active hint, a pin, a write's only copy) stay, counted by reason.
  *
  * The bytes are moved by the shadow manager like any copy (throttled, generation-checked); this
  * only decides what to ask for, waits for it and counts. Afterwards the operator's choice is held
@@ -20,6 +21,23 @@ import type { OperatorMoves } from './predictive-placement';
 import { Placements } from './pins';
 import { ShadowManager } from './shadow-manager';
 
+/**
+ * Why a demote left a copy on its tier: the copies the shadow manager must keep (mustKeep), told
+ * apart so the operator learns which (the CLI words them: src/cli/commands/placement.ts).
+ */
+export interface KeptExtents {
+  /** The tier is the coverage tier (its copies are never evicted). */
+  coverageTier: number;
+  /** The file is pinned to the tier. */
+  pinned: number;
+  /** An active hint covers the extent (it is kept on the fastest tier while the hint lasts). */
+  hinted: number;
+  /** The copy is the extent's only one besides the live volume (a write the coverage tier lacks yet). */
+  soleCopy: number;
+}
+
+export type KeptReason = keyof KeptExtents;
+
 export interface MoveProgress {
   id: string;
   kind: 'promote' | 'demote';
@@ -33,6 +51,8 @@ export interface MoveProgress {
   droppedExtents: number;
   /** Already where asked (promote), or had no copy on the tier (demote). */
   unchangedExtents: number;
+  /** Demote: copies left on the tier because they must stay there, by reason. */
+  keptExtents: KeptExtents;
   failedExtents: number;
   /** Demote: where the moved copies went. */
   movedTo?: string;
@@ -78,7 +98,7 @@ export class OneOffMoves implements OperatorMoves {
 
   progress(id: string): MoveProgress | undefined {
     const p = this.jobs.get(id);
-    return p ? { ...p } : undefined;
+    return p ? { ...p, keptExtents: { ...p.keptExtents } } : undefined;
   }
 
   keeps(fileId: string, index: number, tierName: string, nowMs: number): boolean {
@@ -134,13 +154,21 @@ export class OneOffMoves implements OperatorMoves {
           p.doneExtents++;
           continue;
         }
-        this.hold(file.fileId, index, req.tier, false);
         const heldElsewhere = (coverage && this.hasFresh(file.fileId, index, coverage.id)) || (cheaper && this.hasFresh(file.fileId, index, cheaper.id));
         // Nothing cheaper, the bytes held elsewhere already, or a stale copy: just drop it.
-        if (!cheaper || heldElsewhere || !isFresh(rec, onTier)) {
-          const dropped = await this.shadows.evict(file.fileId, index, vt.id);
-          if (dropped) p.droppedExtents++;
-          else p.failedExtents++;
+        const drop = !cheaper || heldElsewhere || !isFresh(rec, onTier);
+        // Asked before anything moves: a migration would copy to the cheaper tier and only then be
+        // refused the drop. Only a drop can lose a sole copy (a migration makes another first).
+        const kept = this.keptBecause(file.fileId, index, vt, drop);
+        if (kept) {
+          p.keptExtents[kept]++;
+          p.doneExtents++;
+          continue;
+        }
+        this.hold(file.fileId, index, req.tier, false);
+        if (drop) {
+          if (await this.shadows.evict(file.fileId, index, vt.id)) p.droppedExtents++;
+          else this.countRefusedDrop(p, file.fileId, index, vt);
           p.doneExtents++;
           continue;
         }
@@ -150,6 +178,27 @@ export class OneOffMoves implements OperatorMoves {
       }
       await Promise.all(waits);
     });
+  }
+
+  /**
+   * Why the shadow manager must keep this copy (ShadowManager.mustKeep, told apart), if it must.
+   * `dropping`: whether the copy would go with no copy made elsewhere first.
+   */
+  private keptBecause(fileId: string, index: number, vt: VolumeTier, dropping: boolean): KeptReason | undefined {
+    const name = vt.tier.spec.name;
+    if (this.shadows.protectedTiers.has(vt.id) || name === this.coverageTier()) return 'coverageTier';
+    if (this.placements.pinOf(fileId)?.tier === name) return 'pinned';
+    if (this.placements.isProtected(name, fileId, index, Date.now())) return 'hinted';
+    if (dropping && this.shadows.isSoleHome(fileId, index, vt.id)) return 'soleCopy';
+    return undefined;
+  }
+
+  /** The shadow manager refused a drop the checks above allowed: a pin, hint or write came meanwhile, or the copy went. */
+  private countRefusedDrop(p: MoveProgress, fileId: string, index: number, vt: VolumeTier): void {
+    const kept = this.keptBecause(fileId, index, vt, true);
+    if (kept) p.keptExtents[kept]++;
+    else if (!this.map.hasCopyOn(fileId, index, vt.id)) p.unchangedExtents++;
+    else p.failedExtents++;
   }
 
   /** The tier one step cheaper than `vt` (the dearest of the cheaper healthy tiers), if any. */
@@ -230,6 +279,7 @@ export class OneOffMoves implements OperatorMoves {
       copiedExtents: 0,
       droppedExtents: 0,
       unchangedExtents: 0,
+      keptExtents: { coverageTier: 0, pinned: 0, hinted: 0, soleCopy: 0 },
       failedExtents: 0,
       running: true,
       startedAtMs: Date.now(),
@@ -244,7 +294,7 @@ export class OneOffMoves implements OperatorMoves {
       p.running = false;
       p.finishedAtMs = Date.now();
     }
-    return { ...p };
+    return { ...p, keptExtents: { ...p.keptExtents } };
   }
 }
 

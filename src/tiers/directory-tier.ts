@@ -18,6 +18,7 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { FsError, ShadowfsError, errorCode } from '../util/errors';
+import { makeDirs } from '../util/make-dirs';
 import {
   CopyInventory,
   OWNER_MARK,
@@ -156,7 +157,8 @@ export class DirectoryTier implements ShadowTier {
   async open(): Promise<void> {
     if (!this.root) throw new ShadowfsError(`${this.label}: no directory path given`);
     try {
-      await fsp.mkdir(this.root, { recursive: true });
+      // Not fsp.mkdir's recursive: it loops forever where mkdir answers ENOENT (under /proc).
+      await makeDirs(this.root);
       const st = await fsp.stat(this.root);
       if (!st.isDirectory()) throw new FsError('ENOTDIR', 'not a directory');
       // A real write, not access(W_OK): root passes access() on many unwritable setups.

@@ -76,6 +76,11 @@ t.test('bad mount input', async (t) => {
   expectRefusal(t, sb, ['mount', '--live', sb.live, '--state', stateFile, '--tier', tier(), sb.mnt], /state directory .*state-file is not a directory$/);
   expectRefusal(t, sb, ['mount', '--live', sb.live, '--state', path.join(stateFile, 'sub'), '--tier', tier(), sb.mnt], /state directory .*state-file\/sub cannot be created: .*state-file is not a directory$/);
   fs.rmSync(stateFile);
+  // A volume needs a tier: without one nothing is shadowed, and the mount would be a slow pass-through.
+  expectRefusal(t, sb, ['mount', '--live', sb.live, '--state', sb.state, sb.mnt], /^shadowfs: no tiers: a shadowfs volume needs at least one tier .*give one with --tier NAME=PATH,cap=SIZE/);
+  fs.writeFileSync(cfg, JSON.stringify({ live: sb.live, stateDir: sb.state, tiers: [] }));
+  expectRefusal(t, sb, ['mount', '--config', cfg, sb.mnt], /broken.json: config tiers: expected at least one tier .*, got \[\]$/);
+  fs.rmSync(cfg);
   // Last, and with --daemon: were it accepted, the mount would stay (not serve in the foreground).
   fs.writeFileSync(cfg, JSON.stringify({ live: sb.live, stateDir: sb.state, tiers: [{ name: 'nvme', path: sb.tierDir('nvme'), capacity: '1GiB' }], coverageScanInterval: '0s' }));
   expectRefusal(t, sb, ['mount', '--config', cfg, '--daemon', sb.mnt], /config coverageScanInterval: expected a duration of at least 1s, got "0s"$/);
@@ -83,6 +88,18 @@ t.test('bad mount input', async (t) => {
   expectRefusal(t, sb, ['frobnicate'], /Unknown argument: frobnicate|Unknown command/, 2);
 
   t.equal(fs.readFileSync(path.join(sb.live, 'keep.txt'), 'utf8'), 'live data');
+});
+
+t.test('a tier directory mkdir cannot make (under /proc) is refused in one line, not a hang', async (t) => {
+  const sb = makeSandbox();
+  t.teardown(() => removeSandbox(sb));
+  // /proc exists and passes the writable check, but mkdir there answers ENOENT: Node's recursive
+  // mkdir looped on that forever.
+  const procDir = `/proc/shadowfs-bad-input-${process.pid}`;
+  const r = cli(['mount', '--live', sb.live, '--state', sb.state, '--tier', `nvme=${procDir},cap=1GiB`, sb.mnt], 15_000);
+  t.equal(r.status, 1, `refused, within the time (status ${r.status}, null on a timeout)`);
+  t.match(r.stderr, new RegExp(`^shadowfs: tier nvme: directory ${procDir} is not usable: ENOENT.*\n$`), `one line: ${r.stderr}`);
+  t.notOk(isMounted(sb.mnt), 'nothing mounted');
 });
 
 t.test('bad object-store tiers', async (t) => {
@@ -122,6 +139,12 @@ t.test('bad input to the other commands, refused before asking a mount', async (
   expectRefusal(t, sb, ['unmount', '--timeout', 'abc', sb.mnt], /--timeout: expected a number of seconds above zero$/);
   expectRefusal(t, sb, ['tier', 'set', sb.mnt, '--capacity', '1GiB'], /tier set: give the tier with --name NAME$/);
   expectRefusal(t, sb, ['tier', 'remove', sb.mnt, 'nvme'], /tier remove takes --name, not a spec/);
+  // A leading minus is the value, not flags -5 -G -i -B.
+  expectRefusal(t, sb, ['tier', 'set', sb.mnt, '--name', 'nvme', '--capacity', '-5GiB'], /^shadowfs: --capacity "-5GiB": a capacity must be above zero/);
+  expectRefusal(t, sb, ['tier', 'set', sb.mnt, '--name', 'nvme', '--capacity', '0'], /^shadowfs: --capacity "0": a capacity must be above zero/);
+  expectRefusal(t, sb, ['tier', 'set', sb.mnt, '--name', 'nvme', '--capacity'], /^shadowfs: Not enough arguments following: capacity$/, 2);
+  expectRefusal(t, sb, ['bench', sb.mnt, '--preset', 'rand', '--runtime', 'abc'], /^shadowfs: --runtime "abc": expected whole seconds per job, at least 1/);
+  expectRefusal(t, sb, ['bench', sb.mnt, '--preset', 'rand', '--runtime', '-3'], /^shadowfs: --runtime "-3": expected whole seconds per job, at least 1/);
   expectRefusal(t, sb, ['status'], /Not enough non-option arguments/, 2);
   t.match(cli(['status']).stderr, /\(see: shadowfs status --help\)/, 'points at the help of the command');
   const version = cli(['--version']);

@@ -6,9 +6,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { controlRequest } from '../../control/control-client';
+import { controlRequest, staleMountMessage } from '../../control/control-client';
 import type { StatusReport } from '../../control/protocol';
-import { fuseMountsAt } from '../../fuse/mount-table';
+import { fuseMountsAt, meansDaemonGone } from '../../fuse/mount-table';
 import { formatBenchTable, formatJobLine } from '../../bench/bench-table';
 import { fioVersion } from '../../bench/fio-process';
 import { PRESET_NAMES, PRESETS, PresetName } from '../../bench/presets';
@@ -20,7 +20,7 @@ export interface BenchArgs {
   mountpoint: string;
   preset: PresetName;
   size?: string;
-  runtime?: number;
+  runtime?: string;
   'keep-files': boolean;
   json: boolean;
 }
@@ -34,12 +34,22 @@ async function checkShadowfsMount(mountpoint: string): Promise<void> {
   } catch (err) {
     if (err instanceof ShadowfsError) throw err;
     if (errorCode(err) === 'ENOENT') throw new ShadowfsError(`no such mount point: ${mountpoint}`);
-    if (errorCode(err) === 'ENOTCONN') throw new ShadowfsError(`${mountpoint}: the mount's daemon is gone (a stale mount; shadowfs unmount clears it)`);
+    if (meansDaemonGone(err)) {
+      const type = (await fuseMountsAt(mountpoint)).at(-1);
+      throw new ShadowfsError(type === 'fuse.shadowfs' ? staleMountMessage(mountpoint) : `${mountpoint} is not a shadowfs mount (it is ${type ?? 'a FUSE mount'}, and its daemon is gone)`);
+    }
     throw new ShadowfsError(`${mountpoint}: ${errorCode(err) ?? (err as Error).message}`);
   }
   const types = await fuseMountsAt(mountpoint);
   if (types.length === 0) throw new ShadowfsError(`${mountpoint} is not a mount point (mount shadowfs there first)`);
   if (!types.includes('fuse.shadowfs')) throw new ShadowfsError(`${mountpoint} is not a shadowfs mount (it is ${types[types.length - 1]})`);
+}
+
+/** `--runtime N`: whole seconds, at least 1 (fio's runtime= takes no fractions). */
+function parseRuntimeSeconds(given: string): number {
+  const seconds = /^\s*\d+\s*$/.test(given) ? Number(given) : NaN;
+  if (!(Number.isSafeInteger(seconds) && seconds >= 1)) throw new ShadowfsError(`--runtime "${given}": expected whole seconds per job, at least 1 (e.g. --runtime 30)`);
+  return seconds;
 }
 
 export const benchCommand: CommandModule<object, BenchArgs> = {
@@ -53,7 +63,8 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       describe: `The workload: ${PRESET_NAMES.map((n) => `${n} (${PRESETS[n].describe}; default ${formatBytes(PRESETS[n].defaultSizeBytes)}, ${PRESETS[n].defaultRuntimeSeconds} s per job)`).join('; ')}`,
     })
     .option('size', { type: 'string', describe: 'Bytes of the file (of the file set, for zipf), e.g. 256MiB' })
-    .option('runtime', { type: 'number', describe: 'Seconds per job (shift runs three jobs, seq and rand two)' })
+    // A string, parsed below: yargs' number type turns "abc" into NaN, and the message could only show that.
+    .option('runtime', { type: 'string', requiresArg: true, describe: 'Seconds per job (shift runs three jobs, seq and rand two)' })
     .option('keep-files', { type: 'boolean', default: false, describe: 'Leave the files in MOUNTPOINT/.shadowfs-bench/ (a rerun skips laying them out)' })
     .option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON' })
     .example('$0 bench /mnt/app --preset zipf', '')
@@ -63,8 +74,7 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
     const preset = PRESETS[args.preset];
     const sizeBytes = args.size === undefined ? preset.defaultSizeBytes : parseBytes(args.size, '--size');
     if (sizeBytes < MIN_SIZE_BYTES) throw new ShadowfsError(`--size ${args.size}: at least 1MiB`);
-    const runtimeSeconds = args.runtime ?? preset.defaultRuntimeSeconds;
-    if (!Number.isInteger(runtimeSeconds) || runtimeSeconds < 1) throw new ShadowfsError(`--runtime ${args.runtime}: expected whole seconds, at least 1`);
+    const runtimeSeconds = args.runtime === undefined ? preset.defaultRuntimeSeconds : parseRuntimeSeconds(args.runtime);
     await checkShadowfsMount(mountpoint);
     const version = fioVersion();
     const status = async (): Promise<StatusReport> => (await controlRequest(mountpoint, { command: 'status' })) as StatusReport;

@@ -23,6 +23,7 @@ import { DashboardServer } from '../../dashboard/dashboard-server';
 import { mountSources } from '../../dashboard/mount-sources';
 import { ShadowfsError, errorCode } from '../../util/errors';
 import { createLogger } from '../../util/log';
+import { makeDirs } from '../../util/make-dirs';
 import { volumeConfigFrom, VolumeFlags } from '../load-config';
 import { ConfigReloader } from '../../config/config-reloader';
 
@@ -57,19 +58,12 @@ function checkPort(port: number | undefined, flag: string): void {
   }
 }
 
-/**
- * mkdir -p, without Node's recursive mkdir: that loops forever where mkdir answers ENOENT under a
- * directory that exists (/proc/x).
- */
-function makeStateDir(dir: string): void {
-  const missing: string[] = [];
-  for (let d = dir; !fs.existsSync(d) && d !== path.dirname(d); d = path.dirname(d)) missing.unshift(d);
-  for (const d of missing) {
-    try {
-      fs.mkdirSync(d);
-    } catch (err) {
-      if (errorCode(err) !== 'EEXIST') throw new ShadowfsError(`state directory ${dir} cannot be created: ${errorCode(err) ?? (err as Error).message}`);
-    }
+/** The state directory and its missing parents, with a one-line error naming it. */
+async function makeStateDir(dir: string): Promise<void> {
+  try {
+    await makeDirs(dir);
+  } catch (err) {
+    throw new ShadowfsError(`state directory ${dir} cannot be created: ${errorCode(err) ?? (err as Error).message}`);
   }
 }
 
@@ -124,7 +118,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     if (await isMounted(mountpoint)) throw new ShadowfsError(`${mountpoint} is already a mount point; unmount it first`);
     await checkVolumePaths(config, mountpoint);
     await checkMountpoint(mountpoint);
-    makeStateDir(config.stateDir);
+    await makeStateDir(config.stateDir);
     if (args.daemon) return detach(mountpoint, config.stateDir);
 
     const log = createLogger(args.verbose ? 'debug' : 'warn');

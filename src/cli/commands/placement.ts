@@ -8,7 +8,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { controlRequest } from '../../control/control-client';
 import { findMountOf } from '../../fuse/mount-table';
 import { ShadowfsError } from '../../util/errors';
-import type { MoveProgress } from '../../shadow/one-off-moves';
+import type { KeptReason, MoveProgress } from '../../shadow/one-off-moves';
 import { parseBytes, parseDurationMs } from '../../util/units';
 import { progress } from '../progress';
 
@@ -122,11 +122,38 @@ async function runMove(kind: 'promote' | 'demote', args: MoveArgs): Promise<void
     bar?.stop();
   }
   const secs = ((r.finishedAtMs ?? r.startedAtMs) - r.startedAtMs) / 1000;
+  const kept = keptText(r);
   const what = kind === 'promote'
     ? `${r.copiedExtents} copied to ${r.tier}, ${r.unchangedExtents} already there`
-    : `${r.copiedExtents} moved to ${r.movedTo ?? '-'}, ${r.droppedExtents} dropped (held elsewhere), ${r.unchangedExtents} had no copy on ${r.tier}`;
+    : `${r.copiedExtents} moved to ${r.movedTo ?? '-'}, ${r.droppedExtents} dropped (held elsewhere), ${r.unchangedExtents} had no copy on ${r.tier}${kept ? `, ${keptCount(r)} kept (${kept})` : ''}`;
   say(args.json, r, `${kind}d ${args.path}: ${r.totalExtents} extents in ${secs.toFixed(1)} s: ${what}${r.failedExtents ? `, ${r.failedExtents} failed` : ''}`);
-  if (r.failedExtents > 0) throw new ShadowfsError(`${r.failedExtents} of ${r.totalExtents} extents could not be ${kind}d (see the mount's log)`);
+  const problems: string[] = [];
+  // Not "see the mount's log": a copy that a write overtook, or that found no room, is not logged; a tier error is.
+  if (r.failedExtents > 0) problems.push(`${r.failedExtents} of ${r.totalExtents} extents could not be ${kind}d: their copies did not complete (a write changed them meanwhile, no room, or a tier error, which the mount's log records); \`shadowfs which-tier ${args.path}\` shows where they are`);
+  if (kept) problems.push(`${keptCount(r)} of ${r.totalExtents} extents stay on ${r.tier}: ${kept}`);
+  if (problems.length > 0) throw new ShadowfsError(problems.join('; '));
+}
+
+/** Why a demote left copies on the tier, after their count: "40 are held by an active hint". */
+const KEPT_REASON_TEXT: Readonly<Record<KeptReason, string>> = {
+  coverageTier: 'are on the coverage tier',
+  pinned: 'are pinned there',
+  hinted: 'are held by an active hint (until it ends)',
+  soleCopy: "hold their extent's only copy besides the live volume (a write the coverage tier lacks yet)",
+};
+
+/** Copies a demote left on the tier, by reason ("40 are held by an active hint"), or '' for none. */
+function keptText(r: MoveProgress): string {
+  // ?? {}: a daemon started before this CLI was installed does not count them.
+  const kept: Partial<MoveProgress['keptExtents']> = r.keptExtents ?? {};
+  return (Object.keys(KEPT_REASON_TEXT) as KeptReason[])
+    .filter((reason) => (kept[reason] ?? 0) > 0)
+    .map((reason) => `${kept[reason]} ${KEPT_REASON_TEXT[reason]}`)
+    .join(', ');
+}
+
+function keptCount(r: MoveProgress): number {
+  return Object.values(r.keptExtents ?? {}).reduce((a, b) => a + b, 0);
 }
 
 export const promoteCommand: CommandModule<object, MoveArgs> = {

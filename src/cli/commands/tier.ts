@@ -4,6 +4,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { controlRequest } from '../../control/control-client';
 import type { DrainProgress } from '../../shadow/tier-changes';
 import { ShadowfsError } from '../../util/errors';
+import { parseBytes } from '../../util/units';
 import { progress } from '../progress';
 
 export interface TierArgs {
@@ -29,6 +30,12 @@ function absoluteTierSpec(spec: string): string {
   }).join(',');
 }
 
+/** `--capacity`: a size above zero, checked here so a bad one is refused before asking the mount. */
+function checkCapacity(given: string): void {
+  const aboveZero = `--capacity "${given}": a capacity must be above zero (a size like 40GiB)`;
+  if (/^\s*-/.test(given) || parseBytes(given, '--capacity') <= 0) throw new ShadowfsError(aboveZero);
+}
+
 export const tierCommand: CommandModule<object, TierArgs> = {
   command: 'tier <action> <mountpoint> [spec]',
   describe: 'Add a tier, change its capacity, or drain and remove it, while mounted',
@@ -37,7 +44,9 @@ export const tierCommand: CommandModule<object, TierArgs> = {
     .positional('mountpoint', { type: 'string', demandOption: true, describe: 'A running shadowfs mount' })
     .positional('spec', { type: 'string', describe: 'for add: NAME=PATH,cap=SIZE[,class=CLASS][,cost=N] (as mount --tier)' })
     .option('name', { type: 'string', describe: 'for set and remove: the tier' })
-    .option('capacity', { type: 'string', describe: 'for set: the new capacity, e.g. 40GiB' })
+    // requiresArg: the next word is the value even when it starts with '-' (-5GiB), so the size
+    // check below can say what is wrong with it instead of yargs reading it as flags -5 -G -i -B.
+    .option('capacity', { type: 'string', requiresArg: true, describe: 'for set: the new capacity, e.g. 40GiB' })
     .option('json', { type: 'boolean', default: false, describe: 'Print the outcome as JSON' })
     .example('$0 tier add /mnt/app ssd2=/mnt/ssd2/shadow,cap=100GiB,class=ssd', '')
     .example('$0 tier set /mnt/app --name nvme --capacity 40GiB', '')
@@ -47,6 +56,7 @@ export const tierCommand: CommandModule<object, TierArgs> = {
     if (args.action !== 'add' && args.spec !== undefined) throw new ShadowfsError(`tier ${args.action} takes --name${args.action === 'set' ? ' and --capacity' : ''}, not a spec ("${args.spec}")`);
     if (args.action !== 'add' && !args.name) throw new ShadowfsError(`tier ${args.action}: give the tier with --name NAME`);
     if (args.action === 'set' && !args.capacity) throw new ShadowfsError('tier set: give the new size with --capacity SIZE');
+    if (args.action === 'set') checkCapacity(args.capacity as string);
     if (args.action === 'add') {
       const r = await controlRequest(args.mountpoint, { command: 'tier-add', spec: args.spec === undefined ? undefined : absoluteTierSpec(args.spec) });
       say(r, `tier ${(r as { added: string }).added} added`);

@@ -1,0 +1,59 @@
+/**
+ * A mount whose daemon died (kill -9) is told apart from no mount at all: the commands that ask the
+ * daemon say it is stale and how to clear it, and `unmount` clears it even when the first look at
+ * it, racing the death, fails with ECONNABORTED rather than ENOTCONN.
+ */
+import t from 'tap';
+import * as fs from 'node:fs';
+import { spawn } from 'node:child_process';
+import { CLI, cli, isMounted, sandboxedMount } from '../helpers/mounted-volume';
+import { waitFor } from '../helpers/wait';
+
+t.test('status, health and scrub of a stale mount say so, and how to clear it', async (t) => {
+  const { sb, vol } = sandboxedMount(t);
+  await vol.start();
+  await vol.crash();
+  t.ok(isMounted(sb.mnt), 'the kernel mount is left behind');
+  for (const command of ['status', 'health', 'scrub']) {
+    const r = cli([command, sb.mnt]);
+    t.equal(r.status, 1, `${command}: exit 1`);
+    t.equal(r.stderr, `shadowfs: ${sb.mnt} is a stale shadowfs mount (its daemon is gone); \`shadowfs unmount ${sb.mnt}\` clears it\n`, `${command}: one line that says what to do`);
+  }
+  const u = cli(['unmount', sb.mnt]);
+  t.equal(u.status, 0, u.stderr);
+  t.notOk(isMounted(sb.mnt));
+  t.match(cli(['status', sb.mnt]).stderr, /is not a running shadowfs mount\n$/, 'once cleared: no mount there');
+});
+
+/** The FUSE connection's count of requests waiting for the daemon (fusectl). */
+function waitingRequests(mnt: string): number {
+  const line = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === mnt);
+  const minor = line?.split(' ')[2].split(':')[1];
+  return Number(fs.readFileSync(`/sys/fs/fuse/connections/${minor}/waiting`, 'utf8'));
+}
+
+t.test('unmount whose look at the mount races the daemon\'s death (ECONNABORTED) clears it as stale', async (t) => {
+  const { sb, vol } = sandboxedMount(t);
+  await vol.start();
+  const pid = vol.proc?.pid as number;
+  // A stopped daemon answers nothing: unmount's stat of the mount point waits in the kernel, and
+  // fails with ECONNABORTED when the daemon is killed under it (a stat after that sees ENOTCONN).
+  process.kill(pid, 'SIGSTOP');
+  t.teardown(() => {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  });
+  const unmount = spawn(process.execPath, [CLI, 'unmount', sb.mnt], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  unmount.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  unmount.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => unmount.once('exit', resolve));
+  await waitFor(() => waitingRequests(sb.mnt) > 0, "unmount's stat waiting on the stopped daemon");
+  await vol.crash();
+  t.equal(await exited, 0, out);
+  t.equal(out, `shadowfs: cleared a stale mount at ${sb.mnt}\n`, 'seen as stale, not as a daemon that left no pid');
+  t.notOk(isMounted(sb.mnt), 'cleared');
+});
