@@ -152,6 +152,12 @@ export class FailoverController implements NamespaceListener {
     }
   }
 
+  /**
+   * Called once the volume serves from the live volume again, with the live files resync wrote
+   * whole: new inodes (made while failed over, or a conflict) that no coverage copy names yet.
+   */
+  onFailedBack: ((rewritten: ReadonlyMap<string, { livePath: string; sizeBytes: number }>) => void) | undefined;
+
   private mirrorRefresh: Promise<void> | undefined;
 
   /**
@@ -375,6 +381,7 @@ export class FailoverController implements NamespaceListener {
     const seconds = (Date.now() - started) / 1000;
     this.lastResync = { finishedAtMs: Date.now(), extents: resync.progress.extentsDone, bytes: resync.progress.bytesDone, seconds, conflicts: resync.progress.conflicts };
     this.monitor.resyncDone(performance.now(), `resync finished: ${resync.progress.extentsDone} extents in ${seconds.toFixed(1)} s`);
+    this.onFailedBack?.(resync.rewritten);
     this.log.warn('failover', `failed back to the live volume after resyncing ${resync.progress.extentsDone} extents (${resync.progress.conflicts.length} conflicts)`);
     void this.rebuildMirror();
   }

@@ -65,6 +65,8 @@ const RESYNC_OP_DEADLINE_MS = 30_000;
 
 export class Resync {
   readonly progress: ResyncProgress = { extentsDone: 0, extentsTotal: 0, bytesDone: 0, conflicts: [], startedAtMs: Date.now() };
+  /** Live files resync wrote whole (new inodes): no copy names them yet, coverage is told at failback. */
+  readonly rewritten = new Map<string, { livePath: string; sizeBytes: number }>();
 
   constructor(private readonly d: ResyncDeps) {}
 
@@ -434,6 +436,7 @@ export class Resync {
     cleared.push(FailoverStore.resyncedPut(newId));
     cleared.push(...this.d.mirror.set(p, { ...e, fileId: newId, liveSize: undefined }));
     await this.d.map.setFileRecord(newId, { sizeBytes: st.size, mtimeMs: st.mtimeMs });
+    this.rewritten.set(newId, { livePath: this.live(p), sizeBytes: st.size });
     await this.d.store.commit(cleared);
     if (!this.d.isOpen(fileId) && newId !== fileId) await this.d.dropFile(fileId);
     return 0;

@@ -237,8 +237,14 @@ export class ShadowNamespace {
     const ops = this.d.mirror.rename(from, to);
     this.removedPath(from, ops);
     if (replaced) this.removedPath(to, ops);
-    // Everything moved counts as touched: resync finds it by its new path.
-    for (const [p, e] of this.d.mirror.all()) if (p === to || p.startsWith(to + '/')) this.touch(p, e, ops);
+    // Everything moved counts as touched: resync finds it by its new path. Its old paths are gone
+    // one by one too: a file that stays on the live volume under the old name (removed while
+    // failed over, the directory made again) must not come back at failback.
+    for (const [p, e] of this.d.mirror.all()) {
+      if (p !== to && !p.startsWith(to + '/')) continue;
+      this.touch(p, e, ops);
+      if (p !== to) this.removedPath(from + p.slice(to.length), ops);
+    }
     await this.commit(ops);
     this.d.open.moved(this.live(from), this.live(to));
     if (replaced && replaced.fileId !== moved.fileId) await this.forgetIfGone(replaced);

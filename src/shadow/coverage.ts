@@ -124,11 +124,20 @@ export class CoverageReplicator {
 
   /** After a write to extents [first, last] of an open file: whatever lost coverage is queued. */
   noteWrite(file: OpenFile, first: number, last: number): void {
+    this.noteExtents(file.fileId, file.livePath, file.sizeBytes, first, last);
+  }
+
+  /** A live file the mount wrote whole, not through writes (resync, at failback): every extent is pending now. */
+  noteNewFile(fileId: string, livePath: string, sizeBytes: number): void {
+    this.noteExtents(fileId, livePath, sizeBytes, 0, Math.ceil(sizeBytes / this.extentSizeBytes) - 1);
+  }
+
+  private noteExtents(fileId: string, livePath: string, sizeBytes: number, first: number, last: number): void {
     const now = Date.now();
-    for (let i = first; i <= last; i++) if (!this.covered(file.fileId, i)) this.markDirty(file.fileId, file.livePath, i, now);
-    this.sizes.set(file.fileId, file.sizeBytes);
-    this.paths.set(file.fileId, file.livePath);
-    if (this.scanning) this.writtenDuringScan.add(file.fileId);
+    for (let i = first; i <= last; i++) if (!this.covered(fileId, i)) this.markDirty(fileId, livePath, i, now);
+    this.sizes.set(fileId, sizeBytes);
+    this.paths.set(fileId, livePath);
+    if (this.scanning) this.writtenDuringScan.add(fileId);
   }
 
   /** Called after each scan of the live tree (the failover controller then refreshes its namespace mirror). */
