@@ -4,7 +4,7 @@
  * mount shows. Also kill -9 while failed over, and a live volume that hangs under the mount
  * (faultfs) — the application gets its answers within the deadline and loses nothing.
  */
-import t from 'tap';
+import t, { Test } from 'tap';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -15,7 +15,7 @@ import { startS3Server, useS3Credentials } from '../helpers/s3-server';
 import { waitFor } from '../helpers/wait';
 import { failoverConfigFile } from '../helpers/failover-config';
 import type { HasTeardown } from '../helpers/temp-dir';
-import { startFaultFs } from '../../fixtures/faultfs/faultfs-client';
+import { startFaultFs, type FaultFs } from '../../fixtures/faultfs/faultfs-client';
 
 const KiB = 1024;
 
@@ -198,6 +198,34 @@ async function mountOverFaultFs(t: HasTeardown, prefix: string, watchdog: Record
   return { sb, backing, ffs, vol };
 }
 
+/** nvme, ssd and an object coverage tier (a real S3 server on loopback, bucket `bucket`) over faultfs. */
+async function mountWithObjectCoverage(t: HasTeardown, bucket: string, nvmeCapacity: string, extra: Record<string, unknown> = {}) {
+  useS3Credentials();
+  const s3 = await startS3Server({ bucket });
+  const mounted = await mountOverFaultFs(t, `failover-${bucket}-`, { enabled: false }, {
+    config: (sb) => ({
+      ...extra,
+      tiers: [
+        { name: 'nvme', class: 'nvme', path: sb.tierDir('nvme'), capacity: nvmeCapacity },
+        { name: 'ssd', class: 'ssd', path: sb.tierDir('ssd'), capacity: '4MiB' },
+        { name: 's3', class: 'object', capacity: '1GiB', object: { endpoint: s3.endpoint, bucket, cacheDir: sb.tierDir('s3cache'), cacheCapacity: '1MiB' } },
+      ],
+      coverageTier: 's3',
+    }),
+  });
+  t.teardown(() => s3.close());
+  return { ...mounted, s3 };
+}
+
+/** The live volume fails outright (EIO) and the volume fails over with --force: `name` must read back as `data`. */
+async function loseLiveAndReadBack(t: Test, ffs: FaultFs, mnt: string, name: string, data: Buffer): Promise<void> {
+  await ffs.set({ error: 'EIO' });
+  const r = cli(['failover', mnt, '--force']);
+  t.equal(r.status, 0, `failover: ${r.stderr}`);
+  const got = await fsp.readFile(path.join(mnt, name)).catch((err: Error) => err);
+  t.ok(Buffer.isBuffer(got) && got.equals(data), `the file reads back whole from the shadows${Buffer.isBuffer(got) ? '' : `: ${got.message}`}`);
+}
+
 /** No watchdog, and a live op deadline (half the latency limit) of 10 s: ops slowed to 2 s stay in flight while the test fails over by hand. */
 const SLOW_BUT_ANSWERING = { enabled: false, opTimeoutMs: 10_000, latencyLimitMs: 20_000 };
 
@@ -302,23 +330,10 @@ t.test('a live volume lost outright loses no truncate or fallocate either: grown
 
 t.test('with an object coverage tier that has uploaded nothing yet, writes keep their copies on the directory tiers: a live volume lost outright still loses none', async (t) => {
   const E = 64 * KiB;
-  useS3Credentials();
-  const s3 = await startS3Server({ bucket: 'sole-copies' });
   // nvme holds two extents. The writes' copies go to the directory tiers (an object tier cannot be
   // patched); once nvme is full of copies coverage does not hold, the rest must go to ssd, not
   // take nvme's room from the earlier ones.
-  const { sb, ffs, vol } = await mountOverFaultFs(t, 'failover-object-', { enabled: false }, {
-    config: (sb) => ({
-      copyRate: '1KiB',
-      tiers: [
-        { name: 'nvme', class: 'nvme', path: sb.tierDir('nvme'), capacity: '128KiB' },
-        { name: 'ssd', class: 'ssd', path: sb.tierDir('ssd'), capacity: '4MiB' },
-        { name: 's3', class: 'object', capacity: '1GiB', object: { endpoint: s3.endpoint, bucket: 'sole-copies', cacheDir: sb.tierDir('s3cache'), cacheCapacity: '1MiB' } },
-      ],
-      coverageTier: 's3',
-    }),
-  });
-  t.teardown(() => s3.close());
+  const { sb, ffs, vol } = await mountWithObjectCoverage(t, 'sole-copies', '128KiB', { copyRate: '1KiB' });
   await vol.start();
   const data = randomBytes(6 * E + 500);
   // One extent per write, each acknowledged before the next: the earlier copies are in place (and
@@ -331,28 +346,12 @@ t.test('with an object coverage tier that has uploaded nothing yet, writes keep 
   t.equal(shadow.writtenCopies, 7, 'each extent written got a copy');
   t.ok((status(sb.mnt).coverage?.coveredShare ?? 1) < 1, 'coverage has not caught up (the test needs that)');
 
-  await ffs.set({ error: 'EIO' });
-  const r = cli(['failover', sb.mnt, '--force']);
-  t.equal(r.status, 0, `failover: ${r.stderr}`);
-  const got = await fsp.readFile(path.join(sb.mnt, 'f.bin')).catch((err: Error) => err);
-  t.ok(Buffer.isBuffer(got) && got.equals(data), `the file reads back whole from the shadows${Buffer.isBuffer(got) ? '' : `: ${got.message}`}`);
+  await loseLiveAndReadBack(t, ffs, sb.mnt, 'f.bin', data);
 });
 
 t.test('removing a tier moves the copies written while the object coverage tier was down to another tier first: a live volume lost outright still loses none', async (t) => {
   const E = 64 * KiB;
-  useS3Credentials();
-  const s3 = await startS3Server({ bucket: 'drain-sole' });
-  const { sb, ffs, vol } = await mountOverFaultFs(t, 'failover-drain-', { enabled: false }, {
-    config: (sb) => ({
-      tiers: [
-        { name: 'nvme', class: 'nvme', path: sb.tierDir('nvme'), capacity: '1MiB' },
-        { name: 'ssd', class: 'ssd', path: sb.tierDir('ssd'), capacity: '4MiB' },
-        { name: 's3', class: 'object', capacity: '1GiB', object: { endpoint: s3.endpoint, bucket: 'drain-sole', cacheDir: sb.tierDir('s3cache'), cacheCapacity: '1MiB' } },
-      ],
-      coverageTier: 's3',
-    }),
-  });
-  t.teardown(() => s3.close());
+  const { sb, ffs, vol, s3 } = await mountWithObjectCoverage(t, 'drain-sole', '1MiB');
   await vol.start();
   // The object store is down: coverage can upload nothing, so the writes' copies on nvme are the
   // only ones besides the live volume.
@@ -373,11 +372,7 @@ t.test('removing a tier moves the copies written while the object coverage tier 
   t.match(removed.stdout, /\d+ written but not yet on the coverage tier, moved to other tiers first/, 'the sole copies were moved, and the output says so');
   t.notOk(tiers().includes('nvme'), 'nvme is gone');
 
-  await ffs.set({ error: 'EIO' });
-  const r = cli(['failover', sb.mnt, '--force']);
-  t.equal(r.status, 0, `failover: ${r.stderr}`);
-  const got = await fsp.readFile(path.join(sb.mnt, 'f.bin')).catch((err: Error) => err);
-  t.ok(Buffer.isBuffer(got) && got.equals(data), `the file reads back whole from the shadows${Buffer.isBuffer(got) ? '' : `: ${got.message}`}`);
+  await loseLiveAndReadBack(t, ffs, sb.mnt, 'f.bin', data);
 });
 
 t.test('a live volume that hangs: ops are answered from the shadows within the deadline; it comes back and is resynced', async (t) => {
@@ -565,39 +560,32 @@ t.test('a file made while failed over and held open across failback is one file 
   t.ok((await fsp.readFile(f)).equals(model), 'and so does the mount');
 });
 
-t.test('a file changed on the live volume during the failover is a conflict: reported and kept, never merged', async (t) => {
-  const { sb, vol } = sandboxedMount(t, (sb) => ({ configFile: failoverConfigFile(sb, { enabled: false }) }), 'failover-conflict-');
-  await vol.start();
-  await fsp.writeFile(path.join(sb.mnt, 'f.txt'), 'original');
-  await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
-  t.equal(cli(['failover', sb.mnt]).status, 0);
-  await fsp.writeFile(path.join(sb.mnt, 'f.txt'), 'the mount version');
-  // Someone else writes the live file meanwhile (later than the failover by more than the slack).
-  await new Promise((r) => setTimeout(r, 1500));
-  fs.writeFileSync(path.join(sb.live, 'f.txt'), 'the outside version');
-  const back = cli(['failback', sb.mnt, '--force']);
-  t.equal(back.status, 0, back.stderr);
-  t.match(back.stdout, /conflict: \/f\.txt/, 'the conflict is reported');
-  t.equal(fs.readFileSync(path.join(sb.live, 'f.txt'), 'utf8'), 'the mount version', "the mount's version wins at the path");
-  const kept = fs.readdirSync(sb.live).filter((n) => n.startsWith('f.txt.shadowfs-conflict-'));
-  t.equal(kept.length, 1, 'the outside version is kept beside it');
-  t.equal(fs.readFileSync(path.join(sb.live, kept[0]), 'utf8'), 'the outside version', 'unmerged');
-});
-
-t.test('with --watch-live, a change on the live volume during the failover drops no copy: the mount version still wins at failback', async (t) => {
-  const { sb, vol } = sandboxedMount(t, (sb) => ({ configFile: failoverConfigFile(sb, { enabled: false }), extraArgs: ['--watch-live'] }), 'failover-watch-');
-  await vol.start();
-  await fsp.writeFile(path.join(sb.mnt, 'f.txt'), 'original');
-  await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
-  t.equal(cli(['failover', sb.mnt]).status, 0);
-  await fsp.writeFile(path.join(sb.mnt, 'f.txt'), 'the mount version');
-  await new Promise((r) => setTimeout(r, 1500));
-  fs.writeFileSync(path.join(sb.live, 'f.txt'), 'the outside version');
-  // The watcher sees that change while the shadows are the file's only home.
-  await new Promise((r) => setTimeout(r, 1500));
-  t.equal(fs.readFileSync(path.join(sb.mnt, 'f.txt'), 'utf8'), 'the mount version', 'still served while failed over');
-  const back = cli(['failback', sb.mnt, '--force']);
-  t.equal(back.status, 0, back.stderr);
-  t.equal(fs.readFileSync(path.join(sb.live, 'f.txt'), 'utf8'), 'the mount version', "the mount's version wins at the path");
-  t.equal(fs.readFileSync(path.join(sb.mnt, 'f.txt'), 'utf8'), 'the mount version', 'and the mount shows it');
-});
+for (const watchLive of [false, true]) {
+  const title = watchLive
+    ? 'with --watch-live, a change on the live volume during the failover drops no copy: still a conflict, the mount version wins at failback'
+    : 'a file changed on the live volume during the failover is a conflict: reported and kept, never merged';
+  t.test(title, async (t) => {
+    const { sb, vol } = sandboxedMount(t, (sb) => ({ configFile: failoverConfigFile(sb, { enabled: false }), extraArgs: watchLive ? ['--watch-live'] : [] }), 'failover-conflict-');
+    await vol.start();
+    await fsp.writeFile(path.join(sb.mnt, 'f.txt'), 'original');
+    await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
+    t.equal(cli(['failover', sb.mnt]).status, 0);
+    await fsp.writeFile(path.join(sb.mnt, 'f.txt'), 'the mount version');
+    // Someone else writes the live file meanwhile (later than the failover by more than the slack).
+    await new Promise((r) => setTimeout(r, 1500));
+    fs.writeFileSync(path.join(sb.live, 'f.txt'), 'the outside version');
+    if (watchLive) {
+      // The watcher sees that change while the shadows are the file's only home.
+      await new Promise((r) => setTimeout(r, 1500));
+      t.equal(fs.readFileSync(path.join(sb.mnt, 'f.txt'), 'utf8'), 'the mount version', 'still served while failed over');
+    }
+    const back = cli(['failback', sb.mnt, '--force']);
+    t.equal(back.status, 0, back.stderr);
+    t.match(back.stdout, /conflict: \/f\.txt/, 'the conflict is reported');
+    t.equal(fs.readFileSync(path.join(sb.live, 'f.txt'), 'utf8'), 'the mount version', "the mount's version wins at the path");
+    t.equal(fs.readFileSync(path.join(sb.mnt, 'f.txt'), 'utf8'), 'the mount version', 'and the mount shows it');
+    const kept = fs.readdirSync(sb.live).filter((n) => n.startsWith('f.txt.shadowfs-conflict-'));
+    t.equal(kept.length, 1, 'the outside version is kept beside it');
+    t.equal(fs.readFileSync(path.join(sb.live, kept[0]), 'utf8'), 'the outside version', 'unmerged');
+  });
+}
