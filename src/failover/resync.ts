@@ -358,8 +358,12 @@ export class Resync {
         const length = Math.max(0, Math.min(E, current().size - index * E));
         if (length > 0) {
           const got = await this.copyBytes(fileId, index, length);
+          // Past the cut and no copy at all: a truncate while failed over took the extent's bytes
+          // (and its copies), and a later growth left a hole, which the cut and the final size make
+          // zeros. Copies that exist but cannot be read are a loss, and said so.
+          const hole = start.liveSize !== undefined && index * E >= start.liveSize && (this.d.map.get(fileId, index)?.copies.length ?? 0) === 0;
           if (!got) {
-            this.d.log.error('resync', `${p}: extent ${index} has no fresh shadow copy left; its changes made while failed over are lost`);
+            if (!hole) this.d.log.error('resync', `${p}: extent ${index} has no fresh shadow copy left; its changes made while failed over are lost`);
           } else {
             await this.throttle(length);
             await this.op('write', () => pwriteFull(fd, got.data, 0, length, index * E));

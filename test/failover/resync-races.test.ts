@@ -11,7 +11,7 @@ import { Resync } from '../../src/failover/resync';
 import { FailoverJournal, FailoverStore } from '../../src/failover/failover-store';
 import { NamespaceMirror, entryFromStats } from '../../src/failover/namespace-mirror';
 import { LiveGuard } from '../../src/failover/live-guard';
-import { silentLogger } from '../../src/util/log';
+import { createLogger, silentLogger } from '../../src/util/log';
 import type { ExtentRef } from '../../src/tiers/tier';
 import { directoryTierFixture, TierFixture } from '../helpers/tier-fixture';
 import type { HasTeardown } from '../helpers/temp-dir';
@@ -33,7 +33,8 @@ interface Rig extends TierFixture {
   holdReads(fileId: string): { reached: () => boolean; release: () => void };
 }
 
-async function rig(t: HasTeardown): Promise<Rig> {
+/** `errors`, when given, collects what resync logs as errors. */
+async function rig(t: HasTeardown, errors?: string[]): Promise<Rig> {
   const fx = await directoryTierFixture(t);
   const live = path.join(fx.dir, 'live');
   fs.mkdirSync(live);
@@ -49,7 +50,7 @@ async function rig(t: HasTeardown): Promise<Rig> {
   const resync = new Resync({
     livePath: live, mirror, journal, store, map: fx.map, tiers: fx.tiers,
     guard: new LiveGuard({ deadlineMs: 10_000, syncDeadlineMs: 10_000, maxConcurrent: 4 }),
-    extentSizeBytes: E, log: silentLogger, bytesPerSec: 1 << 30, isOpen: () => false, dropFile: async () => undefined,
+    extentSizeBytes: E, log: errors ? createLogger('error', (l) => errors.push(l)) : silentLogger, bytesPerSec: 1 << 30, isOpen: () => false, dropFile: async () => undefined,
   });
   const idOf = (name: string): string => mirror.get(`/${name}`)?.fileId as string;
   return {
@@ -223,4 +224,20 @@ t.test('resync removes what the mount removed, and never a live file the mirror 
   t.same(names('e'), ['f'], 'the directory is at its new name');
   t.ok(fs.readFileSync(path.join(r.live, 'e/f')).equals(Buffer.alloc(E, 2)), 'with its file');
   t.equal(r.journal.removed.size, 0, 'the removals are done');
+});
+
+t.test('an extent written, cut off by a truncate and grown again while failed over is a hole: zeros, and no claim that changes were lost', async (t) => {
+  const errors: string[] = [];
+  const r = await rig(t, errors);
+  const fileId = r.liveFile('f', Buffer.alloc(2 * E, 0x21));
+  await r.shadowWrite('f', 1, Buffer.alloc(E, 0x22));
+  // The truncate to one extent (its record gone, what the live file holds cut), then growth back to two.
+  for (const { index, copy } of await r.map.truncateRecords(fileId, 1)) r.map.removeCopy(fileId, index, copy.tierId);
+  const e = r.mirror.get('/f');
+  if (!e) throw new Error('no entry');
+  r.mirror.set('/f', { ...e, liveSize: E, size: 2 * E });
+  await r.resync.pass(true);
+  t.ok(fs.readFileSync(path.join(r.live, 'f')).equals(Buffer.concat([Buffer.alloc(E, 0x21), Buffer.alloc(E)])), 'the first extent kept, the second zeros');
+  t.same(errors, [], 'nothing logged as lost');
+  t.equal(r.journal.dirty.size, 0, 'nothing left to replay');
 });
