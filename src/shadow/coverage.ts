@@ -127,6 +127,21 @@ export class CoverageReplicator {
     this.noteExtents(file.fileId, file.livePath, file.sizeBytes, first, last);
   }
 
+  /**
+   * A rename through the mount moved `from` (a file, or a directory and what is under it) to `to`:
+   * pending extents are found by their file's path, which follows. (Only the pending files: the
+   * paths of covered ones are checked against the file id when used, and corrected by scans.)
+   */
+  moved(from: string, to: string): void {
+    for (const [fileId, d] of this.dirty) {
+      if (d.livePath !== from && !d.livePath.startsWith(from + '/')) continue;
+      d.livePath = to + d.livePath.slice(from.length);
+      this.paths.set(fileId, d.livePath);
+      // A running walk may miss it at both paths: not taken for gone at its end.
+      if (this.scanning) this.writtenDuringScan.add(fileId);
+    }
+  }
+
   /** A live file the mount wrote whole, not through writes (resync, at failback): every extent is pending now. */
   noteNewFile(fileId: string, livePath: string, sizeBytes: number): void {
     this.noteExtents(fileId, livePath, sizeBytes, 0, Math.ceil(sizeBytes / this.extentSizeBytes) - 1);
@@ -188,6 +203,8 @@ export class CoverageReplicator {
       if (size !== undefined) sizes.set(id, size);
     }
     for (const id of this.paths.keys()) if (!sizes.has(id)) this.paths.delete(id);
+    // Pending files this walk did not find are gone (or written meanwhile, and kept).
+    for (const id of this.dirty.keys()) if (!sizes.has(id)) this.dirty.delete(id);
     this.sizes.clear();
     for (const [id, size] of sizes) this.sizes.set(id, size);
     this.lastScanMs = Date.now();
@@ -221,9 +238,10 @@ export class CoverageReplicator {
         if (this.shadows.queuedCopies() >= MAX_IN_FLIGHT || this.stopped) break;
         const file = await this.files.pinFile(d.livePath);
         if (!file || file.fileId !== fileId) {
-          // Gone or replaced: a later scan will find what is there now.
+          // Gone, or moved behind the mount's back: still pending (coverage must not read 100%
+          // meanwhile) until a scan finds it where it is now, or finds it gone.
           if (file) this.files.unpinFile(file);
-          this.dirty.delete(fileId);
+          void this.scan();
           continue;
         }
         try {

@@ -123,6 +123,7 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
     };
     // Files coverage finds made behind the mount's back must be in the namespace failover serves.
     c.onScanned = () => void failover.refreshMirror();
+    volume.onRenamed = (from, to) => c.moved(from, to);
     failover.onFailedBack = (rewritten) => {
       for (const [fileId, f] of rewritten) c.noteNewFile(fileId, f.livePath, f.sizeBytes);
     };

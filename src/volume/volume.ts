@@ -350,6 +350,7 @@ export class Volume {
       const moved = await this.g('meta', () => fsp.lstat(this.live(from)));
       await this.g('meta', () => fsp.rename(this.live(from), lto));
       this.open.moved(this.live(from), lto);
+      this.onRenamed(this.live(from), lto);
       this.namespaceListener?.renamed(from, to);
       // rename(a, b) where both are links to one inode does nothing: keep the copies then.
       if (replaced && replaced.ino !== moved.ino) await this.forgetIfLastLink(replaced);
@@ -588,6 +589,8 @@ export class Volume {
 
   /** Set by the assembly: told after every write (coverage re-copies what lost its copy). */
   onWrite: (file: OpenFile, first: number, last: number) => void = () => undefined;
+  /** Set by the assembly: a rename through the live mount moved `from` to `to` (live paths). */
+  onRenamed: (from: string, to: string) => void = () => undefined;
 
   /** Opens a live file for background work (no FUSE handle); undefined if it is gone. */
   async pinFile(livePath: string): Promise<OpenFile | undefined> {
