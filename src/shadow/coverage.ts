@@ -203,8 +203,6 @@ export class CoverageReplicator {
       if (size !== undefined) sizes.set(id, size);
     }
     for (const id of this.paths.keys()) if (!sizes.has(id)) this.paths.delete(id);
-    // Pending files this walk did not find are gone (or written meanwhile, and kept).
-    for (const id of this.dirty.keys()) if (!sizes.has(id)) this.dirty.delete(id);
     this.sizes.clear();
     for (const [id, size] of sizes) this.sizes.set(id, size);
     this.lastScanMs = Date.now();
@@ -238,10 +236,10 @@ export class CoverageReplicator {
         if (this.shadows.queuedCopies() >= MAX_IN_FLIGHT || this.stopped) break;
         const file = await this.files.pinFile(d.livePath);
         if (!file || file.fileId !== fileId) {
-          // Gone, or moved behind the mount's back: still pending (coverage must not read 100%
-          // meanwhile) until a scan finds it where it is now, or finds it gone.
+          // Gone, or moved behind the mount's back (renames through it move the path: moved()):
+          // a later scan finds what is there now.
           if (file) this.files.unpinFile(file);
-          void this.scan();
+          this.dirty.delete(fileId);
           continue;
         }
         try {
