@@ -137,7 +137,7 @@ export class CoverageReplicator {
       if (d.livePath !== from && !d.livePath.startsWith(from + '/')) continue;
       d.livePath = to + d.livePath.slice(from.length);
       this.paths.set(fileId, d.livePath);
-      // A running walk may miss it at both paths: not taken for gone at its end.
+      // A running walk may miss it at both paths: its size is kept at the walk's end all the same.
       if (this.scanning) this.writtenDuringScan.add(fileId);
     }
   }
