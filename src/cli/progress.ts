@@ -62,12 +62,18 @@ function terminalBar(label: string, stream: NodeJS.WriteStream): Progress {
 
 function plainLines(label: string, stream: NodeJS.WriteStream): Progress {
   let lastMs = 0;
+  let lastLine = '';
   return {
     update(done, total, detail = '') {
       const now = Date.now();
       if (now - lastMs < PLAIN_EVERY_MS && done < total) return;
+      const line = `${label}: ${done}/${total}${detail ? ' ' + detail : ''}`;
+      // Work that is done but not yet over (a drain waiting for its last copies) is polled on: its
+      // last line is said once, not at every poll.
+      if (done >= total && line === lastLine) return;
       lastMs = now;
-      stream.write(`${label}: ${done}/${total}${detail ? ' ' + detail : ''}\n`);
+      lastLine = line;
+      stream.write(`${line}\n`);
     },
     stop: () => undefined,
   };

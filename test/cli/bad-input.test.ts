@@ -102,6 +102,21 @@ t.test('a tier directory mkdir cannot make (under /proc) is refused in one line,
   t.notOk(isMounted(sb.mnt), 'nothing mounted');
 });
 
+t.test('a runtime directory mkdir cannot make (under /proc) ends the mount in one line, not a hang', async (t) => {
+  const sb = makeSandbox();
+  t.teardown(() => removeSandbox(sb));
+  fs.mkdirSync(sb.tierDir('nvme'));
+  const runtimeDir = `/proc/shadowfs-bad-input-${process.pid}/run`;
+  const r = spawnSync(process.execPath, [CLI, 'mount', '--live', sb.live, '--state', sb.state, '--tier', `nvme=${sb.tierDir('nvme')},cap=1GiB`, sb.mnt], {
+    encoding: 'utf8',
+    timeout: 30_000,
+    env: { ...process.env, SHADOWFS_RUNTIME_DIR: runtimeDir },
+  });
+  t.equal(r.status, 1, `refused, within the time (status ${r.status}, null on a timeout)`);
+  t.match(r.stderr, /^shadowfs: .*could not start serving \(ENOENT.*mkdir '\/proc\/shadowfs-bad-input-\d+'\).*\n$/, `one line: ${r.stderr}`);
+  t.notOk(isMounted(sb.mnt), 'nothing mounted');
+});
+
 t.test('bad object-store tiers', async (t) => {
   useS3Credentials();
   const s3 = await startS3Server({ bucket: 'exists' });
@@ -264,6 +279,19 @@ t.test('Ctrl-C during a progress bar puts the terminal back and says the work go
   t.match(written, '\x1b[?25h', 'the cursor is shown again');
   t.match(written, '\x1b[?7h', 'line wrapping is on again');
   t.match(written, /shadowfs: the scrub goes on in the mount\n$/);
+});
+
+t.test('progress to a pipe says the finished count once, however often it is polled after', async (t) => {
+  let written = '';
+  const stream = Object.assign(new PassThrough(), { isTTY: false }) as unknown as NodeJS.WriteStream;
+  stream.on('data', (d: Buffer) => (written += d.toString()));
+  const bar = progress('draining ssd', { stream });
+  bar.update(0, 3);
+  bar.update(1, 3);
+  for (let i = 0; i < 5; i++) bar.update(3, 3);
+  bar.stop();
+  await new Promise((r) => setImmediate(r));
+  t.same(written.trim().split('\n'), ['draining ssd: 0/3', 'draining ssd: 3/3']);
 });
 
 /** The pid of the process whose command line holds all of `parts`. */
