@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { ShadowfsError } from '../util/errors';
+import { makeDirs } from '../util/make-dirs';
 import { Logger } from '../util/log';
 import { ControlReply, ControlRequest } from './protocol';
 
@@ -24,7 +25,7 @@ export class ControlServer {
   }
 
   async start(): Promise<void> {
-    fs.mkdirSync(path.dirname(this.socketPath), { recursive: true, mode: 0o700 });
+    await makeDirs(path.dirname(this.socketPath), 0o700);
     fs.rmSync(this.socketPath, { force: true });
     const server = net.createServer((sock) => this.serve(sock));
     this.server = server;

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { makeDirs } from '../util/make-dirs';
 
 export const RUNTIME_DIR = process.env.SHADOWFS_RUNTIME_DIR ?? '/run/shadowfs';
 
@@ -23,7 +24,7 @@ export function socketFile(mountpoint: string): string {
 }
 
 export async function writePidFile(mountpoint: string): Promise<void> {
-  await fs.mkdir(RUNTIME_DIR, { recursive: true, mode: 0o700 });
+  await makeDirs(RUNTIME_DIR, 0o700);
   await fs.writeFile(pidFile(mountpoint), `${process.pid}\n`, { mode: 0o600 });
 }
 

@@ -40,7 +40,6 @@ export class Placements {
 
   private save(): void {
     const tmp = `${this.file}.tmp`;
-    fs.mkdirSync(path.dirname(this.file), { recursive: true });
     fs.writeFileSync(tmp, JSON.stringify([...this.pins.values()], null, 1));
     fs.renameSync(tmp, this.file);
   }

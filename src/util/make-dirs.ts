@@ -7,11 +7,11 @@ import * as path from 'node:path';
 import { errorCode } from './errors';
 
 /**
- * Creates `dir` and its missing parents, one level at a time from the nearest part of the path
- * that exists. Throws the first mkdir error other than EEXIST (the caller words it; the error's
+ * Creates `dir` and its missing parents (with `mode`, less the umask, when given), one level at a
+ * time from the nearest part of the path that exists. Throws the first mkdir error other than EEXIST (the caller words it; the error's
  * code and message name the directory that could not be made).
  */
-export async function makeDirs(dir: string): Promise<void> {
+export async function makeDirs(dir: string, mode?: number): Promise<void> {
   const missing: string[] = [];
   for (let d = path.resolve(dir); d !== path.dirname(d); d = path.dirname(d)) {
     if (await exists(d)) break;
@@ -19,7 +19,7 @@ export async function makeDirs(dir: string): Promise<void> {
   }
   for (const d of missing) {
     try {
-      await fs.mkdir(d);
+      await fs.mkdir(d, mode);
     } catch (err) {
       if (errorCode(err) !== 'EEXIST') throw err;
     }
