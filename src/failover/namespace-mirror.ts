@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { FailoverStore, FailoverStoreOp } from './failover-store';
+import { parentOf } from '../util/tree-paths';
 
 export type EntryType = 'file' | 'dir' | 'symlink' | 'other';
 
@@ -64,10 +65,6 @@ export function statsFromEntry(e: MirrorEntry): fs.Stats {
     atime: new Date(e.atimeMs), mtime: new Date(e.mtimeMs), ctime: new Date(e.ctimeMs), birthtime: new Date(e.ctimeMs),
   });
   return st;
-}
-
-function parentOf(p: string): string {
-  return p === '/' ? '/' : path.posix.dirname(p);
 }
 
 export class NamespaceMirror {

@@ -19,6 +19,7 @@ import { FailoverJournal, FailoverStore, FailoverStoreOp } from './failover-stor
 import { LiveGuard } from './live-guard';
 import { MirrorEntry, NamespaceMirror, RESERVED_NAMES } from './namespace-mirror';
 import { ShadowNamespace } from './shadow-namespace';
+import { isAtOrUnder } from '../util/tree-paths';
 
 export interface ResyncProgress {
   extentsDone: number;
@@ -223,11 +224,11 @@ export class Resync {
     };
     if (wanted(cur, p)) return park(p, cur);
     if (cur.type === 'dir') {
-      for (const [q, e] of [...live.byPath]) if (q.startsWith(p + '/') && wanted(e, q)) await park(q, e);
+      for (const [q, e] of [...live.byPath]) if (q !== p && isAtOrUnder(q, p) && wanted(e, q)) await park(q, e);
     }
     await this.removeLive(p, cur);
     for (const q of [...live.byPath.keys()]) {
-      if (q !== p && !q.startsWith(p + '/')) continue;
+      if (!isAtOrUnder(q, p)) continue;
       const e = live.byPath.get(q) as LiveEntry;
       live.byPath.delete(q);
       if (live.byIno.get(e.ino) === q) live.byIno.delete(e.ino);

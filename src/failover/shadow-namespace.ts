@@ -20,6 +20,7 @@ import { FailoverJournal, FailoverStore, FailoverStoreOp } from './failover-stor
 import { LiveGuard } from './live-guard';
 import { MirrorEntry, NamespaceMirror, statsFromEntry } from './namespace-mirror';
 import { ShadowWriter } from './shadow-writer';
+import { isAtOrUnder, movedPath, parentOf } from '../util/tree-paths';
 
 export interface ShadowCaller {
   uid: number;
@@ -48,11 +49,6 @@ const { O_TRUNC, O_RDWR, O_WRONLY } = fs.constants;
 const ACCMODE = 3;
 /** Handles made while failed over have no live fd; their numbers stay clear of real fds. */
 let nextShadowFh = 1 << 30;
-
-function parentOf(p: string): string {
-  const i = p.lastIndexOf('/');
-  return i <= 0 ? '/' : p.slice(0, i);
-}
 
 export class ShadowNamespace {
   constructor(private readonly d: ShadowNamespaceDeps) {}
@@ -233,7 +229,7 @@ export class ShadowNamespace {
       if (replaced.type !== 'dir' && moved.type === 'dir') throw new FsError('ENOTDIR');
       if (replaced.type === 'dir' && this.d.mirror.children(to).length > 0) throw new FsError('ENOTEMPTY');
     }
-    if (moved.type === 'dir' && (to + '/').startsWith(from + '/')) throw new FsError('EINVAL');
+    if (moved.type === 'dir' && isAtOrUnder(to, from)) throw new FsError('EINVAL');
     const ops = this.d.mirror.rename(from, to);
     this.removedPath(from, ops);
     if (replaced) this.removedPath(to, ops);
@@ -241,9 +237,10 @@ export class ShadowNamespace {
     // one by one too: a file that stays on the live volume under the old name (removed while
     // failed over, the directory made again) must not come back at failback.
     for (const [p, e] of this.d.mirror.all()) {
-      if (p !== to && !p.startsWith(to + '/')) continue;
+      const old = movedPath(p, to, from);
+      if (old === undefined) continue;
       this.touch(p, e, ops);
-      if (p !== to) this.removedPath(from + p.slice(to.length), ops);
+      if (p !== to) this.removedPath(old, ops);
     }
     await this.commit(ops);
     this.d.open.moved(this.live(from), this.live(to));

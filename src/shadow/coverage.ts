@@ -12,6 +12,7 @@ import { Logger } from '../util/log';
 import { OpenFile } from '../volume/open-files';
 import { ShadowManager } from './shadow-manager';
 import { RESERVED_NAMES } from '../failover/namespace-mirror';
+import { movedPath } from '../util/tree-paths';
 
 /** What coverage needs from the volume: open a live file for background copies. */
 export interface FilePinner {
@@ -134,9 +135,10 @@ export class CoverageReplicator {
    */
   moved(from: string, to: string): void {
     for (const [fileId, d] of this.dirty) {
-      if (d.livePath !== from && !d.livePath.startsWith(from + '/')) continue;
-      d.livePath = to + d.livePath.slice(from.length);
-      this.paths.set(fileId, d.livePath);
+      const now = movedPath(d.livePath, from, to);
+      if (now === undefined) continue;
+      d.livePath = now;
+      this.paths.set(fileId, now);
       // A running walk may miss it at both paths: its size is kept at the walk's end all the same.
       if (this.scanning) this.writtenDuringScan.add(fileId);
     }

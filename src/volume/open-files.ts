@@ -3,6 +3,7 @@
  * (size as known to the mount, write lock, write epoch) lives once per file id.
  */
 import { Mutex } from '../util/mutex';
+import { movedPath } from '../util/tree-paths';
 
 export interface OpenFile {
   /** Stable identity of the live file: its inode number in hex (survives rename). */
@@ -80,9 +81,7 @@ export class OpenFiles {
    * by this path; left at the old one, they would fail, or land on a file made there since.
    */
   moved(from: string, to: string): void {
-    for (const f of this.files.values()) {
-      if (f.livePath === from || f.livePath.startsWith(from + '/')) f.livePath = to + f.livePath.slice(from.length);
-    }
+    for (const f of this.files.values()) f.livePath = movedPath(f.livePath, from, to) ?? f.livePath;
   }
 
   handlesOf(fileId: string): Iterable<number> {
