@@ -9,6 +9,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { HealthAction, HealthMonitor, HealthReport } from '../health/health-monitor';
 import { Logger } from '../util/log';
+import { settlesWithin } from '../util/settles-within';
 
 export interface WatchdogActions {
   act(action: HealthAction, report: HealthReport): void;
@@ -93,18 +94,14 @@ export class Watchdog {
     const started = performance.now();
     const io = this.canaryIo();
     void io.catch(() => undefined).finally(() => (this.probing = false));
-    let timer: NodeJS.Timeout | undefined;
-    const outcome = await Promise.race([
-      io.then(() => 'ok' as const, (err: Error) => err),
-      new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), limitMs))),
-    ]);
-    clearTimeout(timer);
+    const answered = await settlesWithin(io, limitMs);
     const now = performance.now();
-    if (outcome === 'ok') this.monitor.recordProbe((now - started) * 1000, true, now);
-    else if (outcome === 'timeout') this.monitor.recordProbe(limitMs * 1000, false, now);
-    else {
-      this.monitor.recordProbe((now - started) * 1000, false, now);
-      this.log.debug('watchdog', `probe failed: ${outcome.message}`);
+    if (!answered) {
+      this.monitor.recordProbe(limitMs * 1000, false, now);
+      return;
     }
+    const failure = await io.then(() => undefined, (err: Error) => err);
+    this.monitor.recordProbe((now - started) * 1000, failure === undefined, now);
+    if (failure) this.log.debug('watchdog', `probe failed: ${failure.message}`);
   }
 }

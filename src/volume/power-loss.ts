@@ -13,6 +13,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import { ExtentMap } from '../extents/extent-map';
 import { Logger } from '../util/log';
+import { settlesWithin } from '../util/settles-within';
 
 const BOOT_ID_FILE = '/proc/sys/kernel/random/boot_id';
 /**
@@ -105,15 +106,9 @@ export class SyncPoints {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     const last = (this.running ?? Promise.resolve()).then(() => this.run());
-    let timer: NodeJS.Timeout | undefined;
-    const waited = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        this.log.warn('volume', 'the last sync point is still running: the unmount goes on, and files stay marked as written');
-        resolve();
-      }, waitMs);
-    });
-    await Promise.race([last, waited]);
-    clearTimeout(timer);
+    if (!(await settlesWithin(last, waitMs))) {
+      this.log.warn('volume', 'the last sync point is still running: the unmount goes on, and files stay marked as written');
+    }
   }
 }
 
