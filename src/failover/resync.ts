@@ -20,6 +20,7 @@ import { LiveGuard } from './live-guard';
 import { MirrorEntry, NamespaceMirror, RESERVED_NAMES } from './namespace-mirror';
 import { ShadowNamespace } from './shadow-namespace';
 import { isAtOrUnder } from '../util/tree-paths';
+import { Pacer } from '../util/pacer';
 
 export interface ResyncProgress {
   extentsDone: number;
@@ -71,15 +72,8 @@ export class Resync {
 
   constructor(private readonly d: ResyncDeps) {}
 
-  private nextWriteAtMs = 0;
-
   /** Paces resync writes to bytesPerSec. */
-  private async throttle(bytes: number): Promise<void> {
-    const now = Date.now();
-    const at = Math.max(now, this.nextWriteAtMs);
-    this.nextWriteAtMs = at + (bytes / this.d.bytesPerSec) * 1000;
-    if (at > now) await new Promise((r) => setTimeout(r, at - now));
-  }
+  private readonly pacer = new Pacer(() => this.d.bytesPerSec);
 
   private op<T>(kind: 'read' | 'write' | 'meta' | 'sync', fn: () => Promise<T>): Promise<T> {
     return this.d.guard.run(kind, fn, { force: true, deadlineMs: RESYNC_OP_DEADLINE_MS });
@@ -366,7 +360,7 @@ export class Resync {
           if (!got) {
             if (!hole) this.d.log.error('resync', `${p}: extent ${index} has no fresh shadow copy left; its changes made while failed over are lost`);
           } else {
-            await this.throttle(length);
+            await this.pacer.take(length);
             await this.op('write', () => pwriteFull(fd, got.data, 0, length, index * E));
             this.progress.bytesDone += length;
             if (this.d.map.get(fileId, index)?.generation !== got.generation) {
@@ -407,7 +401,7 @@ export class Resync {
           if (index * E < (e.liveSize ?? 0)) this.d.log.error('resync', `${p}: extent ${index} has no shadow copy; written as zeros`);
           continue;
         }
-        await this.throttle(length);
+        await this.pacer.take(length);
         await this.op('write', () => pwriteFull(fd, got.data, 0, length, index * E));
         this.progress.bytesDone += length;
         if (this.d.map.get(fileId, index)?.generation !== got.generation) left++;
