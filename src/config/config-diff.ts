@@ -20,6 +20,8 @@ export type ConfigChange =
   | { kind: 'concurrent-copies'; from: number; to: number }
   | { kind: 'admit-after-reads'; from: number; to: number }
   | { kind: 'coverage-scan-interval'; fromMs: number; toMs: number }
+  | { kind: 'scrub-interval'; fromMs: number | null; toMs: number | null }
+  | { kind: 'scrub-rate'; fromBytesPerSec: number; toBytesPerSec: number }
   | { kind: 'watch-live'; to: boolean }
   | { kind: 'watchdog'; to: WatchdogConfig; changed: string[] }
   | { kind: 'predictor'; to: PredictorConfig; changed: string[] };
@@ -33,7 +35,7 @@ export interface ConfigDiff {
 
 const KIND_ORDER: ConfigChange['kind'][] = [
   'tier-add', 'tier-capacity', 'tier-cost', 'tier-remove',
-  'copy-rate', 'concurrent-copies', 'admit-after-reads', 'coverage-scan-interval', 'watch-live', 'watchdog', 'predictor',
+  'copy-rate', 'concurrent-copies', 'admit-after-reads', 'coverage-scan-interval', 'scrub-interval', 'scrub-rate', 'watch-live', 'watchdog', 'predictor',
 ];
 
 const ms = (v: number): string => (v % 1000 === 0 ? `${v / 1000}s` : `${v}ms`);
@@ -48,6 +50,8 @@ export function describeChange(c: ConfigChange): string {
     case 'concurrent-copies': return `concurrentCopies ${c.from} → ${c.to}`;
     case 'admit-after-reads': return `admitAfterReads ${c.from} → ${c.to}`;
     case 'coverage-scan-interval': return `coverageScanInterval ${ms(c.fromMs)} → ${ms(c.toMs)}`;
+    case 'scrub-interval': return `scrubInterval ${c.fromMs === null ? 'off' : ms(c.fromMs)} → ${c.toMs === null ? 'off' : ms(c.toMs)}`;
+    case 'scrub-rate': return `scrubRate ${formatBytes(c.fromBytesPerSec)}/s → ${formatBytes(c.toBytesPerSec)}/s`;
     case 'watch-live': return `watchLive ${!c.to} → ${c.to}`;
     case 'watchdog': return `watchdog: ${c.changed.join(', ')}`;
     case 'predictor': return `predictor: ${c.changed.join(', ')}`;
@@ -148,6 +152,8 @@ export function diffConfigs(running: VolumeConfig, next: VolumeConfig): ConfigDi
   if (running.concurrentCopies !== next.concurrentCopies) changes.push({ kind: 'concurrent-copies', from: running.concurrentCopies, to: next.concurrentCopies });
   if (running.admitAfterReads !== next.admitAfterReads) changes.push({ kind: 'admit-after-reads', from: running.admitAfterReads, to: next.admitAfterReads });
   if (running.coverageScanIntervalMs !== next.coverageScanIntervalMs) changes.push({ kind: 'coverage-scan-interval', fromMs: running.coverageScanIntervalMs, toMs: next.coverageScanIntervalMs });
+  if (running.scrubIntervalMs !== next.scrubIntervalMs) changes.push({ kind: 'scrub-interval', fromMs: running.scrubIntervalMs, toMs: next.scrubIntervalMs });
+  if (running.scrubBytesPerSec !== next.scrubBytesPerSec) changes.push({ kind: 'scrub-rate', fromBytesPerSec: running.scrubBytesPerSec, toBytesPerSec: next.scrubBytesPerSec });
   if (running.watchLive !== next.watchLive) changes.push({ kind: 'watch-live', to: next.watchLive });
   const watchdog = changedKeys(running.watchdog, next.watchdog);
   if (watchdog.length > 0) changes.push({ kind: 'watchdog', to: next.watchdog, changed: watchdog });

@@ -29,6 +29,9 @@ export interface ReloadTarget {
   /** Absent while the running admission policy cannot take a new threshold. */
   setAdmitAfterReads?(reads: number): void;
   setCoverageScanIntervalMs(ms: number): void;
+  /** null: no background scrub. */
+  setScrubIntervalMs(ms: number | null): void;
+  setScrubRate(bytesPerSec: number): void;
   setWatchLive(on: boolean): Promise<void>;
   setPredictor(p: PredictorConfig): void;
 }
@@ -142,6 +145,8 @@ export class ConfigReloader {
       case 'concurrent-copies': return target.setCopyLimits({ concurrentCopies: c.to });
       case 'admit-after-reads': return target.setAdmitAfterReads?.(c.to);
       case 'coverage-scan-interval': return target.setCoverageScanIntervalMs(c.toMs);
+      case 'scrub-interval': return target.setScrubIntervalMs(c.toMs);
+      case 'scrub-rate': return target.setScrubRate(c.toBytesPerSec);
       case 'watch-live': return target.setWatchLive(c.to);
       case 'watchdog':
         for (const l of this.watchdogListeners) l(c.to);

@@ -8,6 +8,7 @@ import { ReloadTarget } from './config-reloader';
 import { VolumeConfig } from './volume-config';
 import { CoverageReplicator } from '../shadow/coverage';
 import { PredictivePlacement } from '../shadow/predictive-placement';
+import { ScrubSchedule } from '../shadow/scrub-schedule';
 import { TierChanges } from '../shadow/tier-changes';
 import { openTier } from '../tiers/open-tier';
 import { ShadowfsError } from '../util/errors';
@@ -19,6 +20,7 @@ export interface RunningMount {
   volume: Volume;
   tierChanges: TierChanges;
   coverage: CoverageReplicator | undefined;
+  scrubs: ScrubSchedule;
   predictive: PredictivePlacement | undefined;
   liveWatcher: LiveWatcher | undefined;
   /** The settings the mount started with (live path, state directory: fixed for its life). */
@@ -82,6 +84,8 @@ export function mountReloadTarget(m: RunningMount): ReloadTarget {
     setCopyLimits: (limits) => volume.shadows.setCopyLimits(limits),
     // setAdmitAfterReads: absent until the mount hands out its reactive admission policy.
     setCoverageScanIntervalMs: (ms) => m.coverage?.setScanIntervalMs(ms),
+    setScrubIntervalMs: (ms) => m.scrubs.setIntervalMs(ms),
+    setScrubRate: (bytesPerSec) => m.scrubs.setRate(bytesPerSec),
     async setWatchLive(on) {
       if (on) await m.liveWatcher?.start();
       else await m.liveWatcher?.stop();

@@ -37,6 +37,10 @@ export interface VolumeConfig {
   coverageTier: string | undefined;
   /** How often the live tree is walked for extents without coverage. */
   coverageScanIntervalMs: number;
+  /** A background scrub of every copy this long after the last one; null: none (src/shadow/scrub-schedule.ts). */
+  scrubIntervalMs: number | null;
+  /** The background scrub's read rate (an operator's `shadowfs scrub` is not held to it). */
+  scrubBytesPerSec: number;
   /** Background copy bandwidth and parallelism. */
   copyBytesPerSec: number;
   concurrentCopies: number;
@@ -54,6 +58,11 @@ export const DEFAULT_EXTENT_SIZE_BYTES = 1024 * 1024;
 export const DEFAULT_ADMIT_AFTER_READS = 2;
 export const DEFAULT_STATE_ROOT = '/var/lib/shadowfs';
 const MIN_COVERAGE_SCAN_INTERVAL_MS = 1_000;
+/** Weekly: reads check a copy once per mount, the scrub catches what rots after (src/shadow/scrub-schedule.ts). */
+const DEFAULT_SCRUB_INTERVAL = '7d';
+const MIN_SCRUB_INTERVAL_MS = 1_000;
+/** A third of the default copyRate: the scrub only reads, and nothing waits for it. */
+const DEFAULT_SCRUB_RATE = '64MiB';
 
 /** The raw, user-written form (config file JSON, or assembled from flags). */
 export interface RawVolumeConfig {
@@ -66,6 +75,8 @@ export interface RawVolumeConfig {
   tiers?: unknown;
   coverageTier?: unknown;
   coverageScanInterval?: unknown;
+  scrubInterval?: unknown;
+  scrubRate?: unknown;
   copyRate?: unknown;
   concurrentCopies?: unknown;
   watchLive?: unknown;
@@ -138,6 +149,15 @@ function parseWatchLive(v: unknown): boolean {
   return v === true;
 }
 
+function parseScrubInterval(v: unknown): number | null {
+  if (v === 'off' || v === false) return null;
+  const given = v ?? DEFAULT_SCRUB_INTERVAL;
+  expect(typeof given === 'string' || typeof given === 'number', 'scrubInterval', 'a duration like 7d, or "off"', v);
+  const ms = parseDurationMs(given as string | number, 'config scrubInterval');
+  expect(ms >= MIN_SCRUB_INTERVAL_MS, 'scrubInterval', 'a duration of at least 1s, or "off"', v);
+  return ms;
+}
+
 function parseWriteAroundAfter(v: unknown): number {
   if (v === undefined) return DEFAULT_WRITE_AROUND_AFTER_BYTES;
   if (v === 'off' || v === false) return 0;
@@ -153,7 +173,7 @@ export function defaultStateDir(livePath: string): string {
 /** Validate the raw form; throws ShadowfsError naming the key on the first problem. */
 export function parseVolumeConfig(raw: unknown): VolumeConfig {
   expect(isRecord(raw), '(top level)', 'an object', raw);
-  const known = new Set(['live', 'stateDir', 'extentSize', 'writeMode', 'writeAroundAfter', 'admitAfterReads', 'tiers', 'coverageTier', 'coverageScanInterval', 'copyRate', 'concurrentCopies', 'watchLive', 'placement', 'watchdog', 'predictor']);
+  const known = new Set(['live', 'stateDir', 'extentSize', 'writeMode', 'writeAroundAfter', 'admitAfterReads', 'tiers', 'coverageTier', 'coverageScanInterval', 'scrubInterval', 'scrubRate', 'copyRate', 'concurrentCopies', 'watchLive', 'placement', 'watchdog', 'predictor']);
   for (const k of Object.keys(raw)) expect(known.has(k), k, `one of ${[...known].join(', ')}`, k);
   const r = raw as RawVolumeConfig;
   expect(typeof r.live === 'string' && r.live.length > 0, 'live', 'the live volume directory', r.live);
@@ -192,6 +212,9 @@ export function parseVolumeConfig(raw: unknown): VolumeConfig {
   const coverageScanIntervalMs = parseDurationMs(scanInterval, 'config coverageScanInterval');
   // 0 or less would walk the whole live tree back to back.
   expect(coverageScanIntervalMs >= MIN_COVERAGE_SCAN_INTERVAL_MS, 'coverageScanInterval', 'a duration of at least 1s', scanInterval);
+  const scrubIntervalMs = parseScrubInterval(r.scrubInterval);
+  const scrubBytesPerSec = parseSizeSetting(r.scrubRate ?? DEFAULT_SCRUB_RATE, 'scrubRate');
+  expect(scrubBytesPerSec > 0, 'scrubRate', 'a rate above zero, bytes per second', r.scrubRate);
   return {
     livePath,
     stateDir: path.resolve(stateDir),
@@ -202,6 +225,8 @@ export function parseVolumeConfig(raw: unknown): VolumeConfig {
     admitAfterReads: admit,
     coverageTier,
     coverageScanIntervalMs,
+    scrubIntervalMs,
+    scrubBytesPerSec,
     copyBytesPerSec,
     concurrentCopies: concurrent,
     watchLive: parseWatchLive(r.watchLive),

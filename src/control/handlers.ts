@@ -5,7 +5,8 @@
 import { VolumeConfig, parseTier, parseTierFlag } from '../config/volume-config';
 import { checkVolumePaths } from '../config/check-paths';
 import { openTier } from '../tiers/open-tier';
-import { Scrubber } from '../shadow/scrubber';
+import type { Scrubber } from '../shadow/scrubber';
+import type { ScrubSchedule } from '../shadow/scrub-schedule';
 import { TierChanges } from '../shadow/tier-changes';
 import { CoverageReplicator } from '../shadow/coverage';
 import { ShadowfsError } from '../util/errors';
@@ -29,6 +30,8 @@ export interface MountContext {
   placements: Placements;
   predictive: PredictivePlacement | undefined;
   coverage: CoverageReplicator | undefined;
+  scrubber: Scrubber;
+  scrubs: ScrubSchedule;
   config: VolumeConfig;
   mountpoint: string;
   startedAtMs: number;
@@ -49,11 +52,7 @@ function requireString(v: unknown, what: string): string {
 /** Registers the commands; returns the status report builder (metrics use it too). */
 export function registerControlHandlers(control: ControlServer, ctx: MountContext): () => StatusReport {
   const { volume, coverage, config, mountpoint } = ctx;
-  const scrubber = new Scrubber(volume.map, volume.tiers, (fileId, index, tierId) => {
-    if (volume.map.removeCopy(fileId, index, tierId)) volume.shadows.discard(fileId, index, tierId);
-  }, (bad) => {
-    if (bad > 0) void coverage?.scan();
-  });
+  const { scrubber, scrubs } = ctx;
   const tierChanges = new TierChanges(volume.map, volume.tiers, volume.shadows, () => coverage?.tierName, {
     livePathOf: (fileId) => coverage?.livePathOf(fileId),
     pinFile: (p) => volume.pinFile(p),
@@ -64,7 +63,11 @@ export function registerControlHandlers(control: ControlServer, ctx: MountContex
     const w = volume.nativeWrites.active ? ctx.nativeWriteStats?.() : undefined;
     return w && { ...w, grantedExtents: volume.nativeWrites.grantedExtents() };
   };
-  const status = (): StatusReport => ({ ...statusReportOf(), nativeWrites: nativeWrites(), failover: ctx.failover?.summary() });
+  const scrub = (): StatusReport['scrub'] => {
+    const s = scrubber.status();
+    return { lastFinishedAtMs: volume.map.lastScrubbedAtMs ?? null, nextDueAtMs: scrubs.nextDueAtMs() ?? null, running: s.running, paced: s.paced, checkedCopies: s.checkedCopies, totalCopies: s.totalCopies };
+  };
+  const status = (): StatusReport => ({ ...statusReportOf(), nativeWrites: nativeWrites(), failover: ctx.failover?.summary(), scrub: scrub() });
   const statusReportOf = (): StatusReport => statusReport(volume, mountpoint, config.extentSizeBytes, ctx.startedAtMs, ctx.fastPathStats(), coverage, ctx.placements, ctx.predictive, ctx.reloader?.summary() ?? null);
   control.on('status', async () => status());
   control.on('which-tier', async (req) => whichTier(volume, mountpoint, req.path, config.extentSizeBytes));
@@ -93,7 +96,7 @@ export function registerControlHandlers(control: ControlServer, ctx: MountContex
   });
   control.on('tier-progress', async () => tierChanges.progress() ?? null);
 
-  ctx.reloader?.attach(mountReloadTarget({ volume, tierChanges, coverage, predictive: ctx.predictive, liveWatcher: ctx.liveWatcher, config, mountpoint, volumeMode: () => ctx.failover?.mode ?? 'live' }));
+  ctx.reloader?.attach(mountReloadTarget({ volume, tierChanges, coverage, scrubs, predictive: ctx.predictive, liveWatcher: ctx.liveWatcher, config, mountpoint, volumeMode: () => ctx.failover?.mode ?? 'live' }));
   control.on('reload', async () => {
     if (!ctx.reloader) throw new ShadowfsError('this mount was started without --config: there is no config file to reload');
     return ctx.reloader.reload('command');

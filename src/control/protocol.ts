@@ -55,6 +55,11 @@ export interface StatusReport {
   shadow: { copies: number; copyBytes: number; evictions: number; discardedCopies: number; failedCopies: number; copyErrors: number; corruptCopies: number; hedgesIssued?: number; hedgesWon?: number; writtenAround?: number; writtenCopies?: number; liveOnlyWrites?: number; liveReads?: { direct: number; buffered: number }; unsyncedFiles?: number; filesDroppedAfterRestart?: number };
   /** Where the volume is served from (live, or its shadows while failed over) and the live volume's health. */
   failover?: { mode: 'live' | 'failed-over' | 'resyncing'; health: string; reason: string; since: number | null; dirtyExtents: number; abandonedOps: number };
+  /**
+   * Checks of every copy against its checksum: the last whole one (by any mount of the volume), the
+   * next background one (null: none scheduled), and the one running (paced: a background one).
+   */
+  scrub?: { lastFinishedAtMs: number | null; nextDueAtMs: number | null; running: boolean; paced: boolean; checkedCopies: number; totalCopies: number };
   /** The config file the mount was started from (null: flags only) and its last reload. */
   config: { file: string; lastReload: ReloadReport | null } | null;
 }

@@ -43,6 +43,8 @@ const WRITTEN_FILE_PREFIX = 'w!';
 /** The boot id of the machine the volume was last opened on. */
 const BOOT_KEY = 'b!boot';
 const VOLUME_KEY = 'v!id';
+/** When the last scrub of every copy finished (ms since the epoch, decimal). */
+const SCRUBBED_KEY = 'c!scrubbed';
 const NOTHING = Buffer.alloc(0);
 const MAX_TIER_ID = 0x7f;
 
@@ -77,6 +79,8 @@ export class ExtentMap {
   /** The boot id stored by the last setBootId (a previous mount's), if any. */
   storedBootId: string | undefined;
   private storedVolumeId: string | undefined;
+  /** When the last whole scrub finished, by any mount of this volume; undefined before the first. */
+  lastScrubbedAtMs: number | undefined;
 
   private constructor(private readonly db: Level<string, Buffer>, readonly flushDelayMs: number) {}
 
@@ -103,6 +107,8 @@ export class ExtentMap {
         this.storedBootId = value.toString('utf8');
       } else if (key === VOLUME_KEY) {
         this.storedVolumeId = value.toString('utf8');
+      } else if (key === SCRUBBED_KEY) {
+        this.lastScrubbedAtMs = Number(value.toString('utf8'));
       } else if (key.startsWith(EXTENT_PREFIX)) {
         const [fileId, idxHex] = key.slice(EXTENT_PREFIX.length).split('!');
         const rec = decodeExtentRecord(value);
@@ -610,6 +616,12 @@ export class ExtentMap {
       this.storedVolumeId = id;
     }
     return this.storedVolumeId;
+  }
+
+  /** Remember when a whole scrub finished: the next one is due an interval after it, across remounts. */
+  async setLastScrubbed(atMs: number): Promise<void> {
+    await this.write([{ type: 'put', key: SCRUBBED_KEY, value: Buffer.from(String(atMs), 'utf8') }]);
+    this.lastScrubbedAtMs = atMs;
   }
 
   async close(): Promise<void> {

@@ -1,11 +1,14 @@
 /**
  * Scrub: read every shadow copy whole and check it against its checksum. A copy that fails (or
  * cannot be read) is dropped — it will be made again from a good source — and a copy whose
- * checksum is unknown (patched in place since) gets one. One copy at a time, in the background.
+ * checksum is unknown (patched in place since) gets one. One copy at a time, in the background:
+ * at full speed when an operator asks (`shadowfs scrub`), paced when the schedule does
+ * (scrub-schedule.ts), since reads check a copy only the first time after a mount.
  */
 import { crc32 } from 'node:zlib';
 import { ExtentMap, isFresh } from '../extents/extent-map';
 import { TierSet } from '../tiers/tier-set';
+import { Pacer } from '../util/pacer';
 
 export interface ScrubProgress {
   running: boolean;
@@ -16,11 +19,19 @@ export interface ScrubProgress {
   checksumsAdded: number;
   startedAtMs: number | null;
   finishedAtMs: number | null;
+  /** Held to the background rate (a scheduled scrub no operator is waiting for). */
+  paced: boolean;
 }
 
+export const DEFAULT_SCRUB_BYTES_PER_SEC = 64 * 1024 * 1024;
+
 export class Scrubber {
-  private progress: ScrubProgress = { running: false, totalCopies: 0, checkedCopies: 0, checkedBytes: 0, badCopies: 0, checksumsAdded: 0, startedAtMs: null, finishedAtMs: null };
+  private progress: ScrubProgress = { running: false, totalCopies: 0, checkedCopies: 0, checkedBytes: 0, badCopies: 0, checksumsAdded: 0, startedAtMs: null, finishedAtMs: null, paced: false };
   private current: Promise<ScrubProgress> | undefined;
+  private stopping = false;
+  /** The rate of a paced scrub (a reload may change it while one runs). */
+  bytesPerSec = DEFAULT_SCRUB_BYTES_PER_SEC;
+  private readonly pacer = new Pacer(() => this.bytesPerSec);
 
   constructor(
     private readonly map: ExtentMap,
@@ -34,22 +45,36 @@ export class Scrubber {
     return { ...this.progress };
   }
 
-  /** Starts a scrub, or joins the one running. Resolves with the final counts. */
-  run(nowMs: () => number = Date.now): Promise<ScrubProgress> {
-    if (this.current) return this.current;
-    this.current = this.scrub(nowMs).finally(() => (this.current = undefined));
+  /**
+   * Starts a scrub, or joins the one running (an operator joining a paced one lifts its pace).
+   * Resolves with the final counts.
+   */
+  run({ paced = false }: { paced?: boolean } = {}, nowMs: () => number = Date.now): Promise<ScrubProgress> {
+    if (this.current) {
+      if (!paced) this.progress.paced = false;
+      return this.current;
+    }
+    this.stopping = false;
+    this.current = this.scrub(paced, nowMs).finally(() => (this.current = undefined));
     return this.current;
   }
 
-  private async scrub(nowMs: () => number): Promise<ScrubProgress> {
+  /** At unmount: the scrub running ends after the copy it is reading (it is not counted as done). */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.current?.catch(() => undefined);
+  }
+
+  private async scrub(paced: boolean, nowMs: () => number): Promise<ScrubProgress> {
     const work: { fileId: string; index: number; tierId: number }[] = [];
     for (const fileId of this.map.fileIds()) {
       for (const [index, rec] of this.map.extents(fileId)) {
         for (const c of rec.copies) if (isFresh(rec, c)) work.push({ fileId, index, tierId: c.tierId });
       }
     }
-    this.progress = { running: true, totalCopies: work.length, checkedCopies: 0, checkedBytes: 0, badCopies: 0, checksumsAdded: 0, startedAtMs: nowMs(), finishedAtMs: null };
+    this.progress = { running: true, totalCopies: work.length, checkedCopies: 0, checkedBytes: 0, badCopies: 0, checksumsAdded: 0, startedAtMs: nowMs(), finishedAtMs: null, paced };
     for (const w of work) {
+      if (this.stopping) break;
       const rec = this.map.get(w.fileId, w.index);
       const copy = rec?.copies.find((c) => c.tierId === w.tierId);
       const vt = this.tiers.get(w.tierId);
@@ -57,6 +82,7 @@ export class Scrubber {
         this.progress.checkedCopies++;
         continue;
       }
+      if (this.progress.paced) await this.pacer.take(copy.sizeBytes);
       const generation = rec.generation;
       const crcBefore = copy.crc32;
       const buf = Buffer.allocUnsafe(copy.sizeBytes);
@@ -89,6 +115,7 @@ export class Scrubber {
     await this.map.flush();
     this.progress.running = false;
     this.progress.finishedAtMs = nowMs();
+    if (!this.stopping) await this.map.setLastScrubbed(this.progress.finishedAtMs);
     this.afterScrub(this.progress.badCopies);
     return this.status();
   }

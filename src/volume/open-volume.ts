@@ -22,6 +22,8 @@ import { LiveWatcher } from './live-watcher';
 import { Volume } from './volume';
 import { FailoverController } from '../failover/failover-controller';
 import { afterRestart, readBootId, SyncPoints } from './power-loss';
+import { Scrubber } from '../shadow/scrubber';
+import { ScrubSchedule } from '../shadow/scrub-schedule';
 
 export interface OpenedVolume {
   volume: Volume;
@@ -32,6 +34,9 @@ export interface OpenedVolume {
   failover: FailoverController;
   /** Tells the policy what the FUSE layer served natively; the mount attaches it to the FuseMount. */
   nativeHeat: NativeHeat;
+  /** Checks every copy against its checksum: on demand, and in the background (scrubs). */
+  scrubber: Scrubber;
+  scrubs: ScrubSchedule;
   close(): Promise<void>;
 }
 
@@ -148,6 +153,14 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
   enforcer.start();
   const prober = new TierProber(tiers, 2_000, log);
   prober.start();
+  const scrubber = new Scrubber(map, tiers, (fileId, index, tierId) => {
+    if (map.removeCopy(fileId, index, tierId)) shadows.discard(fileId, index, tierId);
+  }, (bad) => {
+    if (bad > 0) void coverage?.scan();
+  });
+  scrubber.bytesPerSec = config.scrubBytesPerSec;
+  const scrubs = new ScrubSchedule(scrubber, map, config.scrubIntervalMs, log);
+  scrubs.start();
   // Off by default: chokidar re-reads a directory on every change inside it, our own writes
   // included (measured: 4 KiB writes 6x slower beside 2,000 files). Opening a file checks size and
   // mtime anyway; the watcher adds changes to files the mount keeps open.
@@ -162,9 +175,12 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
     predictive,
     failover,
     nativeHeat,
+    scrubber,
+    scrubs,
     async close() {
       nativeHeat.stop();
       prober.stop();
+      await scrubs.stop();
       await failover.close();
       enforcer.stop();
       await predictive?.close();

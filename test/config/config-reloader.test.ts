@@ -52,6 +52,8 @@ function setup(t: Test) {
     setCopyLimits: (l) => call(`limits ${JSON.stringify(l)}`),
     setAdmitAfterReads: (n) => call(`admit ${n}`),
     setCoverageScanIntervalMs: (ms) => call(`scan ${ms}`),
+    setScrubIntervalMs: (ms) => call(`scrub every ${ms}`),
+    setScrubRate: (bytesPerSec) => call(`scrub rate ${bytesPerSec}`),
     setWatchLive: async (on) => call(`watch ${on}`),
     setPredictor: (p) => call(`plan ${p.planIntervalMs}`),
   };

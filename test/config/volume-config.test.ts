@@ -72,3 +72,12 @@ t.test('writeAroundAfter: a size, "off", 4 MiB when absent; a clear message othe
   t.throws(() => parseVolumeConfig({ ...base, writeAroundAfter: '12 parsecs' }), /^config writeAroundAfter: expected a size like 512MiB, 20GiB or 1TB, got "12 parsecs"$/);
   t.throws(() => parseVolumeConfig({ ...base, writeAroundAfter: [] }), /^config writeAroundAfter: expected a size like 4MiB, or "off"/);
 });
+
+t.test('scrub: weekly at 64 MiB/s by default, "off" turns the background scrub off', async (t) => {
+  const c = parseVolumeConfig(base);
+  t.equal(c.scrubIntervalMs, 7 * 24 * 3600_000);
+  t.equal(c.scrubBytesPerSec, 64 * 1024 * 1024);
+  t.equal(parseVolumeConfig({ ...base, scrubInterval: 'off' }).scrubIntervalMs, null);
+  t.equal(parseVolumeConfig({ ...base, scrubInterval: '12h', scrubRate: '8MiB' }).scrubIntervalMs, 12 * 3600_000);
+  t.throws(() => parseVolumeConfig({ ...base, scrubInterval: true }), ShadowfsError);
+});

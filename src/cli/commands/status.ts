@@ -36,9 +36,18 @@ export function formatStatus(s: StatusReport): string {
     ...(s.shadow.unsyncedFiles !== undefined ? [`power loss: ${s.shadow.unsyncedFiles} file(s) written since their last sync point (their copies are dropped if the machine restarts before the next one)${s.shadow.filesDroppedAfterRestart ? `; the machine had restarted before this mount: copies of ${s.shadow.filesDroppedAfterRestart} file(s) were dropped` : ''}`] : []),
     ...(s.shadow.liveReads ? [`copies read the live file: ${s.shadow.liveReads.direct} times with O_DIRECT, ${s.shadow.liveReads.buffered} through the page cache`] : []),
     ...(s.failover ? [`mode: ${s.failover.mode}${s.failover.mode !== 'live' ? ` (${s.failover.reason}; ${s.failover.dirtyExtents} dirty extents to resync)` : ''}; live volume health: ${s.failover.health}`] : []),
+    ...(s.scrub ? [scrubLine(s.scrub)] : []),
     ...(s.config ? [configLine(s.config)] : []),
   ];
   return lines.join('\n');
+}
+
+function scrubLine(s: NonNullable<StatusReport['scrub']>): string {
+  const at = (ms: number): string => new Date(ms).toISOString();
+  const last = s.lastFinishedAtMs === null ? 'never scrubbed' : `last scrubbed ${at(s.lastFinishedAtMs)}`;
+  const next = s.nextDueAtMs === null ? 'no background scrub (scrubInterval off)' : `next background scrub ${at(s.nextDueAtMs)}`;
+  const running = s.running ? `; ${s.paced ? 'a background' : 'a'} scrub is running: ${s.checkedCopies}/${s.totalCopies} copies checked` : '';
+  return `scrub: ${last}, ${next}${running}`;
 }
 
 function configLine(c: NonNullable<StatusReport['config']>): string {
