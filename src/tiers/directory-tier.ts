@@ -154,7 +154,7 @@ export class DirectoryTier implements ShadowTier {
     return this.mountFailure;
   }
 
-  async open(): Promise<void> {
+  async open(owner?: string): Promise<void> {
     if (!this.root) throw new ShadowfsError(`${this.label}: no directory path given`);
     try {
       // Not fsp.mkdir's recursive: it loops forever where mkdir answers ENOENT (under /proc).
@@ -171,6 +171,7 @@ export class DirectoryTier implements ShadowTier {
     } catch (err) {
       throw new ShadowfsError(`${this.label}: directory ${this.root} is not usable: ${describe(err)}`);
     }
+    if (owner !== undefined) await this.claim(owner);
     // A reopen (after a failure) must not serve through fds opened on the old tree.
     for (const key of [...this.fds.keys(), ...this.pendingOpens.keys()]) this.invalidate(key);
     this.sizes.clear();

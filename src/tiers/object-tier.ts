@@ -133,7 +133,7 @@ export class ObjectTier implements ShadowTier {
     return this.requests;
   }
 
-  async open(): Promise<void> {
+  async open(owner?: string): Promise<void> {
     const { endpoint, bucket } = this.store;
     let url: URL;
     try {
@@ -169,7 +169,7 @@ export class ObjectTier implements ShadowTier {
     this.unreachable = undefined;
     this.errorStreak = 0;
 
-    await this.cache.open();
+    await this.cache.open(owner);
     try {
       await this.call('HeadBucket', undefined, (signal) =>
         this.s3().send(new this.sdk.HeadBucketCommand({ Bucket: bucket }), { abortSignal: signal }),
@@ -177,6 +177,7 @@ export class ObjectTier implements ShadowTier {
     } catch (err) {
       throw new ShadowfsError(this.describeOpenFailure(err));
     }
+    if (owner !== undefined) await this.claimPrefix(owner);
 
     this.objects.clear();
     try {
@@ -199,6 +200,10 @@ export class ObjectTier implements ShadowTier {
   /** The cache directory and the bucket's prefix both carry the owner mark. */
   async claim(volumeId: string): Promise<void> {
     await this.cache.claim(volumeId);
+    await this.claimPrefix(volumeId);
+  }
+
+  private async claimPrefix(volumeId: string): Promise<void> {
     const { bucket, prefix } = this.store;
     const key = `${prefix}${OWNER_MARK}`;
     let found: string | undefined;

@@ -26,6 +26,8 @@ export class TierSet {
   }
 
   async add(tier: ShadowTier, map: ExtentMap): Promise<VolumeTier> {
+    // Opened with the volume as its owner, the tier is claimed already (a no-op here); this is the
+    // guarantee for one opened without.
     await tier.claim(await map.volumeId());
     const vt = { id: await map.tierId(tier.spec.name), tier };
     this.byId.set(vt.id, vt);

@@ -67,8 +67,13 @@ export interface ShadowTier {
    * this is its only way back to healthy: the watchdog calls it periodically.
    */
   probe(): Promise<TierHealthState>;
-  /** Create directories, check the tier is usable; throws a ShadowfsError with a clear message if not. */
-  open(): Promise<void>;
+  /**
+   * Create directories, check the tier is usable; throws a ShadowfsError with a clear message if not.
+   * With `owner` (a volume id), the tier is claimed for it (see claim) before anything in it is
+   * touched: opening walks the tier and removes temporary files a crash left, and another volume's
+   * would be copies it is writing right now.
+   */
+  open(owner?: string): Promise<void>;
   /**
    * Mark the tier as this volume's (an owner mark beside the copies), or throw a ShadowfsError if
    * another volume's mark is there: at mount, each volume removes the copies its map does not

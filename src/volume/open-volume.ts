@@ -44,9 +44,10 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
   const map = await ExtentMap.open(path.join(config.stateDir, 'extents'));
   const opened: ShadowTier[] = [];
   try {
+    const owner = await map.volumeId();
     for (const spec of config.tiers) {
       const tier = openTier(spec);
-      await tier.open();
+      await tier.open(owner);
       opened.push(tier);
     }
   } catch (err) {

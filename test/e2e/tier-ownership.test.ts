@@ -42,12 +42,18 @@ t.test("a second volume refuses a directory tier that holds the first one's copi
   t.ok(fs.readFileSync(path.join(sb.mnt, 'f.bin')).equals(data));
   await waitFor(() => copiesUnder(sb.tierDir('nvme')).length >= 8, 'copies on nvme');
   const before = copiesUnder(sb.tierDir('nvme'));
+  // A copy the first volume is writing right now (under a temporary name): a mount removes such
+  // files from its own tiers as crash leftovers, but this one is not the second volume's.
+  const inFlight = path.join(path.dirname(before[0]), '.tmp-copy-being-written');
+  fs.writeFileSync(inFlight, 'half a copy');
 
   const second = mountSecond(t, (sb2) => [...mountArgs(sb2, { tiers: [], tierFlags: [`nvme=${sb.tierDir('nvme')},cap=64MiB`] })]);
   t.equal(second.status, 1, 'refused');
   t.match(second.stderr, /tier nvme: directory .* holds another shadowfs volume's copies .*give each volume tiers of its own/, second.stderr);
   t.equal(second.stderr.trim().split('\n').length, 1, 'in one line');
   t.same(copiesUnder(sb.tierDir('nvme')), before, "the first volume's copies are all still there");
+  t.ok(fs.existsSync(inFlight), 'and so is the copy it was writing');
+  fs.rmSync(inFlight);
   t.ok(fs.readFileSync(path.join(sb.mnt, 'f.bin')).equals(data), 'and it reads its file');
 
   // The first volume itself mounts again over its own tier.
