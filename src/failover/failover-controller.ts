@@ -167,18 +167,30 @@ export class FailoverController implements NamespaceListener {
    * while failed over. After each coverage scan, and before a manual failover.
    */
   refreshMirror(): Promise<void> {
-    this.mirrorRefresh ??= this.refreshMirrorNow().finally(() => (this.mirrorRefresh = undefined));
+    // A rebuild running (at mount, after a failback) makes the mirror exact anyway.
+    if (this.changedDuringWalk || this.volume.shadow) return Promise.resolve();
+    this.mirrorRefresh ??= this.refreshMirrorFrom(() => NamespaceMirror.scanLive(this.volume.livePath))
+      .then(() => undefined, (err: Error) => this.log.warn('failover', `refreshing the namespace mirror failed: ${err.message}`))
+      .finally(() => (this.mirrorRefresh = undefined));
     return this.mirrorRefresh;
   }
 
-  private async refreshMirrorNow(): Promise<void> {
+  /**
+   * The coverage scan's walk of the live tree, which refreshes the mirror too (one walk for both,
+   * not two every scan interval). A walk stopped part way (unmount) refreshes nothing.
+   */
+  walkLiveForCoverage(stopped: () => boolean): Promise<Map<string, MirrorEntry>> {
+    return this.refreshMirrorFrom(() => NamespaceMirror.scanLive(this.volume.livePath, '/', stopped), stopped);
+  }
+
+  private async refreshMirrorFrom(walk: () => Promise<Map<string, MirrorEntry>>, stopped: () => boolean = () => false): Promise<Map<string, MirrorEntry>> {
     // A rebuild running (at mount, after a failback) makes the mirror exact anyway.
-    if (this.changedDuringWalk || this.volume.shadow) return;
+    if (this.changedDuringWalk || this.volume.shadow) return walk();
     const touched = new Set<string>();
     this.changedDuringWalk = touched;
     try {
-      const live = await NamespaceMirror.scanLive(this.volume.livePath);
-      if (this.volume.shadow) return;
+      const live = await walk();
+      if (this.volume.shadow || stopped()) return live;
       // A path the mount changed while the walk ran (or one under it: a directory renamed) is
       // already what the mount made it.
       const mountChanged = (p: string): boolean => {
@@ -194,8 +206,7 @@ export class FailoverController implements NamespaceListener {
         this.store.stage(ops);
         this.log.debug('failover', `namespace mirror: ${ops.length} changes made behind the mount's back`);
       }
-    } catch (err) {
-      this.log.warn('failover', `refreshing the namespace mirror failed: ${(err as Error).message}`);
+      return live;
     } finally {
       if (this.changedDuringWalk === touched) this.changedDuringWalk = undefined;
     }

@@ -146,13 +146,14 @@ export class NamespaceMirror {
 
   /** Replace the whole mirror with the live tree as it is now (at mount). */
   /** `root`: a volume path to walk from (its own entry included); throws if it does not exist. */
-  static async scanLive(livePath: string, root = '/'): Promise<Map<string, MirrorEntry>> {
+  /** `stopped`: asked between directories; once true the walk ends, with what it has (a partial tree). */
+  static async scanLive(livePath: string, root = '/', stopped: () => boolean = () => false): Promise<Map<string, MirrorEntry>> {
     const out = new Map<string, MirrorEntry>();
     const rootPath = path.join(livePath, root);
     const rootStats = await fsp.lstat(rootPath);
     out.set(root, entryFromStats(rootStats, rootStats.isSymbolicLink() ? await fsp.readlink(rootPath) : undefined));
     const stack = rootStats.isDirectory() ? [root] : [];
-    while (stack.length > 0) {
+    while (stack.length > 0 && !stopped()) {
       const dir = stack.pop() as string;
       let names: string[];
       try {

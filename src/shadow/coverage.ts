@@ -5,13 +5,12 @@
  * manager to copy it, oldest first, so the lag stays bounded.
  */
 import { settlesWithin } from '../util/settles-within';
-import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { ExtentMap, isFresh } from '../extents/extent-map';
 import { Logger } from '../util/log';
 import { OpenFile } from '../volume/open-files';
 import { ShadowManager } from './shadow-manager';
-import { RESERVED_NAMES } from '../failover/namespace-mirror';
+import { MirrorEntry, NamespaceMirror } from '../failover/namespace-mirror';
 import { movedPath } from '../util/tree-paths';
 
 /** What coverage needs from the volume: open a live file for background copies. */
@@ -157,8 +156,11 @@ export class CoverageReplicator {
     if (this.scanning) this.writtenDuringScan.add(fileId);
   }
 
-  /** Called after each scan of the live tree (the failover controller then refreshes its namespace mirror). */
-  onScanned: (() => void) | undefined;
+  /**
+   * How a scan walks the live tree (volume paths → entries). The volume hands it the failover
+   * controller's walk, which refreshes the namespace mirror from the same walk.
+   */
+  walkLive: (stopped: () => boolean) => Promise<Map<string, MirrorEntry>> = (stopped) => NamespaceMirror.scanLive(this.livePath, '/', stopped);
 
   /** Walk the live tree; every extent without a fresh coverage copy becomes pending. */
   scan(): Promise<void> {
@@ -171,32 +173,24 @@ export class CoverageReplicator {
     const started = Date.now();
     const sizes = new Map<string, number>();
     this.writtenDuringScan.clear();
-    const stack = [this.livePath];
-    while (stack.length > 0 && !this.stopped) {
-      const dir = stack.pop() as string;
-      let entries;
-      try {
-        entries = await fs.readdir(dir, { withFileTypes: true });
-      } catch {
-        continue;
-      }
-      for (const e of entries) {
-        // The watchdog's canary is the mount's own business, not the volume's data.
-        if (dir === this.livePath && RESERVED_NAMES.has(e.name)) continue;
-        const p = path.join(dir, e.name);
-        if (e.isDirectory()) stack.push(p);
-        else if (e.isFile()) {
-          const st = await fs.lstat(p).catch(() => undefined);
-          if (!st) continue;
-          const fileId = st.ino.toString(16);
-          sizes.set(fileId, st.size);
-          const count = Math.ceil(st.size / this.extentSizeBytes);
-          this.paths.set(fileId, p);
-          for (let i = 0; i < count; i++) if (!this.covered(fileId, i)) this.markDirty(fileId, p, i, started);
-        }
-      }
+    let live: Map<string, MirrorEntry>;
+    try {
+      // The watchdog's canary (a reserved name) is left out: the mount's own business.
+      live = await this.walkLive(() => this.stopped);
+    } catch (err) {
+      this.log.warn('coverage', `scan of the live volume failed: ${(err as Error).message}`);
+      return;
     }
     if (this.stopped) return;
+    for (const [vp, e] of live) {
+      if (e.type !== 'file' || e.fileId === undefined) continue;
+      const p = path.join(this.livePath, vp);
+      const fileId = e.fileId;
+      sizes.set(fileId, e.size);
+      const count = Math.ceil(e.size / this.extentSizeBytes);
+      this.paths.set(fileId, p);
+      for (let i = 0; i < count; i++) if (!this.covered(fileId, i)) this.markDirty(fileId, p, i, started);
+    }
     // A file written meanwhile may have grown after its lstat, or been made after its directory was
     // read: the scan's size (or none) would hide its new extents from the pending bytes, and
     // coverage would read 100% while they wait.
@@ -208,7 +202,6 @@ export class CoverageReplicator {
     this.sizes.clear();
     for (const [id, size] of sizes) this.sizes.set(id, size);
     this.lastScanMs = Date.now();
-    this.onScanned?.();
     this.log.debug('coverage', `scan: ${this.totalBytes()} bytes, ${this.pendingBytes()} pending`);
   }
 

@@ -127,8 +127,9 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
       c.noteWrite(file, first, last);
       predictive?.onExtentWritten(file.fileId, first, last, file.livePath);
     };
-    // Files coverage finds made behind the mount's back must be in the namespace failover serves.
-    c.onScanned = () => void failover.refreshMirror();
+    // Files coverage finds made behind the mount's back must be in the namespace failover serves:
+    // its scans walk the live tree through the failover controller, which refreshes the mirror.
+    c.walkLive = (stopped) => failover.walkLiveForCoverage(stopped);
     volume.onRenamed = (from, to) => c.moved(from, to);
     failover.onFailedBack = (rewritten) => {
       for (const [fileId, f] of rewritten) c.noteNewFile(fileId, f.livePath, f.sizeBytes);
