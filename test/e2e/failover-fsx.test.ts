@@ -5,52 +5,39 @@
  *
  * Small extents and tiny fast tiers make copies, patches and evictions happen; a directory tier
  * covers everything, and each failover waits for full coverage first, so every byte is expected
- * to survive. Handles stay open across some switches and are reopened after others.
+ * to survive. Handles stay open across some switches and are reopened after others. The ops and
+ * the checks are the model of test/helpers/fsx-model.ts (shared with tiers-fsx.test.ts).
  * SHADOWFS_FAILOVER_FSX_SEED replays a run, SHADOWFS_FAILOVER_FSX_OPS sets the op count,
  * SHADOWFS_FAILOVER_FSX_TRACE=1 prints every op.
  *
  * Below it, each problem the random run found, made into a small test of its own.
  */
 import t from 'tap';
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cli, sandboxedMount } from '../helpers/mounted-volume';
 import { failoverConfigFile } from '../helpers/failover-config';
+import { FSX_EXTENT_BYTES as EXTENT, FSX_MAX_FILE_BYTES as MAX_SIZE, FsxModel, FsxOpTable, fsxKnobs, seededBytes } from '../helpers/fsx-model';
 import { waitFor } from '../helpers/wait';
 import type { HasTeardown } from '../helpers/temp-dir';
-import { treeDifferences, treeDigest, TreeDigest } from '../../fixtures/failover-bench/tree-digest';
+import { treeDigest } from '../../fixtures/failover-bench/tree-digest';
 import { controlRequest } from '../../src/control/control-client';
 import type { StatusReport, WhichTierReport } from '../../src/control/protocol';
 import type { FailoverStatus } from '../../src/failover/failover-controller';
 import { seededRandom } from '../../src/util/seeded-random';
 
-const seed = Number(process.env.SHADOWFS_FAILOVER_FSX_SEED ?? Date.now() % 1_000_000);
-const OPS = Number(process.env.SHADOWFS_FAILOVER_FSX_OPS ?? 3000);
+const { seed, ops: OPS, trace } = fsxKnobs('FAILOVER_FSX', 3000);
 /** A switch (failover or failback) every SWITCH_EVERY ops on average: ~20 switches by default. */
 const SWITCH_EVERY = Math.max(20, Math.round(OPS / 20));
-const KiB = 1024;
-const EXTENT = 16 * KiB;
-const MAX_SIZE = 24 * EXTENT;
 const DIRS = ['/d', '/e'];
 const FILES = ['/f0', '/f1', '/f2', '/d/g0', '/d/g1', '/e/g0'];
+/** The share of each op (cumulative; ops on a file are skipped while there is none). */
+const OP_TABLE: FsxOpTable = [
+  ['read', 0.32], ['write', 0.60], ['truncate', 0.68], ['rename', 0.75], ['create', 0.79], ['unlink', 0.83],
+  ['dir', 0.87], ['fsync', 0.91], ['chmod', 0.93], ['read-whole', 0.97], ['close-all', 1],
+];
 // Modes in the model are exact: files are made 0644 and directories 0755 whatever the caller's umask.
 process.umask(0o022);
-
-interface ModelFile {
-  data: Buffer;
-  mode: number;
-}
-
-const parentOf = (p: string): string => p.slice(0, p.lastIndexOf('/')) || '/';
-
-/** `n` bytes from seed `s`. */
-function seededBytes(s: number, n: number): Buffer {
-  const r = seededRandom(s);
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = Math.floor(r() * 256);
-  return b;
-}
 
 t.test(`random operations across manual failovers and failbacks (seed ${seed}, ${OPS} ops)`, async (t) => {
   t.comment(`replay with SHADOWFS_FAILOVER_FSX_SEED=${seed}`);
@@ -69,100 +56,18 @@ t.test(`random operations across manual failovers and failbacks (seed ${seed}, $
   }), 'failover-fsx-');
   await vol.start();
   const rand = seededRandom(seed);
-  const int = (n: number): number => Math.floor(rand() * n);
-  const pick = <T>(xs: T[]): T => xs[int(xs.length)];
-  const bytes = (n: number): Buffer => {
-    const b = Buffer.alloc(n);
-    for (let i = 0; i < n; i++) b[i] = int(256);
-    return b;
-  };
-  const m = (p: string): string => sb.mnt + p;
-  const trace = process.env.SHADOWFS_FAILOVER_FSX_TRACE ? (msg: string): void => void process.stderr.write(msg + '\n') : (): void => undefined;
-
-  // ---- the model ----
-  const files = new Map<string, ModelFile>();
-  const dirs = new Set<string>();
-  const modelTree = (): TreeDigest => {
-    const out: TreeDigest = {};
-    for (const d of dirs) out[d] = 'dir 755';
-    for (const [p, f] of files) out[p] = `file ${f.mode.toString(8)} ${f.data.length} ${createHash('sha256').update(f.data).digest('hex')}`;
-    return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
-  };
-  const existing = (): string[] => FILES.filter((p) => files.has(p));
-  /** Names a file could take: free or not, in a directory that exists. */
-  const placeable = (): string[] => FILES.filter((p) => parentOf(p) === '/' || dirs.has(parentOf(p)));
-
-  // ---- open handles (by path; they follow their file across renames) ----
-  const fds = new Map<string, number>();
-  const fdOf = (p: string): number => {
-    let fd = fds.get(p);
-    if (fd === undefined) {
-      fd = fs.openSync(m(p), 'r+');
-      fds.set(p, fd);
-    }
-    return fd;
-  };
-  const close = (p: string): void => {
-    const fd = fds.get(p);
-    if (fd === undefined) return;
-    fds.delete(p);
-    fs.closeSync(fd);
-  };
-  const closeAll = (): void => {
-    for (const p of [...fds.keys()]) close(p);
-  };
-
-  // ---- checks ----
-  let failures = 0;
-  const fail = (msg: string): void => {
-    failures++;
-    if (failures <= 5) t.fail(`${msg} (replay: SHADOWFS_FAILOVER_FSX_SEED=${seed})`);
-  };
-  /** Which extents of `got` differ from `want` (the first few), to say where a file went wrong. */
-  const differingExtents = (got: Buffer, want: Buffer): string => {
-    const out: string[] = [];
-    for (let i = 0; i * EXTENT < Math.max(got.length, want.length) && out.length < 8; i++) {
-      const a = got.subarray(i * EXTENT, (i + 1) * EXTENT);
-      const b = want.subarray(i * EXTENT, (i + 1) * EXTENT);
-      if (a.equals(b)) continue;
-      let first = 0;
-      while (first < Math.min(a.length, b.length) && a[first] === b[first]) first++;
-      let last = Math.min(a.length, b.length) - 1;
-      while (last > first && a[last] === b[last]) last--;
-      out.push(`extent ${i} bytes ${first}..${last}${a.length !== b.length ? ` (length ${a.length} vs ${b.length})` : ''}${a.subarray(first, last + 1).every((x) => x === 0) ? ' are zeros' : ''}`);
-    }
-    return out.join(', ');
-  };
-  const sameTree = (root: string, what: string): void => {
-    let got: TreeDigest;
-    try {
-      got = treeDigest(root);
-    } catch (err) {
-      fail(`${what}: reading the tree failed: ${(err as NodeJS.ErrnoException).code ?? ''} ${(err as Error).message}`);
-      return;
-    }
-    const want = modelTree();
-    const diff = treeDifferences(got, want);
-    if (diff.length === 0) return;
-    const detail = (p: string): string => {
-      const f = files.get(p);
-      if (!f || !got[p]?.startsWith('file')) return '';
-      return `: ${differingExtents(fs.readFileSync(root + p), f.data)}`;
-    };
-    fail(`${what}: differs from the model at ${diff.map((p) => `${p} (got ${got[p] ?? 'nothing'}, want ${want[p] ?? 'nothing'}${detail(p)})`).join('; ')}`);
-  };
-  const mountReadsModel = (what: string): void => {
-    for (const [p, f] of files) {
-      const got = attempt(() => fs.readFileSync(m(p)));
-      if (typeof got === 'string') fail(`${what}: ${p} could not be read through a new open: ${got}`);
-      else if (!got.equals(f.data)) fail(`${what}: ${p} reads back ${got.length} bytes through a new open, expected ${f.data.length}: ${differingExtents(got, f.data)}`);
-    }
-  };
+  // In an object: TypeScript does not see the closures below change it.
+  const at: { mode: 'live' | 'failed-over' } = { mode: 'live' };
+  const model = new FsxModel({
+    t, mnt: sb.mnt, rand, files: FILES, dirs: DIRS, ops: OP_TABLE,
+    note: () => `replay: SHADOWFS_FAILOVER_FSX_SEED=${seed}`,
+    opState: () => at.mode,
+    trace,
+  });
+  const fail = (msg: string): void => model.fail(msg);
   const status = (): Promise<StatusReport> => controlRequest(sb.mnt, { command: 'status' }, 10_000) as Promise<StatusReport>;
 
   // ---- switches ----
-  // In an object: TypeScript does not see the closures below change it.
-  const at: { mode: 'live' | 'failed-over' } = { mode: 'live' };
   let failovers = 0;
   let resyncedExtents = 0;
   let refusals = 0;
@@ -186,10 +91,10 @@ t.test(`random operations across manual failovers and failbacks (seed ${seed}, $
     at.mode = 'failed-over';
     failovers++;
     trace(`${op} failed over`);
-    sameTree(sb.mnt, `op ${op}: the mount right after failover`);
+    model.sameTree(sb.mnt, `op ${op}: the mount right after failover`);
   };
   const failback = async (op: number): Promise<void> => {
-    sameTree(sb.mnt, `op ${op}: the mount right before failback`);
+    model.sameTree(sb.mnt, `op ${op}: the mount right before failback`);
     // The watchdog is off (a manual test): no probe has run, so the operator forces the failback.
     const r = cli(['failback', sb.mnt, '--force', '--json']);
     if (r.status !== 0) return fail(`op ${op}: failback failed: ${r.stderr.trim()}`);
@@ -199,188 +104,39 @@ t.test(`random operations across manual failovers and failbacks (seed ${seed}, $
     await waitFor(async () => (await status()).failover?.mode === 'live', `mode live after failback (op ${op})`, 30_000, 50);
     at.mode = 'live';
     trace(`${op} failed back (${s.lastResync?.extents ?? 0} extents resynced)`);
-    sameTree(sb.live, `op ${op}: the live directory after failback`);
-    sameTree(sb.mnt, `op ${op}: the mount after failback`);
+    model.sameTree(sb.live, `op ${op}: the live directory after failback`);
+    model.sameTree(sb.mnt, `op ${op}: the mount after failback`);
   };
 
   // ---- the start: a few files and a directory ----
-  for (const p of ['/f0', '/f1', '/f2']) {
-    const data = bytes(int(MAX_SIZE));
-    fs.writeFileSync(m(p), data);
-    files.set(p, { data, mode: 0o644 });
-  }
-  fs.mkdirSync(m('/d'));
-  dirs.add('/d');
+  for (const p of ['/f0', '/f1', '/f2']) model.writeFile(p, model.bytes(model.int(MAX_SIZE)));
+  model.mkdir('/d');
 
-  let nextSwitch = Math.floor(SWITCH_EVERY / 2) + int(SWITCH_EVERY);
-  for (let op = 0; op < OPS && failures === 0; op++) {
+  let nextSwitch = Math.floor(SWITCH_EVERY / 2) + model.int(SWITCH_EVERY);
+  for (let op = 0; op < OPS && model.failures === 0; op++) {
     if (op === nextSwitch) {
       // Handles either stay open across the switch, or all are reopened after it.
-      if (rand() < 0.5) closeAll();
+      if (rand() < 0.5) model.closeAll();
       if (at.mode === 'live') await failover(op);
       else await failback(op);
-      nextSwitch = op + Math.floor(SWITCH_EVERY / 2) + int(SWITCH_EVERY);
-      if (failures > 0) break;
+      nextSwitch = op + Math.floor(SWITCH_EVERY / 2) + model.int(SWITCH_EVERY);
+      if (model.failures > 0) break;
     }
-    const names = existing();
-    const n = names.length > 0 ? pick(names) : undefined;
-    const what = rand();
-    let desc = '';
-    try {
-      if (n && what < 0.32) {
-        const cur = (files.get(n) as ModelFile).data;
-        const off = int(cur.length + EXTENT);
-        const len = 1 + int(EXTENT * 2.5);
-        desc = `read ${n} ${off} ${len} (size ${cur.length})`;
-        trace(`${op} ${desc}`);
-        const got = Buffer.alloc(len);
-        const r = fs.readSync(fdOf(n), got, 0, len, off);
-        const want = cur.subarray(Math.min(off, cur.length), Math.min(off + len, cur.length));
-        if (r !== want.length || !got.subarray(0, r).equals(want)) {
-          fail(`op ${op} (${at.mode}): read ${n} [${off}, +${len}) got ${r} bytes, expected ${want.length}${r === want.length ? ' (other bytes)' : ''}`);
-          t.comment(cli(['which-tier', m(n)]).stdout);
-        }
-      } else if (n && what < 0.60) {
-        // One write, or (one in four) a stream of consecutive writes, which soon writes around copies.
-        const f = files.get(n) as ModelFile;
-        const writes = rand() < 0.25 ? 2 + int(5) : 1;
-        let off = int(Math.min(MAX_SIZE, f.data.length + EXTENT));
-        desc = `write ${n}`;
-        for (let w = 0; w < writes && off < MAX_SIZE; w++) {
-          const len = 1 + int(Math.min(EXTENT * 3, MAX_SIZE - off));
-          const data = bytes(len);
-          desc = `write ${n} ${off} ${len} (size ${f.data.length})`;
-          trace(`${op} ${desc}`);
-          fs.writeSync(fdOf(n), data, 0, len, off);
-          const next = Buffer.alloc(Math.max(f.data.length, off + len));
-          f.data.copy(next);
-          data.copy(next, off);
-          f.data = next;
-          off += len;
-        }
-      } else if (n && what < 0.68) {
-        const f = files.get(n) as ModelFile;
-        const size = int(MAX_SIZE);
-        const viaFd = rand() < 0.5;
-        desc = `truncate ${n} ${size} (size ${f.data.length}, ${viaFd ? 'ftruncate' : 'truncate'})`;
-        trace(`${op} ${desc}`);
-        if (viaFd) fs.ftruncateSync(fdOf(n), size);
-        else fs.truncateSync(m(n), size);
-        const next = Buffer.alloc(size);
-        f.data.copy(next, 0, 0, Math.min(size, f.data.length));
-        f.data = next;
-      } else if (n && what < 0.75) {
-        // Rename over a free name or over another file; an open handle follows its file.
-        const to = pick(placeable());
-        if (to !== n) {
-          desc = `rename ${n} ${to}${files.has(to) ? ' (replacing)' : ''}`;
-          trace(`${op} ${desc}`);
-          close(to);
-          fs.renameSync(m(n), m(to));
-          files.set(to, files.get(n) as ModelFile);
-          files.delete(n);
-          const fd = fds.get(n);
-          fds.delete(n);
-          if (fd !== undefined) fds.set(to, fd);
-        }
-      } else if (what < 0.79) {
-        const free = placeable().filter((p) => !files.has(p));
-        if (free.length > 0) {
-          const p = pick(free);
-          const data = bytes(int(3 * EXTENT));
-          desc = `create ${p} ${data.length}`;
-          trace(`${op} ${desc}`);
-          const fd = fs.openSync(m(p), 'wx+');
-          fs.writeSync(fd, data, 0, data.length, 0);
-          fds.set(p, fd);
-          files.set(p, { data, mode: 0o644 });
-        }
-      } else if (n && what < 0.83) {
-        desc = `unlink ${n}`;
-        trace(`${op} ${desc}`);
-        close(n);
-        fs.unlinkSync(m(n));
-        files.delete(n);
-      } else if (what < 0.87) {
-        // A directory: made, removed when empty, or renamed (with what is in it) to a free name.
-        const d = pick(DIRS);
-        const other = DIRS.find((x) => x !== d) as string;
-        const inside = (dir: string): string[] => [...files.keys()].filter((p) => parentOf(p) === dir);
-        if (!dirs.has(d)) {
-          desc = `mkdir ${d}`;
-          trace(`${op} ${desc}`);
-          fs.mkdirSync(m(d));
-          dirs.add(d);
-        } else if (inside(d).length === 0 && rand() < 0.6) {
-          desc = `rmdir ${d}`;
-          trace(`${op} ${desc}`);
-          fs.rmdirSync(m(d));
-          dirs.delete(d);
-        } else if (!dirs.has(other)) {
-          // Only names the model knows may end up inside: /d/g1 has no twin under /e.
-          const moved = inside(d);
-          if (moved.every((p) => FILES.includes(other + p.slice(d.length)))) {
-            desc = `rename ${d} ${other} (${moved.length} files)`;
-            trace(`${op} ${desc}`);
-            fs.renameSync(m(d), m(other));
-            dirs.delete(d);
-            dirs.add(other);
-            for (const p of moved) {
-              const to = other + p.slice(d.length);
-              files.set(to, files.get(p) as ModelFile);
-              files.delete(p);
-              const fd = fds.get(p);
-              fds.delete(p);
-              if (fd !== undefined) fds.set(to, fd);
-            }
-          }
-        }
-      } else if (n && what < 0.91) {
-        desc = `fsync ${n}`;
-        trace(`${op} ${desc}`);
-        if (rand() < 0.5) fs.fsyncSync(fdOf(n));
-        else fs.fdatasyncSync(fdOf(n));
-      } else if (n && what < 0.93) {
-        const f = files.get(n) as ModelFile;
-        const next = pick([0o600, 0o640, 0o644]);
-        desc = `chmod ${n} ${next.toString(8)}`;
-        trace(`${op} ${desc}`);
-        fs.chmodSync(m(n), next);
-        f.mode = next;
-      } else if (n && what < 0.97) {
-        // A whole-file read through a new open.
-        desc = `read whole ${n}`;
-        trace(`${op} ${desc}`);
-        const got = fs.readFileSync(m(n));
-        const want = (files.get(n) as ModelFile).data;
-        if (!got.equals(want)) {
-          fail(`op ${op} (${at.mode}): ${n} read whole gave ${got.length} bytes, expected ${want.length}: ${differingExtents(got, want)}`);
-          t.comment(cli(['which-tier', m(n)]).stdout);
-        }
-      } else {
-        desc = 'close all';
-        trace(`${op} ${desc}`);
-        closeAll();
-      }
-    } catch (err) {
-      fail(`op ${op} (${at.mode}): ${desc} failed: ${(err as NodeJS.ErrnoException).code ?? ''} ${(err as Error).message}`);
-      // Where the file's extents were, for the analysis.
-      if (n) t.comment(cli(['which-tier', m(n)]).stdout);
-    }
+    await model.randomOp(op);
   }
 
-  if (failures === 0 && at.mode === 'failed-over') await failback(OPS);
-  if (failures === 0) mountReadsModel('at the end');
-  closeAll();
+  if (model.failures === 0 && at.mode === 'failed-over') await failback(OPS);
+  if (model.failures === 0) model.mountReadsModel('at the end');
+  model.closeAll();
   t.ok(failovers >= 5 || OPS < SWITCH_EVERY * 10, `${failovers} failovers and as many failbacks (${resyncedExtents} extents resynced, ${refusals} failovers refused for coverage at first)`);
-  t.equal(failures, 0, `no error and no wrong byte (seed ${seed})`);
+  t.equal(model.failures, 0, `no error and no wrong byte (seed ${seed})`);
   t.equal(await vol.stop(), 0, 'clean unmount');
-  if (failures === 0) sameTree(sb.live, 'the live directory after unmount');
+  if (model.failures === 0) model.sameTree(sb.live, 'the live directory after unmount');
   // Across a remount, the mount shows the same.
   await vol.start();
-  if (failures === 0) {
-    sameTree(sb.mnt, 'the mount after remount');
-    mountReadsModel('after remount');
+  if (model.failures === 0) {
+    model.sameTree(sb.mnt, 'the mount after remount');
+    model.mountReadsModel('after remount');
   }
   await vol.stop();
 });
