@@ -61,6 +61,9 @@ export class ShadowManager {
   private readonly copying = new Map<string, number>();
   /** Keys whose bytes were to go while their copy ran: removed once it ends, unless it published. */
   private readonly removeAfterCopy = new Set<string>();
+  /** Per tier, copies to it queued or running (written copies too): what idleFor waits out. */
+  private readonly copiesTo = new Map<number, number>();
+  private readonly tierIdleWaiters = new Map<number, (() => void)[]>();
 
   constructor(
     private readonly map: ExtentMap,
@@ -107,11 +110,16 @@ export class ShadowManager {
     return this.queue.length + this.running;
   }
 
+  /**
+   * False if not queued: the queue is full, the same copy is queued already, or the tier is being
+   * drained (a copy there would only have to go again, and new ones could hold the drain forever).
+   */
   requestCopy(file: OpenFile, index: number, tierId: number, done?: (published: boolean) => void): boolean {
     const k = key(tierId, file.fileId, index);
-    if (this.closed || this.queued.has(k) || this.queue.length >= this.options.maxQueuedCopies) return false;
+    if (this.closed || this.queued.has(k) || this.queue.length >= this.options.maxQueuedCopies || this.tiers.draining.has(tierId)) return false;
     this.queued.add(k);
     this.queue.push({ file, index, tierId, done });
+    this.copyToBegins(tierId);
     file.handles++; // keeps the file (and its readFd) open until the job ran
     this.pump();
     return true;
@@ -124,7 +132,7 @@ export class ShadowManager {
    */
   requestMigrate(file: OpenFile, index: number, fromTierId: number, toTierId: number, done?: (moved: boolean) => void): boolean {
     const k = key(toTierId, file.fileId, index);
-    if (this.closed || this.queued.has(k) || this.queue.length >= this.options.maxQueuedCopies) return false;
+    if (this.closed || this.queued.has(k) || this.queue.length >= this.options.maxQueuedCopies || this.tiers.draining.has(toTierId)) return false;
     this.queued.add(k);
     const after = (published: boolean): void => {
       if (!published) return done?.(false);
@@ -139,6 +147,7 @@ export class ShadowManager {
         });
     };
     this.queue.push({ file, index, tierId: toTierId, fromTierId, done: after });
+    this.copyToBegins(toTierId);
     file.handles++;
     this.pump();
     return true;
@@ -253,6 +262,36 @@ export class ShadowManager {
     return new Promise((r) => this.idleWaiters.push(r));
   }
 
+  /**
+   * Resolves when no copy to this tier is queued or running; copies to other tiers may go on (a
+   * coverage backlog must not hold up a drain). While the tier drains no new copy to it is taken
+   * (requestCopy, requestMigrate, storeWrittenCopy refuse it), so this cannot wait forever.
+   */
+  idleFor(tierId: number): Promise<void> {
+    if (!this.copiesTo.has(tierId)) return Promise.resolve();
+    return new Promise((r) => {
+      const waiters = this.tierIdleWaiters.get(tierId);
+      if (waiters) waiters.push(r);
+      else this.tierIdleWaiters.set(tierId, [r]);
+    });
+  }
+
+  private copyToBegins(tierId: number): void {
+    this.copiesTo.set(tierId, (this.copiesTo.get(tierId) ?? 0) + 1);
+  }
+
+  private copyToEnded(tierId: number): void {
+    const left = (this.copiesTo.get(tierId) ?? 1) - 1;
+    if (left > 0) {
+      this.copiesTo.set(tierId, left);
+      return;
+    }
+    this.copiesTo.delete(tierId);
+    const waiters = this.tierIdleWaiters.get(tierId) ?? [];
+    this.tierIdleWaiters.delete(tierId);
+    for (const w of waiters) w();
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     // Copies waiting out the rate limit stop waiting: at a low copy rate the wait is minutes.
@@ -281,6 +320,7 @@ export class ShadowManager {
 
   private finish(job: CopyJob): void {
     this.queued.delete(key(job.tierId, job.file.fileId, job.index));
+    this.copyToEnded(job.tierId);
     job.file.handles--;
     if (job.file.handles === 0) this.onFileReleased(job.file);
   }
@@ -368,7 +408,7 @@ export class ShadowManager {
     const { file, index, tierId } = job;
     if (this.liveSourcePaused || file.readFd < 0) return false;
     const vt = this.tiers.get(tierId);
-    if (!vt || vt.tier.health() !== 'healthy') return false;
+    if (!vt || vt.tier.health() !== 'healthy' || this.tiers.draining.has(tierId)) return false;
     const rec = this.map.get(file.fileId, index);
     if (rec?.copies.some((c) => c.tierId === tierId && c.generation === rec.generation)) return true;
     await this.throttle(Math.min(this.extentSizeBytes, Math.max(0, file.sizeBytes - index * this.extentSizeBytes)));
@@ -418,8 +458,7 @@ export class ShadowManager {
       return false;
     }
     await this.putReserved(vt, file.fileId, index, data, true);
-    // The tier was drained and removed meanwhile: nothing may name it any more.
-    if (!this.tiers.get(tierId)) return false;
+    if (!this.tiers.get(tierId)) return this.removedMeanwhile(vt, file.fileId, index);
     // A write to this extent since it was read bumped its generation: then the copy is refused.
     if (!(await this.publish(file.fileId, index, tierId, data, taken.generation))) return false;
     this.touch(tierId, file.fileId, index);
@@ -447,15 +486,16 @@ export class ShadowManager {
    */
   async storeWrittenCopy(file: OpenFile, index: number, tierId: number, data: Buffer, generation: number, liveWritten: Promise<boolean>): Promise<boolean> {
     const vt = this.tiers.get(tierId);
-    if (!vt || vt.tier.health() !== 'healthy' || data.length === 0) return false;
+    if (!vt || vt.tier.health() !== 'healthy' || data.length === 0 || this.tiers.draining.has(tierId)) return false;
     const k = key(tierId, file.fileId, index);
     // Counted as a running copy: a queued copy of the same extent that is refused meanwhile must
-    // not remove these bytes (its removal waits until no copy of the key runs).
+    // not remove these bytes (its removal waits until no copy of the key runs). A drain waits for it.
     this.copyStarted(k);
+    this.copyToBegins(tierId);
     try {
       if (!(await this.makeRoom(tierId, data.length))) return false;
       await this.putReserved(vt, file.fileId, index, data, false);
-      if (!this.tiers.get(tierId)) return false;
+      if (!this.tiers.get(tierId)) return this.removedMeanwhile(vt, file.fileId, index);
       // Put beside the live write (when its bytes did not need the live file), published after it.
       if (!(await liveWritten)) {
         this.discard(file.fileId, index, tierId);
@@ -467,7 +507,19 @@ export class ShadowManager {
       return true;
     } finally {
       this.copyEnded(k, file.fileId, index, tierId);
+      this.copyToEnded(tierId);
     }
+  }
+
+  /**
+   * The tier was drained and removed while bytes were put on it: nothing may name them, and its
+   * directory (disowned by the volume) must not keep them. Not expected (the drain waits for
+   * copies to the tier: idleFor); this is the last guard. Resolves false (not published).
+   */
+  private async removedMeanwhile(vt: VolumeTier, fileId: string, index: number): Promise<false> {
+    this.log.warn('shadow', `a copy of ${fileId}#${index} was put on tier ${vt.tier.spec.name} after it was removed; its bytes go`);
+    await vt.tier.remove({ fileId, index }).catch((err: Error) => this.log.warn('shadow', `removing it failed: ${err.message}`));
+    return false;
   }
 
   /** Puts bytes whose room makeRoom reserved, then releases the reservation. */

@@ -40,7 +40,7 @@ export class TierChanges {
 
   async add(tier: ShadowTier): Promise<void> {
     if (this.tiers.byName(tier.spec.name)) throw new ShadowfsError(`a tier named ${tier.spec.name} exists already`);
-    await tier.open();
+    await tier.open(await this.map.volumeId());
     await this.tiers.add(tier, this.map);
   }
 
@@ -71,9 +71,11 @@ export class TierChanges {
     this.drain = drain;
     this.tiers.draining.add(vt.id);
     try {
-      // Copies running or asked for meanwhile may publish on the tier while it drains: after they
-      // end, what they left is dropped too, until a look right before the removal finds none.
-      while (copies.length > 0) {
+      // Copies to the tier that began before the drain did (admission, a pin, a promote, a write's
+      // copy) may publish on it while it drains, also when it held nothing: after they end (no
+      // new one is taken now: ShadowManager.idleFor), what they left is dropped too, until a look
+      // right before the removal finds none. Copies to other tiers are not waited for.
+      for (;;) {
         const sole: { fileId: string; index: number }[] = [];
         for (const c of copies) {
           if (this.shadows.isSoleHome(c.fileId, c.index, vt.id)) {
@@ -86,8 +88,9 @@ export class TierChanges {
           if (drain.removedCopies % 64 === 0) await new Promise((r) => setImmediate(r));
         }
         await this.moveSoleCopies(vt, sole, drain);
-        await this.shadows.idle();
+        await this.shadows.idleFor(vt.id);
         copies = this.copiesOn(vt.id);
+        if (copies.length === 0) break;
         drain.totalCopies += copies.length;
       }
       this.tiers.remove(vt.id);
