@@ -206,7 +206,7 @@ export class OneOffMoves implements OperatorMoves {
     const cost = vt.tier.spec.costPerGiBMonth;
     return this.tiers
       .all()
-      .filter((t) => t.id !== vt.id && t.tier.health() === 'healthy' && t.tier.spec.costPerGiBMonth < cost)
+      .filter((t) => t.id !== vt.id && this.tiers.takesCopies(t) && t.tier.spec.costPerGiBMonth < cost)
       .sort((a, b) => b.tier.spec.costPerGiBMonth - a.tier.spec.costPerGiBMonth || this.tiers.rank(a.id) - this.tiers.rank(b.id))[0];
   }
 

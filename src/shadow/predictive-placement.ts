@@ -128,7 +128,7 @@ export class PredictivePlacement implements ReadObserver {
   }
 
   private fastest(): { id: number; name: string } | undefined {
-    const t = this.tiers.all().find((x) => x.tier.health() === 'healthy');
+    const t = this.tiers.fastestTakingCopies();
     return t ? { id: t.id, name: t.tier.spec.name } : undefined;
   }
 
@@ -206,7 +206,7 @@ export class PredictivePlacement implements ReadObserver {
   private performanceTiers(): { id: number; name: string }[] {
     return this.tiers
       .all()
-      .filter(({ tier }) => tier.health() === 'healthy' && tier.spec.name !== this.coverageTier && CLASS_LATENCY_US[tier.spec.class] < LIVE_LATENCY_US)
+      .filter((vt) => this.tiers.takesCopies(vt) && vt.tier.spec.name !== this.coverageTier && CLASS_LATENCY_US[vt.tier.spec.class] < LIVE_LATENCY_US)
       .map(({ id, tier }) => ({ id, name: tier.spec.name }));
   }
 

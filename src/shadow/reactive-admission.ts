@@ -21,7 +21,7 @@ export class ReactiveAdmission implements ReadObserver {
 
   onExtentRead(file: OpenFile, index: number, servedBy: number | 'live'): void {
     if (servedBy !== 'live') this.shadows.touch(servedBy, file.fileId, index);
-    const target = this.tiers.all().find((t) => t.tier.health() === 'healthy');
+    const target = this.tiers.fastestTakingCopies();
     if (!target || servedBy === target.id) return;
     const k = `${file.fileId}:${index}`;
     const n = (this.reads.get(k) ?? 0) + 1;

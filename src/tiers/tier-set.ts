@@ -67,14 +67,24 @@ export class TierSet {
     return this.byId.get(id)?.tier.health() === 'healthy';
   }
 
+  /** Tiers being drained for removal: a new copy there would only have to move again (the shadow manager refuses it). */
+  readonly draining = new Set<number>();
+
+  /** Healthy and not being drained: a tier a policy may send new copies to. */
+  takesCopies(vt: VolumeTier): boolean {
+    return vt.tier.health() === 'healthy' && !this.draining.has(vt.id);
+  }
+
+  /** The fastest tier that takes new copies (admission's and pins' default target). */
+  fastestTakingCopies(): VolumeTier | undefined {
+    return this.ordered.find((vt) => this.takesCopies(vt));
+  }
+
   /**
    * Where a write puts a whole new copy of an extent: healthy directory tiers (a copy there can be
    * patched by the writes that follow; an object-tier copy would have to be uploaded again for
    * each), the coverage tier first, then fastest first.
    */
-  /** Tiers being drained for removal: a write's new copy would only have to move again. */
-  readonly draining = new Set<number>();
-
   homesForWrites(coverageTierId: number | undefined, exclude: readonly number[] = []): VolumeTier[] {
     return this.ordered
       .filter((vt) => isHealthyDirectoryTier(vt) && !exclude.includes(vt.id) && !this.draining.has(vt.id))

@@ -145,7 +145,7 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
       const rec = map.get(fileId, index);
       return !!vt && !!rec && rec.copies.some((c) => c.tierId === vt.id && c.generation === rec.generation);
     },
-    fastestTier: () => tiers.all().find((t) => t.tier.health() === 'healthy')?.tier.spec.name,
+    fastestTier: () => tiers.fastestTakingCopies()?.tier.spec.name,
     requestCopy: (file, index, tierName) => {
       const vt = tiers.byName(tierName);
       return !!vt && shadows.requestCopy(file, index, vt.id);
