@@ -13,6 +13,7 @@ import { OpenFile } from '../volume/open-files';
 import { fsyncFd, preadFull } from '../util/fd-io';
 import { crc32 } from 'node:zlib';
 import { Logger } from '../util/log';
+import { Pacer } from '../util/pacer';
 
 interface CopyJob {
   file: OpenFile;
@@ -96,7 +97,8 @@ export class ShadowManager {
 
   /** Tiers whose copies are never evicted to make room (the coverage tier). */
   readonly protectedTiers = new Set<number>();
-  private nextCopyAtMs = 0;
+  /** Keeps background copies under maxBytesPerSec on average (read at each copy: a reload applies). */
+  private readonly pacer = new Pacer(() => this.options.maxBytesPerSec);
   /** Bytes of copies being written, by tier: counted as used when making room. */
   private readonly reserved = new Map<number, number>();
 
@@ -382,12 +384,10 @@ export class ShadowManager {
     });
   }
 
-  /** Sleeps so background copies stay under maxBytesPerSec on average. */
+  /** Waits its turn under the copy rate; close() cuts the wait short. */
   private async throttle(bytes: number): Promise<void> {
-    const now = Date.now();
-    const start = Math.max(now, this.nextCopyAtMs);
-    this.nextCopyAtMs = start + (bytes * 1000) / this.options.maxBytesPerSec;
-    if (start > now) await this.sleep(start - now);
+    const ms = this.pacer.book(bytes);
+    if (ms > 0) await this.sleep(ms);
   }
 
   /**
