@@ -14,6 +14,7 @@ export interface VolumeFlags {
   writeAroundAfter?: string;
   coverageTier?: string;
   copyRate?: string;
+  scrubInterval?: string;
   watchLive?: boolean;
   placement?: string;
 }
@@ -46,6 +47,7 @@ export function volumeConfigFrom(flags: VolumeFlags): VolumeConfig {
   if (flags.writeAroundAfter !== undefined) raw.writeAroundAfter = flags.writeAroundAfter;
   if (flags.coverageTier !== undefined) raw.coverageTier = flags.coverageTier;
   if (flags.copyRate !== undefined) raw.copyRate = flags.copyRate;
+  if (flags.scrubInterval !== undefined) raw.scrubInterval = flags.scrubInterval;
   if (flags.watchLive !== undefined) raw.watchLive = flags.watchLive;
   if (flags.placement !== undefined) raw.placement = flags.placement;
   if (raw.live === undefined) throw new ShadowfsError('no live volume: give --live DIR or a --config file with "live"');

@@ -58,6 +58,7 @@ const VALUE_OPTIONS: Record<string, string> = {
   admit_after: '--admit-after',
   write_around_after: '--write-around-after',
   copy_rate: '--copy-rate',
+  scrub_interval: '--scrub-interval',
   coverage_tier: '--coverage-tier',
   placement: '--placement',
   metrics_port: '--metrics-port',

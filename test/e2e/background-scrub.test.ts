@@ -114,4 +114,8 @@ t.test('bad scrub settings are refused in one line', async (t) => {
     t.match(r.stderr, why);
     t.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
   }
+  fs.mkdirSync(sb.tierDir('nvme'), { recursive: true });
+  const flag = cli(['mount', '--live', sb.live, '--state', sb.state, '--tier', `nvme=${sb.tierDir('nvme')},cap=1GiB`, '--scrub-interval', 'fortnightly', sb.mnt]);
+  t.equal(flag.status, 1, 'the mount flag is checked the same way');
+  t.match(flag.stderr, /^shadowfs: config scrubInterval: expected a duration like 30s, 5m or 250ms, got "fortnightly"\n$/);
 });

@@ -38,6 +38,7 @@ export interface MountArgs {
   'write-around-after'?: string;
   'coverage-tier'?: string;
   'copy-rate'?: string;
+  'scrub-interval'?: string;
   'watch-live'?: boolean;
   'metrics-port'?: number;
   'dashboard-port'?: number;
@@ -48,7 +49,7 @@ export interface MountArgs {
 }
 
 function volumeFlags(args: MountArgs): VolumeFlags {
-  return { config: args.config, live: args.live, tier: args.tier, state: args.state, extentSize: args['extent-size'], admitAfter: args['admit-after'], writeAroundAfter: args['write-around-after'], coverageTier: args['coverage-tier'], copyRate: args['copy-rate'], watchLive: args['watch-live'], placement: args.placement };
+  return { config: args.config, live: args.live, tier: args.tier, state: args.state, extentSize: args['extent-size'], admitAfter: args['admit-after'], writeAroundAfter: args['write-around-after'], coverageTier: args['coverage-tier'], copyRate: args['copy-rate'], scrubInterval: args['scrub-interval'], watchLive: args['watch-live'], placement: args.placement };
 }
 
 /** Checked before anything is touched: a bad port would otherwise be found only once mounted. */
@@ -98,6 +99,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     .option('admit-after', { type: 'number', describe: 'Copy an extent to the fastest tier after this many reads (default 2)' })
     .option('write-around-after', { type: 'string', describe: 'Once a writer has written this much sequentially, its writes replace cache-tier copies instead of patching them (coverage copies are always patched); "off" never (default 4MiB)' })
     .option('copy-rate', { type: 'string', describe: 'Background copy bandwidth per second, e.g. 200MiB (default 200MiB)' })
+    .option('scrub-interval', { type: 'string', describe: 'Check every copy against its checksum in the background this long after the last check, e.g. 1d; "off" only on `shadowfs scrub` (default 7d)' })
     .option('watch-live', { type: 'boolean', describe: 'Watch the live directory for changes made behind the mount (costs write speed; opening a file always checks size and mtime)' })
     .option('placement', { choices: ['reactive', 'predictive'] as const, describe: 'Placement policy: reactive admission (default) or the prediction engine and planner' })
     .option('metrics-port', { type: 'number', describe: 'Serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: any free port)' })
