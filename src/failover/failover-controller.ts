@@ -27,6 +27,8 @@ import type { StatusReport } from '../control/protocol';
 const NO_DEADLINE_MS = 2 ** 31 - 1;
 /** How long a manual failover waits for the scan that confirms coverage. */
 const COVERAGE_CONFIRM_MS = 30_000;
+/** Last passes repeated (under the exclusive gate) while extents stay unsettled, before failback gives up. */
+const FINAL_PASS_RETRIES = 3;
 export interface FailoverSettings {
   /** Watch the live volume and fail over on its own (manual failover works either way). */
   enabled: boolean;
@@ -370,7 +372,12 @@ export class FailoverController implements NamespaceListener {
       await v.guard.noAbandonedOps();
       for (let i = 0; i < 5; i++) if ((await resync.pass(false)) === 0 && resync.pendingExtents() < 64) break;
       await v.gate.exclusive(async () => {
-        await resync.pass(true);
+        // Nothing the application does reaches the volume now; an extent the last pass still could
+        // not settle (its generation moved while it was copied) is tried again, and failback waits
+        // rather than leave the live file behind its shadows.
+        let left = await resync.pass(true);
+        for (let i = 0; left > 0 && i < FINAL_PASS_RETRIES; i++) left = await resync.pass(true);
+        if (left > 0) throw new ShadowfsError(`${left} extents kept changing during resync's last pass; staying failed over`);
         await v.rehomeReplacedFiles((vp) => this.mirror.get(vp)?.fileId);
         v.shadow = undefined;
         v.guard.open();

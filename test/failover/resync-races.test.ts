@@ -133,6 +133,23 @@ t.test('a write landing while resync reads the extent reaches the live file', as
   t.equal(r.journal.dirty.size, 0, 'nothing left to replay');
 });
 
+t.test('a final pass that could not settle an extent leaves it journaled, and a final pass again settles it', async (t) => {
+  // What failback relies on when it repeats the last pass (failover-controller.ts, FINAL_PASS_RETRIES).
+  const r = await rig(t);
+  const fileId = r.liveFile('f', Buffer.alloc(E, 0x11));
+  await r.shadowWrite('f', 0, Buffer.alloc(E, 0x22));
+  const held = r.holdReads(fileId);
+  const pass = r.resync.pass(true);
+  await until(held.reached);
+  await r.shadowWrite('f', 0, Buffer.alloc(E, 0x33));
+  held.release();
+  t.ok((await pass) >= 1, 'the final pass says it left the extent');
+  t.ok(r.journal.dirty.get(fileId)?.has(0), 'still journaled after it');
+  t.equal(await r.resync.pass(true), 0, 'the next final pass leaves nothing');
+  t.ok(fs.readFileSync(path.join(r.live, 'f')).equals(Buffer.alloc(E, 0x33)), 'the live file holds the last write');
+  t.equal(r.journal.dirty.size, 0);
+});
+
 t.test('a file grown while a pass is busy before it gets its new extent', async (t) => {
   const r = await rig(t);
   const aId = r.liveFile('a', Buffer.alloc(E, 0x01));
