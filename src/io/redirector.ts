@@ -433,7 +433,9 @@ export class IoRedirector {
     try {
       if (length > 0) await vt.tier.patch(ref, offsetInExtent, buf.subarray(bufOffset, bufOffset + length), false);
       if (Math.max(copy.sizeBytes, offsetInExtent + length) !== copyLen) await vt.tier.truncate(ref, copyLen);
+      const grew = copyLen > copy.sizeBytes;
       this.map.patched(fileId, index, copy, copyLen);
+      if (grew) this.copyGrew(copy.tierId);
     } catch (err) {
       this.dropBadCopy(fileId, index, copy, err);
     }
@@ -444,6 +446,12 @@ export class IoRedirector {
    * fails over, and the write is done again through the shadows.
    */
   liveUnanswered: (err: unknown) => boolean = () => false;
+
+  /**
+   * Set by the volume: a write grew a copy on this tier in place (the file grew within the
+   * extent), past the room taken when the copy was made. The tier may be over its capacity now.
+   */
+  copyGrew: (tierId: number) => void = () => undefined;
 
   /**
    * The live op of a write failed. The copies it kept carry the new generation but still the old

@@ -563,6 +563,23 @@ export class ShadowManager {
     return this.makeRoom(tierId, 0);
   }
 
+  private readonly settling = new Set<number>();
+
+  /**
+   * A write grew copies on the tier in place (appends within an extent take no room first: the
+   * write must not wait for evictions). Once the writes of this turn are done, evict until it fits
+   * again; one eviction pass per tier at a time.
+   */
+  settleCapacity(tierId: number): void {
+    if (this.closed || this.settling.has(tierId)) return;
+    this.settling.add(tierId);
+    setImmediate(() => {
+      void this.makeRoom(tierId, 0)
+        .catch((err: Error) => this.log.warn('shadow', `evicting after copies grew failed: ${err.message}`))
+        .finally(() => this.settling.delete(tierId));
+    });
+  }
+
   /** Evict least recently read copies until `bytes` fit; false if they cannot. */
   private async makeRoom(tierId: number, bytes: number): Promise<boolean> {
     const vt = this.tiers.get(tierId);

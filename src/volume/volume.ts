@@ -95,6 +95,7 @@ export class Volume {
     this.nativeWrites.mappedToCopy = (fileId, index) => typeof this.fastPath.mappedTo(fileId, index) === 'number';
     this.sequentialWrites = new SequentialWrites(writeAroundAfterBytes);
     io.mustPatch = (fileId, index, tierId) => shadows.mustKeep(fileId, index, tierId);
+    io.copyGrew = (tierId) => shadows.settleCapacity(tierId);
     io.storeNewCopy = (file, index, tierId, data, generation, liveWritten) => shadows.storeWrittenCopy(file, index, tierId, data, generation, liveWritten);
     shadows.onFileReleased = (file) => this.closeInBackground(file);
     shadows.lastForegroundMs = () => this.lastForegroundMs;
