@@ -39,6 +39,8 @@ export interface CoverageReport {
 const PUMP_INTERVAL_MS = 100;
 /** Copies handed to the shadow manager at a time: enough to keep it busy between pumps. */
 const MAX_IN_FLIGHT = 256;
+/** How long an unmount waits for a running scan to stop. */
+const STOP_WAIT_MS = 5_000;
 
 export class CoverageReplicator {
   private readonly dirty = new Map<string, DirtyFile>();
@@ -94,11 +96,18 @@ export class CoverageReplicator {
     this.scanTimer.unref();
   }
 
+  /**
+   * A scan stops at its next directory. One stuck in a syscall on a hung live volume is not waited
+   * for past STOP_WAIT_MS (it ends whenever the volume answers, and then touches nothing): the
+   * unmount must not hang with it.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     if (this.scanTimer) clearInterval(this.scanTimer);
-    await this.scanning;
+    if (this.scanning && !(await settlesWithin(this.scanning, STOP_WAIT_MS))) {
+      this.log.warn('coverage', 'a scan of the live volume is stuck (the live volume does not answer): the unmount goes on without it');
+    }
   }
 
   /** Where a file seen by a scan or written through the mount lives on the live volume. */
