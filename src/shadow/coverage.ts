@@ -174,6 +174,9 @@ export class CoverageReplicator {
   /** Walk the live tree; every extent without a fresh coverage copy becomes pending. */
   scan(): Promise<void> {
     if (this.scanning) return this.scanning;
+    // Failed over (or resyncing): the live volume is what does not answer, and a walk of it would
+    // only hold a thread; the first scan after failback looks again.
+    if (this.shadows.liveSourcePaused) return Promise.resolve();
     this.scanning = this.walk().finally(() => (this.scanning = undefined));
     return this.scanning;
   }
