@@ -23,14 +23,10 @@ export interface ScrubProgress {
   paced: boolean;
 }
 
-export const DEFAULT_SCRUB_BYTES_PER_SEC = 64 * 1024 * 1024;
-
 export class Scrubber {
   private progress: ScrubProgress = { running: false, totalCopies: 0, checkedCopies: 0, checkedBytes: 0, badCopies: 0, checksumsAdded: 0, startedAtMs: null, finishedAtMs: null, paced: false };
   private current: Promise<ScrubProgress> | undefined;
   private stopping = false;
-  /** The rate of a paced scrub (a reload may change it while one runs). */
-  bytesPerSec = DEFAULT_SCRUB_BYTES_PER_SEC;
   private readonly pacer = new Pacer(() => this.bytesPerSec);
 
   constructor(
@@ -39,6 +35,8 @@ export class Scrubber {
     /** Drops a copy the map still points at (and its bytes); the caller re-covers what it lost. */
     private readonly dropCopy: (fileId: string, index: number, tierId: number) => void,
     private readonly afterScrub: (bad: number) => void,
+    /** The rate of a paced scrub (a reload may change it while one runs); none by default. */
+    public bytesPerSec = Number.POSITIVE_INFINITY,
   ) {}
 
   status(): ScrubProgress {

@@ -159,8 +159,7 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
     if (map.removeCopy(fileId, index, tierId)) shadows.discard(fileId, index, tierId);
   }, (bad) => {
     if (bad > 0) void coverage?.scan();
-  });
-  scrubber.bytesPerSec = config.scrubBytesPerSec;
+  }, config.scrubBytesPerSec);
   const scrubs = new ScrubSchedule(scrubber, map, config.scrubIntervalMs, log);
   scrubs.start();
   // Off by default: chokidar re-reads a directory on every change inside it, our own writes
