@@ -18,7 +18,7 @@ import { statusReport } from './status';
 import { volumePath, whichTier } from './which-tier';
 import { Placements } from '../shadow/pins';
 import { PredictivePlacement } from '../shadow/predictive-placement';
-import { OneOffMoves, extentRangeOf, type MoveRequest } from '../shadow/one-off-moves';
+import { OneOffMoves, drainingRefusal, extentRangeOf, type MoveRequest } from '../shadow/one-off-moves';
 import { inFlight } from '../fuse/adapter';
 import type { FailoverController } from '../failover/failover-controller';
 import { ConfigReloader } from '../config/config-reloader';
@@ -113,7 +113,9 @@ export function registerControlHandlers(control: ControlServer, ctx: MountContex
   };
   control.on('pin', async (req) => {
     const tier = requireString(req.tier, 'tier');
-    if (!volume.tiers.byName(tier)) throw new ShadowfsError(`no tier named ${tier} (tiers: ${volume.tiers.all().map((t) => t.tier.spec.name).join(', ')})`);
+    const vt = volume.tiers.byName(tier);
+    if (!vt) throw new ShadowfsError(`no tier named ${tier} (tiers: ${volume.tiers.all().map((t) => t.tier.spec.name).join(', ')})`);
+    if (volume.tiers.draining.has(vt.id)) throw new ShadowfsError(drainingRefusal(tier));
     const f = await fileOf(req.path);
     ctx.placements.pin({ fileId: f.fileId, path: f.lp, tier });
     return { pinned: f.vp, tier };

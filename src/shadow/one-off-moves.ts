@@ -115,6 +115,7 @@ export class OneOffMoves implements OperatorMoves {
   async promote(req: MoveRequest): Promise<MoveProgress> {
     const vt = this.tierNamed(req.tier);
     if (vt.tier.health() !== 'healthy') throw new ShadowfsError(`tier ${req.tier} is ${vt.tier.health()}: nothing can be copied there now`);
+    if (this.tiers.draining.has(vt.id)) throw new ShadowfsError(drainingRefusal(req.tier));
     return this.withFile(req, 'promote', async (file, p, first, last) => {
       const bytes = Math.max(0, Math.min(file.sizeBytes, (last + 1) * this.extentSizeBytes) - first * this.extentSizeBytes);
       if (bytes > vt.tier.spec.capacityBytes) {
@@ -305,4 +306,9 @@ export function extentRangeOf(fromByte: unknown, toByte: unknown, sizeBytes: num
   if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 0 || to < from) throw new ShadowfsError('range: expected A-B with 0 <= A <= B (bytes)');
   if (from >= sizeBytes && sizeBytes > 0) throw new ShadowfsError(`range: starts at byte ${from}, past the end of the file (${sizeBytes} bytes)`);
   return { firstIndex: Math.floor(from / extentSizeBytes), lastIndex: Math.floor(to / extentSizeBytes) };
+}
+
+/** Why nothing new goes to a tier `tier remove` is draining (promote, pin). */
+export function drainingRefusal(tierName: string): string {
+  return `tier ${tierName} is being removed (tier remove is draining it): nothing new is copied there`;
 }
