@@ -8,9 +8,9 @@ import t, { Test } from 'tap';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { cli, isMounted, makeSandbox, MountedVolume, removeSandbox, Sandbox, sandboxedMount } from '../helpers/mounted-volume';
+import { cli, makeSandbox, MountedVolume, removeSandbox, Sandbox, sandboxedMount } from '../helpers/mounted-volume';
 import { startS3Server, useS3Credentials } from '../helpers/s3-server';
 import { waitFor } from '../helpers/wait';
 import { failoverConfigFile } from '../helpers/failover-config';
@@ -373,31 +373,6 @@ t.test('removing a tier moves the copies written while the object coverage tier 
   t.notOk(tiers().includes('nvme'), 'nvme is gone');
 
   await loseLiveAndReadBack(t, ffs, sb.mnt, 'f.bin', data);
-});
-
-t.test('an unmount while the live volume hangs under a coverage scan finishes its shutdown', async (t) => {
-  const { sb, ffs, vol } = await mountOverFaultFs(t, 'failover-hung-scan-', {
-    probeIntervalMs: '200ms', latencyLimitMs: 400, opTimeoutMs: 1000, baselineWarmupMs: 0, suspectRatio: 20, recoverRatio: 10,
-    evalWindowMs: '4s', errorWindowMs: '2s', trendWindowMs: '3s',
-  }, { config: { coverageScanInterval: '1s' } });
-  await vol.start();
-  await fsp.writeFile(path.join(sb.mnt, 'f.bin'), randomBytes(128 * KiB));
-  await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
-  await ffs.set({ hang: true });
-  await waitFor(() => status(sb.mnt).failover?.mode === 'failed-over', 'failed over', 30_000, 200);
-  // Scans come every second: one is now stuck on the hung live volume.
-  await new Promise((r) => setTimeout(r, 2500));
-  const proc = vol.proc as ChildProcess;
-  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  proc.kill('SIGTERM');
-  // Threads blocked in the hung live volume's syscalls cannot end before it answers (the kernel
-  // waits for a FUSE request it has sent), so the process cannot exit yet; its shutdown can.
-  const said = await waitFor(() => /shadowfs: unmounted /.test(vol.output), 'the daemon says it unmounted', 30_000, 100).then(() => true, () => false);
-  t.ok(said, `the shutdown (metadata flushed, state closed) did not wait for the hung scan: ${said ? '' : vol.output.slice(-400)}`);
-  t.notOk(isMounted(sb.mnt), 'the mount point is free');
-  await ffs.clear();
-  t.equal(await exited, 0, 'the process exits cleanly once the live volume answers');
-  vol.proc = undefined;
 });
 
 t.test('a live volume that hangs: ops are answered from the shadows within the deadline; it comes back and is resynced', async (t) => {

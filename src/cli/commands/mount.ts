@@ -26,6 +26,7 @@ import { createLogger } from '../../util/log';
 import { makeDirs } from '../../util/make-dirs';
 import { volumeConfigFrom, VolumeFlags } from '../load-config';
 import { ConfigReloader } from '../../config/config-reloader';
+import { settlesWithin } from '../../util/settles-within';
 
 export interface MountArgs {
   mountpoint: string;
@@ -78,6 +79,11 @@ function stateDirInUse(err: unknown, stateDir: string): unknown {
 }
 
 const READY_TIMEOUT_MS = 60_000;
+/**
+ * How long each step of a clean unmount before the volume closes may take (servers, watchers, the
+ * FUSE unmount): one waiting on a hung live volume must not keep the mount point.
+ */
+const SHUTDOWN_STEP_MS = 10_000;
 /** How often --daemon looks for the child's mount (a read of /proc/self/mountinfo): every poll's wait is start-up time. */
 const READY_POLL_MS = 20;
 
@@ -232,12 +238,17 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       void mounted.exited.then(() => stop('unmounted from outside (fusermount -u)'));
     });
     const final = status();
-    await reloader?.stop();
-    await control.stop();
-    await metrics?.stop();
-    await dashboard?.stop();
+    const step = async (what: string, work: Promise<unknown> | undefined): Promise<boolean> => {
+      if (!work || (await settlesWithin(work, SHUTDOWN_STEP_MS))) return true;
+      log.warn('mount', `${what} did not finish within ${SHUTDOWN_STEP_MS / 1000} s; the unmount goes on`);
+      return false;
+    };
+    await step('stopping the config file watcher', reloader?.stop());
+    await step('closing the control socket', control.stop());
+    await step('stopping the metrics server', metrics?.stop());
+    await step('stopping the dashboard', dashboard?.stop());
     opened.nativeHeat.stop(); // the last native hits, before their counters go with the mount
-    await fuse.unmount().catch(async () => lazyUnmount(mountpoint));
+    if (!(await step('the FUSE unmount', fuse.unmount().catch(async () => lazyUnmount(mountpoint))))) await lazyUnmount(mountpoint).catch(() => undefined);
     await opened.close();
     await removePidFile(mountpoint);
     process.stdout.write(`${formatStatus(final)}\n`);
