@@ -5,7 +5,6 @@
 import { VolumeConfig, parseTier, parseTierFlag } from '../config/volume-config';
 import { checkVolumePaths } from '../config/check-paths';
 import { openTier } from '../tiers/open-tier';
-import type { Scrubber } from '../shadow/scrubber';
 import type { ScrubSchedule } from '../shadow/scrub-schedule';
 import { TierChanges } from '../shadow/tier-changes';
 import { CoverageReplicator } from '../shadow/coverage';
@@ -30,7 +29,6 @@ export interface MountContext {
   placements: Placements;
   predictive: PredictivePlacement | undefined;
   coverage: CoverageReplicator | undefined;
-  scrubber: Scrubber;
   scrubs: ScrubSchedule;
   config: VolumeConfig;
   mountpoint: string;
@@ -52,7 +50,8 @@ function requireString(v: unknown, what: string): string {
 /** Registers the commands; returns the status report builder (metrics use it too). */
 export function registerControlHandlers(control: ControlServer, ctx: MountContext): () => StatusReport {
   const { volume, coverage, config, mountpoint } = ctx;
-  const { scrubber, scrubs } = ctx;
+  const { scrubs } = ctx;
+  const { scrubber } = scrubs;
   const tierChanges = new TierChanges(volume.map, volume.tiers, volume.shadows, () => coverage?.tierName, {
     livePathOf: (fileId) => coverage?.livePathOf(fileId),
     pinFile: (p) => volume.pinFile(p),

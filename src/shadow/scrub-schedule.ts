@@ -24,7 +24,8 @@ export class ScrubSchedule {
   private stopped = false;
 
   constructor(
-    private readonly scrubber: Scrubber,
+    /** The volume's scrubber, which an operator's `shadowfs scrub` runs too. */
+    readonly scrubber: Scrubber,
     private readonly map: ExtentMap,
     /** null: no background scrub. */
     private intervalMs: number | null,

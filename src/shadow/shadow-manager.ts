@@ -574,7 +574,7 @@ export class ShadowManager {
     if (this.closed || this.settling.has(tierId)) return;
     this.settling.add(tierId);
     setImmediate(() => {
-      void this.makeRoom(tierId, 0)
+      void this.shrinkToCapacity(tierId)
         .catch((err: Error) => this.log.warn('shadow', `evicting after copies grew failed: ${err.message}`))
         .finally(() => this.settling.delete(tierId));
     });

@@ -34,8 +34,7 @@ export interface OpenedVolume {
   failover: FailoverController;
   /** Tells the policy what the FUSE layer served natively; the mount attaches it to the FuseMount. */
   nativeHeat: NativeHeat;
-  /** Checks every copy against its checksum: on demand, and in the background (scrubs). */
-  scrubber: Scrubber;
+  /** Checks every copy against its checksum in the background (and its scrubber on demand). */
   scrubs: ScrubSchedule;
   close(): Promise<void>;
 }
@@ -176,7 +175,6 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
     predictive,
     failover,
     nativeHeat,
-    scrubber,
     scrubs,
     async close() {
       nativeHeat.stop();

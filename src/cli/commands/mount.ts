@@ -190,7 +190,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       reloader = args.config ? new ConfigReloader(path.resolve(args.config), () => volumeConfigFrom(volumeFlags(args)), config, log) : undefined;
       opened.predictive?.setRoundIntervalMs(config.predictor.planIntervalMs); // openVolume starts it at the default
       status = registerControlHandlers(control, {
-        volume: opened.volume, placements: opened.placements, predictive: opened.predictive, coverage: opened.coverage, scrubber: opened.scrubber, scrubs: opened.scrubs, config, mountpoint, startedAtMs: Date.now(),
+        volume: opened.volume, placements: opened.placements, predictive: opened.predictive, coverage: opened.coverage, scrubs: opened.scrubs, config, mountpoint, startedAtMs: Date.now(),
         fastPathStats: () => {
           opened.nativeHeat.drain(); // so liveHits counts every native hit so far
           const c = opened.nativeHeat.counters;
