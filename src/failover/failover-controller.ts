@@ -137,7 +137,11 @@ export class FailoverController implements NamespaceListener {
         const paths = [...this.changedDuringWalk].sort((a, b) => a.split('/').length - b.split('/').length);
         this.changedDuringWalk.clear();
         for (const p of paths) {
-          const now = await NamespaceMirror.scanLive(this.volume.livePath, p).catch(() => undefined);
+          // Gone since: removed from the mirror. Any other error fails the rebuild (the walk's rule).
+          const now = await NamespaceMirror.scanLive(this.volume.livePath, p).catch((err: NodeJS.ErrnoException) => {
+            if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
+            throw err;
+          });
           mirror.delete(p);
           for (const [q, e] of now ?? []) mirror.set(q, e);
         }

@@ -37,6 +37,12 @@ export interface MirrorEntry {
   liveSize?: number;
 }
 
+/** For a walk: an entry removed (or replaced by another type) since it was listed is skipped; other errors stand. */
+function goneMeanwhile(err: NodeJS.ErrnoException): undefined {
+  if (err.code === 'ENOENT' || err.code === 'ENOTDIR' || err.code === 'EINVAL') return undefined;
+  throw err;
+}
+
 /** Names the mount keeps for itself in the live root (the watchdog's canary): never shown. */
 export const RESERVED_NAMES: ReadonlySet<string> = new Set(['.shadowfs-canary']);
 
@@ -144,9 +150,13 @@ export class NamespaceMirror {
     return ops;
   }
 
-  /** Replace the whole mirror with the live tree as it is now (at mount). */
-  /** `root`: a volume path to walk from (its own entry included); throws if it does not exist. */
-  /** `stopped`: asked between directories; once true the walk ends, with what it has (a partial tree). */
+  /**
+   * The live tree as it is now, from `root` (a volume path, its own entry included; throws if it
+   * does not exist). `stopped`: asked between directories; once true the walk ends, with what it
+   * has (a partial tree). An entry removed or replaced while the walk passes is left out; any
+   * other error (EIO from a failing live volume) fails the walk: a tree with holes in it would
+   * pass for files removed, and drop them from the namespace failover serves.
+   */
   static async scanLive(livePath: string, root = '/', stopped: () => boolean = () => false): Promise<Map<string, MirrorEntry>> {
     const out = new Map<string, MirrorEntry>();
     const rootPath = path.join(livePath, root);
@@ -155,19 +165,14 @@ export class NamespaceMirror {
     const stack = rootStats.isDirectory() ? [root] : [];
     while (stack.length > 0 && !stopped()) {
       const dir = stack.pop() as string;
-      let names: string[];
-      try {
-        names = await fsp.readdir(path.join(livePath, dir));
-      } catch {
-        continue;
-      }
-      for (const name of names) {
+      const names = await fsp.readdir(path.join(livePath, dir)).catch(goneMeanwhile);
+      for (const name of names ?? []) {
         if (dir === '/' && RESERVED_NAMES.has(name)) continue;
         const p = dir === '/' ? `/${name}` : `${dir}/${name}`;
         const lp = path.join(livePath, p);
-        const st = await fsp.lstat(lp).catch(() => undefined);
+        const st = await fsp.lstat(lp).catch(goneMeanwhile);
         if (!st) continue;
-        const target = st.isSymbolicLink() ? await fsp.readlink(lp).catch(() => '') : undefined;
+        const target = st.isSymbolicLink() ? (await fsp.readlink(lp).catch(goneMeanwhile)) ?? '' : undefined;
         out.set(p, entryFromStats(st, target));
         if (st.isDirectory()) stack.push(p);
       }

@@ -19,7 +19,7 @@ import { startFaultFs, type FaultFs } from '../../fixtures/faultfs/faultfs-clien
 
 const KiB = 1024;
 
-function status(mnt: string): { coverage: { coveredShare: number; totalBytes: number } | null; failover?: { mode: string; dirtyExtents: number } } {
+function status(mnt: string): { coverage: { coveredShare: number; totalBytes: number; lastScanMs: number | null } | null; failover?: { mode: string; dirtyExtents: number } } {
   const r = cli(['status', mnt, '--json']);
   if (r.status !== 0) throw new Error(`status failed: ${r.stderr}`);
   return JSON.parse(r.stdout);
@@ -137,6 +137,26 @@ t.test('files made and removed on the live volume behind the mount are shown as 
   t.same(fs.readdirSync(sb.mnt).filter((n) => !n.startsWith('.')).sort(), ['sub'], 'the removed file is gone, the new directory is there');
   const got = await fsp.readFile(path.join(sb.mnt, 'sub', 'behind.bin')).catch((err: Error) => err);
   t.ok(Buffer.isBuffer(got) && got.equals(data), `the new file reads back from the shadows${Buffer.isBuffer(got) ? '' : `: ${got.message}`}`);
+});
+
+t.test('a coverage scan of a live volume that fails to list directories leaves the namespace as it was: a failover then shows every file', async (t) => {
+  const { sb, ffs, vol } = await mountOverFaultFs(t, 'failover-eio-scan-', { enabled: false }, { config: { coverageScanInterval: '1s' } });
+  await vol.start();
+  const data = randomBytes(2 * 64 * KiB);
+  await fsp.mkdir(path.join(sb.mnt, 'dir'));
+  await fsp.writeFile(path.join(sb.mnt, 'dir', 'b.bin'), data);
+  await fsp.writeFile(path.join(sb.mnt, 'a.txt'), 'top');
+  await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
+  await ffs.set({ ops: ['readdir'], error: 'EIO' });
+  // A scan with the fault in force: one that read the tree without its entries, or one that failed.
+  const since = Date.now();
+  await waitFor(() => (status(sb.mnt).coverage?.lastScanMs ?? 0) > since + 100 || /scan of the live volume failed/.test(vol.output),
+    'a coverage scan while directories fail to list', 30_000, 200);
+  const r = cli(['failover', sb.mnt]);
+  t.equal(r.status, 0, r.stderr);
+  t.same(fs.readdirSync(sb.mnt).filter((n) => !n.startsWith('.')).sort(), ['a.txt', 'dir'], 'the root lists both entries');
+  t.same(fs.readdirSync(path.join(sb.mnt, 'dir')), ['b.bin'], 'and the directory its file');
+  t.ok((await fsp.readFile(path.join(sb.mnt, 'dir', 'b.bin'))).equals(data), 'which reads back from the shadows');
 });
 
 t.test('kill -9 while failed over: the next mount is still failed over and loses nothing acknowledged', async (t) => {
