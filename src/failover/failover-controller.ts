@@ -12,7 +12,7 @@ import { Logger } from '../util/log';
 import { ShadowfsError } from '../util/errors';
 import { Volume, NamespaceListener } from '../volume/volume';
 import { settlesWithin } from '../util/settles-within';
-import { FailoverJournal, FailoverStore, FailoverStoreOp, VolumeMode } from './failover-store';
+import { FailoverJournal, FailoverStore, FailoverStoreOp, isLost, lostKey, VolumeMode } from './failover-store';
 import { MirrorEntry, NamespaceMirror, entryFromStats } from './namespace-mirror';
 import { ShadowNamespace } from './shadow-namespace';
 import { ShadowWriter } from './shadow-writer';
@@ -20,6 +20,7 @@ import { Resync, ResyncProgress } from './resync';
 import { Watchdog } from './watchdog';
 import { LiveGuardOptions } from './live-guard';
 import { isHealthyDirectoryTier } from '../tiers/tier-set';
+import { isFresh } from '../extents/extent-map';
 import * as fsp from 'node:fs/promises';
 import type { StatusReport } from '../control/protocol';
 
@@ -117,6 +118,37 @@ export class FailoverController implements NamespaceListener {
 
   get mode(): VolumeMode {
     return this.journal.mode;
+  }
+
+  /**
+   * The copy is the last home of bytes written while failed over (the live volume never had
+   * them): a read error does not drop it (the next read may succeed, resync may read it), where
+   * dropping it would lose the bytes for good.
+   */
+  isLastHome(fileId: string, index: number): boolean {
+    if (this.journal.mode === 'live' || !this.journal.dirty.get(fileId)?.has(index)) return false;
+    const rec = this.volume.map.get(fileId, index);
+    return !rec?.zeros && (rec?.copies.filter((c) => isFresh(rec, c)).length ?? 0) <= 1;
+  }
+
+  /**
+   * A damaged copy was dropped. When it was the last home of bytes written while failed over, the
+   * extent is journaled as lost (FailoverJournal.lost): true then.
+   */
+  copyDropped(fileId: string, index: number): boolean {
+    if (this.journal.mode === 'live' || !this.journal.dirty.get(fileId)?.has(index)) return false;
+    const rec = this.volume.map.get(fileId, index);
+    if (rec && (rec.zeros || rec.copies.some((c) => isFresh(rec, c)))) return false;
+    this.journal.lost.add(lostKey(fileId, index));
+    this.store.commit([FailoverStore.dirtyPut(fileId, index, true)]).catch((err: Error) => {
+      this.log.error('failover', `journaling lost extent ${index} of file ${fileId}: ${err.message}`);
+    });
+    return true;
+  }
+
+  /** Mount-relative paths of a file, as the namespace mirror last saw them (for messages). */
+  pathsOf(fileId: string): string[] {
+    return this.mirror.pathsOf(fileId);
   }
 
   /**
@@ -262,7 +294,7 @@ export class FailoverController implements NamespaceListener {
     v.guard.close(this.journal.reason || 'failed over');
     const writer = new ShadowWriter({
       map: v.map, tiers: v.tiers, extentSizeBytes: v.io.extentSizeBytes, guard: v.guard, coverageTierId: this.coverageTierId,
-      discard: (f, i, t) => v.shadows.discard(f, i, t),
+      discard: (f, i, t) => v.shadows.discard(f, i, t), isLost: (f, i) => isLost(this.journal, f, i),
     });
     v.shadow = new ShadowNamespace({
       livePath: v.livePath, map: v.map, tiers: v.tiers, io: v.io, open: v.open, fastPath: v.fastPath, guard: v.guard,

@@ -20,6 +20,17 @@ const TOUCHED = 't!';
 const RESYNCED = 'r!';
 const REMOVED = 'x!';
 const META = 's!';
+/** The value of a dirty extent's key when its bytes are lost (FailoverJournal.lost). */
+const LOST_VALUE = 'lost';
+
+export function lostKey(fileId: string, index: number): string {
+  return `${fileId}!${index}`;
+}
+
+/** Whether the journal holds an extent's bytes as lost (only a dirty extent's can be). */
+export function isLost(journal: FailoverJournal, fileId: string, index: number): boolean {
+  return journal.lost.size > 0 && journal.lost.has(lostKey(fileId, index)) && !!journal.dirty.get(fileId)?.has(index);
+}
 
 export interface FailoverJournal {
   mode: VolumeMode;
@@ -27,6 +38,12 @@ export interface FailoverJournal {
   reason: string;
   /** fileId → dirty extent indices. */
   dirty: Map<string, Set<number>>;
+  /**
+   * Dirty extents (`lostKey`) whose last copy was dropped as damaged: the bytes written while
+   * failed over are gone, and the live volume never had them. Reads fail (EIO) rather than pass
+   * them off as a hole of zeros; resync reports them. Counts only while the extent is dirty.
+   */
+  lost: Set<string>;
   /** Files whose attributes or data changed while failed over. */
   touched: Set<string>;
   /** Anything was unlinked, renamed or removed while failed over: resync compares whole trees. */
@@ -58,7 +75,7 @@ export class FailoverStore {
   }
 
   async load(): Promise<{ journal: FailoverJournal; mirror: Map<string, MirrorEntry> }> {
-    const journal: FailoverJournal = { mode: 'live', failedOverAtMs: null, reason: '', dirty: new Map(), touched: new Set(), resynced: new Set(), namespaceChanged: false, removed: new Set(), nextSyntheticId: 1 };
+    const journal: FailoverJournal = { mode: 'live', failedOverAtMs: null, reason: '', dirty: new Map(), lost: new Set(), touched: new Set(), resynced: new Set(), namespaceChanged: false, removed: new Set(), nextSyntheticId: 1 };
     const mirror = new Map<string, MirrorEntry>();
     for await (const [key, value] of this.db.iterator()) {
       if (key.startsWith(MIRROR)) mirror.set(key.slice(MIRROR.length), JSON.parse(value) as MirrorEntry);
@@ -67,6 +84,7 @@ export class FailoverStore {
         let s = journal.dirty.get(fileId);
         if (!s) journal.dirty.set(fileId, (s = new Set()));
         s.add(parseInt(index, 16));
+        if (value === LOST_VALUE) journal.lost.add(lostKey(fileId, parseInt(index, 16)));
       } else if (key.startsWith(TOUCHED)) journal.touched.add(key.slice(TOUCHED.length));
       else if (key.startsWith(RESYNCED)) journal.resynced.add(key.slice(RESYNCED.length));
       else if (key.startsWith(REMOVED)) journal.removed.add(key.slice(REMOVED.length));
@@ -88,8 +106,9 @@ export class FailoverStore {
     return { type: 'del', key: MIRROR + p };
   }
 
-  static dirtyPut(fileId: string, index: number): Op {
-    return { type: 'put', key: `${DIRTY}${fileId}!${index.toString(16).padStart(8, '0')}`, value: '' };
+  /** lost: the extent's bytes are gone (see FailoverJournal.lost); a put without it clears that. */
+  static dirtyPut(fileId: string, index: number, lost = false): Op {
+    return { type: 'put', key: `${DIRTY}${fileId}!${index.toString(16).padStart(8, '0')}`, value: lost ? LOST_VALUE : '' };
   }
 
   static dirtyDel(fileId: string, index: number): Op {

@@ -15,7 +15,7 @@ import { ExtentMap, isFresh } from '../extents/extent-map';
 import { TierSet } from '../tiers/tier-set';
 import { closeFd, fsyncFd, ftruncateFd, openFd, pwriteFull } from '../util/fd-io';
 import { Logger } from '../util/log';
-import { FailoverJournal, FailoverStore, FailoverStoreOp } from './failover-store';
+import { FailoverJournal, FailoverStore, FailoverStoreOp, isLost } from './failover-store';
 import { LiveGuard } from './live-guard';
 import { MirrorEntry, NamespaceMirror, RESERVED_NAMES } from './namespace-mirror';
 import { ShadowNamespace } from './shadow-namespace';
@@ -332,6 +332,11 @@ export class Resync {
     return rec.zeros ? { data: Buffer.alloc(length), generation } : undefined;
   }
 
+  /** copyBytes found nothing, yet the extent held bytes: copies that cannot be read, or journaled lost. */
+  private lostWhileFailedOver(fileId: string, index: number): boolean {
+    return (this.d.map.get(fileId, index)?.copies.length ?? 0) > 0 || isLost(this.d.journal, fileId, index);
+  }
+
   private async writeDirtyExtents(p: string, e: MirrorEntry): Promise<number> {
     const fileId = e.fileId as string;
     const E = this.d.extentSizeBytes;
@@ -355,8 +360,9 @@ export class Resync {
           const got = await this.copyBytes(fileId, index, length);
           // Past the cut and no copy at all: a truncate while failed over took the extent's bytes
           // (and its copies), and a later growth left a hole, which the cut and the final size make
-          // zeros. Copies that exist but cannot be read are a loss, and said so.
-          const hole = start.liveSize !== undefined && index * E >= start.liveSize && (this.d.map.get(fileId, index)?.copies.length ?? 0) === 0;
+          // zeros. Copies that exist but cannot be read are a loss, and said so, as are bytes
+          // whose last copy was dropped as damaged (journaled lost).
+          const hole = start.liveSize !== undefined && index * E >= start.liveSize && !this.lostWhileFailedOver(fileId, index);
           if (!got) {
             if (!hole) this.d.log.error('resync', `${p}: extent ${index} has no fresh shadow copy left; its changes made while failed over are lost`);
           } else {
@@ -398,7 +404,10 @@ export class Resync {
         const length = Math.min(E, e.size - index * E);
         const got = await this.copyBytes(fileId, index, length);
         if (!got) {
-          if (index * E < (e.liveSize ?? 0)) this.d.log.error('resync', `${p}: extent ${index} has no shadow copy; written as zeros`);
+          // No copy at all past what the live file held is a hole; copies that cannot be read, or
+          // bytes journaled lost, are changes made while failed over that are gone.
+          if (this.lostWhileFailedOver(fileId, index)) this.d.log.error('resync', `${p}: extent ${index} has no fresh shadow copy left; its changes made while failed over are lost`);
+          else if (index * E < (e.liveSize ?? 0)) this.d.log.error('resync', `${p}: extent ${index} has no shadow copy; written as zeros`);
           continue;
         }
         await this.pacer.take(length);

@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { ExtentMap } from '../extents/extent-map';
+import { ExtentMap, isFresh } from '../extents/extent-map';
 import { IoRedirector, LiveReader } from '../io/redirector';
 import { FastPath } from '../io/fast-path';
 import { isHealthyDirectoryTier, TierSet } from '../tiers/tier-set';
@@ -16,7 +16,7 @@ import { FsError } from '../util/errors';
 import { Mutex } from '../util/mutex';
 import { pread } from '../util/fd-io';
 import { Handle, OpenFile, OpenFiles } from '../volume/open-files';
-import { FailoverJournal, FailoverStore, FailoverStoreOp } from './failover-store';
+import { FailoverJournal, FailoverStore, FailoverStoreOp, isLost, lostKey } from './failover-store';
 import { LiveGuard } from './live-guard';
 import { MirrorEntry, NamespaceMirror, statsFromEntry } from './namespace-mirror';
 import { ShadowWriter } from './shadow-writer';
@@ -84,12 +84,22 @@ export class ShadowNamespace {
     }
   }
 
-  /** The extent changed while failed over: resync must replay it. */
-  private markDirty(fileId: string, index: number, ops: FailoverStoreOp[]): void {
+  /** The extent changed while failed over: resync must replay it. True if it had already. */
+  private markDirty(fileId: string, index: number, ops: FailoverStoreOp[]): boolean {
     let s = this.d.journal.dirty.get(fileId);
     if (!s) this.d.journal.dirty.set(fileId, (s = new Set()));
-    if (s.has(index)) return;
+    if (s.has(index)) return true;
     s.add(index);
+    // A lost mark left from before the extent was last settled is not this change's.
+    this.d.journal.lost.delete(lostKey(fileId, index));
+    ops.push(FailoverStore.dirtyPut(fileId, index));
+    return false;
+  }
+
+  /** The extent's bytes are whole again (rewritten, or cut off by a truncate): no longer lost. */
+  private unlose(fileId: string, index: number, ops: FailoverStoreOp[]): void {
+    if (!isLost(this.d.journal, fileId, index)) return;
+    this.d.journal.lost.delete(lostKey(fileId, index));
     ops.push(FailoverStore.dirtyPut(fileId, index));
   }
 
@@ -320,14 +330,21 @@ export class ShadowNamespace {
       authoritative: false,
       pread: async (buf, at, length, position) => {
         const held = liveSize();
+        // The redirector asks for one extent at a time, after its copies.
+        const E = this.d.extentSizeBytes;
+        const index = Math.floor(position / E);
         if (position >= held) {
+          // Past what the live file held, an extent with no copy at all is a hole. One whose copies
+          // failed, or were dropped as damaged, held bytes written while failed over: not zeros.
+          const rec = this.d.map.get(file.fileId, index);
+          if (isLost(this.d.journal, file.fileId, index) || (rec && !rec.zeros && rec.copies.some((c) => isFresh(rec, c)))) {
+            throw new FsError('EIO', `${file.livePath}: extent ${index} was written while failed over and no copy of it can be read`);
+          }
           buf.fill(0, at, at + length);
           return length;
         }
         // Zeros the mount made (a grown file, a punched hole) are known without the live volume.
-        // The redirector asks for one extent at a time.
-        const E = this.d.extentSizeBytes;
-        if (this.d.map.get(file.fileId, Math.floor(position / E))?.zeros) {
+        if (this.d.map.get(file.fileId, index)?.zeros) {
           const n = Math.min(length, E - (position % E));
           buf.fill(0, at, at + n);
           return n;
@@ -360,14 +377,17 @@ export class ShadowNamespace {
       // Journaled before the copies change: a crash in between must leave resync an extent to
       // replay, not a fresh copy the journal does not name (live and shadow would then differ).
       const dirty: FailoverStoreOp[] = [];
-      for (let i = first; i <= last; i++) this.markDirty(file.fileId, i, dirty);
+      const changedBefore = new Set<number>();
+      for (let i = first; i <= last; i++) if (this.markDirty(file.fileId, i, dirty)) changedBefore.add(i);
       if (dirty.length > 0) await this.commit(dirty);
       const ops: FailoverStoreOp[] = [];
       for (let i = first; i <= last; i++) {
         const extStart = i * E;
         const from = Math.max(position, extStart);
         const to = Math.max(from, Math.min(position + length, extStart + E));
-        await this.d.writer.writeExtent(file, i, buf.subarray(from - position, to - position), from - extStart, Math.min(E, newSize - extStart), e.liveSize as number);
+        await this.d.writer.writeExtent(file, i, buf.subarray(from - position, to - position), from - extStart, Math.min(E, newSize - extStart), e.liveSize as number, changedBefore.has(i));
+        // A lost extent takes only a write of all its bytes (ShadowWriter refuses the rest).
+        this.unlose(file.fileId, i, ops);
       }
       file.sizeBytes = newSize;
       const now = Date.now();
@@ -392,6 +412,9 @@ export class ShadowNamespace {
         for (const { index, copy } of await this.d.map.truncateRecords(file.fileId, Math.ceil(sizeBytes / E))) {
           if (this.d.map.removeCopy(file.fileId, index, copy.tierId)) this.d.discard(file.fileId, index, copy.tierId);
         }
+        for (const index of this.d.journal.dirty.get(file.fileId) ?? []) {
+          if (index >= Math.ceil(sizeBytes / E)) this.unlose(file.fileId, index, ops);
+        }
         // What the live file held past the cut is gone for good: reads there are zeros from now on.
         e = { ...e, liveSize: Math.min(e.liveSize as number, sizeBytes) };
       }
@@ -401,9 +424,9 @@ export class ShadowNamespace {
       if (edge >= 0) {
         // Journaled first, as for a write.
         const dirty: FailoverStoreOp[] = [];
-        this.markDirty(file.fileId, edge, dirty);
+        const changedBefore = this.markDirty(file.fileId, edge, dirty);
         if (dirty.length > 0) await this.commit(dirty);
-        await this.d.writer.writeExtent(file, edge, Buffer.alloc(0), 0, Math.min(E, sizeBytes - edge * E), e.liveSize as number);
+        await this.d.writer.writeExtent(file, edge, Buffer.alloc(0), 0, Math.min(E, sizeBytes - edge * E), e.liveSize as number, changedBefore);
       }
       file.sizeBytes = sizeBytes;
       const now = Date.now();

@@ -22,6 +22,8 @@ export interface ShadowWriteDeps {
   /** The coverage tier's id, preferred as one of the two homes of a new copy. */
   coverageTierId: () => number | undefined;
   discard: (fileId: string, index: number, tierId: number) => void;
+  /** The extent's bytes written while failed over are lost (FailoverJournal.lost). */
+  isLost: (fileId: string, index: number) => boolean;
 }
 
 export class ShadowWriter {
@@ -36,22 +38,29 @@ export class ShadowWriter {
   /**
    * The extent's bytes before the write (up to `length`): a fresh copy on any tier, else zeros when
    * the extent lies past what the live file held (a hole) or the mount made it zeros, else the live
-   * file if it still answers (the shadows were not complete).
+   * file if it still answers (the shadows were not complete). Bytes journaled as lost, or written
+   * while failed over (`changedSinceFailover`) with no copy that can be read now, are an error:
+   * neither zeros nor the live file's older bytes are the extent's.
    */
-  async oldBytes(file: OpenFile, index: number, length: number, liveSizeBytes: number): Promise<Buffer> {
+  async oldBytes(file: OpenFile, index: number, length: number, liveSizeBytes: number, changedSinceFailover: boolean): Promise<Buffer> {
     const E = this.d.extentSizeBytes;
     const out = Buffer.alloc(length);
     if (length === 0) return out;
-    for (const c of this.freshCopies(file.fileId, index)) {
+    const copies = this.freshCopies(file.fileId, index);
+    let failed = '';
+    for (const c of copies) {
       const vt = this.d.tiers.get(c.tierId);
       if (!vt) continue;
       try {
         await vt.tier.read({ fileId: file.fileId, index }, 0, Math.min(length, c.sizeBytes), out, 0);
         return out;
-      } catch {
-        // next copy
+      } catch (err) {
+        failed = (err as Error).message;
       }
     }
+    const rec = this.d.map.get(file.fileId, index);
+    if (changedSinceFailover && rec?.copies.some((c) => isFresh(rec, c))) throw new FsError('EIO', `extent ${index} of ${file.livePath}: no shadow copy of it can be read (${failed || 'its tiers are unavailable'})`);
+    if (this.d.isLost(file.fileId, index)) throw new FsError('EIO', `extent ${index} of ${file.livePath}: its bytes written while failed over are lost (its last copy was damaged)`);
     const liveHas = Math.min(length, Math.max(0, liveSizeBytes - index * E));
     // Zeros the mount made (a grown file, a punched hole) need no copy and no live volume.
     if (liveHas === 0 || this.d.map.get(file.fileId, index)?.zeros) return out;
@@ -66,9 +75,10 @@ export class ShadowWriter {
 
   /**
    * Apply a write of `data` at `position` to extent `index` whose new length is `copyLen`
-   * (`data` may be empty: the extent only changes length). Returns once persisted.
+   * (`data` may be empty: the extent only changes length). changedSinceFailover: an earlier write
+   * while failed over changed the extent (see oldBytes). Returns once persisted.
    */
-  async writeExtent(file: OpenFile, index: number, data: Buffer, offsetInExtent: number, copyLen: number, liveSizeBytes: number): Promise<void> {
+  async writeExtent(file: OpenFile, index: number, data: Buffer, offsetInExtent: number, copyLen: number, liveSizeBytes: number, changedSinceFailover: boolean): Promise<void> {
     const ref = { fileId: file.fileId, index };
     const patchable = this.freshCopies(file.fileId, index).filter((c) => isHealthyDirectoryTier(this.d.tiers.get(c.tierId)));
     const done: number[] = [];
@@ -91,8 +101,11 @@ export class ShadowWriter {
       if (done.length === 1) {
         whole = Buffer.alloc(copyLen);
         await (this.d.tiers.get(done[0]) as VolumeTier).tier.read(ref, 0, copyLen, whole, 0);
+      } else if (offsetInExtent === 0 && data.length >= copyLen) {
+        // Every byte is new: the old ones are not needed (nor missed, if they were lost).
+        whole = Buffer.from(data.subarray(0, copyLen));
       } else {
-        whole = await this.oldBytes(file, index, copyLen, liveSizeBytes);
+        whole = await this.oldBytes(file, index, copyLen, liveSizeBytes, changedSinceFailover);
         data.copy(whole, offsetInExtent);
       }
       for (const vt of this.d.tiers.homesForWrites(this.d.coverageTierId(), done)) {

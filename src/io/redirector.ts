@@ -72,6 +72,10 @@ export class IoRedirector {
   readonly latencies = new TierLatencies();
   /** Set by the volume: live writes and truncates run under its guard. */
   liveOp: LiveOpRunner = (_kind, fn) => fn();
+  /** Set by the assembly: a copy whose tier fails to read it is kept (the last home of its bytes). */
+  keepsUnreadable: (fileId: string, index: number) => boolean = () => false;
+  /** Told when a copy is dropped because it failed its checksum or its tier failed it (named in the log). */
+  onDamagedCopy: (fileId: string, index: number, tierId: number, why: string) => void = () => undefined;
   /** Told when a copy passed its checksum (the fast path may map it now). */
   onVerified: (fileId: string, index: number) => void = () => undefined;
   /** Set by the volume: copies a streaming write still patches (coverage, pinned, hinted). */
@@ -185,7 +189,7 @@ export class IoRedirector {
       // the file.
       return n < length ? undefined : n;
     } catch (err) {
-      this.dropBadCopy(file.fileId, index, copy, err);
+      this.dropBadCopy(file.fileId, index, copy, err, 'read');
       return undefined;
     }
   }
@@ -256,10 +260,14 @@ export class IoRedirector {
     return offsetInExtent >= end ? 0 : whole.copy(buf, at, offsetInExtent, end);
   }
 
-  private dropBadCopy(fileId: string, index: number, copy: CopyRecord, err: unknown): void {
+  private dropBadCopy(fileId: string, index: number, copy: CopyRecord, err: unknown, doing: 'read' | 'patched'): void {
     // A copy evicted while we read it is gone for an ordinary reason; anything else is a fault.
-    if (errorCode(err) !== 'ENOENT') this.counters.copyErrors++;
-    if (this.map.removeThisCopy(fileId, index, copy)) this.discard(fileId, index, copy.tierId);
+    const code = errorCode(err);
+    if (code !== 'ENOENT') this.counters.copyErrors++;
+    if (code !== 'ENOENT' && code !== 'EBADMSG' && this.keepsUnreadable(fileId, index)) return;
+    if (!this.map.removeThisCopy(fileId, index, copy)) return;
+    if (code !== 'ENOENT') this.onDamagedCopy(fileId, index, copy.tierId, code === 'EBADMSG' ? 'failed its checksum' : `could not be ${doing} (${code ?? (err as Error).message})`);
+    this.discard(fileId, index, copy.tierId);
   }
 
   /**
@@ -437,7 +445,7 @@ export class IoRedirector {
       this.map.patched(fileId, index, copy, copyLen);
       if (grew) this.copyGrew(copy.tierId);
     } catch (err) {
-      this.dropBadCopy(fileId, index, copy, err);
+      this.dropBadCopy(fileId, index, copy, err, 'patched');
     }
   }
 

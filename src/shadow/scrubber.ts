@@ -9,6 +9,7 @@ import { crc32 } from 'node:zlib';
 import { ExtentMap, isFresh } from '../extents/extent-map';
 import { TierSet } from '../tiers/tier-set';
 import { Pacer } from '../util/pacer';
+import { errorCode } from '../util/errors';
 
 export interface ScrubProgress {
   running: boolean;
@@ -32,8 +33,11 @@ export class Scrubber {
   constructor(
     private readonly map: ExtentMap,
     private readonly tiers: TierSet,
-    /** Drops a copy the map still points at (and its bytes); the caller re-covers what it lost. */
-    private readonly dropCopy: (fileId: string, index: number, tierId: number) => void,
+    /**
+     * Drops a copy the map still points at (and its bytes); the caller re-covers what it lost.
+     * unreadable: the tier failed the read (it may answer later), rather than returning wrong bytes.
+     */
+    private readonly dropCopy: (fileId: string, index: number, tierId: number, why: string, unreadable: boolean) => void,
     private readonly afterScrub: (bad: number) => void,
     /** The rate of a paced scrub (a reload may change it while one runs); none by default. */
     public bytesPerSec = Number.POSITIVE_INFINITY,
@@ -85,10 +89,12 @@ export class Scrubber {
       const crcBefore = copy.crc32;
       const buf = Buffer.allocUnsafe(copy.sizeBytes);
       let n = -1;
+      let readError = '';
       try {
         n = await vt.tier.read({ fileId: w.fileId, index: w.index }, 0, copy.sizeBytes, buf, 0);
-      } catch {
+      } catch (err) {
         n = -1;
+        readError = errorCode(err) ?? (err as Error).message;
       }
       // A write while we read makes the bytes a moving target: the copy is checked next time. So
       // does one begun before (it keeps the generation it bumped, and patches the copy in place:
@@ -99,7 +105,7 @@ export class Scrubber {
       if (still && copy.crc32 === crcBefore && !this.map.isWriting(w.fileId, w.index)) {
         if (n !== copy.sizeBytes || (copy.crc32 !== null && crc32(buf.subarray(0, n)) !== copy.crc32)) {
           this.progress.badCopies++;
-          this.dropCopy(w.fileId, w.index, w.tierId);
+          this.dropCopy(w.fileId, w.index, w.tierId, n < 0 ? `could not be read (${readError})` : n !== copy.sizeBytes ? `held ${n} of its ${copy.sizeBytes} bytes` : 'failed its checksum', n < 0);
         } else if (copy.crc32 === null) {
           this.map.setChecksum(w.fileId, w.index, w.tierId, generation, crc32(buf));
           this.progress.checksumsAdded++;

@@ -24,6 +24,7 @@ import { FailoverController } from '../failover/failover-controller';
 import { afterRestart, readBootId, SyncPoints } from './power-loss';
 import { Scrubber } from '../shadow/scrubber';
 import { ScrubSchedule } from '../shadow/scrub-schedule';
+import { DamagedCopies } from '../shadow/damaged-copies';
 
 export interface OpenedVolume {
   volume: Volume;
@@ -154,8 +155,20 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
   enforcer.start();
   const prober = new TierProber(tiers, 2_000, log);
   prober.start();
-  const scrubber = new Scrubber(map, tiers, (fileId, index, tierId) => {
-    if (map.removeCopy(fileId, index, tierId)) shadows.discard(fileId, index, tierId);
+  const damaged = new DamagedCopies({
+    pathsOf: (fileId) => failover.pathsOf(fileId),
+    tierName: (tierId) => tiers.get(tierId)?.tier.spec.name ?? `tier ${tierId}`,
+    log,
+  });
+  // A copy that cannot be read right now may be readable later: while it is the last home of
+  // bytes written while failed over it stays (reads of it fail meanwhile). Wrong bytes go.
+  io.keepsUnreadable = (fileId, index) => failover.isLastHome(fileId, index);
+  io.onDamagedCopy = (fileId, index, tierId, why) => damaged.dropped(fileId, index, tierId, why, failover.copyDropped(fileId, index));
+  const scrubber = new Scrubber(map, tiers, (fileId, index, tierId, why, unreadable) => {
+    if (unreadable && failover.isLastHome(fileId, index)) return;
+    if (!map.removeCopy(fileId, index, tierId)) return;
+    damaged.dropped(fileId, index, tierId, why, failover.copyDropped(fileId, index));
+    shadows.discard(fileId, index, tierId);
   }, (bad) => {
     if (bad > 0) void coverage?.scan();
   }, config.scrubBytesPerSec);

@@ -67,6 +67,10 @@ t.test('a copy damaged while mounted is found by the background scrub and not se
   await waitFor(() => (status(sb.mnt).scrub?.lastFinishedAtMs ?? 0) > damagedAt, 'a background scrub after the damage', 30_000);
   t.notOk(copyFiles(sb.tierDir('nvme')).some((c) => fs.readFileSync(c).includes('ROTTEN')), 'no damaged copy is left on the tier');
   t.ok(readWholeDirect(f, data.length, EXTENT).equals(data), 'the reader sees the right bytes');
+  for (let i = 0; i < 4; i++) {
+    const named = new RegExp(`/f\\.bin: the copy of extent ${i} on nvme failed its checksum; dropped`);
+    t.ok(await waitFor(() => named.test(vol.output), 'the log line', 5_000).then(() => true, () => false), `the log names the file of damaged copy ${i}`);
+  }
   const s = status(sb.mnt);
   t.ok(s.scrub && s.scrub.nextDueAtMs !== null && s.scrub.nextDueAtMs >= (s.scrub.lastFinishedAtMs as number) + 2000, 'the next one is an interval after the last');
   t.match(cli(['status', sb.mnt]).stdout, /^scrub: last scrubbed \S+, next background scrub \S+/m);

@@ -42,7 +42,7 @@ async function rig(t: HasTeardown, errors?: string[]): Promise<Rig> {
   t.teardown(() => store.close());
   const failedOverAtMs = Date.now() - 60_000;
   const journal: FailoverJournal = {
-    mode: 'resyncing', failedOverAtMs, reason: 'test', dirty: new Map(), touched: new Set(),
+    mode: 'resyncing', failedOverAtMs, reason: 'test', dirty: new Map(), lost: new Set(), touched: new Set(),
     namespaceChanged: false, removed: new Set(), resynced: new Set(), nextSyntheticId: 1,
   };
   const mirror = new NamespaceMirror();
