@@ -57,6 +57,18 @@ t.test('decide: ops filter, combined rules, probability', async (t) => {
   t.same(plan.decide('write', 0, Math.random), { hang: false, delayMs: 0 });
 });
 
+t.test('decide: a paths filter faults only ops on those paths', async (t) => {
+  const plan = new FaultPlan();
+  plan.set(parseFaultSpec({ error: 'EIO', ops: ['getattr'], paths: ['/dir/f.txt'] }), 0);
+  t.equal(plan.decide('getattr', 0, Math.random, '/dir/f.txt').errno, 'EIO');
+  t.equal(plan.decide('getattr', 0, Math.random, '/dir').errno, undefined, 'another path passes');
+  t.equal(plan.decide('getattr', 0, Math.random).errno, undefined, 'an op without a path passes');
+  t.equal(plan.decide('read', 0, Math.random, '/dir/f.txt').errno, undefined, 'another op passes');
+  for (const spec of [{ paths: [], hang: true }, { paths: ['relative'], hang: true }, { paths: '/f', hang: true }]) {
+    t.throws(() => parseFaultSpec(spec), FaultSpecError, JSON.stringify(spec));
+  }
+});
+
 t.test('gate: errno, latency, hang released by a new plan', async (t) => {
   const gate = new FaultGate();
   t.equal(await gate.pass('read'), 0);
