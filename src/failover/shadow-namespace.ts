@@ -437,8 +437,19 @@ export class ShadowNamespace {
     this.d.fastPath.remap(file, 0, Math.max(0, Math.ceil(file.sizeBytes / E) - 1));
   }
 
+  /**
+   * While failed over the copies are the file's only home: a tier that fails to make one of them
+   * durable fails the fsync (as the live file's fsync would). A tier whose copies of the file all
+   * went stale (a write moved on without it) does not.
+   */
   async fsync(h: Handle): Promise<void> {
-    await Promise.all(this.d.tiers.all().map((t) => t.tier.syncFile(h.file.fileId).catch(() => undefined)));
+    const fileId = h.file.fileId;
+    const failed: string[] = [];
+    await Promise.all(this.d.tiers.all().map((t) => t.tier.syncFile(fileId).catch((err: Error) => {
+      const holdsFresh = [...this.d.map.extents(fileId).values()].some((rec) => rec.copies.some((c) => c.tierId === t.id && isFresh(rec, c)));
+      if (holdsFresh) failed.push(`${t.tier.spec.name}: ${err.message}`);
+    })));
+    if (failed.length > 0) throw new FsError('EIO', `${h.file.livePath}: fsync of its shadow copies failed (${failed.join('; ')})`);
     await this.d.map.sync();
     await this.d.store.sync();
   }

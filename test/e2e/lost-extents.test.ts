@@ -140,3 +140,31 @@ t.test('a tier that fails to read the last copy of bytes written while failed ov
   t.notMatch(vol.output, /only-on-nvme\.bin.*they are lost/, 'nothing was reported lost');
   t.equal(await vol.stop(), 0);
 });
+
+t.test('an fsync while failed over fails when a tier cannot make its copies durable', async (t) => {
+  const sb = makeSandbox('lost-extents-fsync-');
+  const nvmeBacking = path.join(sb.root, 'nvme-backing');
+  fs.mkdirSync(nvmeBacking);
+  fs.mkdirSync(sb.tierDir('nvme'), { recursive: true });
+  const ffs = await startFaultFs(nvmeBacking, sb.tierDir('nvme'));
+  const vol = new MountedVolume(sb, { configFile: failoverConfigFile(sb, { enabled: false }) });
+  t.teardown(async () => {
+    await ffs.clear().catch(() => undefined);
+    await vol.cleanup();
+    await ffs.stop().catch(() => undefined);
+    removeSandbox(sb);
+  });
+  const made = await writtenWhileFailedOver(t, vol, sb, 'synced.bin', Buffer.alloc(EXTENT, 1));
+  t.ok(made.some((c) => c.startsWith(sb.tierDir('nvme'))), 'the write put a copy on nvme');
+  await ffs.set({ ops: ['fsync'], error: 'EIO' });
+  const fd = fs.openSync(path.join(sb.mnt, 'synced.bin'), 'r+');
+  try {
+    fs.writeSync(fd, Buffer.alloc(100, 2), 0, 100, 10);
+    t.throws(() => fs.fsyncSync(fd), { code: 'EIO' }, 'the fsync reports the failure');
+    await ffs.clear();
+    t.doesNotThrow(() => fs.fsyncSync(fd), 'and succeeds once the tier syncs again');
+  } finally {
+    fs.closeSync(fd);
+  }
+  t.equal(await vol.stop(), 0);
+});
