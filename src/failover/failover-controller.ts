@@ -375,7 +375,7 @@ export class FailoverController implements NamespaceListener {
     if (action === 'fail-over' && this.coverageTierId() === undefined) {
       this.log.warn('failover', `the live volume is failing (${report.reason}) but without a coverage tier the shadows cannot serve everything: not failing over`);
     } else if (action === 'fail-over') void this.failover(report.reason);
-    else if (action === 'resync') void this.failback().catch((err: Error) => this.log.error('resync', `resync failed, staying failed over: ${err.message}`));
+    else if (action === 'resync') void this.failback().catch((err: Error) => this.log.error('resync', err.message));
     // abort-resync: the running resync fails on its own (its live ops error out or time out).
   }
 
@@ -428,7 +428,9 @@ export class FailoverController implements NamespaceListener {
       this.journal.mode = 'failed-over';
       await this.store.commit([FailoverStore.meta('mode', 'failed-over')]).catch(() => undefined);
       if (this.monitor.state === 'resyncing') this.monitor.requestFailover(performance.now(), `resync failed: ${(err as Error).message}`);
-      throw err;
+      // The operator (failback) reads this: what happened and where the volume stands, not an
+      // internal error.
+      throw err instanceof ShadowfsError ? err : new ShadowfsError(`resync failed, staying failed over (it is tried again once the live volume is healthy): ${(err as Error).message}`);
     } finally {
       this.resync = undefined;
     }

@@ -21,6 +21,7 @@ import { MirrorEntry, NamespaceMirror, RESERVED_NAMES } from './namespace-mirror
 import { ShadowNamespace } from './shadow-namespace';
 import { isAtOrUnder } from '../util/tree-paths';
 import { Pacer } from '../util/pacer';
+import { errorCode } from '../util/errors';
 
 export interface ResyncProgress {
   extentsDone: number;
@@ -51,6 +52,7 @@ interface LiveEntry {
   ino: string;
   type: MirrorEntry['type'];
   mtimeMs: number;
+  ctimeMs: number;
 }
 
 /** The live tree as the pass found it, kept current as the pass moves things. */
@@ -100,11 +102,16 @@ export class Resync {
       for (const name of names) {
         if (dir === '/' && RESERVED_NAMES.has(name)) continue;
         const p = dir === '/' ? `/${name}` : `${dir}/${name}`;
-        const st = await this.op('meta', () => fsp.lstat(this.live(p))).catch(() => undefined);
+        // Gone since it was listed: not there. Any other error fails the pass: an entry taken for
+        // absent would be written whole over what is there, conflict unseen.
+        const st = await this.op('meta', () => fsp.lstat(this.live(p))).catch((err: unknown) => {
+          if (errorCode(err) === 'ENOENT') return undefined;
+          throw err;
+        });
         if (!st) continue;
         const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
         const ino = st.ino.toString(16);
-        byPath.set(p, { ino, type, mtimeMs: st.mtimeMs });
+        byPath.set(p, { ino, type, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs });
         // A conflict kept aside is not where its file moved: a retried pass must not move it back.
         if (type === 'file' && !name.includes(CONFLICT_MARK)) byIno.set(ino, p);
         if (type === 'dir') stack.push(p);
@@ -118,8 +125,22 @@ export class Resync {
    * than resync itself (an earlier pass, or a resync cut short by a crash, wrote files it claimed).
    */
   private changedBehindOurBack(e: LiveEntry | undefined): boolean {
+    return !!e && this.changedSinceFailover(e, e.mtimeMs);
+  }
+
+  /**
+   * Put at its path behind our back: a live file that is not the one the mount knows there (a new
+   * inode), made or moved there after the failover began (a rename, as an editor's save does,
+   * changes only its ctime).
+   */
+  private replacedBehindOurBack(e: LiveEntry): boolean {
+    return e.type === 'file' && this.changedSinceFailover(e, Math.max(e.mtimeMs, e.ctimeMs));
+  }
+
+  /** Changed at changedAtMs, after the failover began, by someone other than resync or the mount's own late writes. */
+  private changedSinceFailover(e: LiveEntry, changedAtMs: number): boolean {
     const since = this.d.journal.failedOverAtMs;
-    return !!e && since !== null && e.mtimeMs > since + 1_000 && !this.d.journal.resynced.has(e.ino) && this.d.guard.abandonedOps === 0 && !this.lateWritesPossible;
+    return since !== null && changedAtMs > since + 1_000 && !this.d.journal.resynced.has(e.ino) && this.d.guard.abandonedOps === 0 && !this.lateWritesPossible;
   }
 
   /** From here on, changes of this live file are resync's own (persisted before the first write). */
@@ -205,7 +226,8 @@ export class Resync {
    * Make room at `p`. What is there goes, unless it is a live file that another entry wants at its
    * own path (renames while failed over moved it: two files swapped, or a new file put at the name
    * of one renamed away). That one is parked in the live root and renamed into place when its
-   * entry's turn comes; removed, or written over, its bytes would be lost.
+   * entry's turn comes; removed, or written over, its bytes would be lost. A file someone else put
+   * there during the failover is a conflict: kept aside, as a changed one is.
    */
   private async clearPath(p: string, cur: LiveEntry, live: LiveTree): Promise<void> {
     const wanted = (e: LiveEntry, at: string): boolean => e.type === 'file' && this.d.mirror.pathsOf(e.ino).some((q) => q !== at);
@@ -217,6 +239,12 @@ export class Resync {
       live.byIno.set(e.ino, parked);
     };
     if (wanted(cur, p)) return park(p, cur);
+    if (this.replacedBehindOurBack(cur)) {
+      await this.keepConflict(p);
+      live.byPath.delete(p);
+      if (live.byIno.get(cur.ino) === p) live.byIno.delete(cur.ino);
+      return;
+    }
     if (cur.type === 'dir') {
       for (const [q, e] of [...live.byPath]) if (q !== p && isAtOrUnder(q, p) && wanted(e, q)) await park(q, e);
     }

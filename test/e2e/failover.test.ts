@@ -159,6 +159,31 @@ t.test('a coverage scan of a live volume that fails to list directories leaves t
   t.ok((await fsp.readFile(path.join(sb.mnt, 'dir', 'b.bin'))).equals(data), 'which reads back from the shadows');
 });
 
+t.test('a resync that cannot stat a live file stops rather than write over it: a change made behind the mount is still kept as a conflict', async (t) => {
+  const { sb, backing, ffs, vol } = await mountOverFaultFs(t, 'failover-eio-resync-', { enabled: false });
+  await vol.start();
+  await fsp.writeFile(path.join(sb.mnt, 'f.txt'), 'original');
+  await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
+  t.equal(cli(['failover', sb.mnt]).status, 0);
+  await fsp.writeFile(path.join(sb.mnt, 'f.txt'), 'the mount version');
+  // Someone else writes the live file meanwhile (later than the failover by more than the slack).
+  await new Promise((r) => setTimeout(r, 1500));
+  fs.writeFileSync(path.join(backing, 'f.txt'), 'the outside version');
+  await ffs.set({ ops: ['getattr'], paths: ['/f.txt'], error: 'EIO' });
+  const refused = cli(['failback', sb.mnt, '--force']);
+  t.not(refused.status, 0, 'the failback fails');
+  t.match(refused.stderr, /^shadowfs: resync failed, staying failed over \(.*\): EIO: .*f\.txt/, `and says why: ${refused.stderr}`);
+  t.equal(status(sb.mnt).failover?.mode, 'failed-over', 'and the volume stays failed over');
+  t.equal(fs.readFileSync(path.join(backing, 'f.txt'), 'utf8'), 'the outside version', 'the live file is as its writer left it');
+  await ffs.clear();
+  const back = cli(['failback', sb.mnt, '--force']);
+  t.equal(back.status, 0, back.stderr);
+  t.match(back.stdout, /conflict: \/f\.txt/, 'then the change is found a conflict');
+  t.equal(fs.readFileSync(path.join(backing, 'f.txt'), 'utf8'), 'the mount version');
+  const kept = fs.readdirSync(backing).filter((n) => n.startsWith('f.txt.shadowfs-conflict-'));
+  t.equal(kept.length === 1 && fs.readFileSync(path.join(backing, kept[0]), 'utf8'), 'the outside version', 'and kept beside it');
+});
+
 t.test('kill -9 while failed over: the next mount is still failed over and loses nothing acknowledged', async (t) => {
   const { sb, vol } = sandboxedMount(t, (sb) => ({ configFile: failoverConfigFile(sb, { enabled: false }) }), 'failover-crash-');
   await vol.start();
@@ -578,6 +603,36 @@ t.test('a file made while failed over and held open across failback is one file 
   await held.close();
   t.ok(fs.readFileSync(path.join(sb.live, 'held.bin')).equals(model), 'the live file holds every write');
   t.ok((await fsp.readFile(f)).equals(model), 'and so does the mount');
+});
+
+t.test('a file replaced on the live volume during the failover (a rename over it, as an editor saves) is a conflict too: kept, not removed', async (t) => {
+  const { sb, vol } = sandboxedMount(t, (sb) => ({ configFile: failoverConfigFile(sb, { enabled: false }) }), 'failover-replaced-');
+  await vol.start();
+  await fsp.writeFile(path.join(sb.mnt, 'f.txt'), 'original f');
+  await fsp.writeFile(path.join(sb.mnt, 'g.txt'), 'original g');
+  await fsp.writeFile(path.join(sb.mnt, 'h.txt'), 'original h');
+  // Someone else's new version of g.txt, written on the live volume before the failover.
+  fs.mkdirSync(path.join(sb.root, 'elsewhere'));
+  fs.writeFileSync(path.join(sb.root, 'elsewhere', 'g.txt'), 'the outside g');
+  await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
+  t.equal(cli(['failover', sb.mnt]).status, 0);
+  await fsp.writeFile(path.join(sb.mnt, 'f.txt'), 'the mount f');
+  await fsp.writeFile(path.join(sb.mnt, 'g.txt'), 'the mount g');
+  await new Promise((r) => setTimeout(r, 1500));
+  // Saved the safe way: a new file renamed over the old. g.txt's bytes are older than the failover:
+  // only the rename is new.
+  fs.writeFileSync(path.join(sb.live, '.f.txt.swp'), 'the outside f');
+  fs.renameSync(path.join(sb.live, '.f.txt.swp'), path.join(sb.live, 'f.txt'));
+  fs.renameSync(path.join(sb.root, 'elsewhere', 'g.txt'), path.join(sb.live, 'g.txt'));
+  const back = cli(['failback', sb.mnt, '--force']);
+  t.equal(back.status, 0, back.stderr);
+  for (const name of ['f', 'g']) {
+    t.match(back.stdout, new RegExp(`conflict: /${name}\\.txt`), `${name}.txt: the conflict is reported`);
+    t.equal(fs.readFileSync(path.join(sb.live, `${name}.txt`), 'utf8'), `the mount ${name}`, `${name}.txt: the mount's version wins at the path`);
+    const kept = fs.readdirSync(sb.live).filter((n) => n.startsWith(`${name}.txt.shadowfs-conflict-`));
+    t.equal(kept.length === 1 && fs.readFileSync(path.join(sb.live, kept[0]), 'utf8'), `the outside ${name}`, `${name}.txt: the outside version is kept beside it`);
+  }
+  t.same(fs.readdirSync(sb.live).filter((n) => n.startsWith('h.txt')), ['h.txt'], 'a file nobody touched has no conflict');
 });
 
 for (const watchLive of [false, true]) {
