@@ -133,6 +133,9 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
     volume.onRenamed = (from, to) => c.moved(from, to);
     failover.onFailedBack = (rewritten) => {
       for (const [fileId, f] of rewritten) c.noteNewFile(fileId, f.livePath, f.sizeBytes);
+      // No scan ran while failed over (after a remount then, coverage has measured nothing at
+      // all): look now rather than at the next interval, so a failover soon after finds it known.
+      void c.scan();
     };
     c.start();
   }

@@ -9,6 +9,17 @@ export interface StatusArgs {
   json: boolean;
 }
 
+function coverageLine(s: StatusReport): string {
+  const c = s.coverage;
+  if (!c) return 'coverage: no coverage tier configured (failover could lose data)';
+  // Before its first scan coverage knows nothing, and reports 0%: say so rather than show a number.
+  if (c.lastScanMs === null) {
+    const why = s.failover && s.failover.mode !== 'live' ? 'no scan runs while failed over; the first comes after failback' : 'the first scan of the live volume is running';
+    return `coverage on ${c.tier}: not measured since the mount (${why})`;
+  }
+  return `coverage on ${c.tier}: ${(100 * c.coveredShare).toFixed(1)}% of ${formatBytes(c.totalBytes)}, ${formatBytes(c.pendingBytes)} pending, lag ${(c.lagMs / 1000).toFixed(1)} s`;
+}
+
 export function formatStatus(s: StatusReport): string {
   const total = s.served.reduce((a, r) => a + r.bytes, 0);
   const lines = [
@@ -17,9 +28,7 @@ export function formatStatus(s: StatusReport): string {
     'tier      class   health    used / capacity            cost/GiB-month',
     ...s.tiers.map((t) => `${t.name.padEnd(9)} ${t.class.padEnd(7)} ${t.health.padEnd(9)} ${(formatBytes(t.usedBytes) + ' / ' + formatBytes(t.capacityBytes)).padEnd(26)} $${t.costPerGiBMonth.toFixed(3)}`),
     '',
-    s.coverage
-      ? `coverage on ${s.coverage.tier}: ${(100 * s.coverage.coveredShare).toFixed(1)}% of ${formatBytes(s.coverage.totalBytes)}, ${formatBytes(s.coverage.pendingBytes)} pending, lag ${(s.coverage.lagMs / 1000).toFixed(1)} s`
-      : 'coverage: no coverage tier configured (failover could lose data)',
+    coverageLine(s),
     `placement: ${s.placement.policy}${s.placement.policy === 'predictive' ? ` (${s.placement.rounds} planning rounds, ${s.placement.requested} copies asked for, ${s.placement.readahead} staged ahead of sequential reads)` : ''}`,
     `pins: ${s.pins.length ? s.pins.map((p) => `${p.path} → ${p.tier}`).join(', ') : 'none'}; hints pending or active: ${s.hints}`,
     `cost: $${s.cost.placementPerMonth.toFixed(2)}/month as placed, $${s.cost.allOnFastestPerMonth.toFixed(2)}/month if all on the fastest tier`,
