@@ -25,6 +25,8 @@ export interface DrainProgress {
   /** Copies moved to another tier first: the only ones of their bytes besides the live volume. */
   movedCopies: number;
   done: boolean;
+  /** Left behind for the operator once removed (an owner mark that could not be deleted). */
+  note?: string;
 }
 
 export class TierChanges {
@@ -95,7 +97,7 @@ export class TierChanges {
       }
       this.tiers.remove(vt.id);
       await this.map.flush();
-      await vt.tier.disown(await this.map.volumeId());
+      drain.note = await vt.tier.disown(await this.map.volumeId());
       await vt.tier.close();
     } catch (err) {
       this.drain = undefined;

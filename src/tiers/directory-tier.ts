@@ -488,10 +488,14 @@ export class DirectoryTier implements ShadowTier {
     yield* this.walk();
   }
 
-  async disown(volumeId: string): Promise<void> {
+  async disown(volumeId: string): Promise<string | undefined> {
     const mark = path.join(this.root, OWNER_MARK);
     const found = await fsp.readFile(mark, 'utf8').catch(() => undefined);
-    if (found?.trim() === volumeId) await fsp.unlink(mark).catch(() => undefined);
+    if (found?.trim() !== volumeId) return undefined;
+    return fsp.unlink(mark).then(() => undefined, (err: unknown) => {
+      if (errorCode(err) === 'ENOENT') return undefined;
+      return `the owner mark ${mark} could not be removed (${describe(err)}): until someone removes it, no other volume can use ${this.root}`;
+    });
   }
 
   async claim(volumeId: string): Promise<void> {

@@ -188,13 +188,15 @@ export class ObjectTier implements ShadowTier {
     await this.reconcileCache();
   }
 
-  async disown(volumeId: string): Promise<void> {
-    await this.cache.disown(volumeId);
+  async disown(volumeId: string): Promise<string | undefined> {
+    const cacheNote = await this.cache.disown(volumeId);
     const key = `${this.store.prefix}${OWNER_MARK}`;
-    // Best effort: an unreachable endpoint leaves the mark, which only this volume can then use.
-    await this.call('DeleteObject', key, (signal) =>
+    // An unreachable endpoint leaves the mark, which only this volume can then use: the operator is told.
+    const failed = await this.call('DeleteObject', key, (signal) =>
       this.s3().send(new this.sdk.DeleteObjectCommand({ Bucket: this.store.bucket, Key: key }), { abortSignal: signal }),
-    ).catch(() => undefined);
+    ).then(() => undefined, (err: Error) => err.message);
+    if (failed === undefined) return cacheNote;
+    return `the owner mark ${this.store.bucket}/${key} at ${this.store.endpoint} could not be deleted (${failed}): until someone deletes it, no other volume can use that bucket and prefix`;
   }
 
   /** The cache directory and the bucket's prefix both carry the owner mark. */

@@ -80,8 +80,12 @@ export interface ShadowTier {
    * name, and those would be the other volume's.
    */
   claim(volumeId: string): Promise<void>;
-  /** Remove this volume's owner mark (the tier was drained and leaves the volume): the tier is free again. */
-  disown(volumeId: string): Promise<void>;
+  /**
+   * Remove this volume's owner mark (the tier was drained and leaves the volume): the tier is free
+   * again. Resolves with what was left behind for the operator to see to (a mark that could not be
+   * removed), else undefined.
+   */
+  disown(volumeId: string): Promise<string | undefined>;
   close(): Promise<void>;
   /**
    * Read `length` bytes starting `offsetInExtent` bytes into the extent copy into `into[intoOffset..]`.

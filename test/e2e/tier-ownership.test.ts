@@ -95,3 +95,21 @@ t.test('a tier drained and removed from its volume is free for another one', asy
   const busy = mountSecond(t, (sb3) => mountArgs(sb3, { tiers: [], tierFlags: [`nvme=${sb.tierDir('nvme')},cap=4MiB`] }));
   t.equal(busy.status, 1, 'the tier it still has is still refused');
 });
+
+t.test('an object tier removed while its endpoint is down: removed, with a warning that its owner mark stays in the bucket', async (t) => {
+  useS3Credentials();
+  const s3 = await startS3Server({ bucket: 'gone' });
+  t.teardown(() => s3.close());
+  const objectTier = (sb: Sandbox): string => `s3=${s3.endpoint},bucket=gone,prefix=vol1/,cache=${sb.tierDir('s3cache')},cache-cap=1MiB,cap=1GiB`;
+  const { sb, vol } = sandboxedMount(t, (sb) => ({ extentSize: '64KiB', tierFlags: [objectTier(sb)] }), 'tier-owner-down-');
+  await vol.start();
+  await s3.stop();
+  const removed = cli(['tier', 'remove', sb.mnt, '--name', 's3']);
+  t.equal(removed.status, 0, removed.stderr);
+  t.match(removed.stdout, /^tier s3 drained .* and removed$/m);
+  t.match(removed.stderr, /^shadowfs: warning: tier s3: the owner mark gone\/vol1\/\.shadowfs-volume at http:\/\/127\.0\.0\.1:\d+ could not be deleted \(.*\): until someone deletes it, no other volume can use that bucket and prefix$/m, removed.stderr);
+  await s3.start();
+  const second = mountSecond(t, (sb2) => mountArgs(sb2, { extentSize: '64KiB', tiers: [], tierFlags: [objectTier(sb2)] }));
+  t.equal(second.status, 1, 'as it said, the prefix is still refused to another volume');
+  t.equal(await vol.stop(), 0);
+});

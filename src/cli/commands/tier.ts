@@ -80,6 +80,7 @@ export const tierCommand: CommandModule<object, TierArgs> = {
       const r = (await controlRequest(args.mountpoint, { command: 'tier-remove', name: args.name }, 24 * 3600 * 1000)) as DrainProgress;
       bar?.stop();
       say(r, `tier ${r.tier} drained (${r.removedCopies} copies dropped${r.movedCopies ? `; ${r.movedCopies} written but not yet on the coverage tier, moved to other tiers first` : ''}) and removed`);
+      if (r.note && !args.json) process.stderr.write(`shadowfs: warning: tier ${r.tier}: ${r.note}\n`);
     } finally {
       clearInterval(poll);
       bar?.stop();
