@@ -130,6 +130,18 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     if (args.daemon) return detach(mountpoint, config.stateDir);
 
     const log = createLogger(args.verbose ? 'debug' : 'warn');
+    // A signal while the mount starts (opening the state, reconciling tiers, mounting) would kill
+    // the process half way and leave a dead mount behind: it is noted, and the mount stops as soon
+    // as it has started. A second one kills at once, as usual.
+    let started = false;
+    const stopRequested = new Promise<string>((resolve) => {
+      const stop = (sig: string): void => {
+        if (!started) process.stderr.write(`shadowfs: ${sig}: stopping as soon as the mount has started (again to kill it now)\n`);
+        resolve(sig);
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
     const opened = await openVolume(config, log).catch((err: unknown) => {
       throw stateDirInUse(err, config.stateDir);
     });
@@ -228,15 +240,9 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     await writePidFile(mountpoint);
     log.info('mount', `mounted ${config.livePath} at ${mountpoint}`);
     process.stdout.write(`shadowfs: ${config.livePath} mounted at ${mountpoint} (${config.tiers.map((t) => t.name).join(', ') || 'no tiers'})\n`);
-    await new Promise<void>((resolve) => {
-      const stop = (sig: string): void => {
-        log.info('mount', `${sig}: unmounting`);
-        resolve();
-      };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      void mounted.exited.then(() => stop('unmounted from outside (fusermount -u)'));
-    });
+    started = true;
+    const why = await Promise.race([stopRequested, mounted.exited.then(() => 'unmounted from outside (fusermount -u)')]);
+    log.info('mount', `${why}: unmounting`);
     const final = status();
     const step = async (what: string, work: Promise<unknown> | undefined): Promise<boolean> => {
       if (!work || (await settlesWithin(work, SHUTDOWN_STEP_MS))) return true;
