@@ -291,12 +291,23 @@ export class Resync {
     gone.sort((a, b) => b.split('/').length - a.split('/').length);
     for (const p of gone) {
       const e = byPath.get(p) as LiveEntry;
-      if (e.type !== 'dir' && this.changedBehindOurBack(e)) {
+      // Changed, or put there by a rename (its ctime), after the failover began.
+      if (e.type !== 'dir' && this.changedSinceFailover(e, Math.max(e.mtimeMs, e.ctimeMs))) {
         this.progress.conflicts.push(`${p}: removed through the mount during the failover but changed on the live volume meanwhile; kept`);
         continue;
       }
-      if (e.type === 'dir') await this.op('meta', () => fsp.rmdir(this.live(p)).catch(() => undefined));
-      else await this.op('meta', () => fsp.unlink(this.live(p)).catch(() => undefined));
+      // Gone already is fine, and a directory someone else put files in stays (with them). Any
+      // other error fails the pass: the volume stays failed over rather than show, after
+      // failback, what the application removed.
+      await this.op('meta', () => (e.type === 'dir' ? fsp.rmdir(this.live(p)) : fsp.unlink(this.live(p))).catch((err: unknown) => {
+        const code = errorCode(err);
+        if (code === 'ENOENT') return;
+        if (code === 'ENOTEMPTY' && e.type === 'dir') {
+          this.progress.conflicts.push(`${p}: removed through the mount during the failover but given new entries on the live volume meanwhile; kept`);
+          return;
+        }
+        throw err;
+      }));
     }
     this.d.journal.namespaceChanged = false;
     const cleared = [...removed].map((p) => FailoverStore.removedDel(p));

@@ -614,19 +614,23 @@ t.test('a file replaced on the live volume during the failover (a rename over it
   await fsp.writeFile(path.join(sb.mnt, 'f.txt'), 'original f');
   await fsp.writeFile(path.join(sb.mnt, 'g.txt'), 'original g');
   await fsp.writeFile(path.join(sb.mnt, 'h.txt'), 'original h');
-  // Someone else's new version of g.txt, written on the live volume before the failover.
+  await fsp.writeFile(path.join(sb.mnt, 'd.txt'), 'original d');
+  // Someone else's new versions of g.txt and d.txt, written on the live volume before the failover.
   fs.mkdirSync(path.join(sb.root, 'elsewhere'));
   fs.writeFileSync(path.join(sb.root, 'elsewhere', 'g.txt'), 'the outside g');
+  fs.writeFileSync(path.join(sb.root, 'elsewhere', 'd.txt'), 'the outside d');
   await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
   t.equal(cli(['failover', sb.mnt]).status, 0);
   await fsp.writeFile(path.join(sb.mnt, 'f.txt'), 'the mount f');
   await fsp.writeFile(path.join(sb.mnt, 'g.txt'), 'the mount g');
+  await fsp.unlink(path.join(sb.mnt, 'd.txt'));
   await new Promise((r) => setTimeout(r, 1500));
   // Saved the safe way: a new file renamed over the old. g.txt's bytes are older than the failover:
   // only the rename is new.
   fs.writeFileSync(path.join(sb.live, '.f.txt.swp'), 'the outside f');
   fs.renameSync(path.join(sb.live, '.f.txt.swp'), path.join(sb.live, 'f.txt'));
   fs.renameSync(path.join(sb.root, 'elsewhere', 'g.txt'), path.join(sb.live, 'g.txt'));
+  fs.renameSync(path.join(sb.root, 'elsewhere', 'd.txt'), path.join(sb.live, 'd.txt'));
   const back = cli(['failback', sb.mnt, '--force']);
   t.equal(back.status, 0, back.stderr);
   for (const name of ['f', 'g']) {
@@ -635,6 +639,8 @@ t.test('a file replaced on the live volume during the failover (a rename over it
     const kept = fs.readdirSync(sb.live).filter((n) => n.startsWith(`${name}.txt.shadowfs-conflict-`));
     t.equal(kept.length === 1 && fs.readFileSync(path.join(sb.live, kept[0]), 'utf8'), `the outside ${name}`, `${name}.txt: the outside version is kept beside it`);
   }
+  t.match(back.stdout, /conflict: \/d\.txt: removed through the mount during the failover but changed on the live volume meanwhile; kept/, 'd.txt: the conflict is reported');
+  t.equal(fs.readFileSync(path.join(sb.live, 'd.txt'), 'utf8'), 'the outside d', 'd.txt, removed through the mount but replaced outside: the outside version is kept');
   t.same(fs.readdirSync(sb.live).filter((n) => n.startsWith('h.txt')), ['h.txt'], 'a file nobody touched has no conflict');
 });
 
