@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { cli, MountedVolume, makeSandbox, removeSandbox, Sandbox } from '../helpers/mounted-volume';
 import { waitFor } from '../helpers/wait';
 import { failoverConfigFile } from '../helpers/failover-config';
-import { startFaultFs } from '../../fixtures/faultfs/faultfs-client';
+import { startFaultFs, type FaultFs } from '../../fixtures/faultfs/faultfs-client';
 import type { StatusReport } from '../../src/control/protocol';
 
 const EXTENT = 64 * 1024;
@@ -40,6 +40,23 @@ function readAt(f: string, offset: number): Buffer {
 
 function logSays(vol: MountedVolume, re: RegExp): Promise<boolean> {
   return waitFor(() => re.test(vol.output), 'the log line', 5_000).then(() => true, () => false);
+}
+
+/** The failover volume (nvme, hdd coverage) with its nvme tier directory over faultfs; torn down whatever happens. */
+async function withFaultyNvme(t: Test, prefix: string): Promise<{ sb: Sandbox; ffs: FaultFs; vol: MountedVolume }> {
+  const sb = makeSandbox(prefix);
+  const nvmeBacking = path.join(sb.root, 'nvme-backing');
+  fs.mkdirSync(nvmeBacking);
+  fs.mkdirSync(sb.tierDir('nvme'), { recursive: true });
+  const ffs = await startFaultFs(nvmeBacking, sb.tierDir('nvme'));
+  const vol = new MountedVolume(sb, { configFile: failoverConfigFile(sb, { enabled: false }) });
+  t.teardown(async () => {
+    await ffs.clear().catch(() => undefined);
+    await vol.cleanup();
+    await ffs.stop().catch(() => undefined);
+    removeSandbox(sb);
+  });
+  return { sb, ffs, vol };
 }
 
 /** Failed over by hand, with `data` written to a new file after the failover: its copies are its only home. */
@@ -99,18 +116,7 @@ t.test('a scrub while failed over that drops the last copy of an extent: EIO, no
 });
 
 t.test('a tier that fails to read the last copy of bytes written while failed over: reads fail (EIO, not zeros) and the copy is kept for when it answers', async (t) => {
-  const sb = makeSandbox('lost-extents-');
-  const nvmeBacking = path.join(sb.root, 'nvme-backing');
-  fs.mkdirSync(nvmeBacking);
-  fs.mkdirSync(sb.tierDir('nvme'), { recursive: true });
-  const ffs = await startFaultFs(nvmeBacking, sb.tierDir('nvme'));
-  const vol = new MountedVolume(sb, { configFile: failoverConfigFile(sb, { enabled: false }) });
-  t.teardown(async () => {
-    await ffs.clear().catch(() => undefined);
-    await vol.cleanup();
-    await ffs.stop().catch(() => undefined);
-    removeSandbox(sb);
-  });
+  const { sb, ffs, vol } = await withFaultyNvme(t, 'lost-extents-');
   const data = Buffer.alloc(EXTENT, 3);
   const made = await writtenWhileFailedOver(t, vol, sb, 'only-on-nvme.bin', data);
   // The hdd copy loses its bytes and the scrub drops it: the nvme copy is the last.
@@ -142,18 +148,7 @@ t.test('a tier that fails to read the last copy of bytes written while failed ov
 });
 
 t.test('an fsync while failed over fails when a tier cannot make its copies durable', async (t) => {
-  const sb = makeSandbox('lost-extents-fsync-');
-  const nvmeBacking = path.join(sb.root, 'nvme-backing');
-  fs.mkdirSync(nvmeBacking);
-  fs.mkdirSync(sb.tierDir('nvme'), { recursive: true });
-  const ffs = await startFaultFs(nvmeBacking, sb.tierDir('nvme'));
-  const vol = new MountedVolume(sb, { configFile: failoverConfigFile(sb, { enabled: false }) });
-  t.teardown(async () => {
-    await ffs.clear().catch(() => undefined);
-    await vol.cleanup();
-    await ffs.stop().catch(() => undefined);
-    removeSandbox(sb);
-  });
+  const { sb, ffs, vol } = await withFaultyNvme(t, 'lost-extents-fsync-');
   const made = await writtenWhileFailedOver(t, vol, sb, 'synced.bin', Buffer.alloc(EXTENT, 1));
   t.ok(made.some((c) => c.startsWith(sb.tierDir('nvme'))), 'the write put a copy on nvme');
   await ffs.set({ ops: ['fsync'], error: 'EIO' });
