@@ -349,6 +349,11 @@ export class ShadowNamespace {
           buf.fill(0, at, at + n);
           return n;
         }
+        // Written while failed over: the live file's bytes are older than the extent's, however
+        // well the live volume answers. Its copies could not be read.
+        if (this.d.journal.dirty.get(file.fileId)?.has(index)) {
+          throw new FsError('EIO', `${file.livePath}: extent ${index} was written while failed over and no copy of it can be read`);
+        }
         if (file.readFd < 0) throw new FsError('EIO', `${file.livePath}: no shadow copy of this range and the live volume is failed over`);
         const fd = file.readFd;
         return this.d.guard.run('read', () => pread(fd, buf, at, Math.min(length, held - position), position), { force: true });

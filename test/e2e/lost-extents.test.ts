@@ -163,3 +163,39 @@ t.test('an fsync while failed over fails when a tier cannot make its copies dura
   }
   t.equal(await vol.stop(), 0);
 });
+
+t.test('a file open since before the failover: an extent written while failed over whose copies cannot be read fails (EIO), never the live file\'s older bytes', async (t) => {
+  const { sb, ffs, vol } = await withFaultyNvme(t, 'lost-extents-stale-');
+  await vol.start();
+  const f = path.join(sb.mnt, 'old.bin');
+  fs.writeFileSync(f, Buffer.alloc(EXTENT, 1));
+  await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
+  // Opened while live: this handle can still read the live file (a forced read) while failed over.
+  const fd = fs.openSync(f, 'r');
+  try {
+    t.equal(cli(['failover', sb.mnt]).status, 0);
+    const newer = Buffer.alloc(EXTENT, 2);
+    fs.writeFileSync(f, newer, { flag: 'r+' });
+    // Its coverage copy loses its bytes (the scrub drops it); the nvme copy is left, and fails reads.
+    const onHdd = copyFiles(sb.tierDir('hdd'));
+    t.equal(onHdd.length, 1, 'one copy on hdd');
+    fs.truncateSync(onHdd[0], 0);
+    t.equal((JSON.parse(cli(['scrub', '--json', sb.mnt]).stdout) as { badCopies: number }).badCopies, 1);
+    await ffs.set({ ops: ['read'], error: 'EIO' });
+    fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
+    const b = Buffer.alloc(EXTENT);
+    t.throws(() => fs.readSync(fd, b, 0, EXTENT, 0), { code: 'EIO' }, 'EIO, not the live file\'s bytes');
+    await ffs.clear();
+    const back = await waitFor(() => {
+      try {
+        return fs.readSync(fd, b, 0, EXTENT, 0) === EXTENT && b.equals(newer);
+      } catch {
+        return false;
+      }
+    }, 'the new bytes, once the tier answers', 30_000, 250).then(() => true, () => false);
+    t.ok(back, 'the new bytes once the tier answers');
+  } finally {
+    fs.closeSync(fd);
+  }
+  t.equal(await vol.stop(), 0);
+});
