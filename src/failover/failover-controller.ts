@@ -13,7 +13,8 @@ import { ShadowfsError } from '../util/errors';
 import { Volume, NamespaceListener } from '../volume/volume';
 import { settlesWithin } from '../util/settles-within';
 import { FailoverJournal, FailoverStore, FailoverStoreOp, isLost, lostKey, VolumeMode } from './failover-store';
-import { MirrorEntry, NamespaceMirror, entryFromStats } from './namespace-mirror';
+import { LiveScan, MirrorEntry, NamespaceMirror, entryFromStats } from './namespace-mirror';
+import { isAtOrUnder } from '../util/tree-paths';
 import { ShadowNamespace } from './shadow-namespace';
 import { ShadowWriter } from './shadow-writer';
 import { Resync, ResyncProgress } from './resync';
@@ -161,21 +162,27 @@ export class FailoverController implements NamespaceListener {
   private async rebuildMirror(): Promise<void> {
     this.changedDuringWalk = new Set();
     try {
-      const mirror = new NamespaceMirror(await NamespaceMirror.scanLive(this.volume.livePath));
+      const scan = await NamespaceMirror.scanLive(this.volume.livePath);
+      const mirror = new NamespaceMirror(scan.entries);
       if (this.volume.shadow) return; // failed over meanwhile: keep what was persisted
+      // What the walk could not read stays as the persisted mirror had it.
+      keepUnknown(mirror, this.mirror, scan);
+      if (!scan.complete) this.log.warn('failover', `namespace mirror: ${scan.describeFailures()}; what lies there is kept as it was`);
       await this.store.clearMirror();
       // Shallowest first, so a directory is in place before what was made in it; until none is left.
       while (this.changedDuringWalk.size > 0 && !this.volume.shadow) {
         const paths = [...this.changedDuringWalk].sort((a, b) => a.split('/').length - b.split('/').length);
         this.changedDuringWalk.clear();
         for (const p of paths) {
-          // Gone since: removed from the mirror. Any other error fails the rebuild (the walk's rule).
+          // Gone since: removed from the mirror. Any other error reading it fails the rebuild.
           const now = await NamespaceMirror.scanLive(this.volume.livePath, p).catch((err: NodeJS.ErrnoException) => {
             if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
             throw err;
           });
+          const before = new NamespaceMirror(new Map([...mirror.all()].filter(([q]) => isAtOrUnder(q, p))));
           mirror.delete(p);
-          for (const [q, e] of now ?? []) mirror.set(q, e);
+          for (const [q, e] of now?.entries ?? []) mirror.set(q, e);
+          if (now) keepUnknown(mirror, before, now);
         }
       }
       if (this.volume.shadow) return;
@@ -217,18 +224,19 @@ export class FailoverController implements NamespaceListener {
    * The coverage scan's walk of the live tree, which refreshes the mirror too (one walk for both,
    * not two every scan interval). A walk stopped part way (unmount) refreshes nothing.
    */
-  walkLiveForCoverage(stopped: () => boolean): Promise<Map<string, MirrorEntry>> {
+  walkLiveForCoverage(stopped: () => boolean): Promise<LiveScan> {
     return this.refreshMirrorFrom(() => NamespaceMirror.scanLive(this.volume.livePath, '/', stopped), stopped);
   }
 
-  private async refreshMirrorFrom(walk: () => Promise<Map<string, MirrorEntry>>, stopped: () => boolean = () => false): Promise<Map<string, MirrorEntry>> {
+  private async refreshMirrorFrom(walk: () => Promise<LiveScan>, stopped: () => boolean = () => false): Promise<LiveScan> {
     // A rebuild running (at mount, after a failback) makes the mirror exact anyway.
     if (this.changedDuringWalk || this.volume.shadow) return walk();
     const touched = new Set<string>();
     this.changedDuringWalk = touched;
     try {
-      const live = await walk();
-      if (this.volume.shadow || stopped()) return live;
+      const scan = await walk();
+      const live = scan.entries;
+      if (this.volume.shadow || stopped()) return scan;
       // A path the mount changed while the walk ran (or one under it: a directory renamed) is
       // already what the mount made it.
       const mountChanged = (p: string): boolean => {
@@ -239,12 +247,13 @@ export class FailoverController implements NamespaceListener {
       };
       const ops: FailoverStoreOp[] = [];
       for (const [p, e] of live) if (!mountChanged(p) && !sameEntry(this.mirror.get(p), e)) ops.push(...this.mirror.set(p, e));
-      for (const [p] of [...this.mirror.all()]) if (!live.has(p) && !mountChanged(p)) ops.push(...this.mirror.delete(p));
+      // Not seen, and the walk could have seen it: removed behind the mount's back.
+      for (const [p] of [...this.mirror.all()]) if (!live.has(p) && !mountChanged(p) && scan.knows(p)) ops.push(...this.mirror.delete(p));
       if (ops.length > 0) {
         this.store.stage(ops);
         this.log.debug('failover', `namespace mirror: ${ops.length} changes made behind the mount's back`);
       }
-      return live;
+      return scan;
     } finally {
       if (this.changedDuringWalk === touched) this.changedDuringWalk = undefined;
     }
@@ -545,4 +554,13 @@ export class FailoverController implements NamespaceListener {
 function sameEntry(a: MirrorEntry | undefined, b: MirrorEntry): boolean {
   return !!a && a.type === b.type && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.size === b.size &&
     a.mtimeMs === b.mtimeMs && a.fileId === b.fileId && a.target === b.target && a.nlink === b.nlink && a.rdev === b.rdev;
+}
+
+/** Entries of `was` that `scan` could not read (nor what lies under them) go into `mirror` as they were. */
+function keepUnknown(mirror: NamespaceMirror, was: NamespaceMirror, scan: LiveScan): void {
+  if (scan.complete) return;
+  // Shallowest first: a directory is in place before its entries.
+  const unknown = [...was.all()].filter(([p]) => !scan.knows(p) && !mirror.get(p));
+  unknown.sort((a, b) => a[0].split('/').length - b[0].split('/').length);
+  for (const [p, e] of unknown) mirror.set(p, e);
 }

@@ -37,10 +37,49 @@ export interface MirrorEntry {
   liveSize?: number;
 }
 
-/** For a walk: an entry removed (or replaced by another type) since it was listed is skipped; other errors stand. */
-function goneMeanwhile(err: NodeJS.ErrnoException): undefined {
-  if (err.code === 'ENOENT' || err.code === 'ENOTDIR' || err.code === 'EINVAL') return undefined;
-  throw err;
+/**
+ * A walk of the live tree: the entries it saw, and where it could not look. An entry removed (or
+ * replaced by another type) while the walk passed is simply not there; one it could not read, or
+ * a directory it could not list, is unknown: it and what is under it may exist or not, and whoever
+ * uses the walk keeps what it knew of them before (a failing disk's bad directory must not pass
+ * for an empty one, and its files be dropped from the namespace failover serves).
+ */
+export class LiveScan {
+  readonly entries = new Map<string, MirrorEntry>();
+  /** Paths that could not be read: they, and all under them, are unknown. */
+  private readonly unreadable = new Set<string>();
+  /** Directories that could not be listed: what is under them is unknown. */
+  private readonly unlisted = new Set<string>();
+  /** The first few errors, for a message. */
+  readonly errors: string[] = [];
+  private errorCount = 0;
+
+  get complete(): boolean {
+    return this.unreadable.size === 0 && this.unlisted.size === 0;
+  }
+
+  /** How many entries or directories could not be read, with the first errors. */
+  describeFailures(): string {
+    return `${this.errorCount} path(s) could not be read (${this.errors.join('; ')}${this.errorCount > this.errors.length ? '; ...' : ''})`;
+  }
+
+  /** Whether the walk can tell that `p` is (or is not) there. */
+  knows(p: string): boolean {
+    if (this.complete) return true;
+    for (let q = p; ; q = parentOf(q)) {
+      if (this.unreadable.has(q) || (q !== p && this.unlisted.has(q))) return false;
+      if (q === '/') return true;
+    }
+  }
+
+  /** An error reading `p` (listing it, when `listing`): skipped if it is gone, else noted unknown. */
+  failed(p: string, listing: boolean, err: NodeJS.ErrnoException): undefined {
+    if (err.code === 'ENOENT' || err.code === 'ENOTDIR' || err.code === 'EINVAL') return undefined;
+    (listing ? this.unlisted : this.unreadable).add(p);
+    if (this.errors.length < 3) this.errors.push(`${p}: ${err.code ?? err.message}`);
+    this.errorCount++;
+    return undefined;
+  }
 }
 
 /** Names the mount keeps for itself in the live root (the watchdog's canary): never shown. */
@@ -152,31 +191,35 @@ export class NamespaceMirror {
 
   /**
    * The live tree as it is now, from `root` (a volume path, its own entry included; throws if it
-   * does not exist). `stopped`: asked between directories; once true the walk ends, with what it
-   * has (a partial tree). An entry removed or replaced while the walk passes is left out; any
-   * other error (EIO from a failing live volume) fails the walk: a tree with holes in it would
-   * pass for files removed, and drop them from the namespace failover serves.
+   * cannot be read). `stopped`: asked between directories; once true the walk ends, with what it
+   * has (a partial tree). An entry removed or replaced while the walk passes is left out; one it
+   * cannot read (EIO from a failing live volume) is noted as unknown, so that nobody takes it, or
+   * what is under it, for removed (see LiveScan).
    */
-  static async scanLive(livePath: string, root = '/', stopped: () => boolean = () => false): Promise<Map<string, MirrorEntry>> {
-    const out = new Map<string, MirrorEntry>();
+  static async scanLive(livePath: string, root = '/', stopped: () => boolean = () => false): Promise<LiveScan> {
+    const scan = new LiveScan();
     const rootPath = path.join(livePath, root);
     const rootStats = await fsp.lstat(rootPath);
-    out.set(root, entryFromStats(rootStats, rootStats.isSymbolicLink() ? await fsp.readlink(rootPath) : undefined));
+    scan.entries.set(root, entryFromStats(rootStats, rootStats.isSymbolicLink() ? await fsp.readlink(rootPath) : undefined));
     const stack = rootStats.isDirectory() ? [root] : [];
     while (stack.length > 0 && !stopped()) {
       const dir = stack.pop() as string;
-      const names = await fsp.readdir(path.join(livePath, dir)).catch(goneMeanwhile);
+      const names = await fsp.readdir(path.join(livePath, dir)).catch((err: NodeJS.ErrnoException) => scan.failed(dir, true, err));
       for (const name of names ?? []) {
         if (dir === '/' && RESERVED_NAMES.has(name)) continue;
         const p = dir === '/' ? `/${name}` : `${dir}/${name}`;
         const lp = path.join(livePath, p);
-        const st = await fsp.lstat(lp).catch(goneMeanwhile);
+        const st = await fsp.lstat(lp).catch((err: NodeJS.ErrnoException) => scan.failed(p, false, err));
         if (!st) continue;
-        const target = st.isSymbolicLink() ? (await fsp.readlink(lp).catch(goneMeanwhile)) ?? '' : undefined;
-        out.set(p, entryFromStats(st, target));
+        let target: string | undefined;
+        if (st.isSymbolicLink()) {
+          target = await fsp.readlink(lp).catch((err: NodeJS.ErrnoException) => scan.failed(p, false, err));
+          if (target === undefined) continue;
+        }
+        scan.entries.set(p, entryFromStats(st, target));
         if (st.isDirectory()) stack.push(p);
       }
     }
-    return out;
+    return scan;
   }
 }

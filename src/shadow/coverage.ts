@@ -10,7 +10,7 @@ import { ExtentMap, isFresh } from '../extents/extent-map';
 import { Logger } from '../util/log';
 import { OpenFile } from '../volume/open-files';
 import { ShadowManager } from './shadow-manager';
-import { MirrorEntry, NamespaceMirror } from '../failover/namespace-mirror';
+import { LiveScan, NamespaceMirror } from '../failover/namespace-mirror';
 import { movedPath } from '../util/tree-paths';
 
 /** What coverage needs from the volume: open a live file for background copies. */
@@ -169,7 +169,7 @@ export class CoverageReplicator {
    * How a scan walks the live tree (volume paths → entries). The volume hands it the failover
    * controller's walk, which refreshes the namespace mirror from the same walk.
    */
-  walkLive: (stopped: () => boolean) => Promise<Map<string, MirrorEntry>> = (stopped) => NamespaceMirror.scanLive(this.livePath, '/', stopped);
+  walkLive: (stopped: () => boolean) => Promise<LiveScan> = (stopped) => NamespaceMirror.scanLive(this.livePath, '/', stopped);
 
   /** Walk the live tree; every extent without a fresh coverage copy becomes pending. */
   scan(): Promise<void> {
@@ -185,16 +185,17 @@ export class CoverageReplicator {
     const started = Date.now();
     const sizes = new Map<string, number>();
     this.writtenDuringScan.clear();
-    let live: Map<string, MirrorEntry>;
+    let scan: LiveScan;
     try {
       // The watchdog's canary (a reserved name) is left out: the mount's own business.
-      live = await this.walkLive(() => this.stopped);
+      scan = await this.walkLive(() => this.stopped);
     } catch (err) {
       this.log.warn('coverage', `scan of the live volume failed: ${(err as Error).message}`);
       return;
     }
     if (this.stopped) return;
-    for (const [vp, e] of live) {
+    if (!scan.complete) this.log.warn('coverage', `scan of the live volume: ${scan.describeFailures()}; the files there count as the last scan found them`);
+    for (const [vp, e] of scan.entries) {
       if (e.type !== 'file' || e.fileId === undefined) continue;
       const p = path.join(this.livePath, vp);
       const fileId = e.fileId;
@@ -209,6 +210,11 @@ export class CoverageReplicator {
     for (const id of this.writtenDuringScan) {
       const size = this.sizes.get(id);
       if (size !== undefined) sizes.set(id, size);
+    }
+    // Files where the walk could not look are as the last scan found them, not gone.
+    for (const [id, p] of this.paths) {
+      const size = this.sizes.get(id);
+      if (!sizes.has(id) && size !== undefined && !scan.knows(p.slice(this.livePath.length) || '/')) sizes.set(id, size);
     }
     for (const id of this.paths.keys()) if (!sizes.has(id)) this.paths.delete(id);
     this.sizes.clear();

@@ -139,24 +139,31 @@ t.test('files made and removed on the live volume behind the mount are shown as 
   t.ok(Buffer.isBuffer(got) && got.equals(data), `the new file reads back from the shadows${Buffer.isBuffer(got) ? '' : `: ${got.message}`}`);
 });
 
-t.test('a coverage scan of a live volume that fails to list directories leaves the namespace as it was: a failover then shows every file', async (t) => {
-  const { sb, ffs, vol } = await mountOverFaultFs(t, 'failover-eio-scan-', { enabled: false }, { config: { coverageScanInterval: '1s' } });
+t.test('a coverage scan of a live volume with a directory it cannot list keeps what it knew there, and learns the rest: a failover shows every file', async (t) => {
+  const { sb, backing, ffs, vol } = await mountOverFaultFs(t, 'failover-eio-scan-', { enabled: false }, { config: { coverageScanInterval: '1s' } });
   await vol.start();
   const data = randomBytes(2 * 64 * KiB);
-  await fsp.mkdir(path.join(sb.mnt, 'dir'));
-  await fsp.writeFile(path.join(sb.mnt, 'dir', 'b.bin'), data);
+  const behind = randomBytes(64 * KiB + 5);
+  await fsp.mkdir(path.join(sb.mnt, 'bad'));
+  await fsp.mkdir(path.join(sb.mnt, 'good'));
+  await fsp.writeFile(path.join(sb.mnt, 'bad', 'x.bin'), data);
   await fsp.writeFile(path.join(sb.mnt, 'a.txt'), 'top');
   await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
-  await ffs.set({ ops: ['readdir'], error: 'EIO' });
-  // A scan with the fault in force: one that read the tree without its entries, or one that failed.
-  const since = Date.now();
-  await waitFor(() => (status(sb.mnt).coverage?.lastScanMs ?? 0) > since + 100 || /scan of the live volume failed/.test(vol.output),
-    'a coverage scan while directories fail to list', 30_000, 200);
+  // One directory turns unreadable (a bad sector); meanwhile a file is made behind the mount elsewhere.
+  await ffs.set({ ops: ['readdir'], paths: ['/bad'], error: 'EIO' });
+  fs.writeFileSync(path.join(backing, 'good', 'new.bin'), behind);
+  const total = data.length + 3 + behind.length;
+  await waitFor(() => status(sb.mnt).coverage?.totalBytes === total && status(sb.mnt).coverage?.coveredShare === 1, 'coverage of the new file, with the unreadable one still counted', 30_000, 200)
+    .catch((err: Error) => t.fail(`${err.message}: ${JSON.stringify(status(sb.mnt).coverage)}`));
+  const said = /scan of the live volume: 1 path\(s\) could not be read \(\/bad: EIO\); the files there count as the last scan found them/;
+  t.ok(await waitFor(() => said.test(vol.output), 'the log line', 5_000).then(() => true, () => false), 'the scan says what it could not read');
   const r = cli(['failover', sb.mnt]);
   t.equal(r.status, 0, r.stderr);
-  t.same(fs.readdirSync(sb.mnt).filter((n) => !n.startsWith('.')).sort(), ['a.txt', 'dir'], 'the root lists both entries');
-  t.same(fs.readdirSync(path.join(sb.mnt, 'dir')), ['b.bin'], 'and the directory its file');
-  t.ok((await fsp.readFile(path.join(sb.mnt, 'dir', 'b.bin'))).equals(data), 'which reads back from the shadows');
+  t.same(fs.readdirSync(sb.mnt).filter((n) => !n.startsWith('.')).sort(), ['a.txt', 'bad', 'good'], 'the root lists every entry');
+  t.same(fs.readdirSync(path.join(sb.mnt, 'bad')), ['x.bin'], 'the unreadable directory keeps its file');
+  t.same(fs.readdirSync(path.join(sb.mnt, 'good')), ['new.bin'], 'the file made behind the mount is there');
+  t.ok((await fsp.readFile(path.join(sb.mnt, 'bad', 'x.bin'))).equals(data), 'both read back from the shadows');
+  t.ok((await fsp.readFile(path.join(sb.mnt, 'good', 'new.bin'))).equals(behind));
 });
 
 t.test('a resync that cannot stat a live file stops rather than write over it: a change made behind the mount is still kept as a conflict', async (t) => {
