@@ -97,10 +97,12 @@ export class ShadowWriter {
     }
     if (done.length < 2) {
       // A new whole copy: from a patched one if there is one, else from the old bytes.
-      let whole: Buffer;
+      let whole: Buffer | undefined;
       if (done.length === 1) {
         whole = Buffer.alloc(copyLen);
-        await (this.d.tiers.get(done[0]) as VolumeTier).tier.read(ref, 0, copyLen, whole, 0);
+        // The patched copy holds the write: if it cannot be read back, it stays the one home
+        // rather than fail a write that has landed.
+        await (this.d.tiers.get(done[0]) as VolumeTier).tier.read(ref, 0, copyLen, whole, 0).catch(() => (whole = undefined));
       } else if (offsetInExtent === 0 && data.length >= copyLen) {
         // Every byte is new: the old ones are not needed (nor missed, if they were lost).
         whole = Buffer.from(data.subarray(0, copyLen));
@@ -108,8 +110,8 @@ export class ShadowWriter {
         whole = await this.oldBytes(file, index, copyLen, liveSizeBytes, changedSinceFailover);
         data.copy(whole, offsetInExtent);
       }
-      for (const vt of this.d.tiers.homesForWrites(this.d.coverageTierId(), done)) {
-        if (done.length >= 2) break;
+      for (const vt of whole ? this.d.tiers.homesForWrites(this.d.coverageTierId(), done) : []) {
+        if (done.length >= 2 || !whole) break;
         try {
           await vt.tier.put(ref, whole);
           done.push(vt.id);
