@@ -120,7 +120,9 @@ export class FastPath {
       if (!current && this.liveMappable(file, index)) this.record(file, index, { tierId: 'live', generation: 0, lease: undefined, fd: file.readFd });
       return;
     }
-    const lease = await pick.tier.acquireFd({ fileId: file.fileId, index });
+    // A copy its tier cannot open is not mapped: reads go through JS, which handles the failure
+    // (tryMap runs unawaited: a rejection here would end the process).
+    const lease = await pick.tier.acquireFd({ fileId: file.fileId, index }).catch(() => undefined);
     if (!lease) return;
     if (!locked && file.writeLock.locked) {
       lease.release();
