@@ -724,11 +724,16 @@ export class Volume {
       const fileId = h.file.fileId;
       const written = this.map.writtenCount(fileId);
       await this.g('sync', () => fsyncFd(fd, dataOnly));
-      await Promise.all(this.tiers.all().map((t) => t.tier.syncFile(fileId)));
+      // The live file is durable now, which is what the fsync promises. A tier that fails to sync
+      // the file's copies does not fail it: those copies stay marked written (below), so a power
+      // loss drops them at the next mount, and the live file has the bytes.
+      const unsynced = (await Promise.all(this.tiers.all().map((t) => t.tier.syncFile(fileId).then(() => '', (err: Error) => `${t.tier.spec.name} (${err.message})`)))).filter((x) => x !== '');
+      if (unsynced.length > 0) this.log.warn('volume', `fsync of ${h.file.livePath}: copies on ${unsynced.join(', ')} could not be synced; they are dropped if the machine loses power first`);
       await this.g('meta', () => this.storeRecord(h.file));
       await this.map.sync();
-      // A sync point for this file (src/volume/power-loss.ts), unless it was written meanwhile.
-      if (written !== undefined) await this.map.clearWritten(new Map([[fileId, written]]));
+      // A sync point for this file (src/volume/power-loss.ts), unless it was written meanwhile or
+      // some copies are not durable.
+      if (written !== undefined && unsynced.length === 0) await this.map.clearWritten(new Map([[fileId, written]]));
     }, (s) => s.fsync(this.handle(fh)));
   }
 
