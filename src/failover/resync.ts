@@ -361,8 +361,9 @@ export class Resync {
       if (!vt) continue;
       const data = Buffer.alloc(length);
       try {
-        await vt.tier.read({ fileId, index }, 0, Math.min(length, c.sizeBytes), data, 0);
-        return { data, generation };
+        // A short read is a read that failed part way (a bad sector), not zeros: the next copy.
+        const want = Math.min(length, c.sizeBytes);
+        if ((await vt.tier.read({ fileId, index }, 0, want, data, 0)) === want) return { data, generation };
       } catch {
         // next copy
       }
@@ -374,6 +375,18 @@ export class Resync {
   /** copyBytes found nothing, yet the extent held bytes: copies that cannot be read, or journaled lost. */
   private lostWhileFailedOver(fileId: string, index: number): boolean {
     return (this.d.map.get(fileId, index)?.copies.length ?? 0) > 0 || isLost(this.d.journal, fileId, index);
+  }
+
+  /**
+   * copyBytes found nothing, but a fresh copy exists (its tier failing, or marked unhealthy): the
+   * bytes are not lost, only out of reach now. The pass stops, and the volume stays failed over
+   * until a later resync can read them.
+   */
+  private stopIfOutOfReach(p: string, fileId: string, index: number): void {
+    const rec = this.d.map.get(fileId, index);
+    if (!isLost(this.d.journal, fileId, index) && rec?.copies.some((c) => isFresh(rec, c))) {
+      throw new Error(`${p}: extent ${index} is only on tiers that cannot be read now`);
+    }
   }
 
   private async writeDirtyExtents(p: string, e: MirrorEntry): Promise<number> {
@@ -403,6 +416,7 @@ export class Resync {
           // whose last copy was dropped as damaged (journaled lost).
           const hole = start.liveSize !== undefined && index * E >= start.liveSize && !this.lostWhileFailedOver(fileId, index);
           if (!got) {
+            this.stopIfOutOfReach(p, fileId, index);
             if (!hole) this.d.log.error('resync', `${p}: extent ${index} has no fresh shadow copy left; its changes made while failed over are lost`);
           } else {
             await this.pacer.take(length);
@@ -443,6 +457,7 @@ export class Resync {
         const length = Math.min(E, e.size - index * E);
         const got = await this.copyBytes(fileId, index, length);
         if (!got) {
+          this.stopIfOutOfReach(p, fileId, index);
           // No copy at all past what the live file held is a hole; copies that cannot be read, or
           // bytes journaled lost, are changes made while failed over that are gone.
           if (this.lostWhileFailedOver(fileId, index)) this.d.log.error('resync', `${p}: extent ${index} has no fresh shadow copy left; its changes made while failed over are lost`);

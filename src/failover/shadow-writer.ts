@@ -52,8 +52,12 @@ export class ShadowWriter {
       const vt = this.d.tiers.get(c.tierId);
       if (!vt) continue;
       try {
-        await vt.tier.read({ fileId: file.fileId, index }, 0, Math.min(length, c.sizeBytes), out, 0);
-        return out;
+        // A short read failed part way (a bad sector): the rest of `out` would pass zeros off as the extent's bytes.
+        const want = Math.min(length, c.sizeBytes);
+        const n = await vt.tier.read({ fileId: file.fileId, index }, 0, want, out, 0);
+        if (n === want) return out;
+        out.fill(0);
+        failed = `read ${n} of ${want} bytes`;
       } catch (err) {
         failed = (err as Error).message;
       }
@@ -102,7 +106,8 @@ export class ShadowWriter {
         whole = Buffer.alloc(copyLen);
         // The patched copy holds the write: if it cannot be read back, it stays the one home
         // rather than fail a write that has landed.
-        await (this.d.tiers.get(done[0]) as VolumeTier).tier.read(ref, 0, copyLen, whole, 0).catch(() => (whole = undefined));
+        const n = await (this.d.tiers.get(done[0]) as VolumeTier).tier.read(ref, 0, copyLen, whole, 0).catch(() => -1);
+        if (n !== copyLen) whole = undefined;
       } else if (offsetInExtent === 0 && data.length >= copyLen) {
         // Every byte is new: the old ones are not needed (nor missed, if they were lost).
         whole = Buffer.from(data.subarray(0, copyLen));
