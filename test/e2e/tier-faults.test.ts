@@ -1,0 +1,265 @@
+/**
+ * Faults under the tier directories (faultfs mounts), the live volume healthy: each problem the
+ * randomized tier-faults run found (notes/tier-faults-fsx.test.ts.unlanded in the session notes:
+ * it stays out of the suite until the problems it still finds are fixed), made small. A tier
+ * that fails must cost the application no error it was not promised, no wrong or zero bytes, and
+ * no acknowledged write; and the mount must stay up.
+ */
+import t, { Test } from 'tap';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { MountedVolume, Sandbox, cli, makeSandbox, removeSandbox } from '../helpers/mounted-volume';
+import type { HasTeardown } from '../helpers/temp-dir';
+import { failoverConfigFile } from '../helpers/failover-config';
+import { FSX_EXTENT_BYTES as EXTENT } from '../helpers/fsx-model';
+import { FaultFs, startFaultFs } from '../../fixtures/faultfs/faultfs-client';
+import type { StatusReport } from '../../src/control/protocol';
+
+/** Lets the page cache go, so that reads of copies reach faultfs. */
+function dropCaches(): void {
+  fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
+}
+
+const errno = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? '';
+
+/** A sandbox whose `tiers` are faultfs mounts (a backing directory each), a mount over it from `configFile`, all torn down. */
+async function faultyTiers(t: HasTeardown, prefix: string, faulty: readonly string[], config: (sb: Sandbox) => string): Promise<{ sb: Sandbox; vol: MountedVolume; ffs: Map<string, FaultFs> }> {
+  const sb = makeSandbox(prefix);
+  const ffs = new Map<string, FaultFs>();
+  const vol = new MountedVolume(sb, { configFile: config(sb) });
+  t.teardown(async () => {
+    for (const f of ffs.values()) await f.clear().catch(() => undefined);
+    // A daemon killed by a signal (a native abort) has exited already: stop() would wait for an exit to come.
+    if (vol.proc && vol.proc.exitCode === null && vol.proc.signalCode !== null) vol.proc = undefined;
+    await vol.cleanup();
+    for (const f of ffs.values()) await f.stop().catch(() => undefined);
+    removeSandbox(sb);
+  });
+  for (const name of faulty) {
+    const backing = path.join(sb.root, `${name}-backing`);
+    fs.mkdirSync(backing);
+    fs.mkdirSync(sb.tierDir(name), { recursive: true });
+    ffs.set(name, await startFaultFs(backing, sb.tierDir(name)));
+  }
+  return { sb, vol, ffs };
+}
+
+function status(mnt: string): StatusReport | undefined {
+  const r = cli(['status', '--json', mnt]);
+  return r.status === 0 ? (JSON.parse(r.stdout) as StatusReport) : undefined;
+}
+
+/** Until every tier is healthy again (the prober runs every 2 s); false if not within `ms`. */
+async function tiersHealthy(mnt: string, ms = 8_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const s = status(mnt);
+    if (s && s.tiers.every((x) => x.health === 'healthy')) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+// ---- what the random run found, each made minimal ----
+
+/**
+ * A mount of 16 KiB extents, admission after one read, nvme (and, with `ssd`, an ssd directory)
+ * and an hdd coverage tier; those named in `faulty` are faultfs mounts.
+ */
+async function smallMount(t: HasTeardown, prefix: string, faulty: readonly ('nvme' | 'hdd')[] = ['nvme'], ssd = false): Promise<{ sb: Sandbox; vol: MountedVolume; ffs: Map<string, FaultFs> }> {
+  const made = await faultyTiers(t, prefix, faulty, (sb) => failoverConfigFile(sb, { enabled: false }, sb.live, {
+    extentSize: '16KiB',
+    admitAfterReads: 1,
+    tiers: [
+      { name: 'nvme', class: 'nvme', path: sb.tierDir('nvme'), capacity: '1MiB' },
+      ...(ssd ? [{ name: 'ssd', class: 'ssd', path: sb.tierDir('ssd'), capacity: '1MiB' }] : []),
+      { name: 'hdd', class: 'hdd', path: sb.tierDir('hdd'), capacity: '32MiB' },
+    ],
+    coverageTier: 'hdd',
+  }));
+  await made.vol.start();
+  return made;
+}
+
+/** A mount whose nvme tier is a faultfs mount (see smallMount). */
+async function nvmeOverFaultFs(t: HasTeardown, prefix: string): Promise<{ sb: Sandbox; vol: MountedVolume; nvme: FaultFs }> {
+  const { sb, vol, ffs } = await smallMount(t, prefix);
+  return { sb, vol, nvme: ffs.get('nvme') as FaultFs };
+}
+
+/** The tiers holding a fresh copy of each extent of a file. */
+function freshOn(file: string): string[][] {
+  const r = cli(['which-tier', '--json', file]);
+  return r.status === 0 ? (JSON.parse(r.stdout) as { extents: { fresh: string[] }[] }).extents.map((x) => x.fresh) : [];
+}
+
+t.test('a tier that fails to open a copy the read fast path wants to map does not bring the mount down', async (t) => {
+  // What the random run met at its first fault (seed 1, op 6): the daemon died of an unhandled
+  // rejection (EIO from DirectoryTier.acquireFd in FastPath.tryMap) and the mount answered ENOTCONN.
+  const { sb, vol, nvme } = await nvmeOverFaultFs(t, 'tier-faults-fsx-open-');
+  const data = Buffer.alloc(EXTENT, 7);
+  const f = path.join(sb.mnt, 'f');
+  fs.writeFileSync(f, data);
+  const fd = fs.openSync(f, 'r');
+  t.teardown(() => {
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // the mount may be gone
+    }
+  });
+  // Opens of copies on nvme fail; a copy's put (create, write, rename) still works.
+  await nvme.set({ ops: ['open'], error: 'EIO' });
+  // The read admits the extent: its copy is put on nvme and published, and the fast path then
+  // opens it to map it for the open handle.
+  const got = Buffer.alloc(EXTENT);
+  t.equal(fs.readSync(fd, got, 0, EXTENT, 0), EXTENT, 'the read is served');
+  const alive = (): boolean => vol.proc !== undefined && vol.proc.exitCode === null && vol.proc.signalCode === null;
+  const deadline = Date.now() + 5_000;
+  while (alive() && !freshOn(f)[0]?.includes('nvme') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  await new Promise((r) => setTimeout(r, 300));
+  t.ok(alive(), `the daemon still runs${alive() ? '' : `: ${vol.output.slice(-600)}`}`);
+  t.ok(freshOn(f)[0]?.includes('nvme'), 'the extent has a copy on nvme');
+  const again = Buffer.alloc(EXTENT);
+  let answer: string;
+  try {
+    fs.readSync(fd, again, 0, EXTENT, 0);
+    answer = again.equals(data) ? 'the bytes' : 'other bytes';
+  } catch (err) {
+    answer = errno(err);
+  }
+  t.equal(answer, 'the bytes', 'the file still reads back through the open handle');
+  await nvme.clear();
+});
+
+t.test('an fsync while the volume is live succeeds when a tier fails to sync its copies of the file', async (t) => {
+  // What the random run met (seed 1, op 15): fsync through the mount failed with EIO while the
+  // live volume was healthy, because a tier's fsync failed (Volume.fsync awaits every tier's
+  // syncFile). The live file is durable: the application must not be told its data may be lost.
+  const { sb, nvme } = await nvmeOverFaultFs(t, 'tier-faults-fsx-fsync-');
+  const f = path.join(sb.mnt, 'f');
+  fs.writeFileSync(f, Buffer.alloc(EXTENT, 1));
+  const fd = fs.openSync(f, 'r+');
+  t.teardown(() => fs.closeSync(fd));
+  // A read admits the extent to nvme; the write after it patches that copy without a sync.
+  fs.readSync(fd, Buffer.alloc(EXTENT), 0, EXTENT, 0);
+  const deadline = Date.now() + 5_000;
+  while (!freshOn(f)[0]?.includes('nvme') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  t.ok(freshOn(f)[0]?.includes('nvme'), 'the extent has a copy on nvme');
+  fs.writeSync(fd, Buffer.alloc(100, 2), 0, 100, 10);
+  t.same(freshOn(f)[0], ['nvme', 'hdd'], 'the write patched the copies on nvme and hdd');
+  await nvme.set({ ops: ['fsync'], error: 'EIO' });
+  let answer = 'ok';
+  try {
+    fs.fsyncSync(fd);
+  } catch (err) {
+    answer = errno(err);
+  }
+  t.equal(answer, 'ok', 'the fsync succeeds (the live file is durable, and so is the copy on hdd)');
+  await nvme.clear();
+  const want = Buffer.alloc(EXTENT, 1);
+  want.fill(2, 10, 110);
+  t.ok(fs.readFileSync(path.join(sb.live, 'f')).equals(want), 'the live file holds the write');
+});
+
+/** Until every extent of `file` has a fresh copy on `tier` (reading it meanwhile, which admits it); false after 10 s. */
+async function copiedTo(file: string, tier: string): Promise<boolean> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const fresh = freshOn(file);
+    if (fresh.length > 0 && fresh.every((x) => x.includes(tier))) return true;
+    if (Date.now() > deadline) return false;
+    fs.readFileSync(file);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function mode(mnt: string): string | undefined {
+  return status(mnt)?.failover?.mode;
+}
+
+async function failedOver(t: Test, mnt: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (status(mnt)?.coverage?.coveredShare !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const r = cli(['failover', mnt]);
+  t.equal(r.status, 0, `failed over ${r.stderr.trim()}`);
+}
+
+t.test('a failback while the only copies of an extent written while failed over are on a failing tier does not drop the write', async (t) => {
+  // What the random run met (seed 18): `failback --force` while nvme was failing succeeded, the
+  // log said "/f3: extent 12 has no fresh shadow copy left; its changes made while failed over are
+  // lost", and the live file went without an acknowledged write, although the copy was kept (the
+  // last home of those bytes, src/io/redirector.ts dropBadCopy) and read back once nvme answered:
+  // the mount and the live file then disagree. Resync (src/failover/resync.ts, writeDirtyExtents
+  // and writeWholeFile) takes copies it cannot read now for a loss and clears the extent's dirty mark.
+  const { sb, vol, ffs } = await smallMount(t, 'tier-faults-fsx-resync-', ['nvme', 'hdd']);
+  const f = path.join(sb.mnt, 'f');
+  fs.writeFileSync(f, Buffer.alloc(EXTENT, 1));
+  await failedOver(t, sb.mnt);
+  const data = Buffer.alloc(EXTENT, 2);
+  fs.writeFileSync(f, data, { flag: 'r+' });
+  t.same(freshOn(f)[0], ['nvme', 'hdd'], 'the write is on nvme and hdd, its only homes');
+  // Both tiers fail reads: the read fails, the nvme copy is dropped (hdd still held one), the hdd
+  // copy is kept (the last home) and hdd is marked suspect.
+  for (const x of ffs.values()) await x.set({ ops: ['read'], error: 'EIO' });
+  dropCaches();
+  t.throws(() => fs.readFileSync(f), { code: 'EIO' }, 'a read fails (EIO) while no copy can be read');
+  const r = cli(['failback', '--force', sb.mnt]);
+  const liveHasIt = (): boolean => fs.readFileSync(path.join(sb.live, 'f')).equals(data);
+  if (r.status === 0) t.ok(liveHasIt(), 'failed back: then the live file holds the write');
+  else t.match(r.stderr, /resync/, `or the failback is refused and the volume stays failed over: ${r.stderr.trim()}`);
+  for (const x of ffs.values()) await x.clear();
+  t.ok(await tiersHealthy(sb.mnt), 'the tiers are healthy again');
+  if (mode(sb.mnt) !== 'live') {
+    const again = cli(['failback', '--force', sb.mnt]);
+    t.equal(again.status, 0, `with the tiers answering the failback succeeds ${again.stderr.trim()}`);
+  }
+  t.ok(fs.readFileSync(f).equals(data), 'the mount reads the write back');
+  t.ok(liveHasIt(), 'and so does the live file');
+  t.notMatch(vol.output, /changes made while failed over are lost/, 'nothing was reported lost');
+});
+
+t.test('a copy its tier reads short (part of it fails) never passes for the extent: no zeros in its place', async (t) => {
+  // A read of a copy through the page cache that fails past its first pages returns a short count,
+  // not EIO (the kernel answers with the pages it has: faultfs with EIO on half of the reads gives
+  // 4096, 8192 or 12288 of 16384 bytes about one read in four). The random run met its effects:
+  // short reads through the mount while failed over (seed 17: 12288 bytes of a read, in the middle
+  // of the file). Here, failed over, a write patches the nvme copy (its first page, now in the page
+  // cache) and cannot patch the hdd one (writes fail there); ShadowWriter.writeExtent then reads
+  // the patched copy whole to make a second home, and ignores the count that read returned
+  // (src/failover/shadow-writer.ts): the new copy on ssd holds zeros past the first page.
+  const { sb, ffs } = await smallMount(t, 'tier-faults-fsx-short-', ['nvme', 'hdd'], true);
+  const nvme = ffs.get('nvme') as FaultFs;
+  const hdd = ffs.get('hdd') as FaultFs;
+  const f = path.join(sb.mnt, 'f');
+  const want = Buffer.alloc(EXTENT, 1);
+  fs.writeFileSync(f, want);
+  t.ok(await copiedTo(f, 'nvme'), 'the extent has a copy on nvme');
+  await failedOver(t, sb.mnt);
+  dropCaches();
+  await hdd.set({ ops: ['write'], error: 'EIO' });
+  await nvme.set({ ops: ['read'], error: 'EIO' });
+  const page = Buffer.alloc(4096, 2);
+  const fd = fs.openSync(f, 'r+');
+  let wrote: string;
+  try {
+    wrote = String(fs.writeSync(fd, page, 0, page.length, 0));
+  } catch (err) {
+    wrote = errno(err);
+  } finally {
+    fs.closeSync(fd);
+  }
+  t.comment(`the write: ${wrote}; copies: ${JSON.stringify(freshOn(f))}`);
+  if (wrote === String(page.length)) page.copy(want, 0);
+  for (const x of ffs.values()) await x.clear();
+  await nvme.set({ ops: ['read'], error: 'EIO' });
+  dropCaches();
+  let got: Buffer | string;
+  try {
+    got = fs.readFileSync(f);
+  } catch (err) {
+    got = errno(err);
+  }
+  t.ok(got === 'EIO' || (Buffer.isBuffer(got) && got.equals(want)), `a read gives the bytes written or EIO (got ${Buffer.isBuffer(got) ? `${got.length} bytes${got.subarray(4096).every((x) => x === 0) ? ', zeros past the first page' : ''}` : got})`);
+  await nvme.clear();
+});
