@@ -492,9 +492,11 @@ export class ObjectTier implements ShadowTier {
   /** Put bytes the bucket holds into the cache (caller holds the lock). Best effort. */
   private async fillCache(ref: ExtentRef, data: Buffer): Promise<void> {
     if (data.length > this.store.cacheCapacityBytes) return;
+    // Used now (put or read), not when the cache file lands: fills finish out of order under
+    // load, and the one made first would pass for the more recent.
+    this.touch(ref);
     try {
       await this.cache.put(ref, data);
-      this.touch(ref);
     } catch {
       // A failed cache put leaves the previous file (if any) in place: it must not survive.
       await this.dropCached(ref).catch(() => undefined);
