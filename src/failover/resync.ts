@@ -134,7 +134,12 @@ export class Resync {
    * changes only its ctime).
    */
   private replacedBehindOurBack(e: LiveEntry): boolean {
-    return e.type === 'file' && this.changedSinceFailover(e, Math.max(e.mtimeMs, e.ctimeMs));
+    return e.type === 'file' && this.changedOrMovedSinceFailover(e);
+  }
+
+  /** Changed, or put at its path by a rename (its ctime), after the failover began. */
+  private changedOrMovedSinceFailover(e: LiveEntry): boolean {
+    return this.changedSinceFailover(e, Math.max(e.mtimeMs, e.ctimeMs));
   }
 
   /** Changed at changedAtMs, after the failover began, by someone other than resync or the mount's own late writes. */
@@ -291,8 +296,7 @@ export class Resync {
     gone.sort((a, b) => b.split('/').length - a.split('/').length);
     for (const p of gone) {
       const e = byPath.get(p) as LiveEntry;
-      // Changed, or put there by a rename (its ctime), after the failover began.
-      if (e.type !== 'dir' && this.changedSinceFailover(e, Math.max(e.mtimeMs, e.ctimeMs))) {
+      if (e.type !== 'dir' && this.changedOrMovedSinceFailover(e)) {
         this.progress.conflicts.push(`${p}: removed through the mount during the failover but changed on the live volume meanwhile; kept`);
         continue;
       }
