@@ -191,6 +191,27 @@ t.test('a resync that cannot stat a live file stops rather than write over it: a
   t.equal(kept.length === 1 && fs.readFileSync(path.join(backing, kept[0]), 'utf8'), 'the outside version', 'and kept beside it');
 });
 
+t.test('a resync that cannot remove what the mount removed stops, and the file stays gone from the mount until it can', async (t) => {
+  const { sb, backing, ffs, vol } = await mountOverFaultFs(t, 'failover-eio-unlink-', { enabled: false });
+  await vol.start();
+  await fsp.writeFile(path.join(sb.mnt, 'gone.txt'), 'to be removed');
+  await fsp.writeFile(path.join(sb.mnt, 'kept.txt'), 'stays');
+  await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
+  t.equal(cli(['failover', sb.mnt]).status, 0);
+  await fsp.unlink(path.join(sb.mnt, 'gone.txt'));
+  await ffs.set({ ops: ['unlink'], paths: ['/gone.txt'], error: 'EIO' });
+  const refused = cli(['failback', sb.mnt, '--force']);
+  t.not(refused.status, 0, 'the failback fails');
+  t.match(refused.stderr, /^shadowfs: resync failed, staying failed over \(.*\): EIO: .*gone\.txt/, `and says why: ${refused.stderr}`);
+  t.equal(status(sb.mnt).failover?.mode, 'failed-over', 'the volume stays failed over');
+  t.same(fs.readdirSync(sb.mnt).filter((n) => !n.startsWith('.')), ['kept.txt'], 'the mount still shows the file removed');
+  await ffs.clear();
+  const back = cli(['failback', sb.mnt, '--force']);
+  t.equal(back.status, 0, back.stderr);
+  t.same(fs.readdirSync(backing).filter((n) => !n.startsWith('.')), ['kept.txt'], 'then the live volume loses it too');
+  t.same(fs.readdirSync(sb.mnt).filter((n) => !n.startsWith('.')), ['kept.txt'], 'and the mount does not show it again');
+});
+
 t.test('kill -9 while failed over: the next mount is still failed over and loses nothing acknowledged', async (t) => {
   const { sb, vol } = sandboxedMount(t, (sb) => ({ configFile: failoverConfigFile(sb, { enabled: false }) }), 'failover-crash-');
   await vol.start();
