@@ -144,6 +144,18 @@ export class LiveGuard {
     });
   }
 
+  /**
+   * A read under the guard (as `run`) through a buffer of its own, copied into `buf[at..]` only
+   * when it answers in time. An abandoned read lands whenever the volume lets it, and by then the
+   * caller's buffer may be someone else's: the FUSE adapter's is freed once the op is answered,
+   * and a late write into it corrupts the daemon's heap.
+   */
+  async readInto(buf: Buffer, at: number, length: number, read: (own: Buffer) => Promise<number>, opts: { force?: boolean } = {}): Promise<number> {
+    const own = Buffer.allocUnsafe(length);
+    const n = await this.run('read', () => read(own), opts);
+    return own.copy(buf, at, 0, n);
+  }
+
   private finish(observer: LiveOpObserver | undefined, token: number, ok: boolean, wasAbandoned: boolean): void {
     this.running--;
     if (wasAbandoned) this.abandoned--;

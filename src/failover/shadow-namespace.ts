@@ -356,7 +356,8 @@ export class ShadowNamespace {
         }
         if (file.readFd < 0) throw new FsError('EIO', `${file.livePath}: no shadow copy of this range and the live volume is failed over`);
         const fd = file.readFd;
-        return this.d.guard.run('read', () => pread(fd, buf, at, Math.min(length, held - position), position), { force: true });
+        const n = Math.min(length, held - position);
+        return this.d.guard.readInto(buf, at, n, (own) => pread(fd, own, 0, n, position), { force: true });
       },
     };
   }

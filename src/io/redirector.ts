@@ -130,12 +130,16 @@ export class IoRedirector {
       pieces.push({ wanted: pieceEnd - off, got: this.readPiece(file, live, index, buf, off - position, pieceEnd - off, off) });
       off = pieceEnd;
     }
-    // A short piece ends the read there: what follows it was not read contiguously.
-    const got = await Promise.all(pieces.map((p) => p.got));
+    // Every piece ends before the read does, a failed one too: the others are still reading into
+    // buf, which is the caller's only until we answer (FUSE frees its buffer then).
+    const settled = await Promise.allSettled(pieces.map((p) => p.got));
     let total = 0;
-    for (let i = 0; i < got.length; i++) {
-      total += got[i];
-      if (got[i] < pieces[i].wanted) break;
+    for (let i = 0; i < settled.length; i++) {
+      const s = settled[i];
+      if (s.status === 'rejected') throw s.reason;
+      total += s.value;
+      // A short piece ends the read there: what follows it was not read contiguously.
+      if (s.value < pieces[i].wanted) break;
     }
     return total;
   }

@@ -156,7 +156,7 @@ export class Volume {
   }
 
   private liveReader(h: Handle): LiveReader {
-    return { authoritative: true, pread: (buf, at, length, position) => this.g('read', async () => pread(await this.liveFd(h), buf, at, length, position)) };
+    return { authoritative: true, pread: (buf, at, length, position) => this.guard.readInto(buf, at, length, async (own) => pread(await this.liveFd(h), own, 0, length, position)) };
   }
 
   getattr(p: string): Promise<fs.Stats> {

@@ -495,6 +495,56 @@ t.test('a live volume that hangs: ops are answered from the shadows within the d
   t.same(tree(backing), tree(sb.mnt), 'after failback the live volume holds exactly what the mount shows');
 });
 
+t.test('live reads abandoned at their deadline land, late, where nothing else is: the mount lives on and reads stay right', async (t) => {
+  const E = 64 * KiB;
+  const old = randomBytes(16 * E);
+  // Coverage at 1 KiB/s: the file's extents have no copy, so their reads go to the live file.
+  const { sb, ffs, vol } = await mountOverFaultFs(t, 'failover-late-reads-', {
+    probeIntervalMs: '200ms', latencyLimitMs: 400, opTimeoutMs: 1000, minHealthyForFailbackMs: '2s', minHealthyForClearMs: '2s', baselineWarmupMs: 0,
+    evalWindowMs: '4s', errorWindowMs: '2s', trendWindowMs: '3s', suspectRatio: 20, recoverRatio: 10,
+  }, {
+    seed: (backing) => fs.writeFileSync(path.join(backing, 'old.bin'), old),
+    config: { copyRate: '1KiB' },
+  });
+  await vol.start();
+  const file = JSON.stringify(path.join(sb.mnt, 'old.bin'));
+  // O_DIRECT: every read reaches the daemon, as a request of exactly this size.
+  const reads = (extents: number[], expectBytes: boolean): string => `
+    const fs = require('fs');
+    const fd = fs.openSync(${file}, fs.constants.O_RDONLY | fs.constants.O_DIRECT);
+    const old = fs.readFileSync(${JSON.stringify(path.join(sb.root, 'backing', 'old.bin'))});
+    const b = Buffer.alloc(4096);
+    let eio = 0;
+    for (const i of ${JSON.stringify(extents)}) {
+      try {
+        const n = fs.readSync(fd, b, 0, 4096, i * ${E} + 8192);
+        if (n !== 4096 || !b.equals(old.subarray(i * ${E} + 8192, i * ${E} + 8192 + 4096))) { console.log('WRONG BYTES at extent ' + i); process.exit(2); }
+      } catch (err) {
+        if (${expectBytes} || err.code !== 'EIO') { console.log('extent ' + i + ': ' + err.message); process.exit(3); }
+        eio++;
+      }
+    }
+    console.log('EIO ' + eio);
+  `;
+  // The live volume hangs. The first read fails the volume over; its extent has no copy, so it and
+  // the reads after it wait for the live file (each up to the deadline) and fail with EIO. Every
+  // one of those live reads is still waiting on the live volume when the application has its answer.
+  await ffs.set({ hang: true });
+  const during = await child(reads([1, 3, 5, 7, 9, 11], false), 30_000);
+  t.equal(during.code, 0, `reads of extents only the hung live volume holds: ${during.out}`);
+  t.equal(status(sb.mnt).failover?.mode, 'failed-over', 'the volume failed over');
+
+  // They land now, long after their requests were answered (each in a buffer of its own).
+  await ffs.clear();
+  await waitFor(() => status(sb.mnt).failover?.mode === 'live', 'failback after the live volume recovered', 60_000, 250);
+  const every = Array.from({ length: 16 }, (_, i) => i);
+  const after = await child(reads([...every, ...every, ...every], true), 30_000);
+  t.equal(after.code, 0, `afterwards every extent reads back right, three times over: ${after.out}`);
+  t.ok(vol.running, `the mount process is alive${vol.running ? '' : `: ${vol.output.slice(-2000)}`}`);
+  const got = await fsp.readFile(path.join(sb.mnt, 'old.bin'));
+  t.ok(got.equals(old), 'the whole file reads back');
+});
+
 t.test('an append in flight on a slow live volume when the volume fails over is kept: its size while failed over, its bytes on live after failback', async (t) => {
   const { sb, backing, ffs, vol } = await mountOverFaultFs(t, 'failover-inflight-', SLOW_BUT_ANSWERING);
   await vol.start();

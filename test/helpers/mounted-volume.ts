@@ -96,10 +96,16 @@ export class MountedVolume {
     throw new Error(`shadowfs mount did not come up: ${this.output}`);
   }
 
+  /** The daemon has been started and has not died. */
+  get running(): boolean {
+    return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
   /** Clean unmount via SIGTERM, as an operator's Ctrl-C would. Resolves with the exit code. */
   async stop(timeoutMs = 30_000): Promise<number | null> {
     const proc = this.proc;
-    if (!proc || proc.exitCode !== null) return proc?.exitCode ?? null;
+    // Dead already (exited, or killed by a signal: its 'exit' has been emitted and will not be again).
+    if (!proc || !this.running) return proc?.exitCode ?? null;
     const done = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
     proc.kill('SIGTERM');
     const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
@@ -113,6 +119,10 @@ export class MountedVolume {
   async crash(): Promise<void> {
     const proc = this.proc;
     if (!proc) return;
+    if (!this.running) {
+      this.proc = undefined;
+      return;
+    }
     const done = new Promise((r) => proc.once('exit', r));
     proc.kill('SIGKILL');
     await done;
