@@ -19,6 +19,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { FsError, ShadowfsError, errorCode } from '../util/errors';
 import { makeDirs } from '../util/make-dirs';
+import { Slots } from '../util/slots';
 import {
   CopyInventory,
   OWNER_MARK,
@@ -53,6 +54,13 @@ export interface FdLease {
 
 const DEFAULT_MAX_OPEN_FDS = 256;
 const DEFAULT_FAIL_AFTER_ERRORS = 3;
+/**
+ * Operations in progress on one tier at once. Each holds a libuv thread while it waits on the
+ * device, and the live volume's ops need those threads too: without a cap, a tier that hangs
+ * (a truncate that drops 24 copies: 24 unlinks) took every thread, and a live op then waited for
+ * one past its deadline and failed a healthy volume over. The pool is sized for it (src/cli/thread-pool.ts).
+ */
+export const TIER_IO_SLOTS = 8;
 
 /** Errors that say the device is in trouble (as opposed to a missing copy or a bad argument). */
 const HEALTH_ERROR_CODES = new Set(['EIO', 'ENOSPC', 'EROFS', 'EDQUOT', 'ENXIO', 'ENODEV', 'ESTALE', 'ENOTCONN']);
@@ -104,6 +112,9 @@ export class DirectoryTier implements ShadowTier {
   private readonly label: string;
   private readonly maxOpenFds: number;
   private readonly failAfterErrors: number;
+
+  /** Bounds the operations in progress on the tier (see TIER_IO_SLOTS). */
+  private readonly slots = new Slots(TIER_IO_SLOTS);
 
   /** Sizes of the copies held: the authoritative in-memory inventory. */
   private readonly sizes = new CopyInventory();
@@ -335,7 +346,15 @@ export class DirectoryTier implements ShadowTier {
     assertFileId(fileId);
     await this.io(async () => {
       const dir = fileDir(this.root, fileId);
-      await fsp.rm(dir, { recursive: true, force: true });
+      // One unlink at a time: fs.rm unlinks a directory's entries all at once, a thread each.
+      const names = await fsp.readdir(dir).catch((err: unknown) => {
+        if (errorCode(err) === 'ENOENT') return [];
+        throw err;
+      });
+      for (const name of names) await fsp.rm(path.join(dir, name), { recursive: true, force: true });
+      await fsp.rmdir(dir).catch((err: unknown) => {
+        if (errorCode(err) !== 'ENOENT') throw err;
+      });
       for (const key of [...this.fds.keys(), ...this.pendingOpens.keys()]) {
         if (key.startsWith(`${fileId}/`)) this.invalidate(key);
       }
@@ -446,7 +465,10 @@ export class DirectoryTier implements ShadowTier {
         else if (st.dev !== this.rootDev) this.mountFailure = `${this.root} is a different device than at open`;
       }
     } catch (err) {
-      this.mountFailure = `${this.root}: ${describe(err)}`;
+      // The device failing a stat is an I/O error like any other (the probe clears it once the
+      // device answers again); only a directory that is gone is for good.
+      if (HEALTH_ERROR_CODES.has(errorCode(err) ?? '')) this.errorStreak++;
+      else this.mountFailure = `${this.root}: ${describe(err)}`;
     }
     return this.health();
   }
@@ -607,11 +629,15 @@ export class DirectoryTier implements ShadowTier {
     return openFd(tempPath, flags, 0o644);
   }
 
-  /** Run a tier operation, feeding its outcome into the health streak. */
+  /**
+   * Run a tier operation in one of the tier's slots, feeding its outcome into the health streak.
+   * Never nested: an operation that waited for a slot inside another would deadlock once every
+   * slot is held by such an outer one.
+   */
   private async io<T>(fn: () => Promise<T>): Promise<T> {
     if (!this.opened) throw new FsError('EIO', `${this.label}: not open`);
     try {
-      const result = await fn();
+      const result = await this.slots.run(fn);
       this.errorStreak = 0;
       return result;
     } catch (err) {

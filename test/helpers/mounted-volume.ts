@@ -7,9 +7,17 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { HasTeardown } from './temp-dir';
+import { LIBUV_POOL_THREADS } from '../../src/cli/thread-pool';
 
 export const REPO = path.resolve(__dirname, '../../..');
 export const CLI = path.join(REPO, 'bin/shadowfs');
+
+// tap hands its process-info hook to every child through NODE_OPTIONS (--import). In a shadowfs
+// process it loads before bin/shadowfs runs and starts libuv's thread pool at its default 4
+// threads, too early for bin/shadowfs to ask for more: the mounts under test were not the mounts
+// users run (a tier that hung took all 4 threads, and the live volume's ops then missed their
+// deadlines). Set in the environment, the size holds from the start.
+process.env.UV_THREADPOOL_SIZE ??= String(LIBUV_POOL_THREADS);
 
 export interface MountOptions {
   extentSize?: string;
