@@ -300,3 +300,19 @@ t.test('a copy its tier reads short (part of it fails) never passes for the exte
   t.ok(got === 'EIO' || (Buffer.isBuffer(got) && got.equals(want)), `a read gives the bytes written or EIO (got ${Buffer.isBuffer(got) ? `${got.length} bytes${got.subarray(4096).every((x) => x === 0) ? ', zeros past the first page' : ''}` : got})`);
   await nvme.clear();
 });
+
+t.test('a tier whose directory fails a stat with EIO is used again once the stat answers: one error does not fail it until a remount', async (t) => {
+  const { sb, nvme } = await nvmeOverFaultFs(t, 'tier-faults-root-stat-');
+  await nvme.set({ error: 'EIO', ops: ['getattr'] });
+  // The prober checks each tier's directory every 2 s.
+  const deadline = Date.now() + 8_000;
+  let seen: string | undefined;
+  while (Date.now() < deadline) {
+    seen = status(sb.mnt)?.tiers.find((x) => x.name === 'nvme')?.health;
+    if (seen !== undefined && seen !== 'healthy') break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  t.not(seen, 'healthy', `the failing stat is noticed (nvme ${seen})`);
+  await nvme.clear();
+  t.ok(await tiersHealthy(sb.mnt, 10_000), `healthy again once it answers (${JSON.stringify(status(sb.mnt)?.tiers.map((x) => [x.name, x.health]))})`);
+});
