@@ -77,3 +77,33 @@ t.test('scrub finds damaged copies, drops them, and coverage makes them again', 
   t.ok(fs.readFileSync(path.join(sb.mnt, 'g.bin')).equals(data));
   t.equal(await vol.stop(), 0);
 });
+
+t.test('a copy cut short behind shadowfs\'s back, mapped for native reads, never ends a read early', async (t) => {
+  const { sb, vol } = sandboxedMount(t, { extentSize: '64KiB', admitAfter: 1 });
+  const data = Buffer.alloc(4 * EXTENT);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 31 + 5) & 0xff;
+  fs.writeFileSync(path.join(sb.live, 'f.bin'), data);
+  await vol.start();
+  const f = path.join(sb.mnt, 'f.bin');
+  fs.readFileSync(f);
+  await waitFor(() => copyFiles(sb.tierDir('nvme')).length === 4, 'four copies');
+  const fd = fs.openSync(f, fs.constants.O_RDONLY | fs.constants.O_DIRECT);
+  t.teardown(() => fs.closeSync(fd));
+  const buf = Buffer.alloc(EXTENT);
+  const copyHits = (): number => (JSON.parse(cli(['status', '--json', sb.mnt]).stdout) as StatusReport).fastPath.copyHits ?? 0;
+  // Read until the copies are mapped: a first read checks a copy, the next ones are native.
+  await waitFor(() => {
+    for (let i = 0; i < 4; i++) fs.readSync(fd, buf, 0, EXTENT, i * EXTENT);
+    return copyHits() >= 4;
+  }, 'reads served natively from the copies');
+
+  // A copy loses its second half (a damaged disk, an operator's mistake).
+  for (const copy of copyFiles(sb.tierDir('nvme'))) fs.truncateSync(copy, EXTENT / 2);
+  for (let i = 0; i < 4; i++) {
+    buf.fill(0);
+    const n = fs.readSync(fd, buf, 0, EXTENT, i * EXTENT);
+    t.equal(n, EXTENT, `extent ${i}: the read is whole`);
+    t.ok(buf.equals(data.subarray(i * EXTENT, (i + 1) * EXTENT)), `extent ${i}: its bytes are right`);
+  }
+  t.ok(fs.readFileSync(f).equals(data), 'the file reads back');
+});

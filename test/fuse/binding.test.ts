@@ -689,10 +689,11 @@ t.test('fast path: mapped extents are read natively, unmapped ones by the JS han
   t.equal(jsReads(), before, 'the JS read handler was not called');
   t.equal(fm.fastPathStats().hits, hits0 + 3, 'three hits');
 
+  // A short pread is not taken for the end of the file natively (it may be a damaged copy, or a
+  // read failing part way): the read goes to JS, which knows where the file ends.
   const eof = await readAt(3 * MiB, 8192);
-  t.equal(eof.length, 1000, 'a read past EOF is short');
-  t.same(eof, backing.subarray(3 * MiB), 'with the last bytes of the backing file');
-  t.equal(jsReads(), before, 'still natively');
+  t.same(eof, jsBytes.subarray(3 * MiB), 'a read past the end of the mapped backing file is answered by JS');
+  t.equal(jsReads(), before + 1, 'one JS read');
 
   // Unmapping takes effect for the very next read.
   fm.unmapExtent(fh, 1);
@@ -704,22 +705,22 @@ t.test('fast path: mapped extents are read natively, unmapped ones by the JS han
   t.same(await readAt(0, 4096), backing.subarray(0, 4096), 'extent 0 is still mapped');
   t.equal(jsReads(), before + 2);
 
-  // delta: extent 2 at offset 0 of its own file. That copy is only 1000 bytes long: a short read of
-  // a mapped extent ends the read even though extent 3 is mapped too.
+  // delta: extent 2 at offset 0 of its own file. That copy is only 1000 bytes long: a read past its
+  // end is not answered short (the application would take it for the end of the file) but by JS.
   fm.mapExtent(fh, 2, shortFd, -2 * EXTENT);
   t.same(await readAt(2 * EXTENT + 100, 500), backing.subarray(2 * EXTENT + 100, 2 * EXTENT + 600), 'delta honoured');
+  t.equal(jsReads(), before + 2, 'natively');
   const cut = await readAt(2 * EXTENT + 500, 4096);
-  t.equal(cut.length, 500, 'short read of the mapped copy ends the read');
-  t.same(cut, backing.subarray(2 * EXTENT + 500, 2 * EXTENT + 1000));
+  t.same(cut, jsBytes.subarray(2 * EXTENT + 500, 2 * EXTENT + 4596), 'a mapped copy read short: the read is answered whole, by JS');
   t.throws(() => fm.mapExtent(fh, 0, backingFd, -1), RangeError, 'delta may not point before the file');
-  t.equal(jsReads(), before + 2, 'no JS reads for those');
+  t.equal(jsReads(), before + 3, 'one JS read for those');
 
   fm.unmapFile(fh);
   before = jsReads();
   t.same(await readAt(0, 4096), jsBytes.subarray(0, 4096), 'unmapFile: back to JS');
   t.equal(jsReads(), before + 1);
   const stats = fm.fastPathStats();
-  t.ok(stats.hits >= 7 && stats.misses >= 4 && stats.errors === 0, `stats ${JSON.stringify(stats)}`);
+  t.ok(stats.hits >= 5 && stats.misses >= 6 && stats.errors === 0, `stats ${JSON.stringify(stats)}`);
 
   // The map of a handle is dropped when it is released: a reused handle number starts unmapped.
   const first = await fsp.open(path.join(mnt, 'reuse'), fs.constants.O_RDONLY | fs.constants.O_DIRECT);
