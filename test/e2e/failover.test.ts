@@ -166,6 +166,29 @@ t.test('a coverage scan of a live volume with a directory it cannot list keeps w
   t.ok((await fsp.readFile(path.join(sb.mnt, 'good', 'new.bin'))).equals(behind));
 });
 
+t.test('the mirror made at mount keeps what it knew under a directory the walk cannot list: a failover then shows its files', async (t) => {
+  const { sb, ffs, vol } = await mountOverFaultFs(t, 'failover-eio-mount-', { enabled: false });
+  await vol.start();
+  const data = randomBytes(2 * 64 * KiB);
+  await fsp.mkdir(path.join(sb.mnt, 'bad'));
+  await fsp.writeFile(path.join(sb.mnt, 'bad', 'x.bin'), data);
+  await fsp.writeFile(path.join(sb.mnt, 'a.txt'), 'top');
+  await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
+  t.equal(await vol.stop(), 0, 'clean unmount');
+
+  // The directory turns unreadable while the volume is not mounted; the next mount walks the live tree.
+  await ffs.set({ ops: ['readdir'], paths: ['/bad'], error: 'EIO' });
+  await vol.start();
+  const said = /namespace mirror: 1 path\(s\) could not be read \(\/bad: EIO\); what lies there is kept as it was/;
+  const saidIt = await waitFor(() => said.test(vol.output), 'the log line', 10_000).then(() => true, () => false);
+  t.ok(saidIt, saidIt ? 'the mount says what it could not read' : `no word of what the mount could not read: ${vol.output}`);
+  const r = cli(['failover', sb.mnt, '--force']);
+  t.equal(r.status, 0, r.stderr);
+  t.same(fs.readdirSync(sb.mnt).filter((n) => !n.startsWith('.')).sort(), ['a.txt', 'bad'], 'the root lists every entry');
+  t.same(fs.readdirSync(path.join(sb.mnt, 'bad')), ['x.bin'], 'the unreadable directory keeps its file');
+  t.ok((await fsp.readFile(path.join(sb.mnt, 'bad', 'x.bin'))).equals(data), 'which reads back from the shadows');
+});
+
 t.test('a resync that cannot stat a live file stops rather than write over it: a change made behind the mount is still kept as a conflict', async (t) => {
   const { sb, backing, ffs, vol } = await mountOverFaultFs(t, 'failover-eio-resync-', { enabled: false });
   await vol.start();
