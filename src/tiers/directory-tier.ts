@@ -353,7 +353,9 @@ export class DirectoryTier implements ShadowTier {
       });
       for (const name of names) await fsp.rm(path.join(dir, name), { recursive: true, force: true });
       await fsp.rmdir(dir).catch((err: unknown) => {
-        if (errorCode(err) !== 'ENOENT') throw err;
+        // ENOTEMPTY: a copy of the file was being put meanwhile. Its caller removes it when it
+        // finds the file's records gone; the empty directory left behind costs nothing.
+        if (errorCode(err) !== 'ENOENT' && errorCode(err) !== 'ENOTEMPTY') throw err;
       });
       for (const key of [...this.fds.keys(), ...this.pendingOpens.keys()]) {
         if (key.startsWith(`${fileId}/`)) this.invalidate(key);

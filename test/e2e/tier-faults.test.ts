@@ -1,63 +1,18 @@
 /**
  * Faults under the tier directories (faultfs mounts), the live volume healthy: each problem the
- * randomized tier-faults run found (notes/tier-faults-fsx.test.ts.unlanded in the session notes:
- * it stays out of the suite until the problems it still finds are fixed), made small. A tier
- * that fails must cost the application no error it was not promised, no wrong or zero bytes, and
- * no acknowledged write; and the mount must stay up.
+ * randomized run (tier-faults-fsx.test.ts) found, made small. A tier that fails must cost the
+ * application no error it was not promised, no wrong or zero bytes, and no acknowledged write;
+ * and the mount must stay up.
  */
 import t, { Test } from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
-import { MountedVolume, Sandbox, cli, makeSandbox, removeSandbox } from '../helpers/mounted-volume';
+import { MountedVolume, Sandbox, cli } from '../helpers/mounted-volume';
 import type { HasTeardown } from '../helpers/temp-dir';
 import { failoverConfigFile } from '../helpers/failover-config';
 import { FSX_EXTENT_BYTES as EXTENT } from '../helpers/fsx-model';
-import { FaultFs, startFaultFs } from '../../fixtures/faultfs/faultfs-client';
-import type { StatusReport } from '../../src/control/protocol';
-
-/** Lets the page cache go, so that reads of copies reach faultfs. */
-function dropCaches(): void {
-  fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
-}
-
-const errno = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? '';
-
-/** A sandbox whose `tiers` are faultfs mounts (a backing directory each), a mount over it from `configFile`, all torn down. */
-async function faultyTiers(t: HasTeardown, prefix: string, faulty: readonly string[], config: (sb: Sandbox) => string): Promise<{ sb: Sandbox; vol: MountedVolume; ffs: Map<string, FaultFs> }> {
-  const sb = makeSandbox(prefix);
-  const ffs = new Map<string, FaultFs>();
-  const vol = new MountedVolume(sb, { configFile: config(sb) });
-  t.teardown(async () => {
-    for (const f of ffs.values()) await f.clear().catch(() => undefined);
-    await vol.cleanup();
-    for (const f of ffs.values()) await f.stop().catch(() => undefined);
-    removeSandbox(sb);
-  });
-  for (const name of faulty) {
-    const backing = path.join(sb.root, `${name}-backing`);
-    fs.mkdirSync(backing);
-    fs.mkdirSync(sb.tierDir(name), { recursive: true });
-    ffs.set(name, await startFaultFs(backing, sb.tierDir(name)));
-  }
-  return { sb, vol, ffs };
-}
-
-function status(mnt: string): StatusReport | undefined {
-  const r = cli(['status', '--json', mnt]);
-  return r.status === 0 ? (JSON.parse(r.stdout) as StatusReport) : undefined;
-}
-
-/** Until every tier is healthy again (the prober runs every 2 s); false if not within `ms`. */
-async function tiersHealthy(mnt: string, ms = 8_000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const s = status(mnt);
-    if (s && s.tiers.every((x) => x.health === 'healthy')) return true;
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+import { clearLater, dropCaches, errno, faultyTiers, status, tiersHealthy } from '../helpers/faulty-tiers';
+import type { FaultFs } from '../../fixtures/faultfs/faultfs-client';
 
 // ---- what the random run found, each made minimal ----
 
@@ -182,19 +137,6 @@ async function failedOver(t: Test, mnt: string): Promise<void> {
   while (status(mnt)?.coverage?.coveredShare !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   const r = cli(['failover', mnt]);
   t.equal(r.status, 0, `failed over ${r.stderr.trim()}`);
-}
-
-/** Clears the faults of `controlPath` after `ms`, from another process: this one's event loop may be blocked then. */
-function clearLater(controlPath: string, ms: number): Promise<void> {
-  const script = `setTimeout(() => {
-    const c = require('net').createConnection(process.argv[1]);
-    c.on('error', () => process.exit(1));
-    c.on('data', () => process.exit(0));
-    c.write(JSON.stringify({ clear: true }) + '\\n');
-    setTimeout(() => process.exit(2), 5000);
-  }, Number(process.argv[2]));`;
-  const child = spawn(process.execPath, ['-e', script, controlPath, String(ms)], { stdio: 'ignore' });
-  return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
 t.test('a tier that hangs for a second does not fail the healthy live volume over', async (t) => {
