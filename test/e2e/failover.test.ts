@@ -8,9 +8,9 @@ import t, { Test } from 'tap';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { spawn, spawnSync } from 'node:child_process';
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { cli, makeSandbox, MountedVolume, removeSandbox, Sandbox, sandboxedMount } from '../helpers/mounted-volume';
+import { cli, isMounted, makeSandbox, MountedVolume, removeSandbox, Sandbox, sandboxedMount } from '../helpers/mounted-volume';
 import { startS3Server, useS3Credentials } from '../helpers/s3-server';
 import { waitFor } from '../helpers/wait';
 import { failoverConfigFile } from '../helpers/failover-config';
@@ -566,6 +566,34 @@ t.test('live reads abandoned at their deadline land, late, where nothing else is
   t.ok(vol.running, `the mount process is alive${vol.running ? '' : `: ${vol.output.slice(-2000)}`}`);
   const got = await fsp.readFile(path.join(sb.mnt, 'old.bin'));
   t.ok(got.equals(old), 'the whole file reads back');
+});
+
+t.test('an unmount while the live volume hangs under a coverage scan finishes its shutdown', async (t) => {
+  const { sb, ffs, vol } = await mountOverFaultFs(t, 'failover-hung-scan-', {
+    probeIntervalMs: '200ms', latencyLimitMs: 400, opTimeoutMs: 1000, baselineWarmupMs: 0, suspectRatio: 20, recoverRatio: 10,
+    evalWindowMs: '4s', errorWindowMs: '2s', trendWindowMs: '3s',
+  }, { config: { coverageScanInterval: '1s' } });
+  await vol.start();
+  await fsp.writeFile(path.join(sb.mnt, 'f.bin'), randomBytes(128 * KiB));
+  await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
+  await ffs.set({ hang: true });
+  await waitFor(() => status(sb.mnt).failover?.mode === 'failed-over', 'failed over', 30_000, 200);
+  // Scans come every second: one is now stuck on the hung live volume.
+  await new Promise((r) => setTimeout(r, 2500));
+  const proc = vol.proc as ChildProcess;
+  // Before 2327170 this failed about one run in thirty: the daemons under tap had libuv's 4
+  // threads, the hung scan's syscalls could hold all of them, and a shutdown step needing one then
+  // waited for the live volume. With UV_THREADPOOL_SIZE=2 it fails every time.
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  proc.kill('SIGTERM');
+  // Threads blocked in the hung live volume's syscalls cannot end before it answers (the kernel
+  // waits for a FUSE request it has sent), so the process cannot exit yet; its shutdown can.
+  const said = await waitFor(() => /shadowfs: unmounted /.test(vol.output), 'the daemon says it unmounted', 45_000, 100).then(() => true, () => false);
+  t.ok(said, `the shutdown (metadata flushed, state closed) did not wait for the hung scan${said ? '' : `: ${vol.output.slice(-2000)}`}`);
+  t.notOk(isMounted(sb.mnt), 'the mount point is free');
+  await ffs.clear();
+  t.equal(await exited, 0, 'the process exits cleanly once the live volume answers');
+  vol.proc = undefined;
 });
 
 t.test('an append in flight on a slow live volume when the volume fails over is kept: its size while failed over, its bytes on live after failback', async (t) => {
