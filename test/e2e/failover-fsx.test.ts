@@ -16,7 +16,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cli, sandboxedMount } from '../helpers/mounted-volume';
-import { failoverConfigFile } from '../helpers/failover-config';
+import { failoverConfigFile, fsxVolumeExtra } from '../helpers/failover-config';
 import { FSX_EXTENT_BYTES as EXTENT, FSX_MAX_FILE_BYTES as MAX_SIZE, FsxModel, FsxOpTable, fsxKnobs, seededBytes } from '../helpers/fsx-model';
 import { waitFor } from '../helpers/wait';
 import type { HasTeardown } from '../helpers/temp-dir';
@@ -42,17 +42,7 @@ process.umask(0o022);
 t.test(`random operations across manual failovers and failbacks (seed ${seed}, ${OPS} ops)`, async (t) => {
   t.comment(`replay with SHADOWFS_FAILOVER_FSX_SEED=${seed}`);
   const { sb, vol } = sandboxedMount(t, (sb) => ({
-    configFile: failoverConfigFile(sb, { enabled: false }, sb.live, {
-      extentSize: '16KiB',
-      admitAfterReads: 1,
-      writeAroundAfter: '32KiB',
-      tiers: [
-        { name: 'nvme', class: 'nvme', path: sb.tierDir('nvme'), capacity: '128KiB' },
-        { name: 'ssd', class: 'ssd', path: sb.tierDir('ssd'), capacity: '512KiB' },
-        { name: 'hdd', class: 'hdd', path: sb.tierDir('hdd'), capacity: '32MiB' },
-      ],
-      coverageTier: 'hdd',
-    }),
+    configFile: failoverConfigFile(sb, { enabled: false }, sb.live, fsxVolumeExtra(sb)),
   }), 'failover-fsx-');
   await vol.start();
   const rand = seededRandom(seed);

@@ -43,7 +43,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cli } from '../helpers/mounted-volume';
-import { failoverConfigFile } from '../helpers/failover-config';
+import { failoverConfigFile, fsxVolumeExtra } from '../helpers/failover-config';
 import { FSX_EXTENT_BYTES as EXTENT, FSX_MAX_FILE_BYTES as MAX_SIZE, FsxModel, ModelFile, fsxKnobs } from '../helpers/fsx-model';
 import { clearLater, dropCaches, errno, faultyTiers, status, tiersHealthy } from '../helpers/faulty-tiers';
 import type { FaultFs, FaultRule } from '../../fixtures/faultfs/faultfs-client';
@@ -120,17 +120,7 @@ function unsettledMismatch(u: Unsettled, off: number, len: number, got: Buffer):
 t.test(`random operations through the mount while its tiers fail (seed ${seed}, ${OPS} ops)`, async (t) => {
   t.comment(`replay with SHADOWFS_TIER_FAULTS_FSX_SEED=${seed}`);
   const startedAt = Date.now();
-  const { sb, vol, ffs } = await faultyTiers(t, 'tier-faults-fsx-', FAULTY, (sb) => failoverConfigFile(sb, { enabled: false }, sb.live, {
-    extentSize: '16KiB',
-    admitAfterReads: 1,
-    writeAroundAfter: '32KiB',
-    tiers: [
-      { name: 'nvme', class: 'nvme', path: sb.tierDir('nvme'), capacity: '128KiB' },
-      { name: 'ssd', class: 'ssd', path: sb.tierDir('ssd'), capacity: '512KiB' },
-      { name: 'hdd', class: 'hdd', path: sb.tierDir('hdd'), capacity: '32MiB' },
-    ],
-    coverageTier: 'hdd',
-  }));
+  const { sb, vol, ffs } = await faultyTiers(t, 'tier-faults-fsx-', FAULTY, (sb) => failoverConfigFile(sb, { enabled: false }, sb.live, fsxVolumeExtra(sb)));
   await vol.start();
   const rand = seededRandom(seed);
 

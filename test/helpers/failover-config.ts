@@ -17,3 +17,21 @@ export function failoverConfigFile(sb: Sandbox, watchdog: Record<string, unknown
   }));
   return file;
 }
+
+/**
+ * What the randomized runs over failovers (failover-fsx) and tier faults (tier-faults-fsx) mount:
+ * 16 KiB extents, admission after one read, a small nvme (evictions) and ssd, hdd the coverage tier.
+ */
+export function fsxVolumeExtra(sb: Sandbox): Record<string, unknown> {
+  return {
+    extentSize: '16KiB',
+    admitAfterReads: 1,
+    writeAroundAfter: '32KiB',
+    tiers: [
+      { name: 'nvme', class: 'nvme', path: sb.tierDir('nvme'), capacity: '128KiB' },
+      { name: 'ssd', class: 'ssd', path: sb.tierDir('ssd'), capacity: '512KiB' },
+      { name: 'hdd', class: 'hdd', path: sb.tierDir('hdd'), capacity: '32MiB' },
+    ],
+    coverageTier: 'hdd',
+  };
+}
