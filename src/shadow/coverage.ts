@@ -5,7 +5,9 @@
  * manager to copy it, oldest first, so the lag stays bounded.
  */
 import { settlesWithin } from '../util/settles-within';
+import { errorCode } from '../util/errors';
 import * as path from 'node:path';
+import { promises as fsp } from 'node:fs';
 import { ExtentMap, isFresh } from '../extents/extent-map';
 import { Logger } from '../util/log';
 import { OpenFile } from '../volume/open-files';
@@ -37,6 +39,15 @@ export interface CoverageReport {
 }
 
 const PUMP_INTERVAL_MS = 100;
+
+/** Nothing is at `p` any more (or not a file); false when it cannot be told. */
+async function isGone(p: string): Promise<boolean> {
+  try {
+    return !(await fsp.lstat(p)).isFile();
+  } catch (err) {
+    return errorCode(err) === 'ENOENT' || errorCode(err) === 'ENOTDIR';
+  }
+}
 /** Copies handed to the shadow manager at a time: enough to keep it busy between pumps. */
 const MAX_IN_FLIGHT = 256;
 /** How long an unmount waits for a running scan to stop. */
@@ -241,18 +252,22 @@ export class CoverageReplicator {
 
   /** Hand pending extents to the shadow manager, oldest change first, a bounded number at a time. */
   private async pump(): Promise<void> {
-    if (this.pumping || this.stopped) return;
+    // Failed over: copies read the live file, which is not to be touched; the extents wait.
+    if (this.pumping || this.stopped || this.shadows.liveSourcePaused) return;
     this.pumping = true;
     try {
       const oldestFirst = [...this.dirty.entries()].sort((a, b) => a[1].sinceMs - b[1].sinceMs);
       for (const [fileId, d] of oldestFirst) {
-        if (this.shadows.queuedCopies() >= MAX_IN_FLIGHT || this.stopped) break;
-        const file = await this.files.pinFile(d.livePath);
+        if (this.shadows.queuedCopies() >= MAX_IN_FLIGHT || this.stopped || this.shadows.liveSourcePaused) break;
+        const at = d.livePath;
+        const file = await this.files.pinFile(at);
         if (!file || file.fileId !== fileId) {
-          // Gone, or moved behind the mount's back (renames through it move the path: moved()):
-          // a later scan finds what is there now.
           if (file) this.files.unpinFile(file);
-          this.dirty.delete(fileId);
+          // Gone, or replaced behind the mount's back: a later scan finds what is there now. Not
+          // when it was renamed through the mount meanwhile (moved() has its new path: the next
+          // pass goes there), nor when it could not be opened (EIO, failed over): dropped then,
+          // its extents would read as covered until that scan.
+          if (d.livePath === at && (file !== undefined || (await isGone(at)))) this.dirty.delete(fileId);
           continue;
         }
         try {

@@ -11,6 +11,7 @@ import { cli, makeSandbox, MountedVolume, removeSandbox, Sandbox, sandboxedMount
 import { startS3Server, useS3Credentials } from '../helpers/s3-server';
 import type { StatusReport, WhichTierReport } from '../../src/control/protocol';
 import { extentPath } from '../../src/tiers/layout';
+import { startFaultFs } from '../../fixtures/faultfs/faultfs-client';
 
 const EXTENT = 64 * 1024;
 
@@ -192,4 +193,33 @@ t.test('object tier outage mid-workload: no application error, tier unhealthy, t
   await waitFor(() => status(sb).coverage?.coveredShare === 1 && everyExtentOn(sb, files, 's3'), 'coverage caught up', 30_000);
   for (const [name, model] of files) t.ok(fs.readFileSync(path.join(sb.mnt, name)).equals(model), `${name} reads right after recovery`);
   t.equal(await vol.stop(), 0);
+});
+
+t.test('extents waiting for their coverage copy stay pending while their file cannot be opened (EIO): coverage does not read 100% meanwhile', async (t) => {
+  const sb = makeSandbox('coverage-eio-');
+  const backing = path.join(sb.root, 'backing');
+  fs.mkdirSync(backing);
+  const data = Buffer.alloc(16 * EXTENT);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 11 + 3) & 0xff;
+  fs.writeFileSync(path.join(backing, 'a.bin'), data);
+  const ffs = await startFaultFs(backing, sb.live);
+  const vol = new MountedVolume(sb, { extentSize: '64KiB', tiers: [{ name: 'hdd', capacity: '64MiB', cls: 'hdd' }], coverageTier: 'hdd' });
+  t.teardown(async () => {
+    await ffs.clear().catch(() => undefined);
+    await vol.cleanup();
+    await ffs.stop().catch(() => undefined);
+    removeSandbox(sb);
+  });
+  // The scan sees the file (a readdir and an lstat), but no copy can open it.
+  await ffs.set({ error: 'EIO', ops: ['open'], paths: ['/a.bin'] });
+  await vol.start();
+  await waitFor(() => status(sb).coverage?.lastScanMs != null, 'the first scan');
+  // Coverage tries to copy it every 100 ms.
+  await new Promise((r) => setTimeout(r, 2_000));
+  const meanwhile = status(sb).coverage;
+  t.ok((meanwhile?.coveredShare ?? 1) < 1, `coverage does not read 100% while the file cannot be read (${JSON.stringify(meanwhile)})`);
+  await ffs.clear();
+  await waitFor(() => status(sb).coverage?.coveredShare === 1, 'coverage at 100% once the file can be read', 30_000);
+  const placement = JSON.parse(cli(['which-tier', '--json', path.join(sb.mnt, 'a.bin')]).stdout) as WhichTierReport;
+  t.ok(placement.extents.length === 16 && placement.extents.every((x) => x.fresh.includes('hdd')), 'then every extent has its coverage copy');
 });
