@@ -638,18 +638,14 @@ export class DirectoryTier implements ShadowTier {
    */
   private async io<T>(fn: () => Promise<T>): Promise<T> {
     if (!this.opened) throw new FsError('EIO', `${this.label}: not open`);
-    return this.slots.run(async () => {
-      // Closed while it waited for a slot (the tier was removed): nothing may land in its directory now.
-      if (!this.opened) throw new FsError('EIO', `${this.label}: not open`);
-      try {
-        const result = await fn();
-        this.errorStreak = 0;
-        return result;
-      } catch (err) {
-        if (HEALTH_ERROR_CODES.has(errorCode(err) ?? '')) this.errorStreak++;
-        throw err;
-      }
-    });
+    try {
+      const result = await this.slots.run(fn);
+      this.errorStreak = 0;
+      return result;
+    } catch (err) {
+      if (HEALTH_ERROR_CODES.has(errorCode(err) ?? '')) this.errorStreak++;
+      throw err;
+    }
   }
 
   private track(ref: ExtentRef, sizeBytes: number): void {
