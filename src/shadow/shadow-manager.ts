@@ -62,7 +62,7 @@ export class ShadowManager {
   private readonly copying = new Map<string, number>();
   /** Keys whose bytes were to go while their copy ran: removed once it ends, unless it published. */
   private readonly removeAfterCopy = new Set<string>();
-  /** Per tier, copies to it queued or running (written copies too): what idleFor waits out. */
+  /** Per tier, copies to it queued or running (written copies too) and removals from it: what idleFor waits out. */
   private readonly copiesTo = new Map<number, number>();
   private readonly tierIdleWaiters = new Map<number, (() => void)[]>();
 
@@ -237,7 +237,17 @@ export class ShadowManager {
       this.removeAfterCopy.add(k);
       return Promise.resolve();
     }
-    return tier.remove({ fileId, index });
+    return this.removeFrom(tier, tierId, fileId, index);
+  }
+
+  /**
+   * A removal of a copy's bytes, counted with the copies to its tier until it ends: a tier runs a
+   * bounded number of ops at once, so removals can wait there, and a drained tier (idleFor) must
+   * be left empty, not with removals still to come.
+   */
+  private removeFrom(tier: ShadowTier, tierId: number, fileId: string, index: number): Promise<void> {
+    this.copyToBegins(tierId);
+    return tier.remove({ fileId, index }).finally(() => this.copyToEnded(tierId));
   }
 
   private copyStarted(k: string): void {
@@ -255,7 +265,7 @@ export class ShadowManager {
     if (!this.removeAfterCopy.delete(k)) return;
     const vt = this.tiers.get(tierId);
     if (!vt || this.map.hasCopyOn(fileId, index, tierId)) return;
-    vt.tier.remove({ fileId, index }).catch((err: Error) => this.log.warn('shadow', `removing an unpublished copy failed: ${err.message}`));
+    this.removeFrom(vt.tier, tierId, fileId, index).catch((err: Error) => this.log.warn('shadow', `removing an unpublished copy failed: ${err.message}`));
   }
 
   /** Resolves when no copy is queued or running. */
