@@ -39,6 +39,10 @@ export interface CoverageReport {
 }
 
 const PUMP_INTERVAL_MS = 100;
+/** Copies handed to the shadow manager at a time: enough to keep it busy between pumps. */
+const MAX_IN_FLIGHT = 256;
+/** How long an unmount waits for a running scan to stop. */
+const STOP_WAIT_MS = 5_000;
 
 /** Nothing is at `p` any more (or not a file); false when it cannot be told. */
 async function isGone(p: string): Promise<boolean> {
@@ -48,10 +52,6 @@ async function isGone(p: string): Promise<boolean> {
     return errorCode(err) === 'ENOENT' || errorCode(err) === 'ENOTDIR';
   }
 }
-/** Copies handed to the shadow manager at a time: enough to keep it busy between pumps. */
-const MAX_IN_FLIGHT = 256;
-/** How long an unmount waits for a running scan to stop. */
-const STOP_WAIT_MS = 5_000;
 
 export class CoverageReplicator {
   private readonly dirty = new Map<string, DirtyFile>();

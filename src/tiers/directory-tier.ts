@@ -60,7 +60,7 @@ const DEFAULT_FAIL_AFTER_ERRORS = 3;
  * (a truncate that drops 24 copies: 24 unlinks) took every thread, and a live op then waited for
  * one past its deadline and failed a healthy volume over. The pool is sized for it (src/cli/thread-pool.ts).
  */
-export const TIER_IO_SLOTS = 8;
+const TIER_IO_SLOTS = 8;
 
 /** Errors that say the device is in trouble (as opposed to a missing copy or a bad argument). */
 const HEALTH_ERROR_CODES = new Set(['EIO', 'ENOSPC', 'EROFS', 'EDQUOT', 'ENXIO', 'ENODEV', 'ESTALE', 'ENOTCONN']);
