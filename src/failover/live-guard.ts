@@ -13,6 +13,7 @@
  */
 import { errorCode } from '../util/errors';
 import { isVolumeFault } from '../health/volume-faults';
+import { BufferPool } from '../util/buffer-pool';
 import type { OpKind } from '../health/health-monitor';
 
 /** The live volume did not answer in time (or is failed over): serve from the shadows instead. */
@@ -48,6 +49,8 @@ export class LiveGuard {
   private readonly inFlight = new Set<Promise<void>>();
   /** Set while failed over: live ops that are not explicitly allowed fail at once. */
   private closedReason: string | undefined;
+  /** Buffers for the copies writeFrom() takes. */
+  private readonly copies = new BufferPool();
   observer: LiveOpObserver | undefined;
   /** Told when an op is abandoned (the volume fails over on the first one). */
   onAbandoned: (kind: OpKind) => void = () => undefined;
@@ -154,6 +157,20 @@ export class LiveGuard {
     const own = Buffer.allocUnsafe(length);
     const n = await this.run('read', () => read(own), opts);
     return own.copy(buf, at, 0, n);
+  }
+
+  /**
+   * A write under the guard (as `run`) from a copy of `buf[at..at + length)`. An abandoned write
+   * takes its bytes whenever the volume lets it (a write queued behind a hung one on the same file
+   * waits on the file's lock before it reads them), and by then the FUSE adapter has answered the
+   * op and reused the caller's buffer for another request: that request's bytes, perhaps another
+   * file's, would land in this file.
+   */
+  writeFrom<T>(buf: Buffer, at: number, length: number, write: (own: Buffer) => Promise<T>): Promise<T> {
+    const own = this.copies.take(length);
+    buf.copy(own, 0, at, at + length);
+    // Back to the pool once the write has ended (landed or failed), not when it is abandoned.
+    return this.run('write', () => write(own).finally(() => this.copies.give(own)));
   }
 
   private finish(observer: LiveOpObserver | undefined, token: number, ok: boolean, wasAbandoned: boolean): void {

@@ -45,6 +45,9 @@ export interface LiveReader {
 /** Runs a live-volume op under the volume's guard (deadline, concurrency, health). */
 export type LiveOpRunner = <T>(kind: 'read' | 'write' | 'meta' | 'sync', fn: () => Promise<T>) => Promise<T>;
 
+/** Runs a live write of `buf[0..length)` under the volume's guard, handing `write` the bytes to write (a copy the guard owns). */
+export type LiveWriteRunner = (buf: Buffer, length: number, write: (from: Buffer) => Promise<void>) => Promise<void>;
+
 export interface ServeCounters {
   /** Bytes served, by tier name or "live". */
   bytesBySource: Map<string, number>;
@@ -70,8 +73,10 @@ export class IoRedirector {
   onTierRead: ((tierName: string, seconds: number) => void) | undefined;
   /** Recent read latency per tier (hedging decisions, metrics). */
   readonly latencies = new TierLatencies();
-  /** Set by the volume: live writes and truncates run under its guard. */
+  /** Set by the volume: live truncates and other changes run under its guard. */
   liveOp: LiveOpRunner = (_kind, fn) => fn();
+  /** Set by the volume: live writes of the caller's bytes (which it may not own past the write's answer). */
+  liveWrite: LiveWriteRunner = (buf, _length, write) => write(buf);
   /** Set by the assembly: a copy whose tier fails to read it is kept (the last home of its bytes). */
   keepsUnreadable: (fileId: string, index: number) => boolean = () => false;
   /** Told when a copy is dropped because it failed its checksum or its tier failed it (named in the log). */
@@ -310,7 +315,7 @@ export class IoRedirector {
     const kept = await this.map.beginWrite(file.fileId, first, last, around ? this.patchedAround(file.fileId) : this.patchable);
     try {
       this.discardStale(file.fileId, first, last);
-      const liveWrite = this.liveOp('write', () => pwriteFull(liveFd, buf, 0, length, position));
+      const liveWrite = this.liveWrite(buf, length, (from) => pwriteFull(liveFd, from, 0, length, position));
       // New copies go beside the live write where they need nothing from the live file.
       const copying = this.copyUnkept(file, kept, first, last, buf, length, position, oldSize, newSize, liveWrite);
       try {

@@ -106,6 +106,7 @@ export class Volume {
     shadows.beforeCopyRead = (fileId, index) => this.nativeWrites.revoke(fileId, index, index);
     shadows.onPublished = (file, index) => this.fastPath.remap(file, index, index);
     io.liveOp = (kind, fn) => this.guard.run(kind, fn);
+    io.liveWrite = (buf, length, write) => this.guard.writeFrom(buf, 0, length, write);
     io.liveUnanswered = (err) => err instanceof LiveUnavailable;
     io.onVerified = (fileId, index) => {
       const file = this.open.file(fileId);
