@@ -622,12 +622,12 @@ export class DirectoryTier implements ShadowTier {
     } catch (err) {
       if (errorCode(err) !== 'ENOENT') throw err;
     }
-    // First copy of this file: create its directory and make the new entries durable.
-    const created = await fsp.mkdir(fileDir(this.root, fileId), { recursive: true });
-    if (created !== undefined) {
-      await fsyncDir(this.root);
-      await fsyncDir(fanoutDir(this.root, fileId));
-    }
+    // First copy of this file: create its directory and make the new entries durable. One level at
+    // a time below the root, never the root itself: a tier whose directory was removed must fail
+    // (checkMount), not be made again, empty, while its records still name the copies it held.
+    const fanout = fanoutDir(this.root, fileId);
+    if (await mkdirIfMissing(fanout)) await fsyncDir(this.root);
+    if (await mkdirIfMissing(fileDir(this.root, fileId))) await fsyncDir(fanout);
     return openFd(tempPath, flags, 0o644);
   }
 
@@ -779,6 +779,16 @@ async function writeAll(fh: FileHandle, data: Buffer, position: number): Promise
   }
 }
 
+/** mkdir of one level; true when it made the directory, false when it was there. */
+async function mkdirIfMissing(dir: string): Promise<boolean> {
+  try {
+    await fsp.mkdir(dir);
+    return true;
+  } catch (err) {
+    if (errorCode(err) === 'EEXIST') return false;
+    throw err;
+  }
+}
 
 async function readdirOrEmpty(dir: string) {
   try {

@@ -583,11 +583,7 @@ t.test('live writes abandoned at their deadline land, late, with their own bytes
   t.teardown(() => fh.close().catch(() => undefined));
   // No tier left to take writes: a write the live volume does not answer cannot fail over, and the
   // application gets EIO. (Had it failed over, resync would rewrite the range from the shadows.)
-  // (A file where each tier's directory was: a directory would be made again by the next copy.)
-  for (const name of ['nvme', 'hdd']) {
-    fs.renameSync(sb.tierDir(name), `${sb.tierDir(name)}-gone`);
-    fs.writeFileSync(sb.tierDir(name), '');
-  }
+  for (const name of ['nvme', 'hdd']) fs.renameSync(sb.tierDir(name), `${sb.tierDir(name)}-gone`);
   const tiersOf = (): { health: string }[] => JSON.parse(cli(['status', '--json', sb.mnt]).stdout).tiers;
   await waitFor(() => tiersOf().every((x) => x.health === 'failed'), 'every tier failed', 20_000, 200).catch((e: Error) => { throw new Error(`${e.message}: ${JSON.stringify(tiersOf())}`); });
 

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, promises as fsp, readSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, promises as fsp, readSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DirectoryTier } from '../../src/tiers/directory-tier';
@@ -321,6 +321,18 @@ t.test('unusable paths give a one-line ShadowfsError naming tier and path', asyn
   const created = await openTier(t, path.join(dir, 'new', 'deeper'));
   t.ok((await fsp.stat(created.root)).isDirectory(), 'missing directory is created');
   t.same(await fsp.readdir(created.root), [], 'write probe cleaned up');
+});
+
+t.test('a copy put after the tier directory was deleted does not make it again: the tier fails', async (t) => {
+  const dir = await tempDir(t, 'shadowfs-dirtier-');
+  const root = path.join(dir, 'tier');
+  const tier = await openTier(t, root);
+  await tier.put({ fileId: 'ee', index: 0 }, bytes(10));
+  await fsp.rm(root, { recursive: true });
+  // Before the prober has looked: the first copy of another file.
+  await t.rejects(tier.put({ fileId: 'ff', index: 0 }, bytes(10)), { code: 'ENOENT' }, 'the put fails');
+  t.notOk(existsSync(root), 'the tier directory was not made again');
+  t.equal(await tier.checkMount(), 'failed', 'so the next check fails the tier');
 });
 
 t.test('tier directory deleted → failed (sticky until reopen)', async (t) => {
