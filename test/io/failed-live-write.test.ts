@@ -23,7 +23,7 @@ t.test('a write whose live op fails part-way leaves no copy serving the old byte
   t.ok(await map.addCopy(file.fileId, 0, { tierId, generation: 0, crc32: null, sizeBytes: E }, 0), 'copy recorded');
 
   // The live volume takes the first half of the write, then runs out of space.
-  io.liveOp = async () => {
+  io.liveWrite = async () => {
     fs.writeSync(writeFd, Buffer.alloc(E / 2, 2), 0, E / 2, 0);
     throw new FsError('ENOSPC');
   };
@@ -44,7 +44,7 @@ t.test('a write whose live op is not answered keeps its copies for the shadows t
 
   class NotAnswered extends Error {}
   io.liveUnanswered = (err) => err instanceof NotAnswered;
-  io.liveOp = async () => {
+  io.liveWrite = async () => {
     throw new NotAnswered('write not answered');
   };
   await t.rejects(io.write(file, file.readFd, Buffer.alloc(E, 2), E, 0), { message: 'write not answered' }, 'the write fails');
