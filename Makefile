@@ -4,7 +4,7 @@ APT_PACKAGES := libfuse2 fuse libfuse-dev pkg-config build-essential python3 pat
 STAMP := .state/stamps
 TAP := node_modules/.bin/tap --disable-coverage --reporter=tap --timeout=300 --jobs=1
 
-.PHONY: all deps build install uninstall test demo bench bench-replication bench-failover clean
+.PHONY: all deps build install uninstall test demo bench bench-replication bench-failover bench-cpu clean
 
 all: build
 
@@ -66,6 +66,10 @@ bench-replication: build
 # writes the table into docs/failover.md).
 bench-failover: build
 	bash bench/failover-bench.sh
+
+# The daemons' CPU per 4 KiB random write, shadowfs against mergerfs, side by side (bench/cpu-per-write.sh).
+bench-cpu: build
+	bash bench/cpu-per-write.sh
 
 test: build
 	$(TAP) 'dist/test/**/*.test.js'
