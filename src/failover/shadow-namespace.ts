@@ -19,7 +19,7 @@ import { Handle, OpenFile, OpenFiles } from '../volume/open-files';
 import { FailoverJournal, FailoverStore, FailoverStoreOp, isLost, lostKey } from './failover-store';
 import { LiveGuard } from './live-guard';
 import { MirrorEntry, NamespaceMirror, statsFromEntry } from './namespace-mirror';
-import { ShadowWriter } from './shadow-writer';
+import { ExtentNotWritten, ShadowWriter } from './shadow-writer';
 import { isAtOrUnder, movedPath, parentOf } from '../util/tree-paths';
 
 export interface ShadowCaller {
@@ -94,6 +94,14 @@ export class ShadowNamespace {
     this.d.journal.lost.delete(lostKey(fileId, index));
     ops.push(FailoverStore.dirtyPut(fileId, index));
     return false;
+  }
+
+  /** markDirty undone: the change it was made for never reached the extent. */
+  private unmarkDirty(fileId: string, index: number, ops: FailoverStoreOp[]): void {
+    const s = this.d.journal.dirty.get(fileId);
+    if (!s?.delete(index)) return;
+    if (s.size === 0) this.d.journal.dirty.delete(fileId);
+    ops.push(FailoverStore.dirtyDel(fileId, index));
   }
 
   /** The extent's bytes are whole again (rewritten, or cut off by a truncate): no longer lost. */
@@ -391,7 +399,17 @@ export class ShadowNamespace {
         const extStart = i * E;
         const from = Math.max(position, extStart);
         const to = Math.max(from, Math.min(position + length, extStart + E));
-        await this.d.writer.writeExtent(file, i, buf.subarray(from - position, to - position), from - extStart, Math.min(E, newSize - extStart), e.liveSize as number, changedBefore.has(i));
+        try {
+          await this.d.writer.writeExtent(file, i, buf.subarray(from - position, to - position), from - extStart, Math.min(E, newSize - extStart), e.liveSize as number, changedBefore.has(i));
+        } catch (err) {
+          // The extents this write did not change, and no earlier one while failed over, are as
+          // they were: marked dirty, they would read as written while failed over with no copy
+          // left (EIO), though the live file still holds their bytes.
+          const undo: FailoverStoreOp[] = [];
+          for (let j = err instanceof ExtentNotWritten ? i : i + 1; j <= last; j++) if (!changedBefore.has(j)) this.unmarkDirty(file.fileId, j, undo);
+          if (undo.length > 0) await this.commit(undo);
+          throw err;
+        }
         // A lost extent takes only a write of all its bytes (ShadowWriter refuses the rest).
         this.unlose(file.fileId, i, ops);
       }

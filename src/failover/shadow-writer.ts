@@ -26,6 +26,16 @@ export interface ShadowWriteDeps {
   isLost: (fileId: string, index: number) => boolean;
 }
 
+/**
+ * A write while failed over that failed before it changed any copy of the extent (the old bytes
+ * could not be read, or no tier took the new copy): the extent is as it was.
+ */
+export class ExtentNotWritten extends FsError {
+  constructor(message: string) {
+    super('EIO', message);
+  }
+}
+
 export class ShadowWriter {
   constructor(private readonly d: ShadowWriteDeps) {}
 
@@ -112,7 +122,10 @@ export class ShadowWriter {
         // Every byte is new: the old ones are not needed (nor missed, if they were lost).
         whole = Buffer.from(data.subarray(0, copyLen));
       } else {
-        whole = await this.oldBytes(file, index, copyLen, liveSizeBytes, changedSinceFailover);
+        whole = await this.oldBytes(file, index, copyLen, liveSizeBytes, changedSinceFailover).catch((err: Error) => {
+          if (patchable.length > 0) throw err;
+          throw new ExtentNotWritten(err.message);
+        });
         data.copy(whole, offsetInExtent);
       }
       for (const vt of whole ? this.d.tiers.homesForWrites(this.d.coverageTierId(), done) : []) {
@@ -125,7 +138,11 @@ export class ShadowWriter {
         }
       }
     }
-    if (done.length === 0) throw new FsError('EIO', `no shadow tier could take extent ${index} of ${file.livePath}`);
+    if (done.length === 0) {
+      const why = `no shadow tier could take extent ${index} of ${file.livePath}`;
+      // Copies it tried to patch may hold part of the write now: then the extent has changed.
+      throw patchable.length === 0 ? new ExtentNotWritten(why) : new FsError('EIO', why);
+    }
     for (const stale of await this.d.map.commitShadowWrite(file.fileId, index, done, copyLen)) {
       this.d.discard(file.fileId, index, stale.tierId);
     }

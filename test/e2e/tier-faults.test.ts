@@ -198,6 +198,54 @@ t.test('a failback while the only copies of an extent written while failed over 
   t.notMatch(vol.output, /changes made while failed over are lost/, 'nothing was reported lost');
 });
 
+t.test('a write while failed over that no tier could take leaves its extent readable once the tiers answer', async (t) => {
+  // Found with the random run (seed 325797): failed over, a write to an extent with no copy failed
+  // (no tier took the new copy). It had marked the extent written while failed over before it
+  // tried the tiers, so reads took the live file's bytes (which nothing had changed) for older
+  // than the extent's, and failed with EIO until failback.
+  const data = Buffer.alloc(4 * EXTENT, 1);
+  // Coverage at 1 KiB/s: of a file that was there before the mount, it copies the first extent at most.
+  const { sb, vol, ffs } = await faultyTiers(t, 'tier-faults-fsx-unwritten-', ['nvme', 'hdd'], (sb) => {
+    fs.writeFileSync(path.join(sb.live, 'f'), data);
+    return failoverConfigFile(sb, { enabled: false }, sb.live, {
+      extentSize: '16KiB',
+      copyRate: '1KiB',
+      tiers: [
+        { name: 'nvme', class: 'nvme', path: sb.tierDir('nvme'), capacity: '1MiB' },
+        { name: 'hdd', class: 'hdd', path: sb.tierDir('hdd'), capacity: '32MiB' },
+      ],
+      coverageTier: 'hdd',
+    });
+  });
+  await vol.start();
+  const f = path.join(sb.mnt, 'f');
+  // Open before the failover: while failed over, the mount reads the live file only through a
+  // file's live descriptor opened before (it opens none on the live volume).
+  const fd = fs.openSync(f, 'r+');
+  t.teardown(() => fs.closeSync(fd));
+  const read = (): Buffer | string => {
+    const got = Buffer.alloc(data.length);
+    try {
+      return got.subarray(0, fs.readSync(fd, got, 0, got.length, 0));
+    } catch (err) {
+      return errno(err);
+    }
+  };
+  const forced = cli(['failover', '--force', sb.mnt]);
+  t.equal(forced.status, 0, `failed over with coverage short ${forced.stderr.trim()}`);
+  t.same(freshOn(f)[3], [], 'the last extent has no copy');
+  // No tier takes a copy: the write to that extent fails.
+  for (const x of ffs.values()) await x.set({ ops: ['write', 'create'], error: 'EIO' });
+  t.throws(() => fs.writeSync(fd, Buffer.alloc(100, 2), 0, 100, 3 * EXTENT + 10), { code: 'EIO' }, 'the write fails');
+  for (const x of ffs.values()) await x.clear();
+  t.ok(await tiersHealthy(sb.mnt), 'the tiers are healthy again');
+  const after = read();
+  t.ok(Buffer.isBuffer(after) && after.equals(data), `the file reads back as before the failed write (${Buffer.isBuffer(after) ? `${after.length} bytes` : after})`);
+  const back = cli(['failback', '--force', sb.mnt]);
+  t.equal(back.status, 0, `the failback succeeds ${back.stderr.trim()}`);
+  t.ok(fs.readFileSync(path.join(sb.live, 'f')).equals(data), 'and the live file holds the file as it was');
+});
+
 t.test('a copy its tier reads short (part of it fails) never passes for the extent: no zeros in its place', async (t) => {
   // A read of a copy through the page cache that fails past its first pages returns a short count,
   // not EIO (the kernel answers with the pages it has: faultfs with EIO on half of the reads gives
