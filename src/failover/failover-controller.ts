@@ -122,12 +122,15 @@ export class FailoverController implements NamespaceListener {
   }
 
   /**
-   * The copy is the last home of bytes written while failed over (the live volume never had
-   * them): a read error does not drop it (the next read may succeed, resync may read it), where
-   * dropping it would lose the bytes for good.
+   * While failed over, the copy is the extent's last fresh one: a read error does not drop it (the
+   * next read may succeed, resync may read it). For bytes written while failed over it is their
+   * only home, and dropping it would lose them for good. For the others the live volume has them,
+   * but the mount reads it only through live descriptors opened before the failover: dropping the
+   * copy for a passing error would leave the extent unreadable, in files opened since, until
+   * failback.
    */
   isLastHome(fileId: string, index: number): boolean {
-    if (this.journal.mode === 'live' || !this.journal.dirty.get(fileId)?.has(index)) return false;
+    if (this.journal.mode === 'live') return false;
     const rec = this.volume.map.get(fileId, index);
     return !rec?.zeros && (rec?.copies.filter((c) => isFresh(rec, c)).length ?? 0) <= 1;
   }

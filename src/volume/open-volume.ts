@@ -163,8 +163,8 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
     tierName: (tierId) => tiers.get(tierId)?.tier.spec.name ?? `tier ${tierId}`,
     log,
   });
-  // A copy that cannot be read right now may be readable later: while it is the last home of
-  // bytes written while failed over it stays (reads of it fail meanwhile). Wrong bytes go.
+  // A copy that cannot be read right now may be readable later: while failed over, an extent's
+  // last fresh copy stays (reads of it fail meanwhile; FailoverController.isLastHome). Wrong bytes go.
   io.keepsUnreadable = (fileId, index) => failover.isLastHome(fileId, index);
   io.onDamagedCopy = (fileId, index, tierId, why) => damaged.dropped(fileId, index, tierId, why, failover.copyDropped(fileId, index));
   const scrubber = new Scrubber(map, tiers, (fileId, index, tierId, why, unreadable) => {

@@ -246,6 +246,31 @@ t.test('a write while failed over that no tier could take leaves its extent read
   t.ok(fs.readFileSync(path.join(sb.live, 'f')).equals(data), 'and the live file holds the file as it was');
 });
 
+t.test('while failed over, a read error on the last copy of an extent does not drop it: the file reads again once the tier answers', async (t) => {
+  // Found with the random run (seed 325797, op 301): failed over, copies that failed a read were
+  // dropped, as the last home of nothing written while failed over; the file, opened again, then
+  // read EIO with every tier healthy ("no shadow copy of this range and the live volume is failed
+  // over") until failback.
+  const { sb, ffs } = await smallMount(t, 'tier-faults-fsx-lastcopy-', ['nvme', 'hdd']);
+  const f = path.join(sb.mnt, 'f');
+  const data = Buffer.alloc(2 * EXTENT, 3);
+  fs.writeFileSync(f, data);
+  await failedOver(t, sb.mnt);
+  for (const x of ffs.values()) await x.set({ ops: ['read'], error: 'EIO' });
+  dropCaches();
+  t.throws(() => fs.readFileSync(f), { code: 'EIO' }, 'a read fails while no copy can be read');
+  for (const x of ffs.values()) await x.clear();
+  t.ok(await tiersHealthy(sb.mnt), 'the tiers are healthy again');
+  t.ok(freshOn(f).every((tiers) => tiers.length > 0), `every extent still has a copy (${JSON.stringify(freshOn(f))})`);
+  let got: Buffer | string;
+  try {
+    got = fs.readFileSync(f);
+  } catch (err) {
+    got = errno(err);
+  }
+  t.ok(Buffer.isBuffer(got) && got.equals(data), `the file reads back (${Buffer.isBuffer(got) ? `${got.length} bytes` : got})`);
+});
+
 t.test('a copy its tier reads short (part of it fails) never passes for the extent: no zeros in its place', async (t) => {
   // A read of a copy through the page cache that fails past its first pages returns a short count,
   // not EIO (the kernel answers with the pages it has: faultfs with EIO on half of the reads gives
