@@ -432,6 +432,28 @@ export class ShadowNamespace {
       let e = this.withLiveSize(this.entry(p));
       const oldSize = file.sizeBytes;
       const ops: FailoverStoreOp[] = [];
+      // What the live file held past the cut is gone for good: reads there are zeros from now on.
+      if (sizeBytes < oldSize) e = { ...e, liveSize: Math.min(e.liveSize as number, sizeBytes) };
+      let edge = -1;
+      if (sizeBytes < oldSize && sizeBytes % E !== 0) edge = Math.floor(sizeBytes / E);
+      if (sizeBytes > oldSize && oldSize % E !== 0) edge = Math.floor(oldSize / E);
+      // The edge first: it can fail (no tier takes its copy), and then the file must be as it was,
+      // its extents past the cut still on their copies (the only home of those written while
+      // failed over).
+      if (edge >= 0) {
+        // Journaled first, as for a write.
+        const dirty: FailoverStoreOp[] = [];
+        const changedBefore = this.markDirty(file.fileId, edge, dirty);
+        if (dirty.length > 0) await this.commit(dirty);
+        try {
+          await this.d.writer.writeExtent(file, edge, Buffer.alloc(0), 0, Math.min(E, sizeBytes - edge * E), e.liveSize as number, changedBefore);
+        } catch (err) {
+          const undo: FailoverStoreOp[] = [];
+          if (err instanceof ExtentNotWritten && !changedBefore) this.unmarkDirty(file.fileId, edge, undo);
+          if (undo.length > 0) await this.commit(undo);
+          throw err;
+        }
+      }
       if (sizeBytes < oldSize) {
         for (const { index, copy } of await this.d.map.truncateRecords(file.fileId, Math.ceil(sizeBytes / E))) {
           if (this.d.map.removeCopy(file.fileId, index, copy.tierId)) this.d.discard(file.fileId, index, copy.tierId);
@@ -439,18 +461,6 @@ export class ShadowNamespace {
         for (const index of this.d.journal.dirty.get(file.fileId) ?? []) {
           if (index >= Math.ceil(sizeBytes / E)) this.unlose(file.fileId, index, ops);
         }
-        // What the live file held past the cut is gone for good: reads there are zeros from now on.
-        e = { ...e, liveSize: Math.min(e.liveSize as number, sizeBytes) };
-      }
-      let edge = -1;
-      if (sizeBytes < oldSize && sizeBytes % E !== 0) edge = Math.floor(sizeBytes / E);
-      if (sizeBytes > oldSize && oldSize % E !== 0) edge = Math.floor(oldSize / E);
-      if (edge >= 0) {
-        // Journaled first, as for a write.
-        const dirty: FailoverStoreOp[] = [];
-        const changedBefore = this.markDirty(file.fileId, edge, dirty);
-        if (dirty.length > 0) await this.commit(dirty);
-        await this.d.writer.writeExtent(file, edge, Buffer.alloc(0), 0, Math.min(E, sizeBytes - edge * E), e.liveSize as number, changedBefore);
       }
       file.sizeBytes = sizeBytes;
       const now = Date.now();

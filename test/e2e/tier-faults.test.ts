@@ -246,6 +246,34 @@ t.test('a write while failed over that no tier could take leaves its extent read
   t.ok(fs.readFileSync(path.join(sb.live, 'f')).equals(data), 'and the live file holds the file as it was');
 });
 
+t.test('a truncate while failed over that fails leaves the bytes past the cut: they were written while failed over', async (t) => {
+  // Found with the random run (seed 909920, op 198: a read after a failed truncate held neither the
+  // bytes of before it nor those of after): the truncate dropped the copies past the cut, then
+  // failed on the new last extent's copy, so the file kept its size and lost those extents, whose
+  // only home the dropped copies were.
+  const { sb, ffs } = await smallMount(t, 'tier-faults-fsx-truncate-', ['nvme', 'hdd']);
+  const f = path.join(sb.mnt, 'f');
+  fs.writeFileSync(f, Buffer.alloc(4 * EXTENT, 1));
+  await failedOver(t, sb.mnt);
+  const data = Buffer.alloc(4 * EXTENT, 2);
+  fs.writeFileSync(f, data, { flag: 'r+' });
+  // The new last extent's copy can be neither cut nor made again.
+  for (const x of ffs.values()) await x.set({ ops: ['truncate', 'ftruncate', 'write', 'create'], error: 'EIO' });
+  t.throws(() => fs.truncateSync(f, EXTENT + EXTENT / 2), { code: 'EIO' }, 'the truncate fails');
+  for (const x of ffs.values()) await x.clear();
+  t.ok(await tiersHealthy(sb.mnt), 'the tiers are healthy again');
+  let got: Buffer | string;
+  try {
+    got = fs.readFileSync(f);
+  } catch (err) {
+    got = errno(err);
+  }
+  t.ok(Buffer.isBuffer(got) && got.equals(data), `the file reads back as before the truncate (${Buffer.isBuffer(got) ? `${got.length} bytes` : got})`);
+  const back = cli(['failback', '--force', sb.mnt]);
+  t.equal(back.status, 0, `the failback succeeds ${back.stderr.trim()}`);
+  t.ok(fs.readFileSync(path.join(sb.live, 'f')).equals(data), 'and the live file holds it');
+});
+
 t.test('while failed over, a read error on the last copy of an extent does not drop it: the file reads again once the tier answers', async (t) => {
   // Found with the random run (seed 325797, op 301): failed over, copies that failed a read were
   // dropped, as the last home of nothing written while failed over; the file, opened again, then
