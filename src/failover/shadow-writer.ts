@@ -102,7 +102,10 @@ export class ShadowWriter {
         const vt = this.d.tiers.get(c.tierId) as VolumeTier;
         try {
           if (data.length > 0) await vt.tier.patch(ref, offsetInExtent, data, false);
-          if (Math.max(c.sizeBytes, offsetInExtent + data.length) !== copyLen) await vt.tier.truncate(ref, copyLen);
+          // With no bytes (an old last extent the file grew past) offsetInExtent may be the extent's
+          // end: that says nothing about the copy's length, which must still become copyLen.
+          const written = data.length > 0 ? offsetInExtent + data.length : 0;
+          if (Math.max(c.sizeBytes, written) !== copyLen) await vt.tier.truncate(ref, copyLen);
           done.push(c.tierId);
         } catch {
           // That copy is lost to this write; the others carry it (or the write fails below).

@@ -518,6 +518,33 @@ t.test('a live volume that hangs: ops are answered from the shadows within the d
   t.same(tree(backing), tree(sb.mnt), 'after failback the live volume holds exactly what the mount shows');
 });
 
+t.test('a write at an extent boundary past the end of a file made while failed over: its old last extent reads back, zeros after its bytes', async (t) => {
+  // failover-fsx seed 997246 (op 1260): a file made while failed over, 8057 bytes, then a write
+  // at 16384 (64 KiB extents here: at 65536). The old last extent grows to a whole extent of its
+  // bytes and zeros, with no byte of the write in it; ShadowWriter took the write's offset in that
+  // extent (its end) for where the copy already reached and left the copy short, while its record
+  // said whole. Reads of the extent then failed (a short copy is an error) with EIO.
+  const { sb, vol } = sandboxedMount(t, (sb) => ({ configFile: failoverConfigFile(sb, { enabled: false }) }), 'failover-grow-edge-');
+  await vol.start();
+  await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
+  const r = cli(['failover', sb.mnt]);
+  t.equal(r.status, 0, `failover: ${r.stderr}`);
+  const E = 64 * KiB;
+  const head = randomBytes(8057);
+  const tail = randomBytes(2897);
+  const f = path.join(sb.mnt, 'f');
+  const fh = await fsp.open(f, 'wx+');
+  await fh.write(head, 0, head.length, 0);
+  await fh.write(tail, 0, tail.length, E);
+  await fh.close();
+  const want = Buffer.concat([head, Buffer.alloc(E - head.length), tail]);
+  const got = await fsp.readFile(f).then((b) => b, (err: NodeJS.ErrnoException) => err.code ?? 'error');
+  t.ok(Buffer.isBuffer(got) && got.equals(want), `the file reads back (${Buffer.isBuffer(got) ? `${got.length} bytes` : got})`);
+  const back = cli(['failback', '--force', sb.mnt]);
+  t.equal(back.status, 0, `failback: ${back.stderr}`);
+  t.ok(fs.readFileSync(path.join(sb.live, 'f')).equals(want), 'the live file holds it after failback');
+});
+
 t.test('live reads abandoned at their deadline land, late, where nothing else is: the mount lives on and reads stay right', async (t) => {
   const E = 64 * KiB;
   const old = randomBytes(16 * E);
