@@ -41,6 +41,15 @@ async function nvmeOverFaultFs(t: HasTeardown, prefix: string): Promise<{ sb: Sa
   return { sb, vol, nvme: ffs.get('nvme') as FaultFs };
 }
 
+/** A file's bytes, or the errno its read failed with. */
+function readOrErrno(file: string): Buffer | string {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    return errno(err);
+  }
+}
+
 /** The tiers holding a fresh copy of each extent of a file. */
 function freshOn(file: string): string[][] {
   const r = cli(['which-tier', '--json', file]);
@@ -262,12 +271,7 @@ t.test('a truncate while failed over that fails leaves the bytes past the cut: t
   t.throws(() => fs.truncateSync(f, EXTENT + EXTENT / 2), { code: 'EIO' }, 'the truncate fails');
   for (const x of ffs.values()) await x.clear();
   t.ok(await tiersHealthy(sb.mnt), 'the tiers are healthy again');
-  let got: Buffer | string;
-  try {
-    got = fs.readFileSync(f);
-  } catch (err) {
-    got = errno(err);
-  }
+  const got = readOrErrno(f);
   t.ok(Buffer.isBuffer(got) && got.equals(data), `the file reads back as before the truncate (${Buffer.isBuffer(got) ? `${got.length} bytes` : got})`);
   const back = cli(['failback', '--force', sb.mnt]);
   t.equal(back.status, 0, `the failback succeeds ${back.stderr.trim()}`);
@@ -290,12 +294,7 @@ t.test('while failed over, a read error on the last copy of an extent does not d
   for (const x of ffs.values()) await x.clear();
   t.ok(await tiersHealthy(sb.mnt), 'the tiers are healthy again');
   t.ok(freshOn(f).every((tiers) => tiers.length > 0), `every extent still has a copy (${JSON.stringify(freshOn(f))})`);
-  let got: Buffer | string;
-  try {
-    got = fs.readFileSync(f);
-  } catch (err) {
-    got = errno(err);
-  }
+  const got = readOrErrno(f);
   t.ok(Buffer.isBuffer(got) && got.equals(data), `the file reads back (${Buffer.isBuffer(got) ? `${got.length} bytes` : got})`);
 });
 
@@ -334,12 +333,7 @@ t.test('a copy its tier reads short (part of it fails) never passes for the exte
   for (const x of ffs.values()) await x.clear();
   await nvme.set({ ops: ['read'], error: 'EIO' });
   dropCaches();
-  let got: Buffer | string;
-  try {
-    got = fs.readFileSync(f);
-  } catch (err) {
-    got = errno(err);
-  }
+  const got = readOrErrno(f);
   t.ok(got === 'EIO' || (Buffer.isBuffer(got) && got.equals(want)), `a read gives the bytes written or EIO (got ${Buffer.isBuffer(got) ? `${got.length} bytes${got.subarray(4096).every((x) => x === 0) ? ', zeros past the first page' : ''}` : got})`);
   await nvme.clear();
 });
