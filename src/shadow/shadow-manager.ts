@@ -225,6 +225,28 @@ export class ShadowManager {
   }
 
   /**
+   * Removes a file's copies from every tier once `recordsGone` (the deletion of its records, just
+   * dropped from memory) is written. Called as the records go, with no await in between: the tiers
+   * are taken and each counts the removal as work on it (idleFor) from that moment, so a tier that
+   * `tier remove` drains meanwhile, finding no record of these copies, waits for their removal
+   * instead of being removed from the volume (and skipped here) with them still in its directory.
+   * Rejects, removing nothing, if the records' deletion could not be written.
+   */
+  async removeFileCopies(fileId: string, recordsGone: Promise<void>): Promise<void> {
+    const tiers = this.tiers.all();
+    for (const vt of tiers) this.copyToBegins(vt.id);
+    try {
+      await recordsGone;
+    } catch (err) {
+      for (const vt of tiers) this.copyToEnded(vt.id);
+      throw err;
+    }
+    await Promise.all(tiers.map((vt) => vt.tier.removeFile(fileId)
+      .catch((err: Error) => this.log.warn('shadow', `removing copies of ${fileId} from ${vt.tier.spec.name}: ${err.message}`))
+      .finally(() => this.copyToEnded(vt.id))));
+  }
+
+  /**
    * Remove the bytes of a copy the map no longer names. A tier runs one key's operations in order,
    * so while a copy of the same extent to the same tier runs, a removal would queue behind its put
    * and delete the new bytes, which would then be published with nothing behind them (coverage

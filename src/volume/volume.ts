@@ -319,11 +319,10 @@ export class Volume {
     return this.dropFile(fileId);
   }
 
-  private async dropFile(fileId: string): Promise<void> {
-    await this.map.dropFile(fileId);
-    await Promise.all(this.tiers.all().map((t) => t.tier.removeFile(fileId).catch((err: Error) => {
-      this.log.warn('volume', `removing copies of ${fileId} from ${t.tier.spec.name}: ${err.message}`);
-    })));
+  private dropFile(fileId: string): Promise<void> {
+    // map.dropFile drops the records before its first await: the removal is counted on the tiers
+    // in the same step (see removeFileCopies).
+    return this.shadows.removeFileCopies(fileId, this.map.dropFile(fileId));
   }
 
   private async lstatOrUndefined(lp: string): Promise<fs.Stats | undefined> {

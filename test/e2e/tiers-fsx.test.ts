@@ -599,3 +599,47 @@ t.test('a tier removed while a copy to it is being put is left empty: the copy d
   t.ok(fs.readFileSync(path.join(sb.mnt, 'b')).equals(data), 'b reads back');
   t.equal(await vol.stop(), 0, 'clean unmount');
 });
+
+t.test('a tier removed while a file with copies there is being unlinked is left empty', async (t) => {
+  // What the random run met (seeds 719814, 992850): after `tier remove` succeeded, a file's copies
+  // stayed in the removed tier's directory. An unlink drops the file's records, writes their
+  // deletion, and then removes the copies from every tier the volume has. A drain in between found
+  // no record of those copies and removed the tier, which the unlink then skipped. Here the records'
+  // deletion is held (the state directory is a faultfs mount whose writes hang) while the tier is
+  // removed.
+  const sb = makeSandbox('tiers-fsx-removed-unlink-');
+  const stateBacking = path.join(sb.root, 'state-backing');
+  fs.mkdirSync(stateBacking);
+  fs.mkdirSync(sb.state);
+  const ffs = await startFaultFs(stateBacking, sb.state);
+  const vol = new MountedVolume(sb, { extentSize: '16KiB', admitAfter: 1, tiers: [{ name: 'nvme', capacity: '1MiB' }, { name: 'ssd', capacity: '1MiB', cls: 'ssd' }] });
+  t.teardown(async () => {
+    await ffs.clear().catch(() => undefined);
+    await vol.cleanup();
+    await ffs.stop().catch(() => undefined);
+    removeSandbox(sb);
+  });
+  const nvme = sb.tierDir('nvme');
+  const data = seededBytes(25, 2 * EXTENT);
+  fs.writeFileSync(path.join(sb.live, 'b'), data);
+  await vol.start();
+  t.ok(fs.readFileSync(path.join(sb.mnt, 'b')).equals(data), 'b reads back');
+  for (let i = 0; i < 100 && copyFiles(nvme).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+  t.equal(copyFiles(nvme).length, 2, 'b has its two copies on nvme');
+  await ffs.set({ hang: true, ops: ['write'] });
+  // Asynchronous: the unlink answers only once the records' deletion is written.
+  const unlinked = fs.promises.unlink(path.join(sb.mnt, 'b'));
+  for (let i = 0; i < 100 && fs.existsSync(path.join(sb.live, 'b')); i++) await new Promise((r) => setTimeout(r, 50));
+  t.notOk(fs.existsSync(path.join(sb.live, 'b')), 'b is gone from the live volume');
+  await ffs.waitFor((s) => s.hungNow >= 1, 10_000);
+  const removing = cliAsync(['tier', 'remove', sb.mnt, '--name', 'nvme']);
+  const waited = await Promise.race([removing.then(() => 'removed'), new Promise((r) => setTimeout(() => r('waiting'), 1000))]);
+  t.equal(waited, 'waiting', 'tier remove does not finish while the unlink is held');
+  await ffs.clear();
+  const r = await removing;
+  t.equal(r.status, 0, `tier remove succeeds ${r.stderr.trim()}`);
+  await unlinked;
+  await new Promise((r) => setTimeout(r, 500));
+  t.same(copyFiles(nvme).map((f) => path.relative(nvme, f)), [], 'nothing is left in the removed tier\'s directory');
+  t.equal(await vol.stop(), 0, 'clean unmount');
+});
