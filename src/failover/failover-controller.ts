@@ -29,6 +29,8 @@ import type { StatusReport } from '../control/protocol';
 const NO_DEADLINE_MS = 2 ** 31 - 1;
 /** How long a manual failover waits for the scan that confirms coverage. */
 const COVERAGE_CONFIRM_MS = 30_000;
+/** How long a failover waits before it tries again to unmap native reads of the live volume. */
+const NATIVE_LIVE_READS_RETRY_MS = 1000;
 /** Last passes repeated (under the exclusive gate) while extents stay unsettled, before failback gives up. */
 const FINAL_PASS_RETRIES = 3;
 export interface FailoverSettings {
@@ -315,8 +317,36 @@ export class FailoverController implements NamespaceListener {
     });
     v.shadows.liveSourcePaused = true;
     // Native writes go straight to the live file: every write must come through the shadows now.
-    v.nativeWrites.switchOff();
-    v.fastPath.mapLiveFiles(false);
+    const nativeInFlight = v.nativeWrites.switchOff();
+    // Those land on the live file after the failover began, and are acknowledged then: like
+    // abandoned live ops, not changes behind the mount's back.
+    if (nativeInFlight > 0) this.lateWrites = true;
+    void this.stopNativeLiveReads(nativeInFlight);
+  }
+
+  /**
+   * Reads mapped to the live file stop being served on the FUSE thread, where they could not be
+   * abandoned. Unmapping takes the FUSE layer's map lock, which a native write (or read) stuck on
+   * the live volume holds until it returns: the failover goes on without it (an unmap blocks the
+   * event loop for 2 s before it gives up). It waits, without blocking, for the native writes in
+   * flight to land, and is tried again while an unmap gives up. Until then such reads may wait on
+   * the live volume, as they did before the failover.
+   */
+  private async stopNativeLiveReads(nativeWritesInFlight: number): Promise<void> {
+    const v = this.volume;
+    for (let attempt = 0; v.shadow; attempt++) {
+      if (attempt > 0 || nativeWritesInFlight > 0) {
+        await v.nativeWrites.landed(v.guard.deadlineMs);
+        if (attempt > 0) await new Promise((r) => setTimeout(r, NATIVE_LIVE_READS_RETRY_MS));
+        if (!v.shadow) return;
+      }
+      try {
+        v.fastPath.mapLiveFiles(false);
+        return;
+      } catch (err) {
+        this.log.warn('failover', `native reads of the live volume are still in flight (${(err as Error).message}): trying again`);
+      }
+    }
   }
 
   /** Fail over now; resolves true once the volume serves from its shadows. */

@@ -876,3 +876,89 @@ for (const watchLive of [false, true]) {
     t.equal(fs.readFileSync(path.join(sb.live, kept[0]), 'utf8'), 'the outside version', 'unmerged');
   });
 }
+
+t.test('a native write in flight when the volume fails over: the failover goes on, and the write is kept', async (t) => {
+  // No coverage tier: writes to extents without a copy go natively (a pwrite on the FUSE thread,
+  // straight to the live file), and a failover cannot abandon one in flight. It holds the FUSE
+  // layer's map lock while it hangs, which the failover's unmapping of native live reads waited
+  // for (2 s, blocking the event loop) and then failed with. It lands after the failover began,
+  // which resync must not take for a change behind the mount's back. And a write while failed over
+  // to its extent builds the extent's copy from the live file: that must hold the native write.
+  const { sb, backing, ffs, vol } = await mountOverFaultFs(t, 'failover-native-inflight-', SLOW_BUT_ANSWERING, {
+    seed: (dir) => fs.writeFileSync(path.join(dir, 'f.bin'), Buffer.alloc(128 * KiB, 0x11)),
+    config: { coverageTier: undefined, admitAfterReads: 1000 },
+  });
+  await vol.start();
+  const f = path.join(sb.mnt, 'f.bin');
+  const first = Buffer.alloc(4 * KiB, 0x22);
+  const native = Buffer.alloc(4 * KiB, 0x33);
+  const shadowWrite = Buffer.alloc(4 * KiB, 0x44);
+  /** A process that opens f.bin now, and writes `fill` at `offset` once the file `go` exists (after `before`). */
+  const writer = (name: string, go: string, offset: number, fill: number, before = ''): Promise<{ code: number | null; out: string; ms: number }> => child(`
+    const fs = require('fs');
+    const fd = fs.openSync(${JSON.stringify(f)}, 'r+');
+    ${before}
+    fs.writeFileSync(${JSON.stringify(go)} + '.opened', '');
+    while (!fs.existsSync(${JSON.stringify(go)})) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    const started = Date.now();
+    fs.writeSync(fd, Buffer.alloc(4096, ${fill}), 0, 4096, ${offset});
+    console.log(${JSON.stringify(name)}, Date.now() - started);
+    fs.closeSync(fd);
+  `, 60_000);
+  const goNative = path.join(sb.root, 'go-native');
+  const goShadow = path.join(sb.root, 'go-shadow');
+  // The first process writes through the mount (granting native writes to the file's extents);
+  // its second write, to extent 0, goes natively and hangs on the live volume.
+  const nativeWriter = writer('NATIVE', goNative, 8 * KiB, 0x33, `fs.writeSync(fd, Buffer.alloc(${first.length}, 0x22), 0, ${first.length}, 0);`);
+  await waitFor(() => (status(sb.mnt) as { nativeWrites?: { grantedExtents: number } }).nativeWrites?.grantedExtents === 2, 'native writes granted for both extents', 10_000, 50);
+  // The second process opens the file now, while the live volume answers.
+  const shadowWriter = writer('SHADOW', goShadow, 32 * KiB, 0x44);
+  await waitFor(() => fs.existsSync(`${goShadow}.opened`), 'the second process opened the file', 10_000, 20);
+  const hitsBefore = (status(sb.mnt) as { nativeWrites?: { hits: number } }).nativeWrites?.hits ?? 0;
+  await ffs.set({ ops: ['write'], hang: true });
+  fs.writeFileSync(goNative, '');
+  await ffs.waitFor((s) => s.hungNow >= 1, 10_000);
+  const over = cli(['failover', sb.mnt, '--force']);
+  t.equal(over.status, 0, `failover: ${over.stderr}`);
+  // Failed over: a write to another part of extent 0 builds the extent's copy.
+  fs.writeFileSync(goShadow, '');
+  await new Promise((r) => setTimeout(r, 3000));
+  await ffs.clear();
+  const [w, s] = await Promise.all([nativeWriter, shadowWriter]);
+  t.match(w.out, /NATIVE/, `the native write returned: ${w.out}`);
+  t.match(s.out, /SHADOW/, `the write while failed over succeeded: ${s.out}`);
+  const waitedMs = Number(/SHADOW (\d+)/.exec(s.out)?.[1]);
+  t.ok(waitedMs >= 2500, `it waited for the native write (${waitedMs} ms)`);
+  const want = Buffer.alloc(128 * KiB, 0x11);
+  first.copy(want, 0);
+  native.copy(want, 8 * KiB);
+  shadowWrite.copy(want, 32 * KiB);
+  // Extent 0 only: extent 1 has no copy (no coverage tier), so it cannot be read while failed over.
+  const fh = await fsp.open(f, 'r');
+  const seen = Buffer.alloc(64 * KiB);
+  const { bytesRead } = await fh.read(seen, 0, seen.length, 0);
+  const beyond = await fh.read(Buffer.alloc(4096), 0, 4096, 64 * KiB).then((r) => `${r.bytesRead} bytes`, (err: NodeJS.ErrnoException) => err.code);
+  await fh.close();
+  t.equal((await fsp.stat(f)).size, want.length, 'failed over, the file has its size');
+  t.ok(bytesRead === seen.length && seen.equals(want.subarray(0, seen.length)), `failed over, extent 0 holds both writes${seen.equals(want.subarray(0, seen.length)) ? '' : `: ${differences(seen, want.subarray(0, seen.length))}`}`);
+  t.equal(beyond, 'EIO', 'extent 1, which has no copy, reads EIO while failed over');
+  const back = cli(['failback', sb.mnt, '--force']);
+  t.equal(back.status, 0, `failback: ${back.stderr}`);
+  const live = fs.readFileSync(path.join(backing, 'f.bin'));
+  t.ok(live.subarray(8 * KiB, 12 * KiB).equals(native), 'after failback the live file holds the native write');
+  t.ok(live.equals(want), `and everything else${live.equals(want) ? '' : `: ${differences(live, want)}`}`);
+  t.same(fs.readdirSync(backing).filter((n) => n.includes('shadowfs-conflict')), [], 'the native write landing late was not taken for a change behind the mount\'s back');
+  const mounted = await fsp.readFile(f);
+  t.ok(mounted.equals(want), `and so does the mount${mounted.equals(want) ? '' : `: ${differences(mounted, want)}`}`);
+  t.equal(hitsBefore, 0, 'no native write had returned before the one that hung');
+});
+
+/** Where two buffers differ, as "offset: got/want" runs (for failure messages). */
+function differences(got: Buffer, want: Buffer): string {
+  const out: string[] = [];
+  if (got.length !== want.length) out.push(`length ${got.length}, expected ${want.length}`);
+  for (let i = 0; i < Math.min(got.length, want.length) && out.length < 6; i += 1024) {
+    if (!got.subarray(i, i + 1024).equals(want.subarray(i, i + 1024))) out.push(`${i / 1024} KiB: ${got[i].toString(16)} not ${want[i].toString(16)}`);
+  }
+  return out.join(', ');
+}
