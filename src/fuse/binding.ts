@@ -415,10 +415,12 @@ export class FuseMount {
   // handler runs. Never map an fd of a file inside this mount (the pread would wait on itself).
   // Limits (per mount): 65,536 mapped handles, extent index < 2^24, 2^24 extent slots in all
   // (24 bytes each: at most 384 MiB); a map grows by doubling up to the highest index mapped.
-  // These calls take the map's write lock: they wait for fast reads in flight (microseconds on
-  // local tiers). If a mapped read is stuck (a failing device), they throw an Error with code
-  // ETIMEDOUT after 2 s and leave the map unchanged; other requests keep being served meanwhile
-  // (a stuck read only holds its own FUSE thread).
+  // Fast reads and writes copy what they need from the map under its lock and do their I/O
+  // without it, so a request stuck on a failing device holds up no other file. unmapExtent,
+  // unmapFile and the narrowing write calls below then wait for that file's requests that began
+  // before them (microseconds on local tiers); if one is stuck, they throw an Error with code
+  // ETIMEDOUT after 2 s: the map is changed, but the fd the stuck request uses must stay open.
+  // The same call made again waits again for every request of that file still in flight.
 
   /** (Re)declares the map of fh, every extent unmapped. extentSizeBytes: power of two, 512 B to 1 GiB. */
   setFileMap(fh: number, extentSizeBytes: number): void {
@@ -474,7 +476,7 @@ export class FuseMount {
     this.native.setFileWrites(checkFh(fh), fd, limitBytes);
   }
 
-  /** Marks extents [first, last] of fh; false waits for native writes to them in flight (up to 2 s, then throws ETIMEDOUT, mark unchanged). */
+  /** Marks extents [first, last] of fh; false waits for native writes of fh in flight (up to 2 s, then throws ETIMEDOUT: no new one starts, but one may still land). */
   setExtentsWritable(fh: number, first: number, last: number, writable: boolean): void {
     this.native.setExtentsWritable(checkFh(fh), first, last, writable);
   }

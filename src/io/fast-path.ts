@@ -84,8 +84,9 @@ export class FastPath {
     if (!m || !this.readMap) return;
     for (const [index, e] of m) {
       if (index < first || index > last) continue;
-      // Throws (ETIMEDOUT) when a native read on this copy is stuck on a failing device: the map
-      // is unchanged then, so the fd must stay open and the change must not go ahead.
+      // Throws (ETIMEDOUT) when a native read of the file is stuck on a failing device: it may
+      // use this copy's fd, which must stay open, and the change must not go ahead. The extent
+      // stays recorded here, so the next change unmaps (and waits) again.
       for (const fh of this.files.handlesOf(fileId)) this.readMap.unmapExtent(fh, index);
       m.delete(index);
       e.lease?.release();
