@@ -326,11 +326,11 @@ export class FailoverController implements NamespaceListener {
 
   /**
    * Reads mapped to the live file stop being served on the FUSE thread, where they could not be
-   * abandoned. Unmapping takes the FUSE layer's map lock, which a native write (or read) stuck on
-   * the live volume holds until it returns: the failover goes on without it (an unmap blocks the
-   * event loop for 2 s before it gives up). It waits, without blocking, for the native writes in
-   * flight to land, and is tried again while an unmap gives up. Until then such reads may wait on
-   * the live volume, as they did before the failover.
+   * abandoned. An unmap waits for the file's native requests in flight, and one stuck on the live
+   * volume makes it block the event loop for 2 s and give up: the failover goes on without it.
+   * This waits, without blocking, for the native writes in flight to land, and tries again while
+   * an unmap gives up (a native read stuck the same way). Until then such reads may wait on the
+   * live volume, as they did before the failover.
    */
   private async stopNativeLiveReads(nativeWritesInFlight: number): Promise<void> {
     const v = this.volume;
