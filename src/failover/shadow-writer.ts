@@ -131,7 +131,13 @@ export class ShadowWriter {
         });
         data.copy(whole, offsetInExtent);
       }
-      for (const vt of whole ? this.d.tiers.homesForWrites(this.d.coverageTierId(), done) : []) {
+      // Tiers with room for it first, each group in its order: no room is made by evictions here
+      // (the shadows are all the volume has now), so a tier takes a copy past its capacity only
+      // when no other has room, rather than fail the write.
+      const homes = this.d.tiers.homesForWrites(this.d.coverageTierId(), done);
+      const size = whole?.length ?? 0;
+      const fits = (vt: VolumeTier): boolean => vt.tier.usedBytes() + size <= vt.tier.spec.capacityBytes;
+      for (const vt of whole ? [...homes.filter(fits), ...homes.filter((vt) => !fits(vt))] : []) {
         if (done.length >= 2 || !whole) break;
         try {
           await vt.tier.put(ref, whole);

@@ -13,7 +13,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { cli, isMounted, makeSandbox, MountedVolume, removeSandbox, Sandbox, sandboxedMount } from '../helpers/mounted-volume';
 import { startS3Server, useS3Credentials } from '../helpers/s3-server';
 import { waitFor } from '../helpers/wait';
-import { failoverConfigFile } from '../helpers/failover-config';
+import { failoverConfigFile, fsxVolumeExtra } from '../helpers/failover-config';
 import type { HasTeardown } from '../helpers/temp-dir';
 import { startFaultFs, type FaultFs } from '../../fixtures/faultfs/faultfs-client';
 
@@ -951,6 +951,28 @@ t.test('a native write in flight when the volume fails over: the failover goes o
   const mounted = await fsp.readFile(f);
   t.ok(mounted.equals(want), `and so does the mount${mounted.equals(want) ? '' : `: ${differences(mounted, want)}`}`);
   t.equal(hitsBefore, 0, 'no native write had returned before the one that hung');
+});
+
+t.test('writes while failed over put their new copies on tiers with room first: a small tier is not filled past its capacity', async (t) => {
+  // What the random runs showed (tier-faults-fsx, seed 325797): nvme at 259.8 KiB of its 128 KiB
+  // after writes while failed over. Each new extent gets two whole copies, the coverage tier's and
+  // the fastest tier's, and no room is made by evictions then: the fastest took them all.
+  const { sb, vol } = sandboxedMount(t, (sb) => ({ configFile: failoverConfigFile(sb, { enabled: false }, sb.live, fsxVolumeExtra(sb)) }), 'failover-room-');
+  await vol.start();
+  t.equal(cli(['failover', sb.mnt]).status, 0, 'failed over (nothing to cover yet)');
+  const data = randomBytes(32 * 16 * KiB);
+  await fsp.writeFile(path.join(sb.mnt, 'big.bin'), data);
+  const tiers = (JSON.parse(cli(['status', sb.mnt, '--json']).stdout) as { tiers: { name: string; usedBytes: number; capacityBytes: number }[] }).tiers;
+  const used = (name: string): string => {
+    const x = tiers.find((y) => y.name === name);
+    return `${x?.usedBytes} of ${x?.capacityBytes}`;
+  };
+  for (const x of tiers) t.ok(x.usedBytes <= x.capacityBytes, `${x.name} within its capacity: ${used(x.name)} bytes`);
+  t.ok(tiers.some((x) => x.name === 'ssd' && x.usedBytes > 0), `ssd took the copies nvme had no room for (${used('ssd')} bytes)`);
+  t.ok((await fsp.readFile(path.join(sb.mnt, 'big.bin'))).equals(data), 'the file reads back');
+  const back = cli(['failback', sb.mnt, '--force']);
+  t.equal(back.status, 0, `failback: ${back.stderr}`);
+  t.ok(fs.readFileSync(path.join(sb.live, 'big.bin')).equals(data), 'after failback the live file holds it');
 });
 
 /** Where two buffers differ, as "offset: got/want" runs (for failure messages). */
