@@ -33,14 +33,14 @@
  * Below it, each problem the random run found, made into a small test of its own (the two about
  * coverage and renames are in coverage-renames.test.ts).
  */
-import t from 'tap';
+import t, { Test } from 'tap';
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CLI, MountedVolume, Sandbox, cli, makeSandbox, removeSandbox, sandboxedMount } from '../helpers/mounted-volume';
 import { failoverConfigFile } from '../helpers/failover-config';
 import { FSX_EXTENT_BYTES as EXTENT, FSX_MAX_FILE_BYTES as MAX_SIZE, FsxModel, FsxOpTable, ModelFile, fsxKnobs, seededBytes } from '../helpers/fsx-model';
-import { startFaultFs } from '../../fixtures/faultfs/faultfs-client';
+import { startFaultFs, type FaultFs } from '../../fixtures/faultfs/faultfs-client';
 import { ExtentMap, isFresh } from '../../src/extents/extent-map';
 import type { StatusReport } from '../../src/control/protocol';
 import type { ScrubProgress } from '../../src/shadow/scrubber';
@@ -565,15 +565,16 @@ t.test(`random operations through the mount across tier changes, placements, dam
 
 // ---- what the random run found, each made minimal ----
 
-t.test('a tier removed while a copy to it is being put is left empty: the copy does not land in its directory afterwards', async (t) => {
-  // What the random run met: after `tier remove` succeeded, a copy turned up in the removed tier's
-  // directory (named by nothing, in a directory the volume has disowned). Here the copy's put is
-  // held in its rename (nvme is a faultfs mount) while the tier, which holds nothing yet, is removed.
-  const sb = makeSandbox('tiers-fsx-removed-copy-');
-  const backing = path.join(sb.root, 'nvme-backing');
+/**
+ * A mount of 16 KiB extents over nvme and ssd (admission after one read) whose directory `at(sb)`
+ * is a faultfs mount over `backing`, so the test can hold ops there; all torn down at the end.
+ */
+async function mountWithFaultFsAt(t: Test, prefix: string, at: (sb: Sandbox) => string): Promise<{ sb: Sandbox; backing: string; ffs: FaultFs; vol: MountedVolume }> {
+  const sb = makeSandbox(prefix);
+  const backing = path.join(sb.root, 'faultfs-backing');
   fs.mkdirSync(backing);
-  fs.mkdirSync(sb.tierDir('nvme'), { recursive: true });
-  const ffs = await startFaultFs(backing, sb.tierDir('nvme'));
+  fs.mkdirSync(at(sb), { recursive: true });
+  const ffs = await startFaultFs(backing, at(sb));
   const vol = new MountedVolume(sb, { extentSize: '16KiB', admitAfter: 1, tiers: [{ name: 'nvme', capacity: '1MiB' }, { name: 'ssd', capacity: '1MiB', cls: 'ssd' }] });
   t.teardown(async () => {
     await ffs.clear().catch(() => undefined);
@@ -581,6 +582,14 @@ t.test('a tier removed while a copy to it is being put is left empty: the copy d
     await ffs.stop().catch(() => undefined);
     removeSandbox(sb);
   });
+  return { sb, backing, ffs, vol };
+}
+
+t.test('a tier removed while a copy to it is being put is left empty: the copy does not land in its directory afterwards', async (t) => {
+  // What the random run met: after `tier remove` succeeded, a copy turned up in the removed tier's
+  // directory (named by nothing, in a directory the volume has disowned). Here the copy's put is
+  // held in its rename (nvme is a faultfs mount) while the tier, which holds nothing yet, is removed.
+  const { sb, backing, ffs, vol } = await mountWithFaultFsAt(t, 'tiers-fsx-removed-copy-', (sb) => sb.tierDir('nvme'));
   const data = seededBytes(24, EXTENT);
   fs.writeFileSync(path.join(sb.live, 'b'), data);
   await vol.start();
@@ -607,18 +616,7 @@ t.test('a tier removed while a file with copies there is being unlinked is left 
   // no record of those copies and removed the tier, which the unlink then skipped. Here the records'
   // deletion is held (the state directory is a faultfs mount whose writes hang) while the tier is
   // removed.
-  const sb = makeSandbox('tiers-fsx-removed-unlink-');
-  const stateBacking = path.join(sb.root, 'state-backing');
-  fs.mkdirSync(stateBacking);
-  fs.mkdirSync(sb.state);
-  const ffs = await startFaultFs(stateBacking, sb.state);
-  const vol = new MountedVolume(sb, { extentSize: '16KiB', admitAfter: 1, tiers: [{ name: 'nvme', capacity: '1MiB' }, { name: 'ssd', capacity: '1MiB', cls: 'ssd' }] });
-  t.teardown(async () => {
-    await ffs.clear().catch(() => undefined);
-    await vol.cleanup();
-    await ffs.stop().catch(() => undefined);
-    removeSandbox(sb);
-  });
+  const { sb, ffs, vol } = await mountWithFaultFsAt(t, 'tiers-fsx-removed-unlink-', (sb) => sb.state);
   const nvme = sb.tierDir('nvme');
   const data = seededBytes(25, 2 * EXTENT);
   fs.writeFileSync(path.join(sb.live, 'b'), data);
