@@ -29,8 +29,12 @@ import type { StatusReport } from '../control/protocol';
 const NO_DEADLINE_MS = 2 ** 31 - 1;
 /** How long a manual failover waits for the scan that confirms coverage. */
 const COVERAGE_CONFIRM_MS = 30_000;
-/** How long a failover waits before it tries again to unmap native reads of the live volume. */
+/**
+ * How long a failover waits before it tries again to unmap native reads of the live volume, doubled
+ * after each try up to the cap: each try that meets a stuck read blocks the event loop for 2 s.
+ */
 const NATIVE_LIVE_READS_RETRY_MS = 1000;
+const NATIVE_LIVE_READS_RETRY_MAX_MS = 60_000;
 /** Last passes repeated (under the exclusive gate) while extents stay unsettled, before failback gives up. */
 const FINAL_PASS_RETRIES = 3;
 export interface FailoverSettings {
@@ -337,7 +341,7 @@ export class FailoverController implements NamespaceListener {
     for (let attempt = 0; v.shadow; attempt++) {
       if (attempt > 0 || nativeWritesInFlight > 0) {
         await v.nativeWrites.landed(v.guard.deadlineMs);
-        if (attempt > 0) await new Promise((r) => setTimeout(r, NATIVE_LIVE_READS_RETRY_MS));
+        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(NATIVE_LIVE_READS_RETRY_MAX_MS, NATIVE_LIVE_READS_RETRY_MS * 2 ** (attempt - 1))));
         if (!v.shadow) return;
       }
       try {
