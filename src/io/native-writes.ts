@@ -77,8 +77,8 @@ export class NativeWrites {
   /**
    * After switchOff no native write starts, but those in flight then may still land on the live
    * file. Resolves true once none is in flight, false if some still are after `timeoutMs`. Polled:
-   * the FUSE layer has no notice for it, and it is asked only while failed over, by a write that
-   * must read the live file.
+   * the FUSE layer has no notice for it, and only a failover asks (before it unmaps native reads
+   * of the live file, which would wait for a stuck write while blocking the event loop).
    */
   async landed(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
