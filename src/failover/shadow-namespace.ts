@@ -96,12 +96,13 @@ export class ShadowNamespace {
     return false;
   }
 
-  /** markDirty undone: the change it was made for never reached the extent. */
-  private unmarkDirty(fileId: string, index: number, ops: FailoverStoreOp[]): void {
+  /** markDirty undone, and committed, for `indexes`: the change they were marked for never reached them. */
+  private async unmarkDirty(fileId: string, indexes: Iterable<number>): Promise<void> {
+    const ops: FailoverStoreOp[] = [];
     const s = this.d.journal.dirty.get(fileId);
-    if (!s?.delete(index)) return;
-    if (s.size === 0) this.d.journal.dirty.delete(fileId);
-    ops.push(FailoverStore.dirtyDel(fileId, index));
+    for (const index of indexes) if (s?.delete(index)) ops.push(FailoverStore.dirtyDel(fileId, index));
+    if (s?.size === 0) this.d.journal.dirty.delete(fileId);
+    if (ops.length > 0) await this.commit(ops);
   }
 
   /** The extent's bytes are whole again (rewritten, or cut off by a truncate): no longer lost. */
@@ -405,9 +406,9 @@ export class ShadowNamespace {
           // The extents this write did not change, and no earlier one while failed over, are as
           // they were: marked dirty, they would read as written while failed over with no copy
           // left (EIO), though the live file still holds their bytes.
-          const undo: FailoverStoreOp[] = [];
-          for (let j = err instanceof ExtentNotWritten ? i : i + 1; j <= last; j++) if (!changedBefore.has(j)) this.unmarkDirty(file.fileId, j, undo);
-          if (undo.length > 0) await this.commit(undo);
+          const untouched: number[] = [];
+          for (let j = err instanceof ExtentNotWritten ? i : i + 1; j <= last; j++) if (!changedBefore.has(j)) untouched.push(j);
+          await this.unmarkDirty(file.fileId, untouched);
           throw err;
         }
         // A lost extent takes only a write of all its bytes (ShadowWriter refuses the rest).
@@ -448,9 +449,7 @@ export class ShadowNamespace {
         try {
           await this.d.writer.writeExtent(file, edge, Buffer.alloc(0), 0, Math.min(E, sizeBytes - edge * E), e.liveSize as number, changedBefore);
         } catch (err) {
-          const undo: FailoverStoreOp[] = [];
-          if (err instanceof ExtentNotWritten && !changedBefore) this.unmarkDirty(file.fileId, edge, undo);
-          if (undo.length > 0) await this.commit(undo);
+          if (err instanceof ExtentNotWritten && !changedBefore) await this.unmarkDirty(file.fileId, [edge]);
           throw err;
         }
       }

@@ -9,6 +9,7 @@
  */
 import { CopyRecord, ExtentMap, isFresh } from '../extents/extent-map';
 import { isHealthyDirectoryTier, TierSet, VolumeTier } from '../tiers/tier-set';
+import type { ExtentRef } from '../tiers/tier';
 import { OpenFile } from '../volume/open-files';
 import { FsError } from '../util/errors';
 import { LiveGuard } from './live-guard';
@@ -131,21 +132,7 @@ export class ShadowWriter {
         });
         data.copy(whole, offsetInExtent);
       }
-      // Tiers with room for it first, each group in its order: no room is made by evictions here
-      // (the shadows are all the volume has now), so a tier takes a copy past its capacity only
-      // when no other has room, rather than fail the write.
-      const homes = this.d.tiers.homesForWrites(this.d.coverageTierId(), done);
-      const size = whole?.length ?? 0;
-      const fits = (vt: VolumeTier): boolean => vt.tier.usedBytes() + size <= vt.tier.spec.capacityBytes;
-      for (const vt of whole ? [...homes.filter(fits), ...homes.filter((vt) => !fits(vt))] : []) {
-        if (done.length >= 2 || !whole) break;
-        try {
-          await vt.tier.put(ref, whole);
-          done.push(vt.id);
-        } catch {
-          // try the next tier
-        }
-      }
+      if (whole) await this.putWhole(ref, whole, done);
     }
     if (done.length === 0) {
       const why = `no shadow tier could take extent ${index} of ${file.livePath}`;
@@ -154,6 +141,26 @@ export class ShadowWriter {
     }
     for (const stale of await this.d.map.commitShadowWrite(file.fileId, index, done, copyLen)) {
       this.d.discard(file.fileId, index, stale.tierId);
+    }
+  }
+
+  /**
+   * Puts a whole copy on the tiers not in `done` (adding each that took it) until two hold the
+   * extent. Tiers with room for it first, each group in its order: no room is made by evictions
+   * here (the shadows are all the volume has now), so a tier takes a copy past its capacity only
+   * when no other has room, rather than fail the write.
+   */
+  private async putWhole(ref: ExtentRef, whole: Buffer, done: number[]): Promise<void> {
+    const homes = this.d.tiers.homesForWrites(this.d.coverageTierId(), done);
+    const fits = (vt: VolumeTier): boolean => vt.tier.freeBytes() >= whole.length;
+    for (const vt of [...homes.filter(fits), ...homes.filter((vt) => !fits(vt))]) {
+      if (done.length >= 2) return;
+      try {
+        await vt.tier.put(ref, whole);
+        done.push(vt.id);
+      } catch {
+        // try the next tier
+      }
     }
   }
 }

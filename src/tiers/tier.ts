@@ -115,6 +115,8 @@ export interface ShadowTier {
   syncFile(fileId: string): Promise<void>;
   /** Bytes currently held (as tracked by the tier, not a directory walk). */
   usedBytes(): number;
+  /** Room left under the capacity (0 when at or over it). */
+  freeBytes(): number;
   /** Every copy present on the tier (used to reconcile after a crash). */
   list(): AsyncIterable<ExtentRef & { sizeBytes: number }>;
 }

@@ -42,6 +42,21 @@ async function nvmeOverFaultFs(t: HasTeardown, prefix: string): Promise<{ sb: Sa
   return { sb, vol, nvme: ffs.get('nvme') as FaultFs };
 }
 
+/**
+ * After a failed op while failed over: the faults are cleared, the tiers are healthy again, the
+ * file `f` (read by `read`) holds `data` (`as`: which state that is), and so does the live file
+ * after a failback.
+ */
+async function keptOnceTiersAnswer(t: Test, sb: Sandbox, ffs: Map<string, FaultFs>, data: Buffer, read: () => Buffer | string, as: string): Promise<void> {
+  for (const x of ffs.values()) await x.clear();
+  t.ok(await tiersHealthy(sb.mnt), 'the tiers are healthy again');
+  const got = read();
+  t.ok(Buffer.isBuffer(got) && got.equals(data), `the file reads back ${as} (${Buffer.isBuffer(got) ? `${got.length} bytes` : got})`);
+  const back = cli(['failback', '--force', sb.mnt]);
+  t.equal(back.status, 0, `the failback succeeds ${back.stderr.trim()}`);
+  t.ok(fs.readFileSync(path.join(sb.live, 'f')).equals(data), `and the live file holds it ${as}`);
+}
+
 /** A file's bytes, or the errno its read failed with. */
 function readOrErrno(file: string): Buffer | string {
   try {
@@ -247,13 +262,7 @@ t.test('a write while failed over that no tier could take leaves its extent read
   // No tier takes a copy: the write to that extent fails.
   for (const x of ffs.values()) await x.set({ ops: ['write', 'create'], error: 'EIO' });
   t.throws(() => fs.writeSync(fd, Buffer.alloc(100, 2), 0, 100, 3 * EXTENT + 10), { code: 'EIO' }, 'the write fails');
-  for (const x of ffs.values()) await x.clear();
-  t.ok(await tiersHealthy(sb.mnt), 'the tiers are healthy again');
-  const after = read();
-  t.ok(Buffer.isBuffer(after) && after.equals(data), `the file reads back as before the failed write (${Buffer.isBuffer(after) ? `${after.length} bytes` : after})`);
-  const back = cli(['failback', '--force', sb.mnt]);
-  t.equal(back.status, 0, `the failback succeeds ${back.stderr.trim()}`);
-  t.ok(fs.readFileSync(path.join(sb.live, 'f')).equals(data), 'and the live file holds the file as it was');
+  await keptOnceTiersAnswer(t, sb, ffs, data, read, 'as before the failed write');
 });
 
 t.test('a truncate while failed over that fails leaves the bytes past the cut: they were written while failed over', async (t) => {
@@ -270,13 +279,7 @@ t.test('a truncate while failed over that fails leaves the bytes past the cut: t
   // The new last extent's copy can be neither cut nor made again.
   for (const x of ffs.values()) await x.set({ ops: ['truncate', 'ftruncate', 'write', 'create'], error: 'EIO' });
   t.throws(() => fs.truncateSync(f, EXTENT + EXTENT / 2), { code: 'EIO' }, 'the truncate fails');
-  for (const x of ffs.values()) await x.clear();
-  t.ok(await tiersHealthy(sb.mnt), 'the tiers are healthy again');
-  const got = readOrErrno(f);
-  t.ok(Buffer.isBuffer(got) && got.equals(data), `the file reads back as before the truncate (${Buffer.isBuffer(got) ? `${got.length} bytes` : got})`);
-  const back = cli(['failback', '--force', sb.mnt]);
-  t.equal(back.status, 0, `the failback succeeds ${back.stderr.trim()}`);
-  t.ok(fs.readFileSync(path.join(sb.live, 'f')).equals(data), 'and the live file holds it');
+  await keptOnceTiersAnswer(t, sb, ffs, data, () => readOrErrno(f), 'as before the truncate');
 });
 
 t.test('while failed over, a read error on the last copy of an extent does not drop it: the file reads again once the tier answers', async (t) => {
