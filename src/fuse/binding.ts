@@ -24,7 +24,8 @@
  *
  * Handlers run on the JS thread while a FUSE thread waits: never do synchronous fs calls into the
  * mount itself from this process (the request would wait for this very thread), and never spawn a
- * child with `cwd` inside the mount (spawn blocks until the child's chdir, which needs us).
+ * child with `cwd` inside the mount (spawn blocks until the child's chdir, which needs us). The
+ * daemon spawns no child at all once it holds live fds: see syncAllFilesystems below.
  *
  * O_DIRECT: `open` receives the application's flags, O_DIRECT included. The filesystem
  * must not pass O_DIRECT on to the files it opens on backing volumes or tiers (alignment rules of
@@ -296,7 +297,6 @@ interface NativeFuse {
   nativeWriteStats(): NativeWriteStats;
   fileNativeWrites(fh: number): number;
   drainExtentHits(fh: number): Float64Array;
-  fallocateFd(fd: number, mode: number, offset: number, length: number, cb: (errno: number) => void): void;
   onexit: (() => void) | null;
 }
 
@@ -320,10 +320,54 @@ interface NativeFuseOptions {
   options: string[];
 }
 
-type NativeFuseConstructor = new (mnt: string, ops: Record<string, RawHandler>, opts: NativeFuseOptions) => NativeFuse;
+interface NativeFuseConstructor {
+  new (mnt: string, ops: Record<string, RawHandler>, opts: NativeFuseOptions): NativeFuse;
+  /** A lazy unmount (umount2 MNT_DETACH as root, else fusermount -uz). */
+  unmount(mnt: string, cb: (err: Error | null) => void): void;
+  syncAll(cb: (errno: number) => void): void;
+  mknodAt(path: string, mode: number, dev: number, cb: (errno: number) => void): void;
+  fallocateFd(fd: number, mode: number, offset: number, length: number, cb: (errno: number) => void): void;
+}
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const NativeFuseClass = require('fuse-native') as NativeFuseConstructor;
+
+// ---- system calls off the JS thread, without a child process ---------------------------------
+//
+// A fork and exec in this process, while it holds an fd on a FUSE filesystem whose server hangs (a
+// hung live volume), blocks the JS thread until that server answers: the child's exec closes its
+// copies of our close-on-exec fds, each close of a FUSE file waits for the answer to its FLUSH,
+// and libuv's spawn waits for the exec. So the daemon runs none (sync, fusermount and mknod were);
+// the patched binding makes these calls on a libuv pool thread instead.
+
+function errnoToError(call: string, errno: number): FsError {
+  const name = errno > 0 ? getSystemErrorName(-errno) : 'EIO';
+  return new FsError(name, `${call}: ${name}`);
+}
+
+function viaErrno(call: string, start: (cb: (errno: number) => void) => void): Promise<void> {
+  return new Promise((resolve, reject) => start((errno) => (errno === 0 ? resolve() : reject(errnoToError(call, errno)))));
+}
+
+/** sync(2): every filesystem's dirty data and metadata. Holds a pool thread while it waits. */
+export function syncAllFilesystems(): Promise<void> {
+  return viaErrno('sync', (cb) => NativeFuseClass.syncAll(cb));
+}
+
+/** mknod(2) of a FIFO or device node (`mode` with its S_IF* type). Rejects with the errno's code. */
+export function mknodAt(p: string, mode: number, dev: number): Promise<void> {
+  return viaErrno('mknod', (cb) => NativeFuseClass.mknodAt(p, mode, dev, cb));
+}
+
+/** fallocate(2) of an fd (what the fallocate handler applies to the live file). Rejects with the errno's code. */
+export function fallocateFd(fd: number, mode: number, offsetBytes: number, lengthBytes: number): Promise<void> {
+  return viaErrno('fallocate', (cb) => NativeFuseClass.fallocateFd(fd, mode, offsetBytes, lengthBytes, cb));
+}
+
+/** A lazy unmount of `mountpoint` (detached now, gone once unused), as FuseMount.unmount does its own. */
+export function detachMount(mountpoint: string): Promise<void> {
+  return new Promise((resolve, reject) => NativeFuseClass.unmount(path.resolve(mountpoint), (err) => (err ? reject(err) : resolve())));
+}
 
 // ---- FuseMount -------------------------------------------------------------------------------
 
@@ -517,20 +561,6 @@ export class FuseMount {
    */
   drainExtentHits(fh?: number): Float64Array {
     return this.native.drainExtentHits(fh === undefined ? 0 : checkFh(fh));
-  }
-
-  /**
-   * fallocate(2) of an fd on a libuv pool thread (Node has none): what the fallocate handler needs
-   * to apply the call to the file it stands for. Rejects with the errno's code (ENOSPC, ENOTSUP, ...).
-   */
-  fallocateFd(fd: number, mode: number, offsetBytes: number, lengthBytes: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.native.fallocateFd(fd, mode, offsetBytes, lengthBytes, (errno) => {
-        if (errno === 0) return resolve();
-        const name = errno > 0 ? getSystemErrorName(-errno) : 'EIO';
-        reject(new FsError(name, `fallocate: ${name}`));
-      });
-    });
   }
 }
 

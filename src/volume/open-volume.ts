@@ -21,7 +21,8 @@ import { Logger } from '../util/log';
 import { LiveWatcher } from './live-watcher';
 import { Volume } from './volume';
 import { FailoverController } from '../failover/failover-controller';
-import { afterRestart, readBootId, SyncPoints } from './power-loss';
+import { afterRestart, boundedSync, readBootId, SyncPoints } from './power-loss';
+import type { SystemCalls } from './system-calls';
 import { Scrubber } from '../shadow/scrubber';
 import { ScrubSchedule } from '../shadow/scrub-schedule';
 import { DamagedCopies } from '../shadow/damaged-copies';
@@ -40,7 +41,7 @@ export interface OpenedVolume {
   close(): Promise<void>;
 }
 
-export async function openVolume(config: VolumeConfig, log: Logger): Promise<OpenedVolume> {
+export async function openVolume(config: VolumeConfig, log: Logger, system: SystemCalls): Promise<OpenedVolume> {
   const map = await ExtentMap.open(path.join(config.stateDir, 'extents'));
   const opened: ShadowTier[] = [];
   try {
@@ -66,11 +67,11 @@ export async function openVolume(config: VolumeConfig, log: Logger): Promise<Ope
   let policy: ReadObserver | undefined;
   const observer: ReadObserver = { onExtentRead: (f, i, s) => policy?.onExtentRead(f, i, s) };
   const io = new IoRedirector(map, tiers, config.extentSizeBytes, observer, (fileId, index, tierId) => shadows.discard(fileId, index, tierId));
-  const volume = new Volume(config.livePath, map, tiers, io, shadows, log, config.writeAroundAfterBytes);
+  const volume = new Volume(config.livePath, map, tiers, io, shadows, log, system, config.writeAroundAfterBytes);
   await reconcile(map, tiers, log);
   const failover = await FailoverController.open(volume, config.stateDir, () => (config.coverageTier ? tiers.byName(config.coverageTier)?.id : undefined), config.watchdog, config.copyBytesPerSec, log);
   volume.filesDroppedAfterRestart = await afterRestart(map, (fileId) => volume.invalidate(fileId), failover.mode === 'live', readBootId(), log);
-  const syncPoints = new SyncPoints(map, () => failover.mode === 'live', log);
+  const syncPoints = new SyncPoints(map, () => failover.mode === 'live', log, boundedSync(system.syncAll));
   syncPoints.start();
   const placements = new Placements(path.join(config.stateDir, 'pins.json'));
   let predictive: PredictivePlacement | undefined;

@@ -9,7 +9,6 @@
  * if the machine restarted since (its boot id changed), the marked files' copies are dropped: the
  * live volume is the truth then, and copies that may disagree with it are never served.
  */
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import { ExtentMap } from '../extents/extent-map';
 import { Logger } from '../util/log';
@@ -29,18 +28,27 @@ export function readBootId(): string {
 }
 
 /**
- * sync(2): every filesystem's dirty data and metadata, the live volume's (also a FUSE or network
- * one's backing store), the tiers' and the state directory's, in one call. In a child process, so
- * a filesystem that hangs cannot block the daemon.
+ * `syncAll` (sync(2): every filesystem's dirty data and metadata, the live volume's, also a FUSE or
+ * network one's backing store, the tiers' and the state directory's), bounded: past `timeoutMs` (a
+ * hung live volume) it counts as failed, and the marks stay. The call itself cannot be abandoned
+ * (a pool thread waits in it until the kernel returns), so while it has not returned, the next
+ * sync point fails at once instead of stacking a second thread behind it.
  */
-function syncAll(): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile('sync', [], { timeout: SYNC_TIMEOUT_MS }, (err) => (err ? reject(err) : resolve()));
-  });
+export function boundedSync(syncAll: () => Promise<void>, timeoutMs = SYNC_TIMEOUT_MS): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  return async () => {
+    if (running) throw new Error('a sync(2) of an earlier sync point has not returned yet');
+    const call = syncAll();
+    const returned = call.then(() => undefined, () => undefined);
+    running = returned;
+    void returned.then(() => (running = undefined));
+    if (!(await settlesWithin(call, timeoutMs))) throw new Error(`sync(2) has not returned within ${timeoutMs / 1000} s`);
+    await call;
+  };
 }
 
 /** Makes everything written so far durable, then clears the marks of files not written since. */
-async function syncPoint(map: ExtentMap, sync: () => Promise<void> = syncAll): Promise<void> {
+async function syncPoint(map: ExtentMap, sync: () => Promise<void>): Promise<void> {
   const snapshot = map.writtenSnapshot();
   if (snapshot.size === 0) return;
   await map.flush();
@@ -63,8 +71,9 @@ export class SyncPoints {
     private readonly map: ExtentMap,
     private readonly canRun: () => boolean,
     private readonly log: Logger,
+    /** sync(2), through boundedSync. */
+    private readonly sync: () => Promise<void>,
     private readonly intervalMs = 30_000,
-    private readonly sync: () => Promise<void> = syncAll,
   ) {}
 
   start(): void {

@@ -6,8 +6,6 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import * as xattr from '@napi-rs/xattr';
 import { ExtentMap } from '../extents/extent-map';
 import { IoRedirector } from '../io/redirector';
@@ -28,8 +26,7 @@ import { ShadowNamespace } from '../failover/shadow-namespace';
 import { RESERVED_NAMES } from '../failover/namespace-mirror';
 import { ModeGate } from '../failover/mode-gate';
 import { pread } from '../util/fd-io';
-
-const run = promisify(execFile);
+import type { SystemCalls } from './system-calls';
 
 /** Who asked: new files and directories are given to the caller, as a kernel filesystem would. */
 export interface Caller {
@@ -88,6 +85,7 @@ export class Volume {
     readonly io: IoRedirector,
     readonly shadows: ShadowManager,
     private readonly log: Logger,
+    private readonly system: SystemCalls,
     writeAroundAfterBytes = 0,
   ) {
     this.fastPath = new FastPath(map, tiers, this.open, io.extentSizeBytes);
@@ -236,36 +234,17 @@ export class Volume {
   private async mknodLive(p: string, mode: number, dev: number, caller?: Caller): Promise<void> {
     const lp = this.live(p);
     const type = mode & fs.constants.S_IFMT;
-    const perm = (mode & 0o7777).toString(8);
     if (type === fs.constants.S_IFREG || type === 0) {
       const fd = await openFd(lp, O_CREAT | O_EXCL | O_WRONLY, mode & 0o7777);
       await closeFd(fd);
-    } else if (type === fs.constants.S_IFIFO) {
-      await this.runNodeTool(lp, ['mkfifo', '-m', perm, lp]);
-    } else if (type === fs.constants.S_IFCHR || type === fs.constants.S_IFBLK) {
-      const major = (dev >> 8) & 0xfff;
-      const minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
-      await this.runNodeTool(lp, ['mknod', '-m', perm, lp, type === fs.constants.S_IFCHR ? 'c' : 'b', String(major), String(minor)]);
+    } else if (type === fs.constants.S_IFIFO || type === fs.constants.S_IFCHR || type === fs.constants.S_IFBLK) {
+      await this.system.mknod(lp, mode, dev);
+      // The kernel applied the caller's umask to `mode` already; mknod(2) takes the daemon's off too.
+      await fsp.chmod(lp, mode & 0o7777);
     } else if (type === fs.constants.S_IFSOCK) {
       throw new FsError('EPERM', 'sockets cannot be created on this volume');
     }
     await this.giveTo(lp, caller);
-  }
-
-  /** Node has no mkfifo/mknod: coreutils do it. Errors map back to errno. */
-  private async runNodeTool(lp: string, argv: string[]): Promise<void> {
-    try {
-      await fsp.lstat(lp);
-      throw new FsError('EEXIST');
-    } catch (err) {
-      if (errorCode(err) !== 'ENOENT') throw err;
-    }
-    try {
-      await run(argv[0], argv.slice(1));
-    } catch (err) {
-      const msg = String((err as { stderr?: string }).stderr ?? '');
-      throw new FsError(/Permission denied/.test(msg) ? 'EACCES' : /Operation not permitted/.test(msg) ? 'EPERM' : 'EIO', msg.trim());
-    }
   }
 
   chmod(p: string, mode: number): Promise<void> {
@@ -654,9 +633,6 @@ export class Volume {
     this.fastPath.remap(file, edge, edge);
   }
 
-  /** Set by the FUSE assembly: fallocate(2) of an fd (Node has none). Without it fallocate is EOPNOTSUPP. */
-  fallocateFd: ((fd: number, mode: number, offsetBytes: number, lengthBytes: number) => Promise<void>) | undefined;
-
   /**
    * fallocate(2) on an open file, applied to the live file. Allocating changes no byte; punching a
    * hole, zeroing a range or growing the file does, so those extents' copies go stale first.
@@ -673,8 +649,7 @@ export class Volume {
     const h = this.handle(fh);
     await this.liveFd(h);
     if (!h.writable) throw new FsError('EBADF');
-    const fallocateFd = this.fallocateFd;
-    if (!fallocateFd || (mode & ~FALLOCATE_SUPPORTED) !== 0) throw new FsError('EOPNOTSUPP', `fallocate mode 0x${mode.toString(16)}`);
+    if ((mode & ~FALLOCATE_SUPPORTED) !== 0) throw new FsError('EOPNOTSUPP', `fallocate mode 0x${mode.toString(16)}`);
     if (offsetBytes < 0 || lengthBytes <= 0) throw new FsError('EINVAL');
     const file = h.file;
     const E = this.io.extentSizeBytes;
@@ -683,7 +658,7 @@ export class Volume {
     await file.writeLock.run(async () => {
       const newSize = mode & FALLOC_FL_KEEP_SIZE ? file.sizeBytes : Math.max(file.sizeBytes, end);
       const zeroes = (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) !== 0 && offsetBytes < file.sizeBytes;
-      const apply = (): Promise<void> => fallocateFd(h.fd, mode, offsetBytes, lengthBytes);
+      const apply = (): Promise<void> => this.system.fallocateFd(h.fd, mode, offsetBytes, lengthBytes);
       const grows = newSize > file.sizeBytes;
       if (!zeroes && !grows) {
         // Blocks allocated, not one byte changed: no copy is affected (the mtime may change).

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ExtentMap } from '../../src/extents/extent-map';
-import { SyncPoints } from '../../src/volume/power-loss';
+import { boundedSync, SyncPoints } from '../../src/volume/power-loss';
 import { silentLogger } from '../../src/util/log';
 
 t.test('sync points clear settled files, not files still being written', async (t) => {
@@ -20,9 +20,9 @@ t.test('sync points clear settled files, not files still being written', async (
   });
   let syncs = 0;
   // Ticks are driven by the test (no timer started).
-  const points = new SyncPoints(map, () => true, silentLogger, 60_000, async () => {
+  const points = new SyncPoints(map, () => true, silentLogger, async () => {
     syncs++;
-  });
+  }, 60_000);
 
   map.markWritten('counted', false);
   await points.tick();
@@ -56,4 +56,23 @@ t.test('sync points clear settled files, not files still being written', async (
   await points.close();
   t.equal(syncs, 3);
   t.same(map.markedFiles(), [], 'a clean unmount clears the rest');
+});
+
+t.test('a sync(2) that does not return fails its sync point, and the next one until it returns', async (t) => {
+  let calls = 0;
+  let release: () => void = () => undefined;
+  const sync = boundedSync(() => {
+    calls++;
+    return new Promise<void>((r) => (release = r));
+  }, 50);
+  await t.rejects(sync(), /not returned within/, 'a sync(2) that hangs counts as failed at its deadline');
+  await t.rejects(sync(), /has not returned yet/, 'the next sync point fails at once while it still hangs');
+  t.equal(calls, 1, 'no second sync(2) is stacked behind the stuck one');
+  release();
+  await new Promise((r) => setImmediate(r));
+  const next = sync();
+  release();
+  await t.resolves(next, 'once it returned, sync points sync again');
+  t.equal(calls, 2);
+  await t.rejects(boundedSync(async () => Promise.reject(new Error('EIO')), 50)(), /EIO/, "a sync(2) that fails fails its sync point with its error");
 });

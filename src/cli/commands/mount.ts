@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { checkMountpoint, checkVolumePaths } from '../../config/check-paths';
 import { buildHandlers } from '../../fuse/adapter';
-import { FuseMount, LIBFUSE_MAX_REQUEST_BYTES, MAX_REQUEST_BYTES } from '../../fuse/binding';
+import { detachMount, fallocateFd, FuseMount, LIBFUSE_MAX_REQUEST_BYTES, MAX_REQUEST_BYTES, mknodAt, syncAllFilesystems } from '../../fuse/binding';
 import { fuseMountsAt, isMounted, isStale, lazyUnmount } from '../../fuse/mount-table';
 import { openVolume } from '../../volume/open-volume';
 import { formatStatus } from './status';
@@ -142,7 +142,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
     });
-    const opened = await openVolume(config, log).catch((err: unknown) => {
+    const opened = await openVolume(config, log, { syncAll: syncAllFilesystems, mknod: mknodAt, fallocateFd }).catch((err: unknown) => {
       throw stateDirInUse(err, config.stateDir);
     });
     let fuse: FuseMount | undefined;
@@ -171,8 +171,6 @@ export const mountCommand: CommandModule<object, MountArgs> = {
         negativeTimeoutSeconds: 0,
         onHandlerError: (op, err) => log.error('fuse', `${op}: ${(err as Error)?.stack ?? String(err)}`),
       });
-      const f = fuse;
-      opened.volume.fallocateFd = (fd, mode, offset, length) => f.fallocateFd(fd, mode, offset, length);
       // SHADOWFS_NO_FASTPATH=1 sends every read and write through JS (for comparisons and triage);
       // the other switches turn off one part each.
       if (!env.SHADOWFS_NO_FASTPATH) {
@@ -233,7 +231,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       await control.stop().catch(() => undefined);
       await metrics?.stop().catch(() => undefined);
       await dashboard?.stop().catch(() => undefined);
-      await fuse.unmount().catch(async () => lazyUnmount(mountpoint));
+      await fuse.unmount().catch(async () => detachMount(mountpoint));
       await opened.close();
       throw new ShadowfsError(`${mountpoint}: mounted, but could not start serving (${(err as Error).message}); unmounted again`);
     }
@@ -254,7 +252,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     await step('stopping the metrics server', metrics?.stop());
     await step('stopping the dashboard', dashboard?.stop());
     opened.nativeHeat.stop(); // the last native hits, before their counters go with the mount
-    if (!(await step('the FUSE unmount', fuse.unmount().catch(async () => lazyUnmount(mountpoint))))) await lazyUnmount(mountpoint).catch(() => undefined);
+    if (!(await step('the FUSE unmount', fuse.unmount().catch(async () => detachMount(mountpoint))))) await detachMount(mountpoint).catch(() => undefined);
     await opened.close();
     await removePidFile(mountpoint);
     process.stdout.write(`${formatStatus(final)}\n`);
