@@ -364,8 +364,11 @@ export function fallocateFd(fd: number, mode: number, offsetBytes: number, lengt
   return viaErrno('fallocate', (cb) => NativeFuseClass.fallocateFd(fd, mode, offsetBytes, lengthBytes, cb));
 }
 
-/** A lazy unmount of `mountpoint` (detached now, gone once unused), as FuseMount.unmount does its own. */
-export function detachMount(mountpoint: string): Promise<void> {
+/**
+ * A lazy unmount of `mountpoint` (detached now, gone once unused), as FuseMount.unmount does its
+ * own: a stale mount, or one whose unmount failed or took too long.
+ */
+export function lazyUnmount(mountpoint: string): Promise<void> {
   return new Promise((resolve, reject) => NativeFuseClass.unmount(path.resolve(mountpoint), (err) => (err ? reject(err) : resolve())));
 }
 

@@ -1,11 +1,7 @@
 /** What the kernel says is mounted where (/proc/self/mountinfo), and clearing stale FUSE mounts. */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { errorCode } from '../util/errors';
-
-const run = promisify(execFile);
 
 /** Mountinfo escapes spaces and such as \\040 octal. */
 function unescapeMountPath(s: string): string {
@@ -53,10 +49,6 @@ export async function isStale(mountpoint: string): Promise<boolean> {
 /** True when `mountpoint` is a shadowfs mount whose daemon is gone (what `shadowfs unmount` clears). */
 export async function isStaleShadowfsMount(mountpoint: string): Promise<boolean> {
   return (await fuseMountsAt(mountpoint)).at(-1) === 'fuse.shadowfs' && (await isStale(mountpoint));
-}
-
-export async function lazyUnmount(mountpoint: string): Promise<void> {
-  await run('fusermount', ['-uz', path.resolve(mountpoint)]);
 }
 
 /** The innermost shadowfs mount point containing `p`, if any. */

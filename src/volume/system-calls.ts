@@ -1,8 +1,6 @@
 /**
- * System calls Node lacks, as the volume needs them. The mount passes the patched FUSE binding's
- * (src/fuse/binding.ts), made on a libuv pool thread: never in a child process, because a fork and
- * exec in the daemon blocks its JS thread for as long as a FUSE live volume it holds fds on hangs
- * (the child's exec closes its copies of those fds, and each close waits for the server's answer).
+ * System calls Node lacks, as the volume needs them. The mount passes the patched FUSE binding's,
+ * made on a libuv pool thread and never in a child process (why: src/fuse/binding.ts).
  */
 export interface SystemCalls {
   /** sync(2): every filesystem's dirty data and metadata. */

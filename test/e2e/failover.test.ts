@@ -642,60 +642,62 @@ t.test('live writes abandoned at their deadline land, late, with their own bytes
   t.ok(vol.running, 'the mount process is alive');
 });
 
-t.test('an unmount while the live volume hangs under a coverage scan finishes its shutdown', async (t) => {
-  const { sb, ffs, vol } = await mountOverFaultFs(t, 'failover-hung-scan-', {
+/**
+ * A file with full coverage; `beforeHang` (the live volume still answers), then the live volume
+ * hangs and the volume fails over; `whileHung`, then SIGTERM. The shutdown must finish (say it
+ * unmounted, free the mount point) while the live volume still hangs. Threads blocked in the hung
+ * live volume's syscalls cannot end before it answers (the kernel waits for a FUSE request it has
+ * sent), so the process itself exits only once it answers.
+ */
+async function unmountWhileLiveHangs(t: Test, prefix: string, opts: { config?: Record<string, unknown>; beforeHang?: (sb: Sandbox) => Promise<void>; whileHung?: () => Promise<void>; finished: string }): Promise<void> {
+  const { sb, ffs, vol } = await mountOverFaultFs(t, prefix, {
     probeIntervalMs: '200ms', latencyLimitMs: 400, opTimeoutMs: 1000, baselineWarmupMs: 0, suspectRatio: 20, recoverRatio: 10,
     evalWindowMs: '4s', errorWindowMs: '2s', trendWindowMs: '3s',
-  }, { config: { coverageScanInterval: '1s' } });
+  }, { config: opts.config });
   await vol.start();
   await fsp.writeFile(path.join(sb.mnt, 'f.bin'), randomBytes(128 * KiB));
   await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
+  await opts.beforeHang?.(sb);
   await ffs.set({ hang: true });
   await waitFor(() => status(sb.mnt).failover?.mode === 'failed-over', 'failed over', 30_000, 200);
-  // Scans come every second: one is now stuck on the hung live volume.
-  await new Promise((r) => setTimeout(r, 2500));
+  await opts.whileHung?.();
   const proc = vol.proc as ChildProcess;
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  proc.kill('SIGTERM');
+  const said = await waitFor(() => /shadowfs: unmounted /.test(vol.output), 'the daemon says it unmounted', 45_000, 100).then(() => true, () => false);
+  t.ok(said, `${opts.finished}${said ? '' : `: ${vol.output.slice(-2000)}`}`);
+  t.notOk(isMounted(sb.mnt), 'the mount point is free');
+  await ffs.clear();
+  t.equal(await exited, 0, 'the process exits cleanly once the live volume answers');
+  vol.proc = undefined;
+}
+
+t.test('an unmount while the live volume hangs under a coverage scan finishes its shutdown', async (t) => {
   // Before 2327170 this failed about one run in thirty: the daemons under tap had libuv's 4
   // threads, the hung scan's syscalls could hold all of them, and a shutdown step needing one then
   // waited for the live volume. With UV_THREADPOOL_SIZE=2 it fails every time. It still failed about
   // one run in ten under load when the scan or the probe held a live fd at the unmount: see the
   // next test.
-  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  proc.kill('SIGTERM');
-  // Threads blocked in the hung live volume's syscalls cannot end before it answers (the kernel
-  // waits for a FUSE request it has sent), so the process cannot exit yet; its shutdown can.
-  const said = await waitFor(() => /shadowfs: unmounted /.test(vol.output), 'the daemon says it unmounted', 45_000, 100).then(() => true, () => false);
-  t.ok(said, `the shutdown (metadata flushed, state closed) did not wait for the hung scan${said ? '' : `: ${vol.output.slice(-2000)}`}`);
-  t.notOk(isMounted(sb.mnt), 'the mount point is free');
-  await ffs.clear();
-  t.equal(await exited, 0, 'the process exits cleanly once the live volume answers');
-  vol.proc = undefined;
+  await unmountWhileLiveHangs(t, 'failover-hung-scan-', {
+    config: { coverageScanInterval: '1s' },
+    // Scans come every second: one is now stuck on the hung live volume.
+    whileHung: () => new Promise((r) => setTimeout(r, 2500)),
+    finished: 'the shutdown (metadata flushed, state closed) did not wait for the hung scan',
+  });
 });
 
 t.test('an unmount while the live volume hangs under an open file finishes its shutdown', async (t) => {
-  const { sb, ffs, vol } = await mountOverFaultFs(t, 'failover-hung-open-', {
-    probeIntervalMs: '200ms', latencyLimitMs: 400, opTimeoutMs: 1000, baselineWarmupMs: 0, suspectRatio: 20, recoverRatio: 10,
-    evalWindowMs: '4s', errorWindowMs: '2s', trendWindowMs: '3s',
+  // Before, the unmount ran fusermount in a child process: its exec closed the child's copy of the
+  // daemon's fd on the live file, the close waited for the hung live volume, and the daemon's
+  // spawn for the exec.
+  await unmountWhileLiveHangs(t, 'failover-hung-open-', {
+    // The daemon holds an fd on the live file for as long as this one is open.
+    beforeHang: async (sb) => {
+      const held = await fsp.open(path.join(sb.mnt, 'f.bin'), 'r');
+      t.teardown(() => held.close().catch(() => undefined));
+    },
+    finished: 'the shutdown did not wait for the live volume',
   });
-  await vol.start();
-  await fsp.writeFile(path.join(sb.mnt, 'f.bin'), randomBytes(128 * KiB));
-  await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
-  // The daemon holds an fd on the live file for as long as this one is open.
-  const held = await fsp.open(path.join(sb.mnt, 'f.bin'), 'r');
-  t.teardown(() => held.close().catch(() => undefined));
-  await ffs.set({ hang: true });
-  await waitFor(() => status(sb.mnt).failover?.mode === 'failed-over', 'failed over', 30_000, 200);
-  const proc = vol.proc as ChildProcess;
-  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  proc.kill('SIGTERM');
-  // Before, the unmount ran fusermount in a child process: its exec closed the child's copy of
-  // that fd, the close waited for the hung live volume, and the daemon's spawn for the exec.
-  const said = await waitFor(() => /shadowfs: unmounted /.test(vol.output), 'the daemon says it unmounted', 45_000, 100).then(() => true, () => false);
-  t.ok(said, `the shutdown did not wait for the live volume${said ? '' : `: ${vol.output.slice(-2000)}`}`);
-  t.notOk(isMounted(sb.mnt), 'the mount point is free');
-  await ffs.clear();
-  t.equal(await exited, 0, 'the process exits cleanly once the live volume answers');
-  vol.proc = undefined;
 });
 
 t.test('an append in flight on a slow live volume when the volume fails over is kept: its size while failed over, its bytes on live after failback', async (t) => {

@@ -8,8 +8,8 @@ import * as path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { checkMountpoint, checkVolumePaths } from '../../config/check-paths';
 import { buildHandlers } from '../../fuse/adapter';
-import { detachMount, fallocateFd, FuseMount, LIBFUSE_MAX_REQUEST_BYTES, MAX_REQUEST_BYTES, mknodAt, syncAllFilesystems } from '../../fuse/binding';
-import { fuseMountsAt, isMounted, isStale, lazyUnmount } from '../../fuse/mount-table';
+import { fallocateFd, FuseMount, lazyUnmount, LIBFUSE_MAX_REQUEST_BYTES, MAX_REQUEST_BYTES, mknodAt, syncAllFilesystems } from '../../fuse/binding';
+import { fuseMountsAt, isMounted, isStale } from '../../fuse/mount-table';
 import { openVolume } from '../../volume/open-volume';
 import { formatStatus } from './status';
 import { readPid, removePidFile, socketFile, writePidFile } from '../../control/runtime-files';
@@ -231,7 +231,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       await control.stop().catch(() => undefined);
       await metrics?.stop().catch(() => undefined);
       await dashboard?.stop().catch(() => undefined);
-      await fuse.unmount().catch(async () => detachMount(mountpoint));
+      await fuse.unmount().catch(async () => lazyUnmount(mountpoint));
       await opened.close();
       throw new ShadowfsError(`${mountpoint}: mounted, but could not start serving (${(err as Error).message}); unmounted again`);
     }
@@ -252,7 +252,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     await step('stopping the metrics server', metrics?.stop());
     await step('stopping the dashboard', dashboard?.stop());
     opened.nativeHeat.stop(); // the last native hits, before their counters go with the mount
-    if (!(await step('the FUSE unmount', fuse.unmount().catch(async () => detachMount(mountpoint))))) await detachMount(mountpoint).catch(() => undefined);
+    if (!(await step('the FUSE unmount', fuse.unmount().catch(async () => lazyUnmount(mountpoint))))) await lazyUnmount(mountpoint).catch(() => undefined);
     await opened.close();
     await removePidFile(mountpoint);
     process.stdout.write(`${formatStatus(final)}\n`);

@@ -2,7 +2,8 @@
 import { processAlive } from '../../util/process-alive';
 import * as path from 'node:path';
 import type { CommandModule } from 'yargs';
-import { fuseMountsAt, isMounted, isStale, lazyUnmount } from '../../fuse/mount-table';
+import { lazyUnmount } from '../../fuse/binding';
+import { fuseMountsAt, isMounted, isStale } from '../../fuse/mount-table';
 import { readPid, removePidFile } from '../../control/runtime-files';
 import { ShadowfsError } from '../../util/errors';
 
@@ -54,7 +55,7 @@ export const unmountCommand: CommandModule<object, UnmountArgs> = {
     }
     if (processAlive(pid)) {
       // Its FUSE mount may be gone already while it still finishes (closing the volume): then there
-      // is nothing to detach, and fusermount would fail on it.
+      // is nothing to detach, and the unmount would fail on it.
       if (!(await isMounted(mountpoint))) {
         throw new ShadowfsError(`${mountpoint} is unmounted, but the daemon (pid ${pid}) is still shutting down after ${args.timeout} s; it was left to finish`);
       }
