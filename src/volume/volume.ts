@@ -50,6 +50,12 @@ const FALLOC_FL_PUNCH_HOLE = 0x02;
 const FALLOC_FL_ZERO_RANGE = 0x10;
 const FALLOC_FL_UNSHARE_RANGE = 0x40;
 const FALLOCATE_SUPPORTED = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE | FALLOC_FL_UNSHARE_RANGE;
+/**
+ * How long an unmount waits for the live volume to answer the fstat behind each open file's record.
+ * Past it the unmount goes on without the record, which costs that file's copies at the next mount
+ * (the open finds the live file changed and drops them) and never serves one stale.
+ */
+const CLOSE_RECORD_MS = 5_000;
 const XATTR_CREATE = 1;
 const XATTR_REPLACE = 2;
 
@@ -456,14 +462,14 @@ export class Volume {
     const fileId = Volume.fileIdOf(st);
     const open = this.open.file(fileId);
     // Our own writes change the file too; while we have it open, the mount's writes are the truth.
-    if (open && (open.modified || open.nativeWritable || open.writeLock.locked)) return;
+    if (open && (Volume.recordOutdated(open) || open.writeLock.locked)) return;
     const rec = this.map.fileRecord(fileId);
     if (rec && rec.sizeBytes === st.size && rec.mtimeMs === st.mtimeMs) return;
     if (this.map.extents(fileId).size > 0) {
       this.log.info('volume', `${lp} changed outside the mount: its shadow copies are dropped`);
       await this.invalidate(fileId);
       // Unless the mount wrote meanwhile: then its own size (a write may have grown it) is the truth.
-      if (open && this.open.file(fileId) === open && !(open.modified || open.nativeWritable || open.writeLock.locked)) open.sizeBytes = st.size;
+      if (open && this.open.file(fileId) === open && !(Volume.recordOutdated(open) || open.writeLock.locked)) open.sizeBytes = st.size;
     }
     await this.map.setFileRecord(fileId, { sizeBytes: st.size, mtimeMs: st.mtimeMs });
   }
@@ -716,8 +722,13 @@ export class Volume {
     this.handle(fh);
   }
 
+  /** Written through the mount since its record was stored, or writable natively (behind JS's back). */
+  private static recordOutdated(file: OpenFile): boolean {
+    return file.modified || file.nativeWritable;
+  }
+
   private async storeRecord(file: OpenFile): Promise<void> {
-    if (!file.modified && !file.nativeWritable) return;
+    if (!Volume.recordOutdated(file)) return;
     // Cleared before the fstat: a write during it sets the flag again, so its change is stored later.
     file.modified = false;
     let st: fs.Stats;
@@ -905,8 +916,16 @@ export class Volume {
     await this.shadows.close();
     // The copies that ended just now let go of their files: those store their records first.
     while (this.backgroundCloses.size > 0) await Promise.all([...this.backgroundCloses]);
-    for (const file of [...this.open.allFiles()]) {
-      await this.storeRecord(file).catch(() => undefined);
+    // A volume in live mode (the watchdog off, or no coverage tier to fail over to) may be closed
+    // while its live volume hangs: each record waits CLOSE_RECORD_MS at most, and once one was not
+    // answered the rest are not asked.
+    const outdated = [...this.open.allFiles()].filter(Volume.recordOutdated);
+    for (const [i, file] of outdated.entries()) {
+      const stored = await this.guard.run('meta', () => this.storeRecord(file), { force: true, background: true, deadlineMs: CLOSE_RECORD_MS }).then(() => true, (err: unknown) => !(err instanceof LiveUnavailable));
+      if (!stored) {
+        this.log.warn('volume', `the live volume did not answer within ${CLOSE_RECORD_MS / 1000} s: ${outdated.length - i} open file(s) closed without their record; their copies are dropped at the next mount`);
+        break;
+      }
     }
     await this.map.close();
     await this.tiers.closeAll();

@@ -644,22 +644,23 @@ t.test('live writes abandoned at their deadline land, late, with their own bytes
 
 /**
  * A file with full coverage; `beforeHang` (the live volume still answers), then the live volume
- * hangs and the volume fails over; `whileHung`, then SIGTERM. The shutdown must finish (say it
- * unmounted, free the mount point) while the live volume still hangs. Threads blocked in the hung
- * live volume's syscalls cannot end before it answers (the kernel waits for a FUSE request it has
- * sent), so the process itself exits only once it answers.
+ * hangs and the volume fails over (`staysLive`: a volume the watchdog does not fail over, which
+ * stays in live mode); `whileHung`, then SIGTERM. The shutdown must finish (say it unmounted, free
+ * the mount point) while the live volume still hangs. Threads blocked in the hung live volume's
+ * syscalls cannot end before it answers (the kernel waits for a FUSE request it has sent), so the
+ * process itself exits only once it answers.
  */
-async function unmountWhileLiveHangs(t: Test, prefix: string, opts: { config?: Record<string, unknown>; beforeHang?: (sb: Sandbox) => Promise<void>; whileHung?: () => Promise<void>; finished: string }): Promise<void> {
-  const { sb, ffs, vol } = await mountOverFaultFs(t, prefix, {
+async function unmountWhileLiveHangs(t: Test, prefix: string, opts: { config?: Record<string, unknown>; staysLive?: boolean; beforeHang?: (sb: Sandbox) => Promise<void>; whileHung?: () => Promise<void>; finished: string }): Promise<{ sb: Sandbox; backing: string; vol: MountedVolume }> {
+  const { sb, backing, ffs, vol } = await mountOverFaultFs(t, prefix, opts.staysLive ? { enabled: false } : {
     probeIntervalMs: '200ms', latencyLimitMs: 400, opTimeoutMs: 1000, baselineWarmupMs: 0, suspectRatio: 20, recoverRatio: 10,
     evalWindowMs: '4s', errorWindowMs: '2s', trendWindowMs: '3s',
   }, { config: opts.config });
   await vol.start();
   await fsp.writeFile(path.join(sb.mnt, 'f.bin'), randomBytes(128 * KiB));
-  await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
+  if (!opts.staysLive) await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
   await opts.beforeHang?.(sb);
   await ffs.set({ hang: true });
-  await waitFor(() => status(sb.mnt).failover?.mode === 'failed-over', 'failed over', 30_000, 200);
+  if (!opts.staysLive) await waitFor(() => status(sb.mnt).failover?.mode === 'failed-over', 'failed over', 30_000, 200);
   await opts.whileHung?.();
   const proc = vol.proc as ChildProcess;
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
@@ -670,6 +671,7 @@ async function unmountWhileLiveHangs(t: Test, prefix: string, opts: { config?: R
   await ffs.clear();
   t.equal(await exited, 0, 'the process exits cleanly once the live volume answers');
   vol.proc = undefined;
+  return { sb, backing, vol };
 }
 
 t.test('an unmount while the live volume hangs under a coverage scan finishes its shutdown', async (t) => {
@@ -698,6 +700,43 @@ t.test('an unmount while the live volume hangs under an open file finishes its s
     },
     finished: 'the shutdown did not wait for the live volume',
   });
+});
+
+/** Open for writing through the mount and written: the daemon stores the file's record (an fstat of the live file) at its close. */
+async function holdWrittenFile(t: Test, sb: Sandbox): Promise<void> {
+  const held = await fsp.open(path.join(sb.mnt, 'f.bin'), 'r+');
+  t.teardown(() => held.close().catch(() => undefined));
+  await held.write(randomBytes(4 * KiB), 0, 4 * KiB, 0);
+}
+
+/** After unmountWhileLiveHangs on a volume that stayed live: it said what it left, and a remount reads the live file. */
+async function closedWithoutRecord(t: Test, mounted: { sb: Sandbox; backing: string; vol: MountedVolume }): Promise<void> {
+  const { sb, backing, vol } = mounted;
+  t.match(vol.output, /1 open file\(s\) closed without their record/, 'the unmount says which record it left');
+  await vol.start();
+  t.ok((await fsp.readFile(path.join(sb.mnt, 'f.bin'))).equals(fs.readFileSync(path.join(backing, 'f.bin'))), 'after a remount the file reads as the live volume has it');
+}
+
+t.test('an unmount while the live volume hangs under a written file of a volume without a coverage tier finishes its shutdown', async (t) => {
+  // Without a coverage tier, live ops wait for the live volume (nothing else could serve them),
+  // and the watchdog never fails the volume over. Before, the close stored the open file's record
+  // with an fstat that waited for the live volume too.
+  const mounted = await unmountWhileLiveHangs(t, 'failover-hung-live-', {
+    staysLive: true,
+    config: { coverageTier: undefined },
+    beforeHang: (sb) => holdWrittenFile(t, sb),
+    finished: 'the shutdown did not wait for the live volume',
+  });
+  await closedWithoutRecord(t, mounted);
+});
+
+t.test('an unmount while the live volume hangs under a written file of a volume in live mode (watchdog off) finishes its shutdown', async (t) => {
+  const mounted = await unmountWhileLiveHangs(t, 'failover-hung-nowatch-', {
+    staysLive: true,
+    beforeHang: (sb) => holdWrittenFile(t, sb),
+    finished: 'the shutdown did not wait for the live volume',
+  });
+  await closedWithoutRecord(t, mounted);
 });
 
 t.test('an append in flight on a slow live volume when the volume fails over is kept: its size while failed over, its bytes on live after failback', async (t) => {
