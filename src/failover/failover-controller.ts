@@ -325,30 +325,27 @@ export class FailoverController implements NamespaceListener {
     // Those land on the live file after the failover began, and are acknowledged then: like
     // abandoned live ops, not changes behind the mount's back.
     if (nativeInFlight > 0) this.lateWrites = true;
-    void this.stopNativeLiveReads(nativeInFlight);
+    void this.stopNativeLiveReads();
   }
 
   /**
    * Reads mapped to the live file stop being served on the FUSE thread, where they could not be
-   * abandoned. An unmap waits for the file's native requests in flight, and one stuck on the live
-   * volume makes it block the event loop for 2 s and give up: the failover goes on without it.
-   * This waits, without blocking, for the native writes in flight to land, and tries again while
-   * an unmap gives up (a native read stuck the same way). Until then such reads may wait on the
-   * live volume, as they did before the failover.
+   * abandoned (those in flight go on: the unmap does not wait for them). Should the FUSE layer's
+   * map lock not be had (it throws after 2 s), the failover goes on, and this tries again; until
+   * then such reads may wait on the live volume, as they did before the failover.
    */
-  private async stopNativeLiveReads(nativeWritesInFlight: number): Promise<void> {
+  private async stopNativeLiveReads(): Promise<void> {
     const v = this.volume;
     for (let attempt = 0; v.shadow; attempt++) {
-      if (attempt > 0 || nativeWritesInFlight > 0) {
-        await v.nativeWrites.landed(v.guard.deadlineMs);
-        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(NATIVE_LIVE_READS_RETRY_MAX_MS, NATIVE_LIVE_READS_RETRY_MS * 2 ** (attempt - 1))));
+      if (attempt > 0) {
+        await new Promise((r) => setTimeout(r, Math.min(NATIVE_LIVE_READS_RETRY_MAX_MS, NATIVE_LIVE_READS_RETRY_MS * 2 ** (attempt - 1))));
         if (!v.shadow) return;
       }
       try {
         v.fastPath.mapLiveFiles(false);
         return;
       } catch (err) {
-        this.log.warn('failover', `native reads of the live volume are still in flight (${(err as Error).message}): trying again`);
+        this.log.warn('failover', `native reads of the live volume could not be stopped yet (${(err as Error).message}): trying again`);
       }
     }
   }

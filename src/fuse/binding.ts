@@ -287,7 +287,8 @@ interface NativeFuse {
   context(): CallerContext | null;
   setFileMap(fh: number, extentSizeBytes: number): void;
   mapExtent(fh: number, index: number, fd: number, deltaBytes: number): void;
-  unmapExtent(fh: number, index: number): void;
+  unmapExtent(fh: number, index: number): number;
+  requestsEnded(fh: number, ticket: number): boolean;
   unmapFile(fh: number): void;
   fastPathStats(): FastPathStats;
   maxRequestBytes(): number;
@@ -456,18 +457,19 @@ export class FuseMount {
   // [k * size, (k + 1) * size) of the file are at fd offset (file offset + deltaBytes). A read whose
   // extents are all mapped is served by pread on the FUSE thread (a short pread ends the read, as at
   // EOF); any other read, or one whose pread fails, goes to the read handler as usual.
-  // Freshness: when unmapExtent/unmapFile returns, no read can still use the old mapping (in-flight
-  // fast reads are waited for), so unmap before acknowledging a write that makes the copy stale.
-  // JS keeps each fd open while it is mapped; the map of fh is dropped by itself before the release
-  // handler runs. Never map an fd of a file inside this mount (the pread would wait on itself).
+  // Freshness: when unmapExtent/unmapFile returns, no read starts with the old mapping, so unmap
+  // before acknowledging a write that makes the copy stale. JS keeps each fd open while it is
+  // mapped, and after an unmap until the reads that began before it have ended (unmapExtent's
+  // ticket); the map of fh is dropped by itself before the release handler runs. Never map an fd of a file inside this mount (the pread would wait on itself).
   // Limits (per mount): 65,536 mapped handles, extent index < 2^24, 2^24 extent slots in all
   // (24 bytes each: at most 384 MiB); a map grows by doubling up to the highest index mapped.
   // Fast reads and writes copy what they need from the map under its lock and do their I/O
-  // without it, so a request stuck on a failing device holds up no other file. unmapExtent,
-  // unmapFile and the narrowing write calls below then wait for that file's requests that began
-  // before them (microseconds on local tiers); if one is stuck, they throw an Error with code
-  // ETIMEDOUT after 2 s: the map is changed, but the fd the stuck request uses must stay open.
-  // The same call made again waits again for every request of that file still in flight.
+  // without it, so a request stuck on a failing device holds up no other file. unmapExtent does
+  // not wait for the file's reads that began before it (beyond 50 µs): they cannot see a write
+  // acknowledged after it. unmapFile and the narrowing write calls below do wait for that file's
+  // requests that began before them (microseconds on local tiers); if one is stuck, they throw an
+  // Error with code ETIMEDOUT after 2 s: the map is changed, but the fd the stuck request uses must
+  // stay open. The same call made again waits again for every request of that file still in flight.
 
   /** (Re)declares the map of fh, every extent unmapped. extentSizeBytes: power of two, 512 B to 1 GiB. */
   setFileMap(fh: number, extentSizeBytes: number): void {
@@ -478,8 +480,14 @@ export class FuseMount {
     this.native.mapExtent(checkFh(fh), index, fd, deltaBytes);
   }
 
-  unmapExtent(fh: number, index: number): void {
-    this.native.unmapExtent(checkFh(fh), index);
+  /** -1: no read that began before is in flight; else a ticket for requestsEnded (keep the old fd open until then). */
+  unmapExtent(fh: number, index: number): number {
+    return this.native.unmapExtent(checkFh(fh), index);
+  }
+
+  /** The reads an unmapExtent left in flight (its ticket) have ended; after the unmount, none is left. */
+  requestsEnded(fh: number, ticket: number): boolean {
+    return this.native.requestsEnded(checkFh(fh), ticket);
   }
 
   unmapFile(fh: number): void {

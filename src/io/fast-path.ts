@@ -25,7 +25,18 @@ import { OpenFile, OpenFiles } from '../volume/open-files';
 export interface ReadMap {
   setFileMap(fh: number, extentSizeBytes: number): void;
   mapExtent(fh: number, index: number, fd: number, deltaBytes: number): void;
-  unmapExtent(fh: number, index: number): void;
+  /** No read starts with the old mapping from now on; -1, or a ticket for reads begun before that are still in flight. */
+  unmapExtent(fh: number, index: number): number;
+  requestsEnded(fh: number, ticket: number): boolean;
+}
+
+/** How often the fds of unmapped copies with native reads still in flight are looked at again. */
+const IN_FLIGHT_POLL_MS = 20;
+
+/** A copy's fd that native reads begun before its unmap may still use: released once they end. */
+interface Retiring {
+  lease: FdLease;
+  inFlight: { fh: number; ticket: number }[];
 }
 
 interface Mapped {
@@ -43,6 +54,8 @@ export class FastPath {
   private liveFiles = false;
   /** "fileId:index" of extents waiting for their file's write lock to be free before tryMap. */
   private readonly deferred = new Set<string>();
+  private retiring: Retiring[] = [];
+  private retiringTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly map: ExtentMap,
@@ -84,14 +97,40 @@ export class FastPath {
     if (!m || !this.readMap) return;
     for (const [index, e] of m) {
       if (index < first || index > last) continue;
-      // Throws (ETIMEDOUT) when a native read of the file is stuck on a failing device: it may
-      // use this copy's fd, which must stay open, and the change must not go ahead. The extent
-      // stays recorded here, so the next change unmaps (and waits) again.
-      for (const fh of this.files.handlesOf(fileId)) this.readMap.unmapExtent(fh, index);
+      // Reads begun before may still be in flight (one stuck on a failing device, say). The change
+      // need not wait for them, since they began before it, but they may use the copy's fd.
+      const inFlight: Retiring['inFlight'] = [];
+      for (const fh of this.files.handlesOf(fileId)) {
+        const ticket = this.readMap.unmapExtent(fh, index);
+        if (ticket >= 0) inFlight.push({ fh, ticket });
+      }
       m.delete(index);
-      e.lease?.release();
+      if (e.lease && inFlight.length > 0) this.retire({ lease: e.lease, inFlight });
+      else e.lease?.release();
     }
     if (m.size === 0) this.mapped.delete(fileId);
+  }
+
+  /** Keeps the lease until the reads left in flight have ended. */
+  private retire(r: Retiring): void {
+    this.retiring.push(r);
+    if (this.retiringTimer) return;
+    this.retiringTimer = setInterval(() => this.releaseRetired(), IN_FLIGHT_POLL_MS);
+    this.retiringTimer.unref();
+  }
+
+  private releaseRetired(): void {
+    const rm = this.readMap;
+    this.retiring = this.retiring.filter((r) => {
+      r.inFlight = r.inFlight.filter((x) => !rm || !rm.requestsEnded(x.fh, x.ticket));
+      if (r.inFlight.length > 0) return true;
+      r.lease.release();
+      return false;
+    });
+    if (this.retiring.length === 0) {
+      clearInterval(this.retiringTimer);
+      this.retiringTimer = undefined;
+    }
   }
 
   unmapAll(fileId: string): void {

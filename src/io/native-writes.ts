@@ -36,13 +36,10 @@ export interface NativeWritePort {
   setNativeWrites(enabled: boolean): number;
   /** Writes served natively for fh since it was declared. */
   fileNativeWrites(fh: number): number;
-  /** `inflight`: native writes started and not yet returned. */
-  nativeWriteStats(): { inflight: number };
 }
 
 /** Extents granted past the last one a JS write wrote (64 MiB at the default 1 MiB extent). */
 export const GRANT_AHEAD_EXTENTS = 64;
-const LANDED_POLL_MS = 5;
 
 export class NativeWrites {
   /** fileId → extent indexes marked writable for every writable handle of that file. */
@@ -72,21 +69,6 @@ export class NativeWrites {
   switchOff(): number {
     this.switchedOff = true;
     return this.port?.setNativeWrites(false) ?? 0;
-  }
-
-  /**
-   * After switchOff no native write starts, but those in flight then may still land on the live
-   * file. Resolves true once none is in flight, false if some still are after `timeoutMs`. Polled:
-   * the FUSE layer has no notice for it, and only a failover asks (before it unmaps native reads
-   * of the live file, which would wait for a stuck write while blocking the event loop).
-   */
-  async landed(timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      if ((this.port?.nativeWriteStats().inflight ?? 0) === 0) return true;
-      if (Date.now() >= deadline) return false;
-      await new Promise((r) => setTimeout(r, LANDED_POLL_MS));
-    }
   }
 
   /** A new handle (its FUSE map already declared): give it the file's limit and granted extents. */

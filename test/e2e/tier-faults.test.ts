@@ -358,12 +358,15 @@ t.test('a tier whose directory fails a stat with EIO is used again once the stat
   t.ok(await tiersHealthy(sb.mnt, 10_000), `healthy again once it answers (${JSON.stringify(status(sb.mnt)?.tiers.map((x) => [x.name, x.health]))})`);
 });
 
-t.test('a native read stuck on a hung tier holds up no other file: creates, writes and reads of others go on', async (t) => {
-  // A read the fast path serves from a tier copy runs on a FUSE thread. It used to hold the FUSE
-  // layer's map lock (one for the whole mount) through its pread: with the tier hung, every change
-  // to any file's map (a new handle's map, on every open) waited 2 s for it, blocking the event
-  // loop, and failed with ETIMEDOUT. Here nvme hangs under one file's read.
-  const { sb, nvme } = await nvmeOverFaultFs(t, 'tier-faults-stuck-read-');
+/**
+ * File `f` (4 extents of 3s) with every extent copied to nvme; another process opens it, then nvme
+ * hangs under that process's read of its first 4 KiB (served natively, from the nvme copy).
+ * `before(f)` runs while f's extents are mapped, before the hang. `output()` is what the reader has
+ * said so far ('' while its read is in flight); `done` resolves with its last word (RIGHT or WRONG)
+ * once the tier answers again (`nvme.clear()`).
+ */
+async function nativeReadStuckOnNvme(t: Test, prefix: string, before?: (f: string) => Promise<void>): Promise<{ sb: Sandbox; nvme: FaultFs; f: string; output: () => string; done: Promise<string> }> {
+  const { sb, nvme } = await nvmeOverFaultFs(t, prefix);
   const f = path.join(sb.mnt, 'f');
   const data = Buffer.alloc(4 * EXTENT, 3);
   fs.writeFileSync(f, data);
@@ -387,20 +390,59 @@ t.test('a native read stuck on a hung tier holds up no other file: creates, writ
   for (let i = 0; i < 200 && !fs.existsSync(`${go}.opened`); i++) await new Promise((r) => setTimeout(r, 25));
   // Its extents are mapped in the background once it opened.
   await new Promise((r) => setTimeout(r, 500));
+  await before?.(f);
   dropCaches();
   await nvme.set({ ops: ['read'], hang: true });
   fs.writeFileSync(go, '');
   await nvme.waitFor((s) => s.hungNow >= 1, 10_000);
   await new Promise((r) => setTimeout(r, 200));
   t.equal(out, '', 'the read of f is in flight on the hung tier');
+  return { sb, nvme, f, output: () => out, done: exited.then(() => out.trim()) };
+}
+
+t.test('a native read stuck on a hung tier holds up no other file: creates, writes and reads of others go on', async (t) => {
+  // A read the fast path serves from a tier copy runs on a FUSE thread. It used to hold the FUSE
+  // layer's map lock (one for the whole mount) through its pread: with the tier hung, every change
+  // to any file's map (a new handle's map, on every open) waited 2 s for it, blocking the event
+  // loop, and failed with ETIMEDOUT. Here nvme hangs under one file's read.
+  const { sb, nvme, output, done } = await nativeReadStuckOnNvme(t, 'tier-faults-stuck-read-');
   const g = path.join(sb.mnt, 'g');
   const made = await fs.promises.writeFile(g, 'another file').then(() => 'ok', (err: unknown) => errno(err));
   t.equal(made, 'ok', 'another file is created and written meanwhile');
   const back = await fs.promises.readFile(g, 'utf8').then((x) => x, (err: unknown) => errno(err));
   t.equal(back, 'another file', 'and read back');
   // (Not f itself: the kernel holds the page the read fills locked, and an open of f waits for it.)
-  t.equal(out, '', 'the read of f is still in flight');
+  t.equal(output(), '', 'the read of f is still in flight');
   await nvme.clear();
-  await exited;
-  t.equal(out.trim(), 'RIGHT', 'once the tier answers, the read returns the right bytes');
+  t.equal(await done, 'RIGHT', 'once the tier answers, the read returns the right bytes');
+});
+
+t.test('a native read stuck on a hung tier holds up no write to another extent of its own file', async (t) => {
+  // A write unmaps its extents from the fast path first. The unmap waited for the file's native
+  // requests begun before it (one of them may use the copy's fd), so with one stuck on the hung
+  // tier it blocked the event loop for 2 s, then failed the write with ETIMEDOUT, though the live
+  // volume was healthy. The write needs no such wait: the stuck read began before it.
+  let handle: fs.promises.FileHandle | undefined;
+  const { sb, nvme, f, done } = await nativeReadStuckOnNvme(t, 'tier-faults-stuck-own-', async (file) => {
+    // Opened before the hang: an open of f waits for the page the stuck read holds locked.
+    handle = await fs.promises.open(file, 'r+');
+  });
+  t.teardown(() => handle?.close().catch(() => undefined));
+  const fh = handle as fs.promises.FileHandle;
+  const patch = Buffer.alloc(4096, 9);
+  for (const extent of [2, 3, 2]) {
+    const started = Date.now();
+    const wrote = await fh.write(patch, 0, patch.length, extent * EXTENT).then((r) => (r.bytesWritten === patch.length ? 'ok' : `short: ${r.bytesWritten}`), (err: unknown) => errno(err));
+    t.equal(wrote, 'ok', `a write to extent ${extent} of f succeeds while the read is stuck`);
+    t.ok(Date.now() - started < 1000, `without waiting for the stuck read (${Date.now() - started} ms)`);
+  }
+  const live = fs.readFileSync(path.join(sb.live, 'f'));
+  t.ok(live.subarray(2 * EXTENT, 2 * EXTENT + 4096).equals(patch) && live.subarray(3 * EXTENT, 3 * EXTENT + 4096).equals(patch), 'the writes are on the live volume');
+  await nvme.clear();
+  t.equal(await done, 'RIGHT', 'once the tier answers, the stuck read returns the right bytes');
+  const expected = Buffer.alloc(4 * EXTENT, 3);
+  patch.copy(expected, 2 * EXTENT);
+  patch.copy(expected, 3 * EXTENT);
+  dropCaches();
+  t.ok((await fs.promises.readFile(f)).equals(expected), 'and f reads back with the writes');
 });

@@ -30,17 +30,15 @@ async function setup(t: Test, extents: number) {
   files.addFile(file);
   files.addHandle({ fh: FH, fd: 99, file, writable: true });
   const marks: string[] = [];
-  const inFlight = { writes: 0 };
   const port: NativeWritePort = {
     setFileWrites: () => undefined,
     setExtentsWritable: (fh, first, last, writable) => void marks.push(`${fh}:${first}-${last}:${writable ? 'on' : 'off'}`),
     setNativeWrites: () => 0,
     fileNativeWrites: () => 0,
-    nativeWriteStats: () => ({ inflight: inFlight.writes }),
   };
   const writes = new NativeWrites(map, files, E);
   writes.attach(port);
-  return { map, file, writes, marks, inFlight };
+  return { map, file, writes, marks };
 }
 
 t.test('a JS write grants the extents it wrote and those after it, one mark per run, never one with a copy', async (t) => {
@@ -77,15 +75,4 @@ t.test('a copy read before its extent was granted ahead is refused', async (t) =
   const again = map.ensureRecord(file.fileId, 4);
   writes.revoke(file.fileId, 4, 4);
   t.ok(await map.addCopy(file.fileId, 4, { tierId: 1, generation: again, crc32: 2, sizeBytes: E }, again), 'a copy read after the revoke is');
-});
-
-t.test('landed: true once the native writes in flight have returned, false if they have not by the deadline', async (t) => {
-  const { writes, inFlight } = await setup(t, 4);
-  t.equal(await writes.landed(0), true, 'none in flight');
-  inFlight.writes = 2;
-  t.equal(await writes.landed(30), false, 'two in flight past the deadline');
-  setTimeout(() => (inFlight.writes = 0), 40);
-  const started = Date.now();
-  t.equal(await writes.landed(5_000), true, 'they return meanwhile');
-  t.ok(Date.now() - started >= 35, 'it waited for them');
 });
