@@ -54,6 +54,18 @@ function extentKey(fileId: string, index: number): string {
   return `${EXTENT_PREFIX}${fileId}!${index.toString(16).padStart(8, '0')}`;
 }
 
+/**
+ * A stored record as held in memory. Built field by field: an object spread ({ ...rec, dirty })
+ * gives every object a hidden class of its own in V8 (measured: 432 B against 200 B per record
+ * with one copy, which is most of the map's memory at a million extents).
+ */
+function loadedState(rec: ExtentRecord): ExtentState {
+  const st: ExtentState = { generation: rec.generation, copies: rec.copies, persistedFresh: true, dirty: false, writing: 0 };
+  if (rec.written) st.written = true;
+  if (rec.zeros) st.zeros = true;
+  return st;
+}
+
 export function isFresh(rec: ExtentRecord, copy: CopyRecord): boolean {
   return copy.generation === rec.generation;
 }
@@ -111,8 +123,7 @@ export class ExtentMap {
         this.lastScrubbedAtMs = Number(value.toString('utf8'));
       } else if (key.startsWith(EXTENT_PREFIX)) {
         const [fileId, idxHex] = key.slice(EXTENT_PREFIX.length).split('!');
-        const rec = decodeExtentRecord(value);
-        this.extentsOf(fileId, true).set(parseInt(idxHex, 16), { ...rec, persistedFresh: true, dirty: false, writing: 0 });
+        this.extentsOf(fileId, true).set(parseInt(idxHex, 16), loadedState(decodeExtentRecord(value)));
       }
     }
   }
@@ -278,8 +289,9 @@ export class ExtentMap {
     if (!this.files.get(fileId)?.has(index) && expectedGeneration !== 0) return false;
     const st = this.stateOf(fileId, index);
     if (st.generation !== expectedGeneration) return false;
-    st.copies = st.copies.filter((c) => c.tierId !== copy.tierId);
-    st.copies.push({ ...copy, generation: st.generation, verified: true });
+    // concat, not push: an array grown by push keeps room for 16 more (~130 B per record).
+    const added: CopyRecord = { tierId: copy.tierId, generation: st.generation, crc32: copy.crc32, sizeBytes: copy.sizeBytes, verified: true };
+    st.copies = st.copies.filter((c) => c.tierId !== copy.tierId).concat([added]);
     await this.persistExtent(fileId, index, st);
     return true;
   }

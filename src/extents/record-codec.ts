@@ -80,7 +80,8 @@ export function decodeExtentRecord(buf: Buffer): ExtentRecord {
   const generation = readVarint(buf, pos);
   const countByte = buf[pos.at++];
   const count = countByte & MAX_COPIES;
-  const copies: CopyRecord[] = [];
+  // Exactly `count` long: an array grown by push keeps room for 16 more (a million are kept in memory).
+  const copies = new Array<CopyRecord>(count);
   for (let i = 0; i < count; i++) {
     const head = buf[pos.at++];
     const lag = readVarint(buf, pos);
@@ -90,7 +91,7 @@ export function decodeExtentRecord(buf: Buffer): ExtentRecord {
       crc32 = (buf[pos.at] | (buf[pos.at + 1] << 8) | (buf[pos.at + 2] << 16) | (buf[pos.at + 3] << 24)) >>> 0;
       pos.at += 4;
     }
-    copies.push({ tierId: head & 0x7f, generation: generation - lag, crc32, sizeBytes });
+    copies[i] = { tierId: head & 0x7f, generation: generation - lag, crc32, sizeBytes };
   }
   const rec: ExtentRecord = { generation, copies };
   if (countByte & WRITTEN) rec.written = true;

@@ -45,6 +45,9 @@ export interface ShadowCounters {
 }
 
 const key = (tierId: number, fileId: string, index: number): string => `${tierId}:${fileId}:${index}`;
+/** An extent in a tier's LRU: `${fileId}:${index}` → index (one entry per copy; ~70 B each, against ~140 with a {fileId, index} value). */
+const lruKey = (fileId: string, index: number): string => `${fileId}:${index}`;
+const lruFileId = (k: string): string => k.slice(0, k.lastIndexOf(':'));
 
 const FOREGROUND_QUIET_MS = 20;
 const YIELD_MAX_MS = 250;
@@ -55,8 +58,8 @@ export class ShadowManager {
   private readonly queued = new Set<string>();
   private running = 0;
   private idleWaiters: (() => void)[] = [];
-  /** Per tier, copies in least-recently-read order (Map keeps insertion order). */
-  private readonly lru = new Map<number, Map<string, { fileId: string; index: number }>>();
+  /** Per tier, copies in least-recently-read order (Map keeps insertion order), by lruKey. */
+  private readonly lru = new Map<number, Map<string, number>>();
   private closed = false;
   /** Keys of the copies running now (queued ones and ones a write makes), how many each: their put may be in flight. */
   private readonly copying = new Map<string, number>();
@@ -87,9 +90,9 @@ export class ShadowManager {
       l = new Map();
       this.lru.set(tierId, l);
     }
-    const k = key(tierId, fileId, index);
+    const k = lruKey(fileId, index);
     l.delete(k);
-    l.set(k, { fileId, index });
+    l.set(k, index);
   }
 
   /** Set by the volume: a pinned or hinted copy that eviction must leave alone. */
@@ -193,23 +196,23 @@ export class ShadowManager {
     const vt = this.tiers.get(tierId);
     if (!vt || this.mustKeep(fileId, index, tierId)) return false;
     if (!this.map.hasCopyOn(fileId, index, tierId)) return false;
-    // Unmapped first: it throws while a native read of the copy is stuck, and nothing may change then.
+    // Unmapped first (the FUSE layer may refuse: then nothing changes).
     this.beforeRemove(fileId, index, tierId);
     this.map.removeCopy(fileId, index, tierId);
-    this.lru.get(tierId)?.delete(key(tierId, fileId, index));
+    this.lru.get(tierId)?.delete(lruKey(fileId, index));
     this.counters.evictions++;
     await this.removeBytes(vt.tier, fileId, index, tierId);
     return true;
   }
 
   /** Extents with a copy on a tier (fresh or not), least recently read first. */
-  copiesOn(tierId: number): Iterable<{ fileId: string; index: number }> {
-    return this.lru.get(tierId)?.values() ?? [];
+  *copiesOn(tierId: number): Iterable<{ fileId: string; index: number }> {
+    for (const [k, index] of this.lru.get(tierId) ?? []) yield { fileId: lruFileId(k), index };
   }
 
   /** Remove the bytes of a copy the map no longer references. */
   discard(fileId: string, index: number, tierId: number): void {
-    this.lru.get(tierId)?.delete(key(tierId, fileId, index));
+    this.lru.get(tierId)?.delete(lruKey(fileId, index));
     try {
       this.beforeRemove(fileId, index, tierId);
     } catch (err) {
@@ -628,24 +631,24 @@ export class ShadowManager {
     };
     // The coverage tier must keep everything: when it is full, coverage falls short (and says so).
     if (this.protectedTiers.has(tierId)) return used() + bytes <= cap && claim();
-    const skipped: [string, { fileId: string; index: number }][] = [];
+    const skipped: [string, number][] = [];
     try {
       while (used() + bytes > cap) {
         const oldest = l?.entries().next();
         if (!l || !oldest || oldest.done) return false;
-        const [k, entry] = oldest.value;
+        const [k, index] = oldest.value;
+        const fileId = lruFileId(k);
         l.delete(k);
-        if (this.isProtected(vt.tier.spec.name, entry.fileId, entry.index) || this.isSoleHome(entry.fileId, entry.index, tierId)) {
-          skipped.push([k, entry]);
+        if (this.isProtected(vt.tier.spec.name, fileId, index) || this.isSoleHome(fileId, index, tierId)) {
+          skipped.push([k, index]);
           continue;
         }
-        const { fileId, index } = entry;
         if (!this.map.hasCopyOn(fileId, index, tierId)) continue;
         try {
-          // Unmapped first: it throws while a native read of the copy is stuck; nothing changes then.
+          // Unmapped first (the FUSE layer may refuse: then nothing changes).
           this.beforeRemove(fileId, index, tierId);
         } catch {
-          skipped.push([k, entry]);
+          skipped.push([k, index]);
           continue;
         }
         this.map.removeCopy(fileId, index, tierId);
