@@ -61,6 +61,8 @@ const DEFAULT_FAIL_AFTER_ERRORS = 3;
  * one past its deadline and failed a healthy volume over. The pool is sized for it (src/cli/thread-pool.ts).
  */
 const TIER_IO_SLOTS = 8;
+/** Copies a walk of the tier stats at once: each holds a libuv thread, so no more than its I/O slots. */
+const WALK_STATS_AT_ONCE = TIER_IO_SLOTS;
 
 /** Errors that say the device is in trouble (as opposed to a missing copy or a bad argument). */
 const HEALTH_ERROR_CODES = new Set(['EIO', 'ENOSPC', 'EROFS', 'EDQUOT', 'ENXIO', 'ENODEV', 'ESTALE', 'ENOTCONN']);
@@ -559,6 +561,7 @@ export class DirectoryTier implements ShadowTier {
         if (!fileEnt.isDirectory() || !isValidFileId(fileEnt.name) || fileEnt.name.slice(0, 2) !== fan.name) continue;
         const fileId = fileEnt.name;
         const dir = path.join(fanPath, fileId);
+        const copies: { full: string; index: number }[] = [];
         for (const ent of await readdirOrEmpty(dir)) {
           const full = path.join(dir, ent.name);
           if (ent.name.startsWith(TEMP_PREFIX)) {
@@ -566,12 +569,19 @@ export class DirectoryTier implements ShadowTier {
             continue;
           }
           const index = parseIndex(ent.name);
-          if (index === undefined || !ent.isFile()) continue;
-          try {
-            const st = await fsp.stat(full);
-            yield { fileId, index, sizeBytes: st.size };
-          } catch (err) {
-            if (errorCode(err) !== 'ENOENT') throw err; // removed while we walked
+          if (index !== undefined && ent.isFile()) copies.push({ full, index });
+        }
+        // Several stats at once: one at a time, a mount's two walks over 100,000 copies took 10 s,
+        // mostly waiting for each answer in turn.
+        for (let i = 0; i < copies.length; i += WALK_STATS_AT_ONCE) {
+          const batch = copies.slice(i, i + WALK_STATS_AT_ONCE);
+          const sizes = await Promise.all(batch.map(({ full }) => fsp.stat(full).then((st) => st.size, (err: unknown) => {
+            if (errorCode(err) !== 'ENOENT') throw err;
+            return undefined; // removed while we walked
+          })));
+          for (const [k, { index }] of batch.entries()) {
+            const sizeBytes = sizes[k];
+            if (sizeBytes !== undefined) yield { fileId, index, sizeBytes };
           }
         }
       }
