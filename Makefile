@@ -4,7 +4,7 @@ APT_PACKAGES := libfuse2 fuse libfuse-dev pkg-config build-essential python3 pat
 STAMP := .state/stamps
 TAP := node_modules/.bin/tap --disable-coverage --reporter=tap --timeout=300 --jobs=1
 
-.PHONY: all deps build install uninstall test demo bench bench-replication bench-failover bench-cpu clean
+.PHONY: all deps build install uninstall test demo bench bench-replication bench-failover bench-cpu bench-scale clean
 
 all: build
 
@@ -70,6 +70,10 @@ bench-failover: build
 # The daemons' CPU per 4 KiB random write, shadowfs against mergerfs, side by side (bench/cpu-per-write.sh).
 bench-cpu: build
 	bash bench/cpu-per-write.sh
+
+# The daemon's RSS, its remount time and the metadata per extent with 1 M extents (bench/scale-bench.sh).
+bench-scale: build
+	bash bench/scale-bench.sh
 
 test: build
 	$(TAP) 'dist/test/**/*.test.js'
