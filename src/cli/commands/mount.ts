@@ -78,7 +78,13 @@ function stateDirInUse(err: unknown, stateDir: string): unknown {
   return err;
 }
 
-const READY_TIMEOUT_MS = 60_000;
+/**
+ * How long --daemon waits for the child to serve. Start-up walks every directory tier and loads the
+ * extent map: 45 s with 1 M extents (docs/benchmarks.md, "Memory and metadata with 1 M extents").
+ */
+const READY_TIMEOUT_MS = 180_000;
+/** When --daemon says the child is still starting. */
+const STILL_STARTING_MS = 10_000;
 /**
  * How long each step of a clean unmount before the volume closes may take (servers, watchers, the
  * FUSE unmount): one waiting on a hung live volume must not keep the mount point.
@@ -274,8 +280,13 @@ async function detach(mountpoint: string, stateDir: string): Promise<void> {
   fs.closeSync(logFd);
   let exited: number | null | undefined;
   child.once('exit', (code) => (exited = code));
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (Date.now() < deadline) {
+  const started = Date.now();
+  let saidStarting = false;
+  while (Date.now() - started < READY_TIMEOUT_MS) {
+    if (!saidStarting && Date.now() - started > STILL_STARTING_MS) {
+      saidStarting = true;
+      process.stdout.write(`shadowfs: the mount daemon (pid ${child.pid}) is still starting: it walks the tiers and loads the extent map (log ${logPath})\n`);
+    }
     if (exited !== undefined) {
       // Its last line says why (the log also holds earlier runs, and a status printed on the way out).
       const last = fs.readFileSync(logPath).subarray(logStart).toString('utf8').trim().split('\n').pop() ?? '';
