@@ -737,17 +737,10 @@ t.test('fast path: mapped extents are read natively, unmapped ones by the JS han
   t.same(b1, jsBytes.subarray(0, 4096), 'fh 1 reopened: not mapped any more');
 });
 
-t.test('fast path: unmapping while reads run never serves the old mapping afterwards', async (t) => {
-  const EXTENT = 64 * 1024;
-  const { dir } = await scratch(t);
-  const oldCopy = Buffer.alloc(EXTENT, 0x11);
-  const oldPath = path.join(dir, 'old');
-  await fsp.writeFile(oldPath, oldCopy);
-  const oldFd = fs.openSync(oldPath, 'r');
-  t.teardown(() => fs.closeSync(oldFd));
-
+/** A mount whose file `data` holds `size` bytes of 0x22 (served by JS unless mapped), opened with O_DIRECT; fh: its handle. */
+async function mappableFile(t: Test, size: number) {
   const memfs = new MemFs();
-  memfs.add('data', Buffer.alloc(EXTENT, 0x22)); // the current bytes, served by JS
+  memfs.add('data', Buffer.alloc(size, 0x22));
   let fh = 0;
   const handlers = memfs.handlers();
   const open = handlers.open!;
@@ -758,6 +751,19 @@ t.test('fast path: unmapping while reads run never serves the old mapping afterw
   const { fm, mnt } = await mounted(t, handlers);
   const file = await fsp.open(path.join(mnt, 'data'), fs.constants.O_RDONLY | fs.constants.O_DIRECT);
   t.teardown(() => file.close().catch(() => undefined));
+  return { memfs, fm, mnt, fh, file };
+}
+
+t.test('fast path: unmapping while reads run never serves the old mapping afterwards', async (t) => {
+  const EXTENT = 64 * 1024;
+  const { dir } = await scratch(t);
+  const oldCopy = Buffer.alloc(EXTENT, 0x11);
+  const oldPath = path.join(dir, 'old');
+  await fsp.writeFile(oldPath, oldCopy);
+  const oldFd = fs.openSync(oldPath, 'r');
+  t.teardown(() => fs.closeSync(oldFd));
+
+  const { fm, fh, file } = await mappableFile(t, EXTENT); // 'data': the current bytes, served by JS
 
   // Readers hammer the file; at some point JS unmaps. Every read that starts after unmapExtent()
   // returned must see the current bytes.
@@ -795,18 +801,7 @@ t.test('fast path: a stuck mapped read neither blocks other requests nor freezes
   // The "device" behind the mapped extent: its reads hang.
   const { held, file: copy } = await hungDevice(t, 'read', Buffer.alloc(4096, 0x33), 'r');
 
-  const memfs = new MemFs();
-  memfs.add('data', Buffer.alloc(4096, 0x22));
-  let fh = 0;
-  const handlers = memfs.handlers();
-  const open = handlers.open!;
-  handlers.open = (p, flags, cb) => open(p, flags, (errno, h) => {
-    fh = h ?? 0;
-    cb(errno, h);
-  });
-  const { fm, mnt } = await mounted(t, handlers);
-  const file = await fsp.open(path.join(mnt, 'data'), fs.constants.O_RDONLY | fs.constants.O_DIRECT);
-  t.teardown(() => file.close().catch(() => undefined));
+  const { memfs, fm, mnt, fh, file } = await mappableFile(t, 4096);
   fm.setFileMap(fh, 4096);
   fm.mapExtent(fh, 0, copy.fd, 0);
 
@@ -837,21 +832,10 @@ t.test('fast path: a stuck mapped read neither blocks other requests nor freezes
 });
 
 t.test('fast path: an unmap with no read in flight leaves nothing to wait for', async (t) => {
-  const memfs = new MemFs();
-  memfs.add('data', Buffer.alloc(4096, 0x22));
-  let fh = 0;
-  const handlers = memfs.handlers();
-  const open = handlers.open!;
-  handlers.open = (p, flags, cb) => open(p, flags, (errno, h) => {
-    fh = h ?? 0;
-    cb(errno, h);
-  });
-  const { fm, mnt } = await mounted(t, handlers);
+  const { fm, fh, file } = await mappableFile(t, 4096);
   const copy = await fsp.open(path.join((await scratch(t)).dir, 'copy'), 'w+');
   t.teardown(() => copy.close());
   await copy.write(Buffer.alloc(4096, 0x33), 0, 4096, 0);
-  const file = await fsp.open(path.join(mnt, 'data'), fs.constants.O_RDONLY | fs.constants.O_DIRECT);
-  t.teardown(() => file.close().catch(() => undefined));
   fm.setFileMap(fh, 4096);
   fm.mapExtent(fh, 0, copy.fd, 0);
   t.equal((await file.read(Buffer.alloc(4096), 0, 4096, 0)).buffer[0], 0x33, 'read natively from the copy');
