@@ -510,8 +510,14 @@ export class DirectoryTier implements ShadowTier {
     return this.health();
   }
 
+  /**
+   * The copies on the tier: once open, those its walk found, kept up to date since by every put and
+   * remove. The mount's reconcile lists every tier right after opening it, and walking the
+   * directory again made a third of the remount (100,000 copies: 4.3 s, against 2.8 s without).
+   */
   async *list(): AsyncIterable<ExtentRef & { sizeBytes: number }> {
-    yield* this.walk();
+    if (this.opened) yield* this.sizes.copies();
+    else yield* this.walk();
   }
 
   async disown(volumeId: string): Promise<string | undefined> {

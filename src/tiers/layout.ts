@@ -88,6 +88,16 @@ export class CopyInventory {
     return [...(this.byFile.get(fileId)?.keys() ?? [])];
   }
 
+  /** Every copy, file by file; each file's indexes are copied first, so copies may be removed meanwhile. */
+  *copies(): Generator<ExtentRef & { sizeBytes: number }> {
+    for (const fileId of [...this.byFile.keys()]) {
+      for (const index of this.indexesOf(fileId)) {
+        const sizeBytes = this.byFile.get(fileId)?.get(index);
+        if (sizeBytes !== undefined) yield { fileId, index, sizeBytes };
+      }
+    }
+  }
+
   set(ref: ExtentRef, sizeBytes: number): void {
     let perFile = this.byFile.get(ref.fileId);
     if (!perFile) this.byFile.set(ref.fileId, (perFile = new Map()));

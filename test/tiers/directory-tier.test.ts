@@ -160,14 +160,29 @@ t.test('list and open() rebuild the inventory; orphan temp files are deleted', a
   t.equal(tier.usedBytes(), 60, 'open() counts existing copies, not temp files');
   await t.rejects(fsp.stat(orphan), { code: 'ENOENT' }, 'open() removed the orphan');
 
-  await fsp.writeFile(orphan, 'partial again');
-  const listed = (await collect(tier.list())).sort((a, b) => a.fileId.localeCompare(b.fileId) || a.index - b.index);
-  t.same(listed, [
+  const sorted = (refs: { fileId: string; index: number }[]) => refs.sort((a, b) => a.fileId.localeCompare(b.fileId) || a.index - b.index);
+  t.same(sorted(await collect(tier.list())), [
     { fileId: '7f', index: 0, sizeBytes: 10 },
     { fileId: '7f', index: 2, sizeBytes: 20 },
     { fileId: '80aa', index: 5, sizeBytes: 30 },
-  ]);
-  await t.rejects(fsp.stat(orphan), { code: 'ENOENT' }, 'list() removed the orphan');
+  ], 'list() gives the copies open() found');
+  // Once open, list() is the inventory (no second walk at mount): it follows puts and removes.
+  await tier.put({ fileId: '7f', index: 3 }, bytes(40));
+  await tier.remove({ fileId: '80aa', index: 5 });
+  t.same(sorted(await collect(tier.list())), [
+    { fileId: '7f', index: 0, sizeBytes: 10 },
+    { fileId: '7f', index: 2, sizeBytes: 20 },
+    { fileId: '7f', index: 3, sizeBytes: 40 },
+  ], 'and the puts and removes since');
+  // Closed, it walks the directory again, as open() does, orphans included.
+  await tier.close();
+  await fsp.writeFile(orphan, 'partial again');
+  t.same(sorted(await collect(tier.list())), [
+    { fileId: '7f', index: 0, sizeBytes: 10 },
+    { fileId: '7f', index: 2, sizeBytes: 20 },
+    { fileId: '7f', index: 3, sizeBytes: 40 },
+  ], 'a closed tier lists what its directory holds');
+  await t.rejects(fsp.stat(orphan), { code: 'ENOENT' }, 'and that walk removes orphans');
 });
 
 t.test('fd cache is bounded; pinned fds survive eviction, put and remove', async (t) => {
