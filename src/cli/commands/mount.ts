@@ -80,7 +80,7 @@ function stateDirInUse(err: unknown, stateDir: string): unknown {
 
 /**
  * How long --daemon waits for the child to serve. Start-up walks every directory tier and loads the
- * extent map: 45 s with 1 M extents (docs/benchmarks.md, "Memory and metadata with 1 M extents").
+ * extent map: 23 s with 1 M extents (docs/benchmarks.md, "Memory and metadata with 1 M extents").
  */
 const READY_TIMEOUT_MS = 180_000;
 /** When --daemon says the child is still starting. */
