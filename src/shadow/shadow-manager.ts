@@ -9,6 +9,7 @@
 import { ExtentMap, isFresh } from '../extents/extent-map';
 import { TierSet, VolumeTier } from '../tiers/tier-set';
 import type { ShadowTier } from '../tiers/tier';
+import { refKey } from '../tiers/layout';
 import { OpenFile } from '../volume/open-files';
 import { fsyncFd, preadFull } from '../util/fd-io';
 import { crc32 } from 'node:zlib';
@@ -45,9 +46,9 @@ export interface ShadowCounters {
 }
 
 const key = (tierId: number, fileId: string, index: number): string => `${tierId}:${fileId}:${index}`;
-/** An extent in a tier's LRU: `${fileId}:${index}` → index (one entry per copy; ~70 B each, against ~140 with a {fileId, index} value). */
-const lruKey = (fileId: string, index: number): string => `${fileId}:${index}`;
-const lruFileId = (k: string): string => k.slice(0, k.lastIndexOf(':'));
+/** An extent in a tier's LRU: its refKey → index (one entry per copy; ~70 B each, against ~140 with a {fileId, index} value). */
+const lruKey = (fileId: string, index: number): string => refKey({ fileId, index });
+const lruFileId = (k: string): string => k.slice(0, k.lastIndexOf('/'));
 
 const FOREGROUND_QUIET_MS = 20;
 const YIELD_MAX_MS = 250;
