@@ -8,7 +8,7 @@
  * that serves FUSE requests: `heatGridSteps` does the walk in slices (a generator the caller
  * resumes on later turns of the loop); `buildHeatGrid` runs it to the end at once.
  */
-import type { ExtentRecord } from '../extents/extent-map';
+import type { ExtentRecords } from '../extents/extent-map';
 import { isFresh } from '../extents/extent-map';
 
 export const MAX_CELLS = 4096;
@@ -21,7 +21,7 @@ export const LIVE_ONLY = -1;
 
 export interface ExtentSource {
   fileIds(): Iterable<string>;
-  extents(fileId: string): ReadonlyMap<number, ExtentRecord>;
+  extents(fileId: string): ExtentRecords;
 }
 
 export interface HeatGridInput {
@@ -57,7 +57,7 @@ const BUCKET_EXTENTS = 1_000;
  * keys are first spread over buckets by value (distinct integers: a dense file's buckets hold about
  * BUCKET_EXTENTS each), then each bucket is sorted when reached, pausing between steps.
  */
-function* ascendingRuns(extents: ReadonlyMap<number, unknown>, extentsPerSlice: number): Generator<void, Float64Array[], void> {
+function* ascendingRuns(extents: Pick<ExtentRecords, 'size' | 'keys'>, extentsPerSlice: number): Generator<void, Float64Array[], void> {
   if (extents.size <= SORT_AT_ONCE) return [Float64Array.from(extents.keys()).sort()];
   let max = 0;
   let seen = 0;
@@ -105,8 +105,8 @@ export function* heatGridSteps(input: HeatGridInput, extentsPerSlice: number): G
   const grid: HeatGrid = { tiers: input.tiers.map((t) => t.name), totalExtents, fileCount: files.length, extentsPerCell: perCell, tier: [], heat: input.heat ? [] : null, files: [] };
 
   // The cell being filled: how many of its extents each tier serves (slot 0: live only, slot
-  // i + 1: tier i) and its hottest sampled extent. Nothing is allocated per extent: a million of
-  // them would keep the garbage collector busy.
+  // i + 1: tier i) and its hottest sampled extent. Nothing is kept per extent: a million of
+  // them would keep the garbage collector busy (the map's record of each dies young).
   const votes = new Uint32Array(input.tiers.length + 1);
   const sampleEvery = Math.max(1, Math.ceil(perCell / HEAT_SAMPLES_PER_CELL));
   let hottest = 0;

@@ -1,6 +1,7 @@
 /**
  * The extent map: per file and extent, the current generation and which tiers hold which
- * generation of it. A small typed layer over LevelDB.
+ * generation of it. A small typed layer over LevelDB; in memory, every record is held in compact
+ * rows (ExtentTable), and what `get` returns is a snapshot of one.
  *
  * Only extents that have (or had) a shadow copy have a record; an extent without a record has
  * no copies, so the live volume is the only place to read it and its generation does not matter.
@@ -16,6 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { Level } from 'level';
 import * as fs from 'node:fs/promises';
 import { CopyRecord, ExtentRecord, decodeExtentRecord, encodeExtentRecord } from './record-codec';
+import { ExtentState, ExtentTable } from './extent-table';
 
 export type { CopyRecord, ExtentRecord } from './record-codec';
 
@@ -23,14 +25,6 @@ export type { CopyRecord, ExtentRecord } from './record-codec';
 export interface FileRecord {
   sizeBytes: number;
   mtimeMs: number;
-}
-
-interface ExtentState extends ExtentRecord {
-  /** True when the persisted record may claim a fresh copy: a write must withdraw it first. */
-  persistedFresh: boolean;
-  dirty: boolean;
-  /** Writes in progress: until they end, copies kept fresh in memory may not be persisted as fresh. */
-  writing: number;
 }
 
 const EXTENT_PREFIX = 'e!';
@@ -54,16 +48,50 @@ function extentKey(fileId: string, index: number): string {
   return `${EXTENT_PREFIX}${fileId}!${index.toString(16).padStart(8, '0')}`;
 }
 
-/**
- * A stored record as held in memory. Built field by field: an object spread ({ ...rec, dirty })
- * gives every object a hidden class of its own in V8 (measured: 432 B against 200 B per record
- * with one copy, which is most of the map's memory at a million extents).
- */
 function loadedState(rec: ExtentRecord): ExtentState {
-  const st: ExtentState = { generation: rec.generation, copies: rec.copies, persistedFresh: true, dirty: false, writing: 0 };
-  if (rec.written) st.written = true;
-  if (rec.zeros) st.zeros = true;
-  return st;
+  return { ...rec, persistedFresh: true, dirty: false, writing: 0 };
+}
+
+function newState(): ExtentState {
+  return { generation: 0, copies: [], persistedFresh: false, dirty: false, writing: 0 };
+}
+
+/**
+ * A file's records as a read-only map. Each access reads the table, so a record got from it is a
+ * snapshot (see ExtentTable).
+ */
+export interface ExtentRecords extends Iterable<[number, ExtentRecord]> {
+  readonly size: number;
+  get(index: number): ExtentRecord | undefined;
+  keys(): Iterable<number>;
+  values(): Iterable<ExtentRecord>;
+}
+
+class FileRecords implements ExtentRecords {
+  constructor(private readonly table: ExtentTable, private readonly fileId: string) {}
+
+  get size(): number {
+    return this.table.count(this.fileId);
+  }
+
+  get(index: number): ExtentRecord | undefined {
+    return this.table.get(this.fileId, index);
+  }
+
+  keys(): Iterable<number> {
+    return this.table.indexes(this.fileId);
+  }
+
+  *values(): Generator<ExtentRecord> {
+    for (const [, rec] of this) yield rec;
+  }
+
+  *[Symbol.iterator](): Generator<[number, ExtentRecord]> {
+    for (const index of this.table.indexes(this.fileId)) {
+      const rec = this.table.get(this.fileId, index);
+      if (rec) yield [index, rec];
+    }
+  }
 }
 
 export function isFresh(rec: ExtentRecord, copy: CopyRecord): boolean {
@@ -71,7 +99,7 @@ export function isFresh(rec: ExtentRecord, copy: CopyRecord): boolean {
 }
 
 export class ExtentMap {
-  private readonly files = new Map<string, Map<number, ExtentState>>();
+  private readonly table = new ExtentTable();
   private readonly fileRecords = new Map<string, FileRecord>();
   private readonly tierIds = new Map<string, number>();
   private readonly tierNames = new Map<number, string>();
@@ -123,7 +151,7 @@ export class ExtentMap {
         this.lastScrubbedAtMs = Number(value.toString('utf8'));
       } else if (key.startsWith(EXTENT_PREFIX)) {
         const [fileId, idxHex] = key.slice(EXTENT_PREFIX.length).split('!');
-        this.extentsOf(fileId, true).set(parseInt(idxHex, 16), loadedState(decodeExtentRecord(value)));
+        this.table.set(fileId, parseInt(idxHex, 16), loadedState(decodeExtentRecord(value)));
       }
     }
   }
@@ -145,33 +173,23 @@ export class ExtentMap {
     return this.tierNames.get(id);
   }
 
-  private extentsOf(fileId: string, create: true): Map<number, ExtentState>;
-  private extentsOf(fileId: string, create: false): Map<number, ExtentState> | undefined;
-  private extentsOf(fileId: string, create: boolean): Map<number, ExtentState> | undefined {
-    let m = this.files.get(fileId);
-    if (!m && create) {
-      m = new Map();
-      this.files.set(fileId, m);
-    }
-    return m;
-  }
-
+  /** The extent's record now: a snapshot, which later changes to the map do not reach. */
   get(fileId: string, index: number): ExtentRecord | undefined {
-    return this.files.get(fileId)?.get(index);
+    return this.table.get(fileId, index);
   }
 
   /** Extents of a file that have records, in no particular order. */
-  extents(fileId: string): ReadonlyMap<number, ExtentRecord> {
-    return this.files.get(fileId) ?? new Map();
+  extents(fileId: string): ExtentRecords {
+    return new FileRecords(this.table, fileId);
   }
 
   /** The file has records (copies now, or had them, or a write or copy made one). */
   hasRecords(fileId: string): boolean {
-    return (this.files.get(fileId)?.size ?? 0) > 0;
+    return this.table.count(fileId) > 0;
   }
 
   fileIds(): IterableIterator<string> {
-    return this.files.keys();
+    return this.table.fileIds();
   }
 
   /**
@@ -181,14 +199,13 @@ export class ExtentMap {
    * copy of these extents is fresh; rejects when that cannot be written, and then needs no endWrite.
    */
   async beginWrite(fileId: string, first: number, last: number, keep: (copy: CopyRecord, index: number) => boolean): Promise<CopyRecord[][]> {
-    const extents = this.files.get(fileId);
     const kept: CopyRecord[][] = [];
-    if (!extents) return kept;
+    if (!this.hasRecords(fileId)) return kept;
     const withdraw: BatchOp[] = [];
-    const begun: ExtentState[] = [];
-    const withdrawn: ExtentState[] = [];
+    const begun: number[] = [];
+    const withdrawn: number[] = [];
     for (let i = first; i <= last; i++) {
-      const st = extents.get(i);
+      const st = this.table.get(fileId, i);
       if (!st) {
         kept.push([]);
         continue;
@@ -198,7 +215,7 @@ export class ExtentMap {
       st.written = true;
       st.zeros = false;
       st.writing++;
-      begun.push(st);
+      begun.push(i);
       const keepNow = wasFresh.filter((c) => keep(c, i));
       for (const c of keepNow) c.generation = st.generation;
       kept.push(keepNow);
@@ -206,9 +223,9 @@ export class ExtentMap {
         // The withdrawn form: new generation, every copy stale.
         withdraw.push({ type: 'put', key: extentKey(fileId, i), value: encodeExtentRecord({ generation: st.generation, written: true, zeros: false, copies: st.copies.map((c) => ({ ...c, generation: Math.min(c.generation, st.generation - 1) })) }) });
         st.persistedFresh = false;
-        withdrawn.push(st);
+        withdrawn.push(i);
       }
-      this.markDirty(fileId, st);
+      this.save(fileId, i, st);
     }
     if (withdraw.length > 0) {
       try {
@@ -217,8 +234,8 @@ export class ExtentMap {
         // Nothing may change the bytes now, and the disk still says fresh: the next write must
         // withdraw again, and no endWrite will come for this one. (The generations stay bumped,
         // which only keeps copies taken before from being published.)
-        for (const st of withdrawn) st.persistedFresh = true;
-        for (const st of begun) if (st.writing > 0) st.writing--;
+        for (const i of withdrawn) this.update(fileId, i, (st) => (st.persistedFresh = true));
+        for (const i of begun) this.update(fileId, i, (st) => (st.writing = Math.max(0, st.writing - 1)));
         throw err;
       }
     }
@@ -230,17 +247,18 @@ export class ExtentMap {
    * their bytes and checksums may disagree without any damage.
    */
   isWriting(fileId: string, index: number): boolean {
-    return (this.files.get(fileId)?.get(index)?.writing ?? 0) > 0;
+    return this.table.writing(fileId, index) > 0;
   }
 
   /** The write begun by `beginWrite` on these extents is complete (copies patched or dropped). */
   endWrite(fileId: string, first: number, last: number): void {
-    const extents = this.files.get(fileId);
     for (let i = first; i <= last; i++) {
-      const st = extents?.get(i);
-      if (st && st.writing > 0) st.writing--;
+      const st = this.table.get(fileId, i);
+      if (!st || st.writing === 0) continue;
+      st.writing--;
       // A flush that came during the write left the record for later: make sure a later one comes.
-      if (st && st.dirty && st.writing === 0) this.markDirty(fileId, st);
+      if (st.dirty && st.writing === 0) this.save(fileId, i, st);
+      else this.table.set(fileId, i, st);
     }
   }
 
@@ -251,22 +269,12 @@ export class ExtentMap {
    * (after its beginWrite) that found no record: its bytes are this generation's.
    */
   ensureRecord(fileId: string, index: number, written = false): number {
-    const known = this.files.get(fileId)?.get(index);
+    const known = this.table.get(fileId, index);
     if (known) return known.generation;
-    const st = this.stateOf(fileId, index);
+    const st = newState();
     st.written = written;
+    this.table.set(fileId, index, st);
     return st.generation;
-  }
-
-  /** The extent's state, created (generation 0, no copies, unpersisted) if it has none. */
-  private stateOf(fileId: string, index: number): ExtentState {
-    const extents = this.extentsOf(fileId, true);
-    let st = extents.get(index);
-    if (!st) {
-      st = { generation: 0, copies: [], persistedFresh: false, dirty: false, writing: 0 };
-      extents.set(index, st);
-    }
-    return st;
   }
 
   /**
@@ -275,35 +283,32 @@ export class ExtentMap {
    * a copy being taken of it now is refused. False, and nothing changed, when it has copies.
    */
   bumpUncopied(fileId: string, index: number): boolean {
-    const st = this.files.get(fileId)?.get(index);
+    const st = this.table.get(fileId, index);
     if (!st) return true;
     if (st.copies.length > 0) return false;
     st.generation++;
     st.written = true;
-    this.markDirty(fileId, st);
+    this.save(fileId, index, st);
     return true;
   }
 
   /** Record a copy whose bytes are now durable on the tier, if the extent is still at `generation`. */
   async addCopy(fileId: string, index: number, copy: CopyRecord, expectedGeneration: number): Promise<boolean> {
-    if (!this.files.get(fileId)?.has(index) && expectedGeneration !== 0) return false;
-    const st = this.stateOf(fileId, index);
+    const st = this.table.get(fileId, index) ?? newState();
     if (st.generation !== expectedGeneration) return false;
-    // concat, not push: an array grown by push keeps room for 16 more (~130 B per record).
     const added: CopyRecord = { tierId: copy.tierId, generation: st.generation, crc32: copy.crc32, sizeBytes: copy.sizeBytes, verified: true };
-    st.copies = st.copies.filter((c) => c.tierId !== copy.tierId).concat([added]);
+    st.copies = [...st.copies.filter((c) => c.tierId !== copy.tierId), added];
     await this.persistExtent(fileId, index, st);
     return true;
   }
 
   /** Forget a copy (its bytes were removed, or are about to be). */
   removeCopy(fileId: string, index: number, tierId: number): CopyRecord | undefined {
-    const st = this.files.get(fileId)?.get(index);
-    if (!st) return undefined;
-    const c = st.copies.find((x) => x.tierId === tierId);
-    if (!c) return undefined;
+    const st = this.table.get(fileId, index);
+    const c = st?.copies.find((x) => x.tierId === tierId);
+    if (!st || !c) return undefined;
     st.copies = st.copies.filter((x) => x !== c);
-    this.markDirty(fileId, st);
+    this.save(fileId, index, st);
     this.onCopyRemoved?.(fileId, index, tierId);
     return c;
   }
@@ -311,17 +316,42 @@ export class ExtentMap {
   /**
    * Forget this copy only while the map still holds it: a caller that learnt of it before an
    * await (a read that failed, an invalidation) must not forget a copy made on that tier meanwhile
-   * (addCopy records a new object).
+   * (addCopy records another copy, with another serial).
    */
   removeThisCopy(fileId: string, index: number, copy: CopyRecord): boolean {
-    const st = this.files.get(fileId)?.get(index);
-    if (!st || !st.copies.includes(copy)) return false;
+    if (!this.currentCopy(fileId, index, copy)) return false;
     return this.removeCopy(fileId, index, copy.tierId) !== undefined;
+  }
+
+  /**
+   * This very copy as the map holds it now (its checksum, size or generation may have changed), or
+   * undefined once the map forgot it: a copy made again on its tier since is another copy.
+   */
+  currentCopy(fileId: string, index: number, copy: CopyRecord): CopyRecord | undefined {
+    return this.heldCopy(this.table.get(fileId, index), copy);
+  }
+
+  private heldCopy(st: ExtentState | undefined, copy: CopyRecord): CopyRecord | undefined {
+    return copy.serial === undefined ? undefined : st?.copies.find((c) => c.serial === copy.serial && c.tierId === copy.tierId);
+  }
+
+  /** The copy's bytes were checked against its checksum (not persisted: a remount checks again). */
+  markVerified(fileId: string, index: number, copy: CopyRecord): void {
+    const st = this.table.get(fileId, index);
+    const held = this.heldCopy(st, copy);
+    if (!st || !held || held.verified) return;
+    held.verified = true;
+    this.table.set(fileId, index, st);
+  }
+
+  /** Every copy of the file counts as unchecked again, as after a remount. */
+  forgetVerified(fileId: string): void {
+    for (const index of [...this.table.indexes(fileId)]) this.update(fileId, index, (st) => st.copies.forEach((c) => (c.verified = false)));
   }
 
   /** The map names a copy of the extent (fresh or not) on the tier. */
   hasCopyOn(fileId: string, index: number, tierId: number): boolean {
-    return this.files.get(fileId)?.get(index)?.copies.some((c) => c.tierId === tierId) ?? false;
+    return this.table.get(fileId, index)?.copies.some((c) => c.tierId === tierId) ?? false;
   }
 
   /** Told after any copy is forgotten (evicted, stale, failed a read, dropped): coverage re-queues its own. */
@@ -329,12 +359,13 @@ export class ExtentMap {
 
   /** A kept copy was patched in place: its checksum is unknown until recomputed. */
   patched(fileId: string, index: number, copy: CopyRecord, sizeBytes: number): void {
-    const st = this.files.get(fileId)?.get(index);
-    if (!st) return;
-    copy.crc32 = null;
-    copy.sizeBytes = sizeBytes;
-    copy.verified = true;
-    this.markDirty(fileId, st);
+    const st = this.table.get(fileId, index);
+    const held = this.heldCopy(st, copy);
+    if (!st || !held) return;
+    held.crc32 = null;
+    held.sizeBytes = sizeBytes;
+    held.verified = true;
+    this.save(fileId, index, st);
   }
 
   /**
@@ -344,7 +375,7 @@ export class ExtentMap {
    * not fail its check after a crash and be dropped.
    */
   async prepareShadowWrite(fileId: string, index: number): Promise<void> {
-    const st = this.files.get(fileId)?.get(index);
+    const st = this.table.get(fileId, index);
     if (!st || !st.copies.some((c) => isFresh(st, c) && c.crc32 !== null)) return;
     for (const c of st.copies) if (isFresh(st, c)) c.crc32 = null;
     await this.persistExtent(fileId, index, st);
@@ -356,7 +387,7 @@ export class ExtentMap {
    * Persisted before it resolves: the write may be acknowledged then.
    */
   async commitShadowWrite(fileId: string, index: number, tierIds: number[], sizeBytes: number): Promise<CopyRecord[]> {
-    const st = this.stateOf(fileId, index);
+    const st = this.table.get(fileId, index) ?? newState();
     st.generation++;
     st.written = true;
     st.zeros = false;
@@ -368,21 +399,20 @@ export class ExtentMap {
 
   /** Set the checksum of a fresh copy (computed after a patch made it unknown). */
   setChecksum(fileId: string, index: number, tierId: number, generation: number, crc32: number): void {
-    const st = this.files.get(fileId)?.get(index);
+    const st = this.table.get(fileId, index);
     const c = st?.copies.find((x) => x.tierId === tierId && x.generation === generation);
     if (st && c) {
       c.crc32 = crc32;
-      this.markDirty(fileId, st);
+      this.save(fileId, index, st);
     }
   }
 
   /** Every copy of a file becomes stale (changed behind our back, or deleted). Returns them. */
   async invalidateFile(fileId: string): Promise<{ index: number; copy: CopyRecord }[]> {
-    const extents = this.files.get(fileId);
-    if (!extents) return [];
     const out: { index: number; copy: CopyRecord }[] = [];
     const batch: BatchOp[] = [];
-    for (const [index, st] of extents) {
+    for (const index of [...this.table.indexes(fileId)]) {
+      const st = this.table.get(fileId, index) as ExtentState;
       for (const c of st.copies) if (isFresh(st, c)) out.push({ index, copy: c });
       st.generation++;
       // The live file's bytes are the truth now, and they were not written through the mount.
@@ -390,6 +420,7 @@ export class ExtentMap {
       st.zeros = false;
       batch.push({ type: 'put', key: extentKey(fileId, index), value: encodeExtentRecord(st) });
       st.persistedFresh = false;
+      this.table.set(fileId, index, st);
     }
     await this.write(batch);
     return out;
@@ -397,23 +428,21 @@ export class ExtentMap {
 
   /** Drop every record of a file (its last link is gone). */
   async dropFile(fileId: string): Promise<void> {
-    const extents = this.files.get(fileId);
-    this.files.delete(fileId);
+    const batch: BatchOp[] = [{ type: 'del', key: FILE_PREFIX + fileId }];
+    for (const index of this.table.indexes(fileId)) batch.push({ type: 'del', key: extentKey(fileId, index) });
+    this.table.dropFile(fileId);
     this.fileRecords.delete(fileId);
     this.dirtyFiles.delete(fileId);
-    const batch: BatchOp[] = [{ type: 'del', key: FILE_PREFIX + fileId }];
-    for (const index of extents?.keys() ?? []) batch.push({ type: 'del', key: extentKey(fileId, index) });
     await this.write(batch);
   }
 
   /** Extents at or beyond `fromIndex` lose their copies (the file is being cut there). */
   async truncateRecords(fileId: string, fromIndex: number): Promise<{ index: number; copy: CopyRecord }[]> {
-    const extents = this.files.get(fileId);
     const out: { index: number; copy: CopyRecord }[] = [];
-    if (!extents) return out;
     const withdraw: BatchOp[] = [];
-    for (const [index, st] of extents) {
+    for (const index of [...this.table.indexes(fileId)]) {
       if (index < fromIndex) continue;
+      const st = this.table.get(fileId, index) as ExtentState;
       for (const c of st.copies) out.push({ index, copy: c });
       st.generation++;
       st.zeros = false;
@@ -421,7 +450,7 @@ export class ExtentMap {
         withdraw.push({ type: 'put', key: extentKey(fileId, index), value: encodeExtentRecord(st) });
         st.persistedFresh = false;
       }
-      this.markDirty(fileId, st);
+      this.save(fileId, index, st);
     }
     await this.write(withdraw);
     return out;
@@ -435,7 +464,7 @@ export class ExtentMap {
   async markZeros(fileId: string, indexes: readonly number[]): Promise<void> {
     const batch: BatchOp[] = [];
     for (const i of indexes) {
-      const st = this.stateOf(fileId, i);
+      const st = this.table.get(fileId, i) ?? newState();
       st.zeros = true;
       st.written = true;
       batch.push(this.claim(fileId, i, st));
@@ -457,17 +486,20 @@ export class ExtentMap {
   }
 
   /**
-   * The put of the extent's record as it is now. Its fresh claim counts from here, before the put
-   * is queued, so that a write coming meanwhile withdraws it after.
+   * The put of the extent's record as it is now (stored so). Its fresh claim counts from here,
+   * before the put is queued, so that a write coming meanwhile withdraws it after.
    */
   private claim(fileId: string, index: number, st: ExtentState): BatchOp {
     st.persistedFresh = st.copies.some((c) => isFresh(st, c));
     st.dirty = false;
+    this.table.set(fileId, index, st);
     return { type: 'put', key: extentKey(fileId, index), value: encodeExtentRecord(st) };
   }
 
-  private markDirty(fileId: string, st: ExtentState): void {
+  /** Store a changed record, to be persisted by the next flush. */
+  private save(fileId: string, index: number, st: ExtentState): void {
     st.dirty = true;
+    this.table.set(fileId, index, st);
     this.dirtyFiles.add(fileId);
     if (!this.flushTimer) {
       this.flushTimer = setTimeout(() => {
@@ -477,6 +509,14 @@ export class ExtentMap {
       }, this.flushDelayMs);
       this.flushTimer.unref();
     }
+  }
+
+  /** Change a record in place, if it exists (no flush: for changes that are not to be persisted, or are already). */
+  private update(fileId: string, index: number, change: (st: ExtentState) => void): void {
+    const st = this.table.get(fileId, index);
+    if (!st) return;
+    change(st);
+    this.table.set(fileId, index, st);
   }
 
   private write(ops: BatchOp[], sync = false): Promise<void> {
@@ -490,30 +530,32 @@ export class ExtentMap {
   /** Persist every record changed since the last flush (in one batch). */
   async flush(): Promise<void> {
     const batch: BatchOp[] = [];
-    const flushed: [string, ExtentState][] = [];
+    const flushed: [string, number][] = [];
+    const writing = new Set<string>();
     for (const fileId of this.dirtyFiles) {
-      for (const [index, st] of this.files.get(fileId) ?? []) {
-        if (!st.dirty) continue;
+      for (const index of this.table.indexes(fileId, true)) {
+        const st = this.table.get(fileId, index) as ExtentState;
         if (st.writing > 0) {
-          this.dirtyFiles.add(fileId);
+          writing.add(fileId);
           continue;
         }
-        flushed.push([fileId, st]);
+        flushed.push([fileId, index]);
         batch.push(this.claim(fileId, index, st));
       }
     }
+    // Records left for the writes still on come in a later flush (endWrite schedules one).
     this.dirtyFiles.clear();
-    for (const [fileId, extents] of this.files) {
-      for (const st of extents.values()) if (st.dirty && st.writing > 0) this.dirtyFiles.add(fileId);
-    }
+    for (const fileId of writing) this.dirtyFiles.add(fileId);
     try {
       await this.write(batch);
     } catch (err) {
       // Not written: the disk may still call these copies fresh, so the next write must withdraw
       // them first (as beginWrite does for a record persisted fresh), and the records stay due.
-      for (const [fileId, st] of flushed) {
+      for (const [fileId, index] of flushed) {
+        const st = this.table.get(fileId, index);
+        if (!st) continue;
         st.persistedFresh = true;
-        this.markDirty(fileId, st);
+        this.save(fileId, index, st);
       }
       throw err;
     }
@@ -646,9 +688,9 @@ export class ExtentMap {
   /** Bytes held on each tier id, over all copies (fresh or not: stale bytes still take space). */
   usedBytesByTier(): Map<number, number> {
     const used = new Map<number, number>();
-    for (const extents of this.files.values()) {
-      for (const st of extents.values()) {
-        for (const c of st.copies) used.set(c.tierId, (used.get(c.tierId) ?? 0) + c.sizeBytes);
+    for (const fileId of this.table.fileIds()) {
+      for (const [, rec] of this.extents(fileId)) {
+        for (const c of rec.copies) used.set(c.tierId, (used.get(c.tierId) ?? 0) + c.sizeBytes);
       }
     }
     return used;

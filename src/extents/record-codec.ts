@@ -13,6 +13,11 @@ export interface CopyRecord {
    * the mount started. Unverified copies are read whole and checked before they serve a read.
    */
   verified?: boolean;
+  /**
+   * Not persisted: which copy this is, in memory. A copy made again on the same tier is another
+   * copy, with another serial (set by the map when it stores the copy).
+   */
+  serial?: number;
 }
 
 export interface ExtentRecord {

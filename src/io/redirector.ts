@@ -258,14 +258,14 @@ export class IoRedirector {
     const n = await tier.read(ref, 0, copy.sizeBytes, whole, 0);
     // A write patched the copy meanwhile (or is patching it): bytes and checksum may disagree with
     // nothing damaged. No verdict, and not these bytes: the next source serves the read.
-    if (this.map.isWriting(ref.fileId, ref.index) || copy.crc32 !== crc || this.map.get(ref.fileId, ref.index)?.generation !== generation) return undefined;
+    if (this.map.isWriting(ref.fileId, ref.index) || this.map.currentCopy(ref.fileId, ref.index, copy)?.crc32 !== crc || this.map.get(ref.fileId, ref.index)?.generation !== generation) return undefined;
     // Short: the read failed part way (a bad sector), which says nothing about the copy's bytes.
     if (n !== copy.sizeBytes) throw new FsError('EIO', `copy of ${ref.fileId}#${ref.index} on ${tier.spec.name}: read ${n} of ${copy.sizeBytes} bytes`);
     if (crc32(whole) !== copy.crc32) {
       this.counters.corruptCopies++;
       throw new FsError('EBADMSG', `copy of ${ref.fileId}#${ref.index} on ${tier.spec.name} fails its checksum`);
     }
-    copy.verified = true;
+    this.map.markVerified(ref.fileId, ref.index, copy);
     this.onVerified(ref.fileId, ref.index);
     const end = Math.min(n, offsetInExtent + length);
     return offsetInExtent >= end ? 0 : whole.copy(buf, at, offsetInExtent, end);

@@ -101,8 +101,9 @@ export class Scrubber {
       // then the checksum changes, or the write is still on). A copy made again meanwhile (same
       // generation, new bytes) is not the one we read.
       const now = this.map.get(w.fileId, w.index);
-      const still = !!now && now.generation === generation && copy.generation === generation && now.copies.includes(copy);
-      if (still && copy.crc32 === crcBefore && !this.map.isWriting(w.fileId, w.index)) {
+      const held = this.map.currentCopy(w.fileId, w.index, copy);
+      const still = !!now && now.generation === generation && held?.generation === generation && held.crc32 === crcBefore;
+      if (still && !this.map.isWriting(w.fileId, w.index)) {
         if (n !== copy.sizeBytes || (copy.crc32 !== null && crc32(buf.subarray(0, n)) !== copy.crc32)) {
           this.progress.badCopies++;
           this.dropCopy(w.fileId, w.index, w.tierId, n < 0 ? `could not be read (${readError})` : n !== copy.sizeBytes ? `held ${n} of its ${copy.sizeBytes} bytes` : 'failed its checksum', n < 0);
@@ -110,7 +111,7 @@ export class Scrubber {
           this.map.setChecksum(w.fileId, w.index, w.tierId, generation, crc32(buf));
           this.progress.checksumsAdded++;
         } else {
-          copy.verified = true;
+          this.map.markVerified(w.fileId, w.index, copy);
         }
       }
       this.progress.checkedCopies++;

@@ -20,7 +20,7 @@ t.test('a copy patched while its first read verifies it is not dropped as corrup
 
   await tier.put(ref, before);
   t.ok(await map.addCopy(file.fileId, 0, { tierId, generation: 0, crc32: crc32(before), sizeBytes: E }, 0), 'copy recorded');
-  map.get(file.fileId, 0)?.copies.forEach((c) => (c.verified = false)); // as after a remount
+  map.forgetVerified(file.fileId); // as after a remount
 
   // The read's tier access waits; meanwhile a write begins and patches the copy (not yet done).
   let release!: () => void;
