@@ -9,7 +9,7 @@
 import { ExtentMap, isFresh } from '../extents/extent-map';
 import { TierSet, VolumeTier } from '../tiers/tier-set';
 import type { ShadowTier } from '../tiers/tier';
-import { refKey } from '../tiers/layout';
+import { CopyLru, type CopyRef } from './copy-lru';
 import { OpenFile } from '../volume/open-files';
 import { fsyncFd, preadFull } from '../util/fd-io';
 import { crc32 } from 'node:zlib';
@@ -46,9 +46,6 @@ export interface ShadowCounters {
 }
 
 const key = (tierId: number, fileId: string, index: number): string => `${tierId}:${fileId}:${index}`;
-/** An extent in a tier's LRU: its refKey → index (one entry per copy; ~70 B each, against ~140 with a {fileId, index} value). */
-const lruKey = (fileId: string, index: number): string => refKey({ fileId, index });
-const lruFileId = (k: string): string => k.slice(0, k.lastIndexOf('/'));
 
 const FOREGROUND_QUIET_MS = 20;
 const YIELD_MAX_MS = 250;
@@ -59,8 +56,8 @@ export class ShadowManager {
   private readonly queued = new Set<string>();
   private running = 0;
   private idleWaiters: (() => void)[] = [];
-  /** Per tier, copies in least-recently-read order (Map keeps insertion order), by lruKey. */
-  private readonly lru = new Map<number, Map<string, number>>();
+  /** Per tier, copies in least-recently-read order (~32 B per copy: see CopyLru). */
+  private readonly lru = new Map<number, CopyLru>();
   private closed = false;
   /** Keys of the copies running now (queued ones and ones a write makes), how many each: their put may be in flight. */
   private readonly copying = new Map<string, number>();
@@ -88,12 +85,10 @@ export class ShadowManager {
   touch(tierId: number, fileId: string, index: number): void {
     let l = this.lru.get(tierId);
     if (!l) {
-      l = new Map();
+      l = new CopyLru();
       this.lru.set(tierId, l);
     }
-    const k = lruKey(fileId, index);
-    l.delete(k);
-    l.set(k, index);
+    l.touch(fileId, index);
   }
 
   /** Set by the volume: a pinned or hinted copy that eviction must leave alone. */
@@ -200,7 +195,7 @@ export class ShadowManager {
     // Unmapped first (the FUSE layer may refuse: then nothing changes).
     this.beforeRemove(fileId, index, tierId);
     this.map.removeCopy(fileId, index, tierId);
-    this.lru.get(tierId)?.delete(lruKey(fileId, index));
+    this.lru.get(tierId)?.delete(fileId, index);
     this.counters.evictions++;
     await this.removeBytes(vt.tier, fileId, index, tierId);
     return true;
@@ -208,12 +203,12 @@ export class ShadowManager {
 
   /** Extents with a copy on a tier (fresh or not), least recently read first. */
   *copiesOn(tierId: number): Iterable<{ fileId: string; index: number }> {
-    for (const [k, index] of this.lru.get(tierId) ?? []) yield { fileId: lruFileId(k), index };
+    yield* this.lru.get(tierId) ?? [];
   }
 
   /** Remove the bytes of a copy the map no longer references. */
   discard(fileId: string, index: number, tierId: number): void {
-    this.lru.get(tierId)?.delete(lruKey(fileId, index));
+    this.lru.get(tierId)?.delete(fileId, index);
     try {
       this.beforeRemove(fileId, index, tierId);
     } catch (err) {
@@ -632,16 +627,15 @@ export class ShadowManager {
     };
     // The coverage tier must keep everything: when it is full, coverage falls short (and says so).
     if (this.protectedTiers.has(tierId)) return used() + bytes <= cap && claim();
-    const skipped: [string, number][] = [];
+    const skipped: CopyRef[] = [];
     try {
       while (used() + bytes > cap) {
-        const oldest = l?.entries().next();
-        if (!l || !oldest || oldest.done) return false;
-        const [k, index] = oldest.value;
-        const fileId = lruFileId(k);
-        l.delete(k);
+        const oldest = l?.oldest();
+        if (!l || !oldest) return false;
+        const { fileId, index } = oldest;
+        l.delete(fileId, index);
         if (this.isProtected(vt.tier.spec.name, fileId, index) || this.isSoleHome(fileId, index, tierId)) {
-          skipped.push([k, index]);
+          skipped.push(oldest);
           continue;
         }
         if (!this.map.hasCopyOn(fileId, index, tierId)) continue;
@@ -649,7 +643,7 @@ export class ShadowManager {
           // Unmapped first (the FUSE layer may refuse: then nothing changes).
           this.beforeRemove(fileId, index, tierId);
         } catch {
-          skipped.push([k, index]);
+          skipped.push(oldest);
           continue;
         }
         this.map.removeCopy(fileId, index, tierId);
@@ -660,7 +654,8 @@ export class ShadowManager {
       return claim();
     } finally {
       // Protected copies go back, at the recent end: the next search for room starts elsewhere.
-      for (const [k, e] of skipped) l?.set(k, e);
+      // (One read meanwhile, and so back already, keeps its place.)
+      for (const c of skipped) l?.add(c.fileId, c.index);
     }
   }
 }
