@@ -217,19 +217,22 @@ async function reconcile(map: ExtentMap, tiers: TierSet, log: Logger): Promise<v
   let orphans = 0;
   let missing = 0;
   for (const vt of tiers.all()) {
-    const present = new Set<string>();
+    // Indexes by file, not `fileId:index` strings: at a million copies that is ~20 MB, not ~80.
+    const present = new Map<string, Set<number>>();
     for await (const ref of vt.tier.list()) {
-      const rec = map.get(ref.fileId, ref.index);
-      if (!rec || !rec.copies.some((c) => c.tierId === vt.id)) {
+      if (!map.hasCopyOn(ref.fileId, ref.index, vt.id)) {
         await vt.tier.remove(ref);
         orphans++;
       } else {
-        present.add(`${ref.fileId}:${ref.index}`);
+        let indexes = present.get(ref.fileId);
+        if (!indexes) present.set(ref.fileId, (indexes = new Set()));
+        indexes.add(ref.index);
       }
     }
     for (const fileId of [...map.fileIds()]) {
+      const indexes = present.get(fileId);
       for (const [index, rec] of map.extents(fileId)) {
-        if (rec.copies.some((c) => c.tierId === vt.id) && !present.has(`${fileId}:${index}`)) {
+        if (rec.copies.some((c) => c.tierId === vt.id) && !indexes?.has(index)) {
           map.removeCopy(fileId, index, vt.id);
           missing++;
         }
