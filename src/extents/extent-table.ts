@@ -1,14 +1,15 @@
 /**
  * Where the extent map keeps its records in memory: rows of 32-bit words in typed arrays, not an
  * object per record and per copy. A volume of a million extents held ~400 B of V8 heap per extent
- * as objects (a record, a copies array, a copy, a boxed checksum, a Map entry); a row is 52 B,
- * outside the heap. The map works on an ExtentState taken out with `get` and puts it back with
+ * as objects (a record, a copies array, a copy, a boxed checksum, a Map entry); a row is 32 B,
+ * outside the heap, and a second copy 20 B more. The map works on an ExtentState taken out with `get` and puts it back with
  * `set`: a state is a snapshot, never a live view.
  *
  * Rows live in pages of up to PAGE_ROWS extents per file, so a sparse file costs a page per range
- * it touches (at most one per PAGE_ROWS extents of file), and a small file a small page. An extent
- * whose copies do not fit its row (more than COPY_SLOTS of them, or a generation lag beyond 32 bits)
- * keeps them as objects beside the page.
+ * it touches (at most one per PAGE_ROWS extents of file), and a small file a small page. A row holds
+ * one copy; a page where some extent has a second one gets a side array of second copies (most
+ * extents have one copy, on the coverage tier, and the hot ones a second). An extent with more
+ * copies, or a generation lag beyond 32 bits, keeps them as objects beside the page.
  */
 import { CopyRecord, ExtentRecord } from './record-codec';
 
@@ -22,10 +23,11 @@ export interface ExtentState extends ExtentRecord {
 }
 
 const PAGE_ROWS = 256;
+/** Copies kept in words: the row's, and the page's side array of second copies. */
 const COPY_SLOTS = 2;
 const COPY_WORDS = 5;
 const HEAD_WORDS = 3;
-const ROW_WORDS = HEAD_WORDS + COPY_SLOTS * COPY_WORDS;
+const ROW_WORDS = HEAD_WORDS + COPY_WORDS;
 const TWO_32 = 0x1_0000_0000;
 
 // Word 0 of a row.
@@ -45,9 +47,32 @@ const HAS_CRC = 1 << 8;
 const VERIFIED = 1 << 9;
 const MAX_LAG = 0xffff_ffff;
 
+/** A copy slot's words, at `c`, for an extent at `generation`. */
+function readCopy(words: Uint32Array, c: number, generation: number): CopyRecord {
+  const tierWord = words[c];
+  return {
+    tierId: tierWord & TIER_MASK,
+    generation: generation - words[c + 1],
+    crc32: tierWord & HAS_CRC ? words[c + 2] : null,
+    sizeBytes: words[c + 3],
+    verified: (tierWord & VERIFIED) !== 0,
+    serial: words[c + 4],
+  };
+}
+
+function writeCopy(words: Uint32Array, c: number, copy: CopyRecord, generation: number, serial: number): void {
+  words[c] = copy.tierId | (copy.crc32 === null ? 0 : HAS_CRC) | (copy.verified ? VERIFIED : 0);
+  words[c + 1] = generation - copy.generation;
+  words[c + 2] = copy.crc32 ?? 0;
+  words[c + 3] = copy.sizeBytes;
+  words[c + 4] = serial;
+}
+
 /** One file's rows. */
 class FileExtents {
   readonly pages = new Map<number, Uint32Array>();
+  /** Per page, the second copies of its extents (COPY_WORDS per row), made when one has two. */
+  readonly seconds = new Map<number, Uint32Array>();
   /** Copies of extents whose row cannot hold them (see OVERFLOW). */
   readonly overflow = new Map<number, CopyRecord[]>();
   /** Writes in progress per extent; only extents being written are here. */
@@ -75,6 +100,20 @@ class FileExtents {
       page = grown;
     }
     return { page, at: row * ROW_WORDS };
+  }
+
+  /** The side array of second copies of the page holding `index`, made or grown to reach its row. */
+  secondsFor(index: number): Uint32Array {
+    const pageNo = Math.floor(index / PAGE_ROWS);
+    const rows = (this.pages.get(pageNo) as Uint32Array).length / ROW_WORDS;
+    let seconds = this.seconds.get(pageNo);
+    if (!seconds || seconds.length < rows * COPY_WORDS) {
+      const grown = new Uint32Array(rows * COPY_WORDS);
+      if (seconds) grown.set(seconds);
+      this.seconds.set(pageNo, grown);
+      seconds = grown;
+    }
+    return seconds;
   }
 }
 
@@ -130,18 +169,8 @@ export class ExtentTable {
     } else {
       const count = (head >>> COUNT_SHIFT) & 0xff;
       copies = new Array<CopyRecord>(count);
-      for (let k = 0; k < count; k++) {
-        const c = at + HEAD_WORDS + k * COPY_WORDS;
-        const tierWord = page[c];
-        copies[k] = {
-          tierId: tierWord & TIER_MASK,
-          generation: generation - page[c + 1],
-          crc32: tierWord & HAS_CRC ? page[c + 2] : null,
-          sizeBytes: page[c + 3],
-          verified: (tierWord & VERIFIED) !== 0,
-          serial: page[c + 4],
-        };
-      }
+      if (count > 0) copies[0] = readCopy(page, at + HEAD_WORDS, generation);
+      if (count > 1) copies[1] = readCopy(f.seconds.get(Math.floor(index / PAGE_ROWS)) as Uint32Array, (index % PAGE_ROWS) * COPY_WORDS, generation);
     }
     const st: ExtentState = { generation, copies, persistedFresh: (head & PERSISTED_FRESH) !== 0, dirty: (head & DIRTY) !== 0, writing: f.writing.get(index) ?? 0 };
     if (head & WRITTEN) st.written = true;
@@ -161,17 +190,14 @@ export class ExtentTable {
     const fits = st.copies.length <= COPY_SLOTS && st.copies.every((c) => st.generation - c.generation >= 0 && st.generation - c.generation <= MAX_LAG && c.sizeBytes < TWO_32);
     let head = PRESENT | (st.persistedFresh ? PERSISTED_FRESH : 0) | (st.dirty ? DIRTY : 0) | (st.written ? WRITTEN : 0) | (st.zeros ? ZEROS : 0);
     page.fill(0, at + HEAD_WORDS, at + ROW_WORDS);
+    const second = (index % PAGE_ROWS) * COPY_WORDS;
+    f.seconds.get(Math.floor(index / PAGE_ROWS))?.fill(0, second, second + COPY_WORDS);
     if (fits) {
       f.overflow.delete(index);
       head |= st.copies.length << COUNT_SHIFT;
-      st.copies.forEach((copy, k) => {
-        const c = at + HEAD_WORDS + k * COPY_WORDS;
-        page[c] = copy.tierId | (copy.crc32 === null ? 0 : HAS_CRC) | (copy.verified ? VERIFIED : 0);
-        page[c + 1] = st.generation - copy.generation;
-        page[c + 2] = copy.crc32 ?? 0;
-        page[c + 3] = copy.sizeBytes;
-        page[c + 4] = copy.serial ?? this.takeSerial();
-      });
+      const [first, other] = st.copies;
+      if (first) writeCopy(page, at + HEAD_WORDS, first, st.generation, first.serial ?? this.takeSerial());
+      if (other) writeCopy(f.secondsFor(index), second, other, st.generation, other.serial ?? this.takeSerial());
     } else {
       head |= OVERFLOW;
       f.overflow.set(index, st.copies.map((c) => ({ ...c, serial: c.serial ?? this.takeSerial() })));

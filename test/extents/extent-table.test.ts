@@ -84,3 +84,22 @@ t.test('a state taken out is a snapshot: changing it changes nothing stored', as
   t.equal(table.get('f', 0)?.generation, 1);
   t.equal(table.get('f', 0)?.copies[0].crc32, 1);
 });
+
+t.test('second copies stay right while their page grows and their neighbours change', async (t) => {
+  const table = new ExtentTable();
+  const two = (i: number): CopyRecord[] => [
+    { tierId: 1, generation: i, crc32: i, sizeBytes: 4096 },
+    { tierId: 2, generation: i, crc32: i + 1, sizeBytes: 4095 },
+  ];
+  table.set('f', 0, state(0, two(0)));
+  table.set('f', 1, state(1, [two(1)[0]]));
+  table.set('f', 200, state(200, two(200)));
+  table.set('f', 300, state(300, two(300)));
+  for (const i of [0, 200, 300]) t.same(table.get('f', i)?.copies.map(plain), two(i).map(plain), `extent ${i}: both copies`);
+  t.same(table.get('f', 1)?.copies.map(plain), [plain(two(1)[0])], 'extent 1: one copy');
+  table.set('f', 0, state(0, [two(0)[1]]));
+  t.same(table.get('f', 0)?.copies.map(plain), [plain(two(0)[1])], 'down to one copy');
+  table.set('f', 1, state(1, two(1)));
+  t.same(table.get('f', 1)?.copies.map(plain), two(1).map(plain), 'up to two');
+  t.same(table.get('f', 200)?.copies.map(plain), two(200).map(plain), 'the others are untouched');
+});
