@@ -515,6 +515,10 @@ export class DirectoryTier implements ShadowTier {
    * remove. The mount's reconcile lists every tier right after opening it, and walking the
    * directory again made a third of the remount (100,000 copies: 4.3 s, against 2.8 s without).
    */
+  holds(ref: ExtentRef): boolean {
+    return this.sizes.sizeOf(ref) !== undefined;
+  }
+
   async *list(): AsyncIterable<ExtentRef & { sizeBytes: number }> {
     if (this.opened) yield* this.sizes.copies();
     else yield* this.walk();

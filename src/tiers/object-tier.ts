@@ -373,6 +373,10 @@ export class ObjectTier implements ShadowTier {
     assertFileId(fileId);
   }
 
+  holds(ref: ExtentRef): boolean {
+    return this.objects.sizeOf(ref) !== undefined;
+  }
+
   async *list(): AsyncIterable<ExtentRef & { sizeBytes: number }> {
     yield* this.listUnder(this.store.prefix);
   }

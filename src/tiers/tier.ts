@@ -119,4 +119,6 @@ export interface ShadowTier {
   freeBytes(): number;
   /** Every copy present on the tier (used to reconcile after a crash). */
   list(): AsyncIterable<ExtentRef & { sizeBytes: number }>;
+  /** The tier holds a copy of the extent, as its inventory (made when it opened) says. */
+  holds(ref: ExtentRef): boolean;
 }
