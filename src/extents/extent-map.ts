@@ -254,8 +254,8 @@ export class ExtentMap {
   endWrite(fileId: string, first: number, last: number): void {
     for (let i = first; i <= last; i++) {
       const st = this.table.get(fileId, i);
-      if (!st || st.writing === 0) continue;
-      st.writing--;
+      if (!st) continue;
+      if (st.writing > 0) st.writing--;
       // A flush that came during the write left the record for later: make sure a later one comes.
       if (st.dirty && st.writing === 0) this.save(fileId, i, st);
       else this.table.set(fileId, i, st);

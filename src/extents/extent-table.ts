@@ -1,8 +1,8 @@
 /**
  * Where the extent map keeps its records in memory: rows of 32-bit words in typed arrays, not an
- * object per record and per copy. A volume of a million extents held ~400 B of V8 heap per extent
- * as objects (a record, a copies array, a copy, a boxed checksum, a Map entry); a row is 32 B,
- * outside the heap, and a second copy 20 B more. The map works on an ExtentState taken out with `get` and puts it back with
+ * object per record and per copy. As objects (a record, a copies array, a copy, a boxed checksum,
+ * a Map entry) an extent took ~400 B of V8 heap; a row is 32 B, outside the heap, and a second
+ * copy 20 B more. The map works on an ExtentState taken out with `get` and puts it back with
  * `set`: a state is a snapshot, never a live view.
  *
  * Rows live in pages of up to PAGE_ROWS extents per file, so a sparse file costs a page per range
