@@ -12,6 +12,7 @@
  * copies, or a generation lag beyond 32 bits, keeps them as objects beside the page.
  */
 import { CopyRecord, ExtentRecord } from './record-codec';
+import { PageMap } from '../util/page-map';
 
 /** An extent's record as the map works on it. */
 export interface ExtentState extends ExtentRecord {
@@ -68,15 +69,18 @@ function writeCopy(words: Uint32Array, c: number, copy: CopyRecord, generation: 
   words[c + 4] = serial;
 }
 
-/** One file's rows. */
+/**
+ * One file's rows. What only some files need is made when first needed: a file of one extent
+ * costs ~300 B (this object, its page and its entry in the table), not ~1 KB.
+ */
 class FileExtents {
-  readonly pages = new Map<number, Uint32Array>();
+  readonly pages = new PageMap<Uint32Array>();
   /** Per page, the second copies of its extents (COPY_WORDS per row), made when one has two. */
-  readonly seconds = new Map<number, Uint32Array>();
+  readonly seconds = new PageMap<Uint32Array>();
   /** Copies of extents whose row cannot hold them (see OVERFLOW). */
-  readonly overflow = new Map<number, CopyRecord[]>();
+  overflow: Map<number, CopyRecord[]> | undefined;
   /** Writes in progress per extent; only extents being written are here. */
-  readonly writing = new Map<number, number>();
+  writing: Map<number, number> | undefined;
   count = 0;
 
   /** The page and row offset of an extent, or undefined when its page does not reach it. */
@@ -143,7 +147,7 @@ export class ExtentTable {
     const f = this.files.get(fileId);
     if (!f) return;
     const want = dirty ? PRESENT | DIRTY : PRESENT;
-    for (const [pageNo, page] of [...f.pages]) {
+    for (const [pageNo, page] of f.pages.entries()) {
       for (let at = 0; at < page.length; at += ROW_WORDS) {
         if ((page[at] & want) === want) yield pageNo * PAGE_ROWS + at / ROW_WORDS;
       }
@@ -152,7 +156,7 @@ export class ExtentTable {
 
   /** Writes in progress on the extent (see ExtentState.writing). */
   writing(fileId: string, index: number): number {
-    return this.files.get(fileId)?.writing.get(index) ?? 0;
+    return this.files.get(fileId)?.writing?.get(index) ?? 0;
   }
 
   get(fileId: string, index: number): ExtentState | undefined {
@@ -165,14 +169,14 @@ export class ExtentTable {
     const generation = page[at + 1] + page[at + 2] * TWO_32;
     let copies: CopyRecord[];
     if (head & OVERFLOW) {
-      copies = (f.overflow.get(index) ?? []).map((c) => ({ ...c }));
+      copies = (f.overflow?.get(index) ?? []).map((c) => ({ ...c }));
     } else {
       const count = (head >>> COUNT_SHIFT) & 0xff;
       copies = new Array<CopyRecord>(count);
       if (count > 0) copies[0] = readCopy(page, at + HEAD_WORDS, generation);
       if (count > 1) copies[1] = readCopy(f.seconds.get(Math.floor(index / PAGE_ROWS)) as Uint32Array, (index % PAGE_ROWS) * COPY_WORDS, generation);
     }
-    const st: ExtentState = { generation, copies, persistedFresh: (head & PERSISTED_FRESH) !== 0, dirty: (head & DIRTY) !== 0, writing: f.writing.get(index) ?? 0 };
+    const st: ExtentState = { generation, copies, persistedFresh: (head & PERSISTED_FRESH) !== 0, dirty: (head & DIRTY) !== 0, writing: f.writing?.get(index) ?? 0 };
     if (head & WRITTEN) st.written = true;
     if (head & ZEROS) st.zeros = true;
     return st;
@@ -193,20 +197,20 @@ export class ExtentTable {
     const second = (index % PAGE_ROWS) * COPY_WORDS;
     f.seconds.get(Math.floor(index / PAGE_ROWS))?.fill(0, second, second + COPY_WORDS);
     if (fits) {
-      f.overflow.delete(index);
+      f.overflow?.delete(index);
       head |= st.copies.length << COUNT_SHIFT;
       const [first, other] = st.copies;
       if (first) writeCopy(page, at + HEAD_WORDS, first, st.generation, first.serial ?? this.takeSerial());
       if (other) writeCopy(f.secondsFor(index), second, other, st.generation, other.serial ?? this.takeSerial());
     } else {
       head |= OVERFLOW;
-      f.overflow.set(index, st.copies.map((c) => ({ ...c, serial: c.serial ?? this.takeSerial() })));
+      (f.overflow ??= new Map()).set(index, st.copies.map((c) => ({ ...c, serial: c.serial ?? this.takeSerial() })));
     }
     page[at] = head;
     page[at + 1] = st.generation % TWO_32;
     page[at + 2] = Math.floor(st.generation / TWO_32);
-    if (st.writing > 0) f.writing.set(index, st.writing);
-    else f.writing.delete(index);
+    if (st.writing > 0) (f.writing ??= new Map()).set(index, st.writing);
+    else f.writing?.delete(index);
   }
 
   dropFile(fileId: string): void {

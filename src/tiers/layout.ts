@@ -10,6 +10,7 @@
 import path from 'node:path';
 import { FsError, ShadowfsError } from '../util/errors';
 import type { ExtentRef } from './tier';
+import { PageMap } from '../util/page-map';
 
 export const TEMP_PREFIX = '.tmp-';
 /** The owner mark: the id of the volume whose copies these are (a file in the root, or an object under the prefix). */
@@ -71,11 +72,13 @@ export function refKey(ref: ExtentRef): string {
 const SIZE_PAGE_ROWS = 256;
 
 /**
- * One file's copy sizes on a tier, as size + 1 (0: no copy) in pages of doubles: exact for any
- * size, 8 B per extent. A Map entry per copy took ~36 B of V8 heap, ~36 MB at a million copies.
+ * One file's copy sizes on a tier, as size + 1 (0: no copy), in pages that are plain arrays of
+ * numbers: 8 B per extent, exact for any size. A Map entry per copy took ~36 B of V8 heap, ~36 MB
+ * at a million copies. Not typed arrays: each costs ~200 B besides its bytes, more than the page
+ * of a file of one extent.
  */
 class FileCopySizes {
-  readonly pages = new Map<number, Float64Array>();
+  readonly pages = new PageMap<number[]>();
   count = 0;
 
   get(index: number): number | undefined {
@@ -93,8 +96,8 @@ class FileCopySizes {
     if (!page || row >= page.length) {
       let rows = page ? page.length : 1;
       while (rows < row + 1) rows *= 2;
-      const grown = new Float64Array(Math.min(rows, SIZE_PAGE_ROWS));
-      if (page) grown.set(page);
+      const grown = new Array<number>(Math.min(rows, SIZE_PAGE_ROWS)).fill(0);
+      page?.forEach((v, i) => (grown[i] = v));
       this.pages.set(pageNo, grown);
       page = grown;
     }
@@ -106,7 +109,7 @@ class FileCopySizes {
 
   indexes(): number[] {
     const out: number[] = [];
-    for (const [pageNo, page] of this.pages) {
+    for (const [pageNo, page] of this.pages.entries()) {
       for (let row = 0; row < page.length; row++) if (page[row] > 0) out.push(pageNo * SIZE_PAGE_ROWS + row);
     }
     return out;
