@@ -12,7 +12,7 @@
  * copies, or a generation lag beyond 32 bits, keeps them as objects beside the page.
  */
 import { CopyRecord, ExtentRecord } from './record-codec';
-import { PageMap } from '../util/page-map';
+import { PAGE_ROWS, PageMap, pageNoOf, rowOf, rowsToReach } from '../util/page-map';
 
 /** An extent's record as the map works on it. */
 export interface ExtentState extends ExtentRecord {
@@ -23,7 +23,6 @@ export interface ExtentState extends ExtentRecord {
   writing: number;
 }
 
-const PAGE_ROWS = 256;
 /** Copies kept in words: the row's, and the page's side array of second copies. */
 const COPY_SLOTS = 2;
 const COPY_WORDS = 5;
@@ -85,20 +84,18 @@ class FileExtents {
 
   /** The page and row offset of an extent, or undefined when its page does not reach it. */
   locate(index: number): { page: Uint32Array; at: number } | undefined {
-    const page = this.pages.get(Math.floor(index / PAGE_ROWS));
-    const at = (index % PAGE_ROWS) * ROW_WORDS;
+    const page = this.pages.get(pageNoOf(index));
+    const at = rowOf(index) * ROW_WORDS;
     return page && at < page.length ? { page, at } : undefined;
   }
 
   /** The page holding an extent's row, grown (by doubling, up to PAGE_ROWS rows) to reach it. */
   pageFor(index: number): { page: Uint32Array; at: number } {
-    const pageNo = Math.floor(index / PAGE_ROWS);
-    const row = index % PAGE_ROWS;
+    const pageNo = pageNoOf(index);
+    const row = rowOf(index);
     let page = this.pages.get(pageNo);
     if (!page || (row + 1) * ROW_WORDS > page.length) {
-      let rows = page ? page.length / ROW_WORDS : 1;
-      while (rows < row + 1) rows *= 2;
-      const grown = new Uint32Array(Math.min(rows, PAGE_ROWS) * ROW_WORDS);
+      const grown = new Uint32Array(rowsToReach(page ? page.length / ROW_WORDS : 0, row) * ROW_WORDS);
       if (page) grown.set(page);
       this.pages.set(pageNo, grown);
       page = grown;
@@ -108,7 +105,7 @@ class FileExtents {
 
   /** The side array of second copies of the page holding `index`, made or grown to reach its row. */
   secondsFor(index: number): Uint32Array {
-    const pageNo = Math.floor(index / PAGE_ROWS);
+    const pageNo = pageNoOf(index);
     const rows = (this.pages.get(pageNo) as Uint32Array).length / ROW_WORDS;
     let seconds = this.seconds.get(pageNo);
     if (!seconds || seconds.length < rows * COPY_WORDS) {
@@ -174,7 +171,7 @@ export class ExtentTable {
       const count = (head >>> COUNT_SHIFT) & 0xff;
       copies = new Array<CopyRecord>(count);
       if (count > 0) copies[0] = readCopy(page, at + HEAD_WORDS, generation);
-      if (count > 1) copies[1] = readCopy(f.seconds.get(Math.floor(index / PAGE_ROWS)) as Uint32Array, (index % PAGE_ROWS) * COPY_WORDS, generation);
+      if (count > 1) copies[1] = readCopy(f.seconds.get(pageNoOf(index)) as Uint32Array, rowOf(index) * COPY_WORDS, generation);
     }
     const st: ExtentState = { generation, copies, persistedFresh: (head & PERSISTED_FRESH) !== 0, dirty: (head & DIRTY) !== 0, writing: f.writing?.get(index) ?? 0 };
     if (head & WRITTEN) st.written = true;
@@ -194,8 +191,8 @@ export class ExtentTable {
     const fits = st.copies.length <= COPY_SLOTS && st.copies.every((c) => st.generation - c.generation >= 0 && st.generation - c.generation <= MAX_LAG && c.sizeBytes < TWO_32);
     let head = PRESENT | (st.persistedFresh ? PERSISTED_FRESH : 0) | (st.dirty ? DIRTY : 0) | (st.written ? WRITTEN : 0) | (st.zeros ? ZEROS : 0);
     page.fill(0, at + HEAD_WORDS, at + ROW_WORDS);
-    const second = (index % PAGE_ROWS) * COPY_WORDS;
-    f.seconds.get(Math.floor(index / PAGE_ROWS))?.fill(0, second, second + COPY_WORDS);
+    const second = rowOf(index) * COPY_WORDS;
+    f.seconds.get(pageNoOf(index))?.fill(0, second, second + COPY_WORDS);
     if (fits) {
       f.overflow?.delete(index);
       head |= st.copies.length << COUNT_SHIFT;

@@ -10,7 +10,7 @@
 import path from 'node:path';
 import { FsError, ShadowfsError } from '../util/errors';
 import type { ExtentRef } from './tier';
-import { PageMap } from '../util/page-map';
+import { PAGE_ROWS, PageMap, pageNoOf, rowOf, rowsToReach } from '../util/page-map';
 
 export const TEMP_PREFIX = '.tmp-';
 /** The owner mark: the id of the volume whose copies these are (a file in the root, or an object under the prefix). */
@@ -68,9 +68,6 @@ export function refKey(ref: ExtentRef): string {
   return `${ref.fileId}/${ref.index}`;
 }
 
-/** Copy sizes per page of a file's extents: a page holds up to SIZE_PAGE_ROWS, grown by doubling. */
-const SIZE_PAGE_ROWS = 256;
-
 /**
  * One file's copy sizes on a tier, as size + 1 (0: no copy), in pages that are plain arrays of
  * numbers: 8 B per extent, exact for any size. A Map entry per copy took ~36 B of V8 heap, ~36 MB
@@ -82,21 +79,19 @@ class FileCopySizes {
   count = 0;
 
   get(index: number): number | undefined {
-    const page = this.pages.get(Math.floor(index / SIZE_PAGE_ROWS));
-    const row = index % SIZE_PAGE_ROWS;
+    const page = this.pages.get(pageNoOf(index));
+    const row = rowOf(index);
     return page && row < page.length && page[row] > 0 ? page[row] - 1 : undefined;
   }
 
   /** Sets the size (undefined: no copy); returns the size it replaced. */
   set(index: number, sizeBytes: number | undefined): number | undefined {
-    const pageNo = Math.floor(index / SIZE_PAGE_ROWS);
-    const row = index % SIZE_PAGE_ROWS;
+    const pageNo = pageNoOf(index);
+    const row = rowOf(index);
     let page = this.pages.get(pageNo);
     if (sizeBytes === undefined && (!page || row >= page.length)) return undefined;
     if (!page || row >= page.length) {
-      let rows = page ? page.length : 1;
-      while (rows < row + 1) rows *= 2;
-      const grown = new Array<number>(Math.min(rows, SIZE_PAGE_ROWS)).fill(0);
+      const grown = new Array<number>(rowsToReach(page?.length ?? 0, row)).fill(0);
       page?.forEach((v, i) => (grown[i] = v));
       this.pages.set(pageNo, grown);
       page = grown;
@@ -110,7 +105,7 @@ class FileCopySizes {
   indexes(): number[] {
     const out: number[] = [];
     for (const [pageNo, page] of this.pages.entries()) {
-      for (let row = 0; row < page.length; row++) if (page[row] > 0) out.push(pageNo * SIZE_PAGE_ROWS + row);
+      for (let row = 0; row < page.length; row++) if (page[row] > 0) out.push(pageNo * PAGE_ROWS + row);
     }
     return out;
   }

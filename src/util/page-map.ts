@@ -3,6 +3,22 @@
  * are small and have page 0 alone: it is kept in a field, and the Map for the others (~180 B even
  * empty) is made only for a file that reaches a second page.
  */
+/** Rows per page: a sparse file costs a page per PAGE_ROWS extents it touches, at most. */
+export const PAGE_ROWS = 256;
+
+export const pageNoOf = (index: number): number => Math.floor(index / PAGE_ROWS);
+export const rowOf = (index: number): number => index % PAGE_ROWS;
+
+/**
+ * The rows a page of `rows` (0: none yet) grows to, to reach `row`: doubled until it does, at most
+ * PAGE_ROWS. A small file keeps a small page.
+ */
+export function rowsToReach(rows: number, row: number): number {
+  let grown = Math.max(rows, 1);
+  while (grown < row + 1) grown *= 2;
+  return Math.min(grown, PAGE_ROWS);
+}
+
 export class PageMap<T> {
   private first: T | undefined;
   private rest: Map<number, T> | undefined;
