@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import { CLI, cli, isMounted, makeSandbox, mountArgs, removeSandbox, sandboxedMount } from '../helpers/mounted-volume';
 import * as path from 'node:path';
 import { waitFor } from '../helpers/wait';
+import { waitingRequests } from '../helpers/fuse-connection';
 
 t.test('status, health and scrub of a stale mount say so, and how to clear it', async (t) => {
   const { sb, vol } = sandboxedMount(t);
@@ -26,13 +27,6 @@ t.test('status, health and scrub of a stale mount say so, and how to clear it', 
   t.notOk(isMounted(sb.mnt));
   t.match(cli(['status', sb.mnt]).stderr, /is not a running shadowfs mount\n$/, 'once cleared: no mount there');
 });
-
-/** The FUSE connection's count of requests waiting for the daemon (fusectl). */
-function waitingRequests(mnt: string): number {
-  const line = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === mnt);
-  const minor = line?.split(' ')[2].split(':')[1];
-  return Number(fs.readFileSync(`/sys/fs/fuse/connections/${minor}/waiting`, 'utf8'));
-}
 
 t.test('unmount whose look at the mount races the daemon\'s death (ECONNABORTED) clears it as stale', async (t) => {
   const { sb, vol } = sandboxedMount(t);

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { execFile, spawn, ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
+import { fuseConnection } from '../helpers/fuse-connection';
 import {
   CallerContext, Errno, errnoOf, FuseHandlers, FuseMount, FuseMountError, FuseMountOptions, FuseStat, ResultCallback, TimeSpec,
 } from '../../src/fuse/binding';
@@ -1065,16 +1066,6 @@ class Passthrough {
   }
 }
 
-/** The mount's directory under /sys/fs/fuse/connections (fusectl mounted if needed), if any. */
-async function fuseConnection(mnt: string): Promise<string | undefined> {
-  const line = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === mnt);
-  const minor = line?.split(' ')[2]?.split(':')[1];
-  if (!minor) return undefined;
-  const dir = `/sys/fs/fuse/connections/${minor}`;
-  if (!fs.existsSync(dir)) await run('mount', ['-t', 'fusectl', 'none', '/sys/fs/fuse/connections']).catch(() => undefined);
-  return fs.existsSync(dir) ? dir : undefined;
-}
-
 /**
  * Each child lays out a 1 MiB file with buffered 4 KiB writes (as fio does), then reopens it
  * O_DIRECT and does `ops` random 4 KiB reads and writes (one in three a write), checking that every
@@ -1123,7 +1114,7 @@ for (const fastPath of [false, true]) {
     pt.fastPath = fastPath;
     const { fm, mnt } = await mounted(t, pt.handlers());
     pt.mount = fm;
-    const conn = await fuseConnection(mnt);
+    const conn = fuseConnection(mnt);
 
     const children = Array.from({ length: PROCS }, (_, i) => {
       const child = spawn(process.execPath, ['-e', IO_CHILD, path.join(mnt, `f${i}`), String(OPS), String(1000 + i)], {
