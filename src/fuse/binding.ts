@@ -35,7 +35,7 @@
 import os from 'os';
 import path from 'path';
 import { getSystemErrorName } from 'util';
-import { errorCode, FsError } from '../util/errors';
+import { errorCode, FsError, ShadowfsError } from '../util/errors';
 
 // ---- errno -----------------------------------------------------------------------------------
 
@@ -330,8 +330,31 @@ interface NativeFuseConstructor {
   fallocateFd(fd: number, mode: number, offset: number, length: number, cb: (errno: number) => void): void;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const NativeFuseClass = require('fuse-native') as NativeFuseConstructor;
+let nativeFuseClass: NativeFuseConstructor | undefined;
+
+/**
+ * The native addon, loaded on first use rather than when this module is: `shadowfs status`,
+ * `unmount` of a live daemon and the other control commands import this module but need no addon,
+ * and must keep working while it is missing or being rebuilt.
+ */
+function nativeFuse(): NativeFuseConstructor {
+  if (nativeFuseClass === undefined) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      nativeFuseClass = require('fuse-native') as NativeFuseConstructor;
+    } catch (err) {
+      throw new ShadowfsError(
+        `the FUSE binding (fuse-native) could not be loaded: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}; run \`make build\` (it rebuilds it against Debian's libfuse)`,
+      );
+    }
+  }
+  return nativeFuseClass;
+}
+
+/** Loads the native addon now, so that a mount without one fails before it touches anything. */
+export function loadFuseBinding(): void {
+  nativeFuse();
+}
 
 // ---- system calls off the JS thread, without a child process ---------------------------------
 //
@@ -352,17 +375,17 @@ function viaErrno(call: string, start: (cb: (errno: number) => void) => void): P
 
 /** sync(2): every filesystem's dirty data and metadata. Holds a pool thread while it waits. */
 export function syncAllFilesystems(): Promise<void> {
-  return viaErrno('sync', (cb) => NativeFuseClass.syncAll(cb));
+  return viaErrno('sync', (cb) => nativeFuse().syncAll(cb));
 }
 
 /** mknod(2) of a FIFO or device node (`mode` with its S_IF* type). Rejects with the errno's code. */
 export function mknodAt(p: string, mode: number, dev: number): Promise<void> {
-  return viaErrno('mknod', (cb) => NativeFuseClass.mknodAt(p, mode, dev, cb));
+  return viaErrno('mknod', (cb) => nativeFuse().mknodAt(p, mode, dev, cb));
 }
 
 /** fallocate(2) of an fd (what the fallocate handler applies to the live file). Rejects with the errno's code. */
 export function fallocateFd(fd: number, mode: number, offsetBytes: number, lengthBytes: number): Promise<void> {
-  return viaErrno('fallocate', (cb) => NativeFuseClass.fallocateFd(fd, mode, offsetBytes, lengthBytes, cb));
+  return viaErrno('fallocate', (cb) => nativeFuse().fallocateFd(fd, mode, offsetBytes, lengthBytes, cb));
 }
 
 /**
@@ -370,7 +393,7 @@ export function fallocateFd(fd: number, mode: number, offsetBytes: number, lengt
  * own: a stale mount, or one whose unmount failed or took too long.
  */
 export function lazyUnmount(mountpoint: string): Promise<void> {
-  return new Promise((resolve, reject) => NativeFuseClass.unmount(path.resolve(mountpoint), (err) => (err ? reject(err) : resolve())));
+  return new Promise((resolve, reject) => nativeFuse().unmount(path.resolve(mountpoint), (err) => (err ? reject(err) : resolve())));
 }
 
 // ---- FuseMount -------------------------------------------------------------------------------
@@ -396,7 +419,7 @@ export class FuseMount {
     this.mountpoint = path.resolve(mountpoint);
     const onHandlerError = options.onHandlerError ?? defaultHandlerError;
     const native = nativeOptions(options);
-    this.native = new NativeFuseClass(this.mountpoint, rawOps(handlers, onHandlerError, native.noFileCapabilities), native);
+    this.native = new (nativeFuse())(this.mountpoint, rawOps(handlers, onHandlerError, native.noFileCapabilities), native);
     this.exited = new Promise((resolve) => {
       this.native.onexit = () => {
         if (this.state !== 'failed') this.state = 'unmounted';

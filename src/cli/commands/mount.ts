@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { checkMountpoint, checkVolumePaths } from '../../config/check-paths';
 import { buildHandlers } from '../../fuse/adapter';
-import { fallocateFd, FuseMount, lazyUnmount, LIBFUSE_MAX_REQUEST_BYTES, MAX_REQUEST_BYTES, mknodAt, syncAllFilesystems } from '../../fuse/binding';
+import { fallocateFd, FuseMount, lazyUnmount, LIBFUSE_MAX_REQUEST_BYTES, loadFuseBinding, MAX_REQUEST_BYTES, mknodAt, syncAllFilesystems } from '../../fuse/binding';
 import { fuseMountsAt, isMounted, isStale } from '../../fuse/mount-table';
 import { openVolume } from '../../volume/open-volume';
 import { formatStatus } from './status';
@@ -127,6 +127,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     const config = volumeConfigFrom(volumeFlags(args));
     checkPort(args['metrics-port'], 'metrics-port');
     checkPort(args['dashboard-port'], 'dashboard-port');
+    loadFuseBinding();
     // Only our own crashed mount is cleared; another file system's stale mount is its owner's business.
     if (await isStale(mountpoint) && (await fuseMountsAt(mountpoint)).at(-1) === 'fuse.shadowfs') await lazyUnmount(mountpoint);
     if (await isMounted(mountpoint)) throw new ShadowfsError(`${mountpoint} is already a mount point; unmount it first`);
