@@ -3,6 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { controlRequest } from '../../control/control-client';
 import { StatusReport, liveShare } from '../../control/protocol';
 import { formatBytes } from '../../util/units';
+import { servedBetween } from '../../bench/served-by';
 
 export interface StatusArgs {
   mountpoint: string;
@@ -20,8 +21,26 @@ function coverageLine(s: StatusReport): string {
   return `coverage on ${c.tier}: ${(100 * c.coveredShare).toFixed(1)}% of ${formatBytes(c.totalBytes)}, ${formatBytes(c.pendingBytes)} pending, lag ${(c.lagMs / 1000).toFixed(1)} s`;
 }
 
+/**
+ * Where reads were served from, as shares of requests with the native fast path's included: most
+ * reads of a busy mount never reach JS, and a table of redirector bytes alone showed the tier the
+ * fast path serves from as nearly idle.
+ */
+export function servedLines(s: Pick<StatusReport, 'served' | 'fastPath' | 'tiers'>): string[] {
+  const served = servedBetween({ served: [], fastPath: { hits: 0, misses: 0, errors: 0 }, tiers: [] }, s);
+  const bytesVia = new Map(s.served.map((r) => [r.source, r.bytes]));
+  const rows = served.map((r) => {
+    const viaJs = r.reads - r.fastPathReads;
+    const parts = [
+      ...(r.fastPathReads > 0 ? [`${r.fastPathReads} natively`] : []),
+      ...(viaJs > 0 ? [`${viaJs} through the redirector (${formatBytes(bytesVia.get(r.source) ?? 0)})`] : []),
+    ];
+    return `  ${r.source.padEnd(8)} ${(100 * r.share).toFixed(1).padStart(5)}%  ${String(r.reads).padStart(9)} reads: ${parts.join(', ')}`;
+  });
+  return ["reads served by (share of read requests, the native fast path's included):", ...(rows.length ? rows : ['  (no reads yet)'])];
+}
+
 export function formatStatus(s: StatusReport): string {
-  const total = s.served.reduce((a, r) => a + r.bytes, 0);
   const lines = [
     `${s.mountpoint}  ←  ${s.livePath}   (pid ${s.pid}, up ${s.uptimeSeconds} s, extent ${formatBytes(s.extentSizeBytes)})`,
     '',
@@ -33,9 +52,7 @@ export function formatStatus(s: StatusReport): string {
     `pins: ${s.pins.length ? s.pins.map((p) => `${p.path} → ${p.tier}`).join(', ') : 'none'}; hints pending or active: ${s.hints}`,
     `cost: $${s.cost.placementPerMonth.toFixed(2)}/month as placed, $${s.cost.allOnFastestPerMonth.toFixed(2)}/month if all on the fastest tier`,
     '',
-    'reads served by:',
-    ...(s.served.length === 0 ? ['  (no reads yet)'] : s.served.sort((a, b) => b.bytes - a.bytes).map((r) =>
-      `  ${r.source.padEnd(8)} ${(total ? (100 * r.bytes) / total : 0).toFixed(1).padStart(5)}%  ${formatBytes(r.bytes).padStart(10)}  ${r.reads} reads`)),
+    ...servedLines(s),
     `  fast path: ${s.fastPath.hits} reads served natively (${(100 * liveShare(s.fastPath.liveHits ?? 0, s.fastPath.copyHits ?? 0)).toFixed(0)}% from the live file; ${s.fastPath.mappedExtents ?? 0} extents mapped to tier copies, ${s.fastPath.liveMappedExtents ?? 0} to the live file), ${s.fastPath.misses} went through the redirector${s.fastPath.unreported ? `; ${s.fastPath.unreported} native accesses not reported to the placement policy (dropped or over its rate bound)` : ''}`,
     ...(s.nativeWrites ? [`native writes: ${s.nativeWrites.hits} written straight to the live volume (${s.nativeWrites.grantedExtents} extents without copies open to them${s.nativeWrites.on || s.nativeWrites.stalls === 0 ? '' : ', off since a stall until the next write through the redirector'}), ${s.nativeWrites.misses} went through the redirector, ${s.nativeWrites.errors} failed and were retried there, ${s.nativeWrites.stalls} stalls`] : []),
     '',
