@@ -112,7 +112,7 @@ export class FailoverController implements NamespaceListener {
       this.monitor.evaluate(performance.now());
       this.switchToShadows();
     } else {
-      void this.rebuildMirror();
+      this.startMirrorRebuild();
       this.volume.namespaceListener = this;
     }
     this.flushTimer = setInterval(() => void this.store.flush().catch(() => undefined), 1_000);
@@ -167,17 +167,25 @@ export class FailoverController implements NamespaceListener {
    */
   private changedDuringWalk: Set<string> | undefined;
 
+  /** Set by close(): walks stop, and nothing more is staged for the store. */
+  private closed = false;
+  private rebuilding: Promise<void> | undefined;
+
   /** The live tree, walked at mount and after a failback (in the background): the mirror starts exact. */
+  private startMirrorRebuild(): void {
+    this.rebuilding = this.rebuildMirror().finally(() => (this.rebuilding = undefined));
+  }
+
   private async rebuildMirror(): Promise<void> {
     this.changedDuringWalk = new Set();
     try {
-      const scan = await NamespaceMirror.scanLive(this.volume.livePath);
+      const scan = await NamespaceMirror.scanLive(this.volume.livePath, '/', () => this.closed);
       const mirror = new NamespaceMirror(scan.entries);
-      if (this.volume.shadow) return; // failed over meanwhile: keep what was persisted
+      // Failed over meanwhile, or unmounting: keep what was persisted.
+      if (this.volume.shadow || this.closed) return;
       // What the walk could not read stays as the persisted mirror had it.
       keepUnknown(mirror, this.mirror, scan);
       if (!scan.complete) this.log.warn('failover', `namespace mirror: ${scan.describeFailures()}; what lies there is kept as it was`);
-      await this.store.clearMirror();
       // Shallowest first, so a directory is in place before what was made in it; until none is left.
       while (this.changedDuringWalk.size > 0 && !this.volume.shadow) {
         const paths = [...this.changedDuringWalk].sort((a, b) => a.split('/').length - b.split('/').length);
@@ -194,9 +202,15 @@ export class FailoverController implements NamespaceListener {
           if (now) keepUnknown(mirror, before, now);
         }
       }
-      if (this.volume.shadow) return;
+      if (this.volume.shadow || this.closed) return;
+      // Written as the difference from the persisted mirror (which this.mirror is, as every change
+      // to it is staged), not as a clear and a rewrite: the persisted mirror stays whole whenever
+      // the rebuild stops (failover, unmount, a crash), and is what a mount failed over serves.
+      const ops: FailoverStoreOp[] = [];
+      for (const [p, e] of mirror.all()) if (!sameEntry(this.mirror.get(p), e)) ops.push(FailoverStore.mirrorPut(p, e));
+      for (const [p] of this.mirror.all()) if (!mirror.get(p)) ops.push(FailoverStore.mirrorDel(p));
       this.mirror = mirror;
-      this.store.stage([...mirror.all()].map(([p, e]) => FailoverStore.mirrorPut(p, e)));
+      this.store.stage(ops);
       await this.store.flush();
       this.log.debug('failover', `namespace mirror: ${mirror.size} entries`);
     } catch (err) {
@@ -223,7 +237,8 @@ export class FailoverController implements NamespaceListener {
   refreshMirror(): Promise<void> {
     // A rebuild running (at mount, after a failback) makes the mirror exact anyway.
     if (this.changedDuringWalk || this.volume.shadow) return Promise.resolve();
-    this.mirrorRefresh ??= this.refreshMirrorFrom(() => NamespaceMirror.scanLive(this.volume.livePath))
+    if (this.closed) return Promise.resolve();
+    this.mirrorRefresh ??= this.refreshMirrorFrom(() => NamespaceMirror.scanLive(this.volume.livePath, '/', () => this.closed), () => this.closed)
       .then(() => undefined, (err: Error) => this.log.warn('failover', `refreshing the namespace mirror failed: ${err.message}`))
       .finally(() => (this.mirrorRefresh = undefined));
     return this.mirrorRefresh;
@@ -245,7 +260,7 @@ export class FailoverController implements NamespaceListener {
     try {
       const scan = await walk();
       const live = scan.entries;
-      if (this.volume.shadow || stopped()) return scan;
+      if (this.volume.shadow || stopped() || this.closed) return scan;
       // A path the mount changed while the walk ran (or one under it: a directory renamed) is
       // already what the mount made it.
       const mountChanged = (p: string): boolean => {
@@ -482,7 +497,7 @@ export class FailoverController implements NamespaceListener {
     this.monitor.resyncDone(performance.now(), `resync finished: ${resync.progress.extentsDone} extents in ${seconds.toFixed(1)} s`);
     this.onFailedBack?.(resync.rewritten);
     this.log.warn('failover', `failed back to the live volume after resyncing ${resync.progress.extentsDone} extents (${resync.progress.conflicts.length} conflicts)`);
-    void this.rebuildMirror();
+    this.startMirrorRebuild();
   }
 
   /**
@@ -578,8 +593,12 @@ export class FailoverController implements NamespaceListener {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.watchdog.stop();
     if (this.flushTimer) clearInterval(this.flushTimer);
+    // Their walks stop at once; what they had staged goes out with the store's last flush.
+    await this.rebuilding;
+    await this.mirrorRefresh;
     await this.store.close();
   }
 }

@@ -169,12 +169,6 @@ export class FailoverStore {
     return this.commit([FailoverStore.meta('synced', '')], true);
   }
 
-  /** Drop every mirror entry (before a full rebuild from the live tree). */
-  async clearMirror(): Promise<void> {
-    await this.flush();
-    await this.db.clear({ gte: MIRROR, lt: 'm"' });
-  }
-
   async close(): Promise<void> {
     await this.flush().catch(() => undefined);
     await this.db.close();
