@@ -309,6 +309,14 @@ export class ShadowManager {
     });
   }
 
+  /**
+   * A tier removed from the volume (drained: no copies left, none under way): its eviction order
+   * goes, with the arrays it grew to (~32 B for every copy it once held at the same time).
+   */
+  forgetTier(tierId: number): void {
+    this.lru.delete(tierId);
+  }
+
   private copyToBegins(tierId: number): void {
     this.copiesTo.set(tierId, (this.copiesTo.get(tierId) ?? 0) + 1);
   }

@@ -96,6 +96,7 @@ export class TierChanges {
         drain.totalCopies += copies.length;
       }
       this.tiers.remove(vt.id);
+      this.shadows.forgetTier(vt.id);
       await this.map.flush();
       drain.note = await vt.tier.disown(await this.map.volumeId());
       await vt.tier.close();
