@@ -19,6 +19,12 @@ export interface OpenFile {
   handles: number;
   /** Set when a write through the mount changed the file since its record was last stored. */
   modified: boolean;
+  /**
+   * Stores of its record begun (Volume.storeRecord). Two can overlap (a last close, then an open, a
+   * write and another last close): only the last begun may write, its fstat seeing what the
+   * other's saw and more; the other, finishing later, would store an older size and mtime.
+   */
+  recordStores?: number;
   /** Some extent may be written natively (NativeWrites): counts as modified until the file closes. */
   nativeWritable: boolean;
   /** The last link went away while open: its copies go at the last close. */

@@ -386,7 +386,7 @@ export class Volume {
   private async register(lp: string, fd: number, flags: number): Promise<Handle> {
     const st = await fstat(fd);
     const access = flags & ACCMODE;
-    const h = await this.fileState(lp, st, (file) => {
+    const h = await this.fileState(lp, st, fd, (file) => {
       const handle: Handle = { fh: fd, fd, file, writable: access === O_WRONLY || access === O_RDWR };
       this.open.addHandle(handle);
       return handle;
@@ -403,9 +403,10 @@ export class Volume {
    * registered, whose readFd is closed (its number free for another file) and whose size no write
    * updates, beside a second OpenFile for the same inode with a write lock of its own. A copy
    * taken through it could be short or of another file's bytes, and still be published fresh.
-   * `readFd`, if given, becomes the file's background read fd (or is closed when it is open already).
+   * `st` is an fstat of `statFd`, an fd of the file; `readFd`, if given, becomes the file's
+   * background read fd (or is closed when it is open already).
    */
-  private async fileState<T>(lp: string, st: fs.Stats, claim: (file: OpenFile) => T, readFd?: number): Promise<T> {
+  private async fileState<T>(lp: string, st: fs.Stats, statFd: number, claim: (file: OpenFile) => T, readFd?: number): Promise<T> {
     const fileId = Volume.fileIdOf(st);
     const existing = this.open.file(fileId);
     if (existing) {
@@ -414,7 +415,7 @@ export class Volume {
       if (readFd !== undefined) await closeFd(readFd).catch(() => undefined);
       return claimed;
     }
-    await this.checkOutOfBand(fileId, st);
+    await this.checkOutOfBand(fileId, st, statFd);
     const fd = readFd ?? (await openFd(lp, O_RDONLY));
     const raced = this.open.file(fileId);
     if (raced) {
@@ -432,10 +433,19 @@ export class Volume {
   }
 
   /** Copies of a file changed behind the mount's back (size or mtime moved) are stale. */
-  private async checkOutOfBand(fileId: string, st: fs.Stats): Promise<void> {
-    const rec = this.map.fileRecord(fileId);
+  private async checkOutOfBand(fileId: string, opened: fs.Stats, statFd: number): Promise<void> {
+    const same = (st: fs.Stats): boolean => {
+      const rec = this.map.fileRecord(fileId);
+      return !!rec && rec.sizeBytes === st.size && rec.mtimeMs === st.mtimeMs;
+    };
+    if (same(opened)) return;
+    // The stat taken at open may predate the mount's own last write: a handle that wrote, closed
+    // while this open waited, stored the record of the file as it left it (see closeFile). The
+    // file as it is now is what the record must match.
+    const st = await fstat(statFd);
+    // Another open registered the file meanwhile, after a check of its own: its writes since are the mount's.
+    if (same(st) || this.open.file(fileId)) return;
     const hasCopies = this.map.extents(fileId).size > 0;
-    if (rec && rec.sizeBytes === st.size && rec.mtimeMs === st.mtimeMs) return;
     if (hasCopies) {
       this.log.info('volume', `file ${fileId} changed outside the mount: its shadow copies are dropped`);
       await this.invalidate(fileId);
@@ -594,7 +604,7 @@ export class Volume {
         await closeFd(fd);
         return undefined;
       }
-      return await this.fileState(livePath, st, (file) => {
+      return await this.fileState(livePath, st, fd, (file) => {
         file.handles++;
         return file;
       }, fd);
@@ -731,6 +741,7 @@ export class Volume {
     if (!Volume.recordOutdated(file)) return;
     // Cleared before the fstat: a write during it sets the flag again, so its change is stored later.
     file.modified = false;
+    const store = (file.recordStores = (file.recordStores ?? 0) + 1);
     let st: fs.Stats;
     try {
       st = await fstat(file.readFd);
@@ -738,6 +749,7 @@ export class Volume {
       file.modified = true;
       throw err;
     }
+    if (store !== file.recordStores) return;
     await this.map.setFileRecord(file.fileId, { sizeBytes: st.size, mtimeMs: st.mtimeMs });
     this.namespaceListener?.changed(file.livePath.slice(this.livePath.length) || '/');
   }
