@@ -37,6 +37,8 @@ const NATIVE_LIVE_READS_RETRY_MS = 1000;
 const NATIVE_LIVE_READS_RETRY_MAX_MS = 60_000;
 /** Last passes repeated (under the exclusive gate) while extents stay unsettled, before failback gives up. */
 const FINAL_PASS_RETRIES = 3;
+/** How long close() waits for a walk of the live tree to stop (it stops at its next entry, unless the live volume hangs). */
+const MIRROR_WALK_STOP_MS = 2_000;
 export interface FailoverSettings {
   /** Watch the live volume and fail over on its own (manual failover works either way). */
   enabled: boolean;
@@ -596,9 +598,11 @@ export class FailoverController implements NamespaceListener {
     this.closed = true;
     this.watchdog.stop();
     if (this.flushTimer) clearInterval(this.flushTimer);
-    // Their walks stop at once; what they had staged goes out with the store's last flush.
-    await this.rebuilding;
-    await this.mirrorRefresh;
+    // Their walks stop at the next entry, and what they had staged goes out with the store's last
+    // flush. Bounded: one look at a hung live volume never returns, and a walk that ends after the
+    // store closed writes nothing (closed).
+    if (this.rebuilding) await settlesWithin(this.rebuilding, MIRROR_WALK_STOP_MS);
+    if (this.mirrorRefresh) await settlesWithin(this.mirrorRefresh, MIRROR_WALK_STOP_MS);
     await this.store.close();
   }
 }

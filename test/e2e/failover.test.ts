@@ -650,11 +650,12 @@ t.test('live writes abandoned at their deadline land, late, with their own bytes
  * syscalls cannot end before it answers (the kernel waits for a FUSE request it has sent), so the
  * process itself exits only once it answers.
  */
-async function unmountWhileLiveHangs(t: Test, prefix: string, opts: { config?: Record<string, unknown>; staysLive?: boolean; beforeHang?: (sb: Sandbox) => Promise<void>; whileHung?: () => Promise<void>; finished: string }): Promise<{ sb: Sandbox; backing: string; vol: MountedVolume }> {
+async function unmountWhileLiveHangs(t: Test, prefix: string, opts: { config?: Record<string, unknown>; staysLive?: boolean; extraArgs?: string[]; seed?: (backing: string) => void; beforeStart?: (ffs: FaultFs) => Promise<unknown>; beforeHang?: (sb: Sandbox) => Promise<void>; whileHung?: () => Promise<void>; finished: string }): Promise<{ sb: Sandbox; backing: string; vol: MountedVolume }> {
   const { sb, backing, ffs, vol } = await mountOverFaultFs(t, prefix, opts.staysLive ? { enabled: false } : {
     probeIntervalMs: '200ms', latencyLimitMs: 400, opTimeoutMs: 1000, baselineWarmupMs: 0, suspectRatio: 20, recoverRatio: 10,
     evalWindowMs: '4s', errorWindowMs: '2s', trendWindowMs: '3s',
-  }, { config: opts.config });
+  }, { config: opts.config, seed: opts.seed, extraArgs: opts.extraArgs });
+  await opts.beforeStart?.(ffs);
   await vol.start();
   await fsp.writeFile(path.join(sb.mnt, 'f.bin'), randomBytes(128 * KiB));
   if (!opts.staysLive) await waitFor(() => status(sb.mnt).coverage?.coveredShare === 1, 'full coverage', 30_000, 200);
@@ -686,6 +687,26 @@ t.test('an unmount while the live volume hangs under a coverage scan finishes it
     whileHung: () => new Promise((r) => setTimeout(r, 2500)),
     finished: 'the shutdown (metadata flushed, state closed) did not wait for the hung scan',
   });
+});
+
+t.test('an unmount while the live volume hangs under the walk that rebuilds the namespace mirror finishes its shutdown', async (t) => {
+  // The mount walks the live tree to rebuild its mirror (88 entries at 100 ms a look: ~9 s; a look
+  // well within the live ops' deadline, or the volume fails over before the test), and the unmount
+  // waits for that walk to stop, but not for ever: its next look never returns.
+  const { vol } = await unmountWhileLiveHangs(t, 'failover-hung-mirror-', {
+    staysLive: true,
+    extraArgs: ['--verbose'],
+    seed: (backing) => {
+      for (let d = 0; d < 8; d++) {
+        fs.mkdirSync(path.join(backing, `d${d}`));
+        for (let f = 0; f < 10; f++) fs.writeFileSync(path.join(backing, `d${d}`, `f${f}`), 'x');
+      }
+    },
+    beforeStart: (ffs) => ffs.set({ ops: ['getattr'], latencyMs: 100 }),
+    finished: 'the shutdown did not wait for the hung walk of the live tree',
+  });
+  t.notMatch(vol.output, /namespace mirror: \d+ entries/, 'the walk had not ended: the unmount met it');
+  t.notMatch(vol.output, /mirroring the namespace failed/, 'and it wrote nothing after the state closed');
 });
 
 t.test('an unmount while the live volume hangs under an open file finishes its shutdown', async (t) => {
