@@ -374,6 +374,13 @@ export class FailoverController implements NamespaceListener {
       this.log.error('failover', `cannot fail over (${reason}): no healthy directory tier to take writes`);
       return false;
     }
+    // A volume's first mount knows its namespace only once the first walk of the live tree ends.
+    // Failed over before that, every path would answer ENOENT (an application may take that as
+    // "create it anew"); not failed over, an op the live volume does not answer fails with EIO.
+    if (!this.mirror.get('/')) {
+      this.log.error('failover', `cannot fail over (${reason}): the namespace of the volume is not known yet (the first walk of the live tree has not ended)`);
+      return false;
+    }
     const now = Date.now();
     this.journal.mode = 'failed-over';
     this.journal.failedOverAtMs = now;

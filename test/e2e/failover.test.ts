@@ -709,6 +709,30 @@ t.test('an unmount while the live volume hangs under the walk that rebuilds the 
   t.notMatch(vol.output, /mirroring the namespace failed/, 'and it wrote nothing after the state closed');
 });
 
+t.test('a volume whose first walk of the live tree has not ended does not fail over: an op the live volume does not answer fails with EIO, not ENOENT', async (t) => {
+  const { sb, ffs, vol } = await mountOverFaultFs(t, 'failover-no-namespace-', { enabled: false }, {
+    extraArgs: ['--verbose'],
+    seed: (backing) => {
+      for (let d = 0; d < 8; d++) {
+        fs.mkdirSync(path.join(backing, `d${d}`));
+        for (let f = 0; f < 10; f++) fs.writeFileSync(path.join(backing, `d${d}`, `f${f}`), 'x');
+      }
+    },
+  });
+  // The first walk: 88 looks at 100 ms each.
+  await ffs.set({ ops: ['getattr'], latencyMs: 100 });
+  await vol.start();
+  await ffs.set({ hang: true });
+  const err = await fsp.stat(path.join(sb.mnt, 'd0', 'f0')).then(() => undefined, (e: NodeJS.ErrnoException) => e);
+  t.equal(err?.code, 'EIO', `the stat fails with EIO: ${String(err)}`);
+  t.match(vol.output, /cannot fail over \(live op not answered: [^)]*\): the namespace of the volume is not known yet/, 'the log says why');
+  t.notMatch(vol.output, /namespace mirror: \d+ entries/, 'the walk had not ended');
+  t.equal(status(sb.mnt).failover?.mode, 'live', 'still live');
+  await ffs.clear();
+  await waitFor(() => /namespace mirror: \d+ entries/.test(vol.output), 'the walk ends once the live volume answers', 30_000, 100);
+  t.ok((await fsp.stat(path.join(sb.mnt, 'd0', 'f0'))).isFile(), 'and the file is there');
+});
+
 t.test('an unmount while the live volume hangs under an open file finishes its shutdown', async (t) => {
   // Before, the unmount ran fusermount in a child process: its exec closed the child's copy of the
   // daemon's fd on the live file, the close waited for the hung live volume, and the daemon's
