@@ -189,7 +189,7 @@ export class FailoverController implements NamespaceListener {
       keepUnknown(mirror, this.mirror, scan);
       if (!scan.complete) this.log.warn('failover', `namespace mirror: ${scan.describeFailures()}; what lies there is kept as it was`);
       // Shallowest first, so a directory is in place before what was made in it; until none is left.
-      while (this.changedDuringWalk.size > 0 && !this.volume.shadow) {
+      while (this.changedDuringWalk.size > 0 && !this.volume.shadow && !this.closed) {
         const paths = [...this.changedDuringWalk].sort((a, b) => a.split('/').length - b.split('/').length);
         this.changedDuringWalk.clear();
         for (const p of paths) {
@@ -238,9 +238,8 @@ export class FailoverController implements NamespaceListener {
    */
   refreshMirror(): Promise<void> {
     // A rebuild running (at mount, after a failback) makes the mirror exact anyway.
-    if (this.changedDuringWalk || this.volume.shadow) return Promise.resolve();
-    if (this.closed) return Promise.resolve();
-    this.mirrorRefresh ??= this.refreshMirrorFrom(() => NamespaceMirror.scanLive(this.volume.livePath, '/', () => this.closed), () => this.closed)
+    if (this.changedDuringWalk || this.volume.shadow || this.closed) return Promise.resolve();
+    this.mirrorRefresh ??= this.refreshMirrorFrom(() => NamespaceMirror.scanLive(this.volume.livePath, '/', () => this.closed))
       .then(() => undefined, (err: Error) => this.log.warn('failover', `refreshing the namespace mirror failed: ${err.message}`))
       .finally(() => (this.mirrorRefresh = undefined));
     return this.mirrorRefresh;
