@@ -25,6 +25,8 @@ export interface OpenFile {
    * other's saw and more; the other, finishing later, would store an older size and mtime.
    */
   recordStores?: number;
+  /** The last store of its record begun, until it ends: the file is not forgotten before (Volume.closeFile). */
+  lastRecordStore?: Promise<void>;
   /** Some extent may be written natively (NativeWrites): counts as modified until the file closes. */
   nativeWritable: boolean;
   /** The last link went away while open: its copies go at the last close. */

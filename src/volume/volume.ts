@@ -26,6 +26,7 @@ import { ShadowNamespace } from '../failover/shadow-namespace';
 import { RESERVED_NAMES } from '../failover/namespace-mirror';
 import { ModeGate } from '../failover/mode-gate';
 import { pread } from '../util/fd-io';
+import { settlesWithin } from '../util/settles-within';
 import type { SystemCalls } from './system-calls';
 
 /** Who asked: new files and directories are given to the caller, as a kernel filesystem would. */
@@ -56,6 +57,8 @@ const FALLOCATE_SUPPORTED = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_
  * (the open finds the live file changed and drops them) and never serves one stale.
  */
 const CLOSE_RECORD_MS = 5_000;
+/** How long a last close waits for another close's store of the file's record before it forgets the file. */
+const LATER_RECORD_WAIT_MS = 1_000;
 const XATTR_CREATE = 1;
 const XATTR_REPLACE = 2;
 
@@ -742,16 +745,24 @@ export class Volume {
     // Cleared before the fstat: a write during it sets the flag again, so its change is stored later.
     file.modified = false;
     const store = (file.recordStores = (file.recordStores ?? 0) + 1);
-    let st: fs.Stats;
+    const storing = (async () => {
+      let st: fs.Stats;
+      try {
+        st = await fstat(file.readFd);
+      } catch (err) {
+        file.modified = true;
+        throw err;
+      }
+      if (store !== file.recordStores) return;
+      await this.map.setFileRecord(file.fileId, { sizeBytes: st.size, mtimeMs: st.mtimeMs });
+      this.namespaceListener?.changed(file.livePath.slice(this.livePath.length) || '/');
+    })();
+    file.lastRecordStore = storing;
     try {
-      st = await fstat(file.readFd);
-    } catch (err) {
-      file.modified = true;
-      throw err;
+      await storing;
+    } finally {
+      if (file.lastRecordStore === storing) file.lastRecordStore = undefined;
     }
-    if (store !== file.recordStores) return;
-    await this.map.setFileRecord(file.fileId, { sizeBytes: st.size, mtimeMs: st.mtimeMs });
-    this.namespaceListener?.changed(file.livePath.slice(this.livePath.length) || '/');
   }
 
   async release(fh: number): Promise<void> {
@@ -775,6 +786,11 @@ export class Volume {
       // changed outside the mount.
       if (!file.unlinked && !this.shadow && file.readFd >= 0) await this.g('meta', () => this.storeRecord(file));
     } finally {
+      // A later store (another close's, an fsync's) may still be in flight, this one superseded:
+      // until it lands the record is older than the file, and an open that found no OpenFile would
+      // drop every copy as changed outside the mount. Bounded: on a hung live volume its fstat may
+      // never return, and the release must still be answered.
+      if (file.lastRecordStore) await settlesWithin(file.lastRecordStore, LATER_RECORD_WAIT_MS);
       // Reclaimed meanwhile, its next close stores it. The check and the removal are one step, so
       // two closes racing here forget it (and close its fd) once.
       if (file.handles === 0 && this.open.file(file.fileId) === file) await this.forgetFile(file);
