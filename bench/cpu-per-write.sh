@@ -2,8 +2,9 @@
 # CPU per request, shadowfs's daemon against mergerfs's (`make bench-cpu`): fio's rand-write job
 # (4 KiB random writes, fixtures/fio/rand-write.fio) through both, mounted at once over the same
 # files, in turn, CPU_ROUNDS times. Prints per run: IOPS, the daemon's CPU time per write (utime +
-# stime of all its threads, /proc/PID/stat), the whole machine's (/proc/stat), and the daemon's
-# voluntary and involuntary context switches per write; then the median per-round ratio.
+# stime of all its threads but the idle poller, /proc/PID/stat), the whole machine's (/proc/stat),
+# the daemon's voluntary and involuntary context switches per write, and the CPU time of shadowfs's
+# idle poller per write (SCHED_IDLE: time no other task wanted); then the median per-round ratio.
 #
 # Why: with 4 writers on this 2-CPU machine both daemons and fio saturate the CPUs, so the row's
 # IOPS follow the daemon's CPU per request; this tells whether a difference is the daemon's own
@@ -12,7 +13,8 @@
 #
 # Needs: root, fio, mergerfs, fusermount, a built tree (`make build`). Uses $BENCH_ROOT/live (the
 # files `make bench` lays out; laid out here if missing) and a tier and state of its own.
-# Knobs (environment): CPU_ROUNDS=4, CPU_SECONDS=6, CPU_NUMJOBS=4, BENCH_ROOT=.state/bench,
+# Knobs (environment): CPU_ROUNDS=4, CPU_SECONDS=6, CPU_NUMJOBS=4, CPU_JOB=rand-write (a write job
+# of fixtures/fio, e.g. seq-write), BENCH_ROOT=.state/bench,
 # BENCH_SIZE=256M (as make bench).
 set -euo pipefail
 
@@ -21,6 +23,7 @@ cd "$REPO"
 ROUNDS=${CPU_ROUNDS:-4}
 SECONDS_PER_RUN=${CPU_SECONDS:-6}
 NUMJOBS=${CPU_NUMJOBS:-4}
+JOB=${CPU_JOB:-rand-write}
 SIZE=${BENCH_SIZE:-256M}
 ROOT=$(mkdir -p "${BENCH_ROOT:-$REPO/.state/bench}" && cd "${BENCH_ROOT:-$REPO/.state/bench}" && pwd)
 LIVE=$ROOT/live
@@ -34,6 +37,7 @@ die() { printf 'bench-cpu: %s\n' "$*" >&2; exit 1; }
 [[ $(id -u) == 0 ]] || die "needs root (FUSE mounts)"
 for tool in fio mergerfs fusermount node; do command -v "$tool" >/dev/null || die "$tool is missing (make deps)"; done
 [[ -d $REPO/dist/src ]] || die "no build: make build"
+[[ -f fixtures/fio/$JOB.fio ]] || die "no fio job fixtures/fio/$JOB.fio"
 
 is_mounted() { awk -v m="$1" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo; }
 MERGERFS_PID=
@@ -64,26 +68,36 @@ for _ in $(seq 100); do is_mounted "$MNT_M" && break; sleep 0.1; done
 is_mounted "$MNT_M" || die "mergerfs did not mount: $(tail -3 "$WORK/mergerfs.log")"
 
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# CPU of shadowfs's idle poller thread (a SCHED_IDLE thread that keeps an idle CPU awake while one
+# caller streams long requests; it uses only time nothing else wants): reported apart.
+poll_ticks() {
+  local t total=0
+  for t in /proc/"$1"/task/*; do
+    [[ $(cat "$t/comm" 2>/dev/null) == fuse-idle-poll ]] && total=$((total + $(awk '{ print $14 + $15 }' "$t/stat")))
+  done
+  echo "$total"
+}
 machine() { awk '/^cpu / { print $2 + $3 + $4 + $6 + $7 + $8 }' /proc/stat; }
 switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt/ { v += $2 } /^nonvoluntary_ctxt/ { n += $2 } END { print v + 0, n + 0 }'; }
 
-# run NAME DIR DIRECT PID: one fio run; prints "NAME IOPS daemon-us machine-us vcsw icsw" per write.
+# run NAME DIR DIRECT PID: one fio run; prints "NAME IOPS daemon-us machine-us vcsw icsw poller-us"
+# per write (daemon-us without the idle poller's).
 run() {
-  local t0 t1 m0 m1 v0 n0 v1 n1
+  local t0 t1 m0 m1 v0 n0 v1 n1 p0 p1
   sync
   echo 3 >/proc/sys/vm/drop_caches
-  t0=$(ticks "$4"); m0=$(machine); read -r v0 n0 < <(switches "$4")
+  t0=$(ticks "$4"); m0=$(machine); read -r v0 n0 < <(switches "$4"); p0=$(poll_ticks "$4")
   BENCH_DIR=$2 BENCH_DIRECT=$3 BENCH_NUMJOBS=$NUMJOBS BENCH_SIZE=$SIZE BENCH_RUNTIME=$SECONDS_PER_RUN BENCH_RAMP=0 \
-    fio --output-format=json --output="$WORK/fio.json" fixtures/fio/rand-write.fio || die "fio failed on $1"
-  t1=$(ticks "$4"); m1=$(machine); read -r v1 n1 < <(switches "$4")
-  node -e 'const [name, hz, t, m, v, n] = process.argv.slice(1);
-    const w = JSON.parse(require("fs").readFileSync(process.argv[7], "utf8")).jobs[0].write;
+    fio --output-format=json --output="$WORK/fio.json" "fixtures/fio/$JOB.fio" || die "fio failed on $1"
+  t1=$(ticks "$4"); m1=$(machine); read -r v1 n1 < <(switches "$4"); p1=$(poll_ticks "$4")
+  node -e 'const [name, hz, t, m, v, n, p] = process.argv.slice(1);
+    const w = JSON.parse(require("fs").readFileSync(process.argv[8], "utf8")).jobs[0].write;
     const per = (x, scale) => ((x * scale) / w.total_ios).toFixed(2);
-    console.log(name, Math.round(w.iops), per(t, 1e6 / hz), per(m, 1e6 / hz), per(v, 1), per(n, 1));' \
-    "$1" "$HZ" $((t1 - t0)) $((m1 - m0)) $((v1 - v0)) $((n1 - n0)) "$WORK/fio.json"
+    console.log(name, Math.round(w.iops), per(t - p, 1e6 / hz), per(m, 1e6 / hz), per(v, 1), per(n, 1), per(p, 1e6 / hz));' \
+    "$1" "$HZ" $((t1 - t0)) $((m1 - m0)) $((v1 - v0)) $((n1 - n0)) $((p1 - p0)) "$WORK/fio.json"
 }
 
-printf '%-6s %-9s %8s %16s %17s %9s %9s\n' round target IOPS 'daemon µs/write' 'machine µs/write' 'vcsw/wr' 'icsw/wr'
+printf '%-6s %-9s %8s %16s %17s %9s %9s %17s\n' round target IOPS 'daemon µs/write' 'machine µs/write' 'vcsw/wr' 'icsw/wr' 'idle-poll µs/wr'
 ratios=()
 for r in $(seq "$ROUNDS"); do
   # Alternating order: neither target always runs on a machine the other just warmed.
@@ -91,8 +105,8 @@ for r in $(seq "$ROUNDS"); do
   declare -A cpu=()
   for target in $order; do
     if [[ $target == mergerfs ]]; then line=$(run mergerfs "$MNT_M" 0 "$MERGERFS_PID"); else line=$(run shadowfs "$MNT_S" 1 "$SHADOWFS_PID"); fi
-    read -r name iops d m v n <<<"$line"
-    printf '%-6s %-9s %8s %16s %17s %9s %9s\n' "$r" "$name" "$iops" "$d" "$m" "$v" "$n"
+    read -r name iops d m v n p <<<"$line"
+    printf '%-6s %-9s %8s %16s %17s %9s %9s %17s\n' "$r" "$name" "$iops" "$d" "$m" "$v" "$n" "$p"
     cpu[$target]=$d
   done
   ratios+=("$(node -e 'console.log((process.argv[1] / process.argv[2]).toFixed(3))' "${cpu[shadowfs]}" "${cpu[mergerfs]}")")

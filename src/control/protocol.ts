@@ -47,8 +47,9 @@ export interface StatusReport {
    * unreported: native accesses the placement policy never saw (the FUSE layer dropped them, or
    * the policy's rate bound cut them off). polled: requests a FUSE thread found without sleeping;
    * answeredDirectly: native reads and writes answered without passing through libfuse.
+   * idlePolls, idlePollMs: times, and milliseconds of CPU, the idle poller kept a CPU awake.
    */
-  fastPath: { hits: number; misses: number; errors: number; polled?: number; answeredDirectly?: number; mappedExtents?: number; liveMappedExtents?: number; liveHits?: number; copyHits?: number; unreported?: number };
+  fastPath: { hits: number; misses: number; errors: number; polled?: number; answeredDirectly?: number; idlePolls?: number; idlePollMs?: number; mappedExtents?: number; liveMappedExtents?: number; liveHits?: number; copyHits?: number; unreported?: number };
   /** Writes the FUSE layer wrote to the live file itself (absent: not used on this mount). */
   nativeWrites?: { on: boolean; hits: number; misses: number; errors: number; stalls: number; grantedExtents: number };
   /** liveReads: how background copies read the live file, with O_DIRECT or through the page cache (src/volume/direct-live-reads.ts). */

@@ -403,6 +403,47 @@ t.test('answerDirectly: fast-path reads and writes skip libfuse, with the same b
   t.equal(off.direct, 0, 'off: none');
 });
 
+t.test('idlePoll: while one writer streams slow native writes an idle CPU is kept polling, until the writes stop; off: never', async (t) => {
+  const session = async (idlePoll: boolean) => {
+    const { dir } = await scratch(t);
+    const backingPath = path.join(dir, 'backing');
+    await fsp.writeFile(backingPath, Buffer.alloc(8 * MiB));
+    // O_DSYNC: every native write waits for the disk, far past the poller's 50 µs threshold.
+    const backingFd = fs.openSync(backingPath, fs.constants.O_RDWR | fs.constants.O_DSYNC);
+    t.teardown(() => fs.closeSync(backingFd));
+    const memfs = new MemFs();
+    memfs.add('data', Buffer.alloc(8 * MiB));
+    let fh = 0;
+    const { fm, mnt } = await mounted(t, handleTracking(memfs, (h) => (fh = h)), { idlePoll, bigWrites: true, maxWriteBytes: MiB, maxReadBytes: MiB });
+    const file = await fsp.open(path.join(mnt, 'data'), fs.constants.O_RDWR | fs.constants.O_DIRECT);
+    t.teardown(() => file.close().catch(() => undefined));
+    fm.setFileMap(fh, MiB);
+    for (let i = 0; i < 8; i++) fm.mapExtent(fh, i, backingFd, i * MiB);
+    fm.setFileWrites(fh, backingFd, 8 * MiB);
+    fm.setExtentsWritable(fh, 0, 7, true);
+    fm.setNativeWrites(true);
+    // One writer, one request at a time; 512 KiB is one request wherever the buffer lies.
+    const chunk = randomBytes(512 * 1024);
+    for (let round = 0; round < 4; round++) {
+      for (let pos = 0; pos < 8 * MiB; pos += chunk.length) await file.write(chunk, 0, chunk.length, pos);
+    }
+    const what = `idlePoll ${idlePoll}`;
+    t.equal(fm.nativeWriteStats().hits, 64, `${what}: every write served natively`);
+    await sleep(50); // the poller stops 2 ms after the last request
+    const after = fm.fastPathStats();
+    await sleep(200);
+    const later = fm.fastPathStats();
+    t.same(fs.readFileSync(backingPath).subarray(0, chunk.length), chunk, `${what}: the bytes reached the backing file`);
+    await file.close();
+    return { after, later };
+  };
+  const on = await session(true);
+  t.ok(on.after.idlePolls > 0 && on.after.idlePollMs > 0, `on: an idle CPU was kept polling (${on.after.idlePolls} times, ${on.after.idlePollMs.toFixed(1)} ms)`);
+  t.same(on.later, on.after, 'on: no polling once the writes stopped');
+  const off = await session(false);
+  t.same([off.after.idlePolls, off.after.idlePollMs], [0, 0], 'off: never');
+});
+
 /** MemFs with xattr handlers; `xattrNames` lists every name the getxattr/setxattr handlers saw. */
 function xattrFs(): { memfs: MemFs; handlers: FuseHandlers; xattrNames: string[] } {
   const memfs = new MemFs();

@@ -47,6 +47,7 @@ export interface MountArgs {
   daemon: boolean;
   verbose: boolean;
   'allow-other': boolean;
+  'idle-poll': boolean;
 }
 
 function volumeFlags(args: MountArgs): VolumeFlags {
@@ -119,6 +120,11 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     .option('coverage-tier', { type: 'string', describe: 'The tier that keeps a fresh copy of every extent (makes failover lossless)' })
     .option('daemon', { type: 'boolean', default: false, describe: 'Detach once mounted (logs go to <state>/shadowfs.log)' })
     .option('allow-other', { type: 'boolean', default: true, describe: 'Let users other than root use the mount (FUSE allow_other)' })
+    .option('idle-poll', {
+      type: 'boolean',
+      default: true,
+      describe: 'While one application streams large reads or writes, keep an idle CPU polling at the lowest priority (SCHED_IDLE), so its wake-ups are not slowed by a halted virtual CPU; --no-idle-poll turns it off',
+    })
     .option('verbose', { type: 'boolean', default: false, describe: 'Log info and debug lines, not only warnings and errors' })
     .example('$0 mount --live /srv/volume --tier nvme=/mnt/nvme/shadow,cap=20GiB --tier ssd=/mnt/ssd/shadow,cap=200GiB /mnt/app', '')
     .example('$0 mount --config /etc/shadowfs/app.json /mnt/app', '') as unknown as Argv<MountArgs>,
@@ -171,6 +177,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
         pollRequests: !env.SHADOWFS_NO_POLL_REQUESTS,
         // SHADOWFS_NO_DIRECT_ANSWERS=1: fast-path reads and writes pass through libfuse (comparisons).
         answerDirectly: !env.SHADOWFS_NO_DIRECT_ANSWERS,
+        idlePoll: args['idle-poll'],
         // Cached attributes go stale across link/rename (link counts), and the live volume can
         // change behind our back: ask every time.
         attrTimeoutSeconds: 0,
