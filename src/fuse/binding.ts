@@ -303,6 +303,7 @@ interface NativeFuse {
   requestsEnded(fh: number, ticket: number): boolean;
   unmapFile(fh: number): void;
   fastPathStats(): FastPathStats;
+  setIdlePollThreshold(micros: number): void;
   maxRequestBytes(): number;
   setFileWrites(fh: number, fd: number, limitBytes: number): void;
   setExtentsWritable(fh: number, first: number, last: number, writable: boolean): void;
@@ -533,6 +534,15 @@ export class FuseMount {
   /** Counters since mount (they survive unmount). */
   fastPathStats(): FastPathStats {
     return this.native.fastPathStats();
+  }
+
+  /**
+   * The idle poller (idlePoll) runs while native requests take this long on average to answer
+   * (default 50 µs, below which the caller's CPU is woken cheaply anyway). Needs a mount.
+   */
+  setIdlePollThreshold(micros: number): void {
+    if (!Number.isFinite(micros) || micros < 0 || micros > 4_000_000) throw new RangeError(`idle poll threshold: expected 0..4000000 µs, got ${micros}`);
+    this.native.setIdlePollThreshold(micros);
   }
 
   /**
