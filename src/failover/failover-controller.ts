@@ -39,6 +39,8 @@ const NATIVE_LIVE_READS_RETRY_MAX_MS = 60_000;
 const FINAL_PASS_RETRIES = 3;
 /** How long close() waits for a walk of the live tree to stop (it stops at its next entry, unless the live volume hangs). */
 const MIRROR_WALK_STOP_MS = 2_000;
+/** A refusal to fail over for the same cause is logged at most this often: a hung live volume refuses every op. */
+const REFUSAL_LOG_MS = 10_000;
 export interface FailoverSettings {
   /** Watch the live volume and fail over on its own (manual failover works either way). */
   enabled: boolean;
@@ -72,6 +74,8 @@ export class FailoverController implements NamespaceListener {
   private lateWrites = false;
   /** The part of the last failover that waits on live ops still running (see failover()). */
   private settling: Promise<void> = Promise.resolve();
+  /** The last refusal logged, and how many with the same cause went unlogged since (see logRefusal). */
+  private lastRefusal: { cause: string; atMs: number; unlogged: number } | null = null;
 
   private constructor(
     private readonly volume: Volume,
@@ -366,18 +370,30 @@ export class FailoverController implements NamespaceListener {
     }
   }
 
+  private logRefusal(reason: string, cause: string): void {
+    const now = Date.now();
+    const last = this.lastRefusal;
+    if (last && last.cause === cause && now - last.atMs < REFUSAL_LOG_MS) {
+      last.unlogged++;
+      return;
+    }
+    const since = last && last.cause === cause && last.unlogged > 0 ? ` (refused ${last.unlogged} more times for this since the last line)` : '';
+    this.log.error('failover', `cannot fail over (${reason}): ${cause}${since}`);
+    this.lastRefusal = { cause, atMs: now, unlogged: 0 };
+  }
+
   /** Fail over now; resolves true once the volume serves from its shadows. */
   async failover(reason: string, manual = false): Promise<boolean> {
     if (this.volume.shadow) return true;
     if (!this.volume.tiers.all().some(isHealthyDirectoryTier)) {
-      this.log.error('failover', `cannot fail over (${reason}): no healthy directory tier to take writes`);
+      this.logRefusal(reason, 'no healthy directory tier to take writes');
       return false;
     }
     // A volume's first mount knows its namespace only once the first walk of the live tree ends.
     // Failed over before that, every path would answer ENOENT (an application may take that as
     // "create it anew"); not failed over, an op the live volume does not answer fails with EIO.
     if (!this.mirror.get('/')) {
-      this.log.error('failover', `cannot fail over (${reason}): the namespace of the volume is not known yet (the first walk of the live tree has not ended)`);
+      this.logRefusal(reason, 'the namespace of the volume is not known yet (the first walk of the live tree has not ended)');
       return false;
     }
     const now = Date.now();

@@ -726,6 +726,10 @@ t.test('a volume whose first walk of the live tree has not ended does not fail o
   const err = await fsp.stat(path.join(sb.mnt, 'd0', 'f0')).then(() => undefined, (e: NodeJS.ErrnoException) => e);
   t.equal(err?.code, 'EIO', `the stat fails with EIO: ${String(err)}`);
   t.match(vol.output, /cannot fail over \(live op not answered: [^)]*\): the namespace of the volume is not known yet/, 'the log says why');
+  // A hung live volume refuses every op; the log says so once, not once per op.
+  const more = await Promise.all([1, 2, 3].map((f) => fsp.stat(path.join(sb.mnt, 'd1', `f${f}`)).then(() => 'answered', (e: NodeJS.ErrnoException) => e.code)));
+  t.same(more, ['EIO', 'EIO', 'EIO'], 'three more stats fail with EIO');
+  t.equal(vol.output.match(/cannot fail over/g)?.length, 1, 'one line in the log for the four refusals');
   t.notMatch(vol.output, /namespace mirror: \d+ entries/, 'the walk had not ended');
   t.equal(status(sb.mnt).failover?.mode, 'live', 'still live');
   await ffs.clear();
