@@ -2,7 +2,7 @@
 import { formatBytes } from '../util/units';
 import type { FioDirectionResult } from './fio-json';
 import type { BenchJobReport, BenchReport } from './run-preset';
-import { formatServed } from './served-by';
+import { formatServed } from '../control/served-by';
 
 const MIB = 1024 * 1024;
 

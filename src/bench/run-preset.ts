@@ -9,7 +9,7 @@ import type { StatusReport } from '../control/protocol';
 import type { FioDirectionResult } from './fio-json';
 import { runFioSection } from './fio-process';
 import { Preset, presetEnv, presetJobFile, readJobSections } from './presets';
-import { ServedShare, servedBetween } from './served-by';
+import { ServedShare, servedBetween } from '../control/served-by';
 
 export interface BenchJobReport {
   name: string;

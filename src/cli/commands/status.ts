@@ -3,7 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { controlRequest } from '../../control/control-client';
 import { StatusReport, liveShare } from '../../control/protocol';
 import { formatBytes } from '../../util/units';
-import { servedBetween } from '../../bench/served-by';
+import { servedBetween } from '../../control/served-by';
 
 export interface StatusArgs {
   mountpoint: string;

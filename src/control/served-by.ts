@@ -5,7 +5,7 @@
  * (src/io/fast-path.ts), except those it answered from the live file (`liveHits`).
  * Shares are of read requests: the fast path counts requests, not bytes.
  */
-import { StatusReport, liveShare } from '../control/protocol';
+import { StatusReport, liveShare } from './protocol';
 
 export interface ServedShare {
   /** A tier name, or "live" for the live volume. */
