@@ -430,8 +430,9 @@ t.test('idlePoll: while one writer streams native writes an idle CPU is kept pol
         for (let pos = 0; pos < 8 * MiB; pos += chunk.length) await file.write(chunk, 0, chunk.length, pos);
       }
     };
-    // Blocking is sampled on one native request in 8: 64 writes teach it that they block.
-    await stream(4);
+    // Blocking is sampled on one native request in 32 (a moving average, 1/8 per sample; a
+    // quarter means "they block"): 192 writes teach it that they block.
+    await stream(12);
     await sleep(50); // the poller stops 2 ms after the last request
     const warm = fm.fastPathStats();
     await stream(4);
@@ -440,7 +441,7 @@ t.test('idlePoll: while one writer streams native writes an idle CPU is kept pol
     await sleep(200);
     const later = fm.fastPathStats();
     const what = `idlePoll ${idlePoll}${dsync ? ', O_DSYNC' : ''}`;
-    t.equal(fm.nativeWriteStats().hits, 128, `${what}: every write served natively`);
+    t.equal(fm.nativeWriteStats().hits, 256, `${what}: every write served natively`);
     t.same(fs.readFileSync(backingPath).subarray(0, chunk.length), chunk, `${what}: the bytes reached the backing file`);
     await file.close();
     return { warm, after, later };
