@@ -689,6 +689,14 @@ t.test('an unmount while the live volume hangs under a coverage scan finishes it
   });
 });
 
+/** 8 directories of 10 files: 88 entries, so a walk of the live tree at 100 ms a look takes ~9 s. */
+function seedEightyFiles(backing: string): void {
+  for (let d = 0; d < 8; d++) {
+    fs.mkdirSync(path.join(backing, `d${d}`));
+    for (let f = 0; f < 10; f++) fs.writeFileSync(path.join(backing, `d${d}`, `f${f}`), 'x');
+  }
+}
+
 t.test('an unmount while the live volume hangs under the walk that rebuilds the namespace mirror finishes its shutdown', async (t) => {
   // The mount walks the live tree to rebuild its mirror (88 entries at 100 ms a look: ~9 s; a look
   // well within the live ops' deadline, or the volume fails over before the test), and the unmount
@@ -696,12 +704,7 @@ t.test('an unmount while the live volume hangs under the walk that rebuilds the 
   const { vol } = await unmountWhileLiveHangs(t, 'failover-hung-mirror-', {
     staysLive: true,
     extraArgs: ['--verbose'],
-    seed: (backing) => {
-      for (let d = 0; d < 8; d++) {
-        fs.mkdirSync(path.join(backing, `d${d}`));
-        for (let f = 0; f < 10; f++) fs.writeFileSync(path.join(backing, `d${d}`, `f${f}`), 'x');
-      }
-    },
+    seed: seedEightyFiles,
     beforeStart: (ffs) => ffs.set({ ops: ['getattr'], latencyMs: 100 }),
     finished: 'the shutdown did not wait for the hung walk of the live tree',
   });
@@ -712,12 +715,7 @@ t.test('an unmount while the live volume hangs under the walk that rebuilds the 
 t.test('a volume whose first walk of the live tree has not ended does not fail over: an op the live volume does not answer fails with EIO, not ENOENT', async (t) => {
   const { sb, ffs, vol } = await mountOverFaultFs(t, 'failover-no-namespace-', { enabled: false }, {
     extraArgs: ['--verbose'],
-    seed: (backing) => {
-      for (let d = 0; d < 8; d++) {
-        fs.mkdirSync(path.join(backing, `d${d}`));
-        for (let f = 0; f < 10; f++) fs.writeFileSync(path.join(backing, `d${d}`, `f${f}`), 'x');
-      }
-    },
+    seed: seedEightyFiles,
   });
   // The first walk: 88 looks at 100 ms each.
   await ffs.set({ ops: ['getattr'], latencyMs: 100 });
