@@ -242,7 +242,8 @@ export interface FuseMountOptions {
    * e.g. 1 MiB), a thread of the lowest priority (SCHED_IDLE) keeps an otherwise idle CPU polling
    * (default true). On a virtual machine without halt polling, the caller's idle vCPU otherwise
    * halts while it waits, and waking it costs tens of microseconds per request. The poller uses
-   * only CPU time nothing else wants.
+   * only CPU time nothing else wants. Request times are measured on the requests answered
+   * directly, so it needs answerDirectly.
    */
   idlePoll?: boolean;
   /** A handler threw, its promise rejected, or it called back twice. Default: console.error. */
