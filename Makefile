@@ -4,7 +4,7 @@ APT_PACKAGES := libfuse2 fuse libfuse-dev pkg-config build-essential python3 pat
 STAMP := .state/stamps
 TAP := node_modules/.bin/tap --disable-coverage --reporter=tap --timeout=300 --jobs=1
 
-.PHONY: all deps build install uninstall test demo bench bench-replication bench-failover bench-cpu bench-scale clean
+.PHONY: all deps build fuse-uring install uninstall test demo bench bench-replication bench-failover bench-cpu bench-scale clean
 
 all: build
 
@@ -30,6 +30,14 @@ build: deps
 	rm -rf dist
 	node_modules/.bin/tsc -p tsconfig.json
 
+# FUSE over io_uring (Linux 6.14+ built with CONFIG_FUSE_IO_URING) is off until root allows it;
+# mounts then take requests through a ring per CPU (`shadowfs mount --help`, --io-uring). The demo,
+# the benchmarks and the suite run with it allowed; without it (older kernels) they use /dev/fuse.
+fuse-uring:
+	@p=/sys/module/fuse/parameters/enable_uring; \
+	if [ -w $$p ] && [ "$$(cat $$p)" != Y ]; then echo Y > $$p && echo "allowed FUSE over io_uring ($$p)"; fi; \
+	[ -e $$p ] || echo "this kernel has no FUSE over io_uring: requests go through /dev/fuse"
+
 # Links (not copies: they run from this tree's dist/ and node_modules/) so that `shadowfs` is on PATH
 # and mount(8) finds the helper. util-linux looks for helpers only in /sbin (also /sbin/fs.d,
 # /sbin/fs): mount.fuse.shadowfs for `-t fuse.shadowfs` and fstab lines (without it, it would fall
@@ -47,14 +55,14 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/shadowfs $(DESTDIR)$(SBINDIR)/mount.shadowfs $(DESTDIR)$(SBINDIR)/mount.fuse.shadowfs
 
 # Mounts a demo volume under .state/demo, runs fio through it, shows which tier served what.
-demo: build
+demo: build fuse-uring
 	bash scripts/demo.sh
 
 # fio through shadowfs, mergerfs and the raw directory side by side; ratios in one run. Then the
 # `shadowfs bench` presets (fixtures/fio/presets) against the same shadowfs setup: in the same script
 # rather than a target of their own because they reuse its mount and results directory and one run
 # should give the whole picture; BENCH_PRESETS= skips them (bench/run-bench.sh lists the knobs).
-bench: build
+bench: build fuse-uring
 	bash bench/run-bench.sh
 
 # Replication throughput vs cp, and foreground 4 KiB read IOPS during a full replication.
@@ -68,7 +76,7 @@ bench-failover: build
 	bash bench/failover-bench.sh
 
 # The daemons' CPU per 4 KiB random write, shadowfs against mergerfs, side by side (bench/cpu-per-write.sh).
-bench-cpu: build
+bench-cpu: build fuse-uring
 	bash bench/cpu-per-write.sh
 
 # The daemon's RSS, its remount time and the metadata per extent with 1 M extents (bench/scale-bench.sh).
@@ -82,7 +90,7 @@ node_modules/.tap-plugins: package.json node_modules/.package-lock.json
 	node_modules/.bin/tap build >/dev/null
 	@touch $@
 
-test: build node_modules/.tap-plugins
+test: build fuse-uring node_modules/.tap-plugins
 	$(TAP) 'dist/test/**/*.test.js'
 
 clean:

@@ -246,6 +246,13 @@ export interface FuseMountOptions {
    * directly, so it needs answerDirectly.
    */
   idlePoll?: boolean;
+  /**
+   * Take requests through FUSE over io_uring when the kernel offers it (default true): one ring
+   * per CPU, whose thread serves the requests of callers on that CPU. The kernel offers it only
+   * with the fuse module's enable_uring parameter set (/sys/module/fuse/parameters/enable_uring);
+   * otherwise requests come through /dev/fuse as before. Needs answerDirectly.
+   */
+  ioUring?: boolean;
   /** A handler threw, its promise rejected, or it called back twice. Default: console.error. */
   onHandlerError?: (op: FuseOpName, err: unknown) => void;
 }
@@ -265,6 +272,8 @@ export interface FastPathStats {
   idlePolls: number;
   /** Milliseconds it spent polling. */
   idlePollMs: number;
+  /** Requests received through FUSE over io_uring (ioUring; 0 when the kernel did not offer it). */
+  ringRequests: number;
 }
 
 export interface NativeWriteStats {
@@ -331,6 +340,7 @@ interface NativeFuseOptions {
   pollRequests: boolean;
   answerDirectly: boolean;
   idlePoll: boolean;
+  ioUring: boolean;
   /** Bytes per request above libfuse 2's 128 KiB (0: libfuse's limit). */
   maxRequest: number;
   options: string[];
@@ -668,6 +678,7 @@ function nativeOptions(o: FuseMountOptions): NativeFuseOptions {
     pollRequests: o.pollRequests ?? true,
     answerDirectly: o.answerDirectly ?? true,
     idlePoll: o.idlePoll ?? true,
+    ioUring: o.ioUring ?? true,
     maxRequest: maxRequest > LIBFUSE_MAX_REQUEST_BYTES ? maxRequest : 0,
     options: extra,
   };

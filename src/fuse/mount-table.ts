@@ -27,9 +27,10 @@ export async function isMounted(mountpoint: string): Promise<boolean> {
 
 /**
  * What a stat of a FUSE mount whose daemon is gone fails with: ENOTCONN ("Transport endpoint is not
- * connected"), and right after the death ECONNABORTED, for the request the kernel had sent it.
+ * connected"), and right after the death ECONNABORTED, for the request the kernel had sent it
+ * (ECANCELED when it had handed that request to one of the daemon's io_uring rings).
  */
-const DAEMON_GONE_CODES: ReadonlySet<string> = new Set(['ENOTCONN', 'ECONNABORTED']);
+const DAEMON_GONE_CODES: ReadonlySet<string> = new Set(['ENOTCONN', 'ECONNABORTED', 'ECANCELED']);
 
 /** The error of a stat (or any access) of a mount point says its FUSE daemon is gone. */
 export function meansDaemonGone(err: unknown): boolean {

@@ -339,7 +339,8 @@ t.test('pollRequests: while requests stream in, a FUSE thread finds the next one
   const polledDuring = async (pollRequests: boolean): Promise<number> => {
     const memfs = new MemFs();
     memfs.add('f', randomBytes(4 * MiB));
-    const { mnt, fm } = await mounted(t, memfs.handlers(), { pollRequests });
+    // Readers of /dev/fuse poll; a ring's thread waits in the kernel.
+    const { mnt, fm } = await mounted(t, memfs.handlers(), { pollRequests, ioUring: false });
     // One reader, one request at a time: each next request comes within microseconds of a reply.
     await run('dd', [`if=${path.join(mnt, 'f')}`, 'of=/dev/null', 'bs=4k', 'iflag=direct', 'status=none']);
     const { polled } = fm.fastPathStats();
@@ -401,6 +402,78 @@ t.test('answerDirectly: fast-path reads and writes skip libfuse, with the same b
   t.same({ hits: on.hits, misses: on.misses, writeHits: on.writeHits, writeMisses: on.writeMisses }, { hits: 3, misses: 2, writeHits: 1, writeMisses: 1 }, 'native and JS reads and writes');
   t.equal(on.direct, on.hits + on.writeHits, 'on: every native read and write answered directly');
   t.equal(off.direct, 0, 'off: none');
+});
+
+t.test('ioUring: when the kernel offers FUSE over io_uring, every request comes through the rings, answered natively or by JS; off: /dev/fuse', async (t) => {
+  // Root allows the kernel to offer it (`make fuse-uring`); a kernel without it has no parameter.
+  const param = '/sys/module/fuse/parameters/enable_uring';
+  const kernelHasIt = fs.existsSync(param);
+  if (kernelHasIt) {
+    const was = fs.readFileSync(param, 'utf8').trim();
+    fs.writeFileSync(param, 'Y');
+    t.teardown(() => fs.writeFileSync(param, was));
+  }
+  const SIZE = 2 * MiB;
+  const session = async (ioUring: boolean) => {
+    const { dir } = await scratch(t);
+    const backingPath = path.join(dir, 'backing');
+    const backingBytes = randomBytes(SIZE);
+    await fsp.writeFile(backingPath, backingBytes);
+    const backingFd = fs.openSync(backingPath, 'r+');
+    t.teardown(() => fs.closeSync(backingFd));
+    const memfs = new MemFs();
+    const jsBytes = randomBytes(SIZE);
+    memfs.add('data', Buffer.from(jsBytes));
+    let fh = 0;
+    const { fm, mnt } = await mounted(t, handleTracking(memfs, (h) => (fh = h)), { ioUring, bigWrites: true, maxWriteBytes: MiB, maxReadBytes: MiB });
+    const what = `ioUring ${ioUring}`;
+    // Requests for JS of several kinds: create, write, read, readdir, getattr, setattr.
+    const { stdout } = await run('sh', ['-c', `printf hello > ${mnt}/a && cat ${mnt}/a && ls ${mnt} && truncate -s 3 ${mnt}/a && stat -c %s ${mnt}/a`]);
+    t.same(stdout.split('\n'), ['helloa', 'data', '3', ''], `${what}: JS requests answered`);
+    t.same(memfs.files.get('/a')?.data.toString(), 'hel', `${what}: the file JS holds`);
+    const file = await fsp.open(path.join(mnt, 'data'), fs.constants.O_RDWR | fs.constants.O_DIRECT);
+    t.teardown(() => file.close().catch(() => undefined));
+    fm.setFileMap(fh, MiB);
+    fm.mapExtent(fh, 0, backingFd, 0);
+    fm.setFileWrites(fh, backingFd, SIZE);
+    fm.setExtentsWritable(fh, 0, 0, true);
+    fm.setNativeWrites(true);
+    const readAt = async (pos: number, len: number): Promise<Buffer> => {
+      const b = Buffer.alloc(len);
+      const { bytesRead } = await file.read(b, 0, len, pos);
+      return b.subarray(0, bytesRead);
+    };
+    t.same(await readAt(0, 512 * 1024), backingBytes.subarray(0, 512 * 1024), `${what}: a 512 KiB native read`);
+    t.same(await readAt(MiB, 4096), jsBytes.subarray(MiB, MiB + 4096), `${what}: a read from JS`);
+    const written = randomBytes(8192);
+    await file.write(written, 0, written.length, 4096);
+    t.same(fs.readFileSync(backingPath).subarray(4096, 4096 + 8192), written, `${what}: a native write reached the backing file`);
+    await file.write(Buffer.alloc(4096, 0x44), 0, 4096, MiB + 4096);
+    t.same(memfs.files.get('/data')!.data.subarray(MiB + 4096, MiB + 8192), Buffer.alloc(4096, 0x44), `${what}: a write to the unmapped extent reached JS`);
+    // Four callers at once (libuv's pool threads, on both CPUs: the kernel queues a request on
+    // the ring of its caller's CPU), on the native extent and the JS one alike, 4 KiB at a time.
+    const expected = Buffer.concat([fs.readFileSync(backingPath).subarray(0, MiB), memfs.files.get('/data')!.data.subarray(MiB)]);
+    const wrong = await Promise.all(Array.from({ length: 4 }, async (_, lane) => {
+      let bad = 0;
+      for (let pos = lane * 4096; pos < SIZE; pos += 4 * 4096) {
+        if (!(await readAt(pos, 4096)).equals(expected.subarray(pos, pos + 4096))) bad++;
+      }
+      return bad;
+    }));
+    t.same(wrong, [0, 0, 0, 0], `${what}: concurrent readers read the right bytes`);
+    const stats = fm.fastPathStats();
+    await file.close();
+    return stats;
+  };
+  const on = await session(true);
+  if (kernelHasIt) {
+    t.ok(on.ringRequests > 0, `on: requests came through the rings (${on.ringRequests})`);
+    t.ok(on.answeredDirectly > 0, `on: native reads and writes answered on a ring's thread (${on.answeredDirectly})`);
+  } else {
+    t.equal(on.ringRequests, 0, 'on, but this kernel has no FUSE over io_uring: all through /dev/fuse');
+  }
+  const off = await session(false);
+  t.equal(off.ringRequests, 0, 'off: all through /dev/fuse');
 });
 
 t.test('idlePoll: while one writer streams native writes an idle CPU is kept polling, until the writes stop; not while they block; off: never', async (t) => {

@@ -48,6 +48,7 @@ export interface MountArgs {
   verbose: boolean;
   'allow-other': boolean;
   'idle-poll': boolean;
+  'io-uring': boolean;
 }
 
 function volumeFlags(args: MountArgs): VolumeFlags {
@@ -123,7 +124,12 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     .option('idle-poll', {
       type: 'boolean',
       default: true,
-      describe: 'While one application streams large reads or writes, keep an idle CPU polling at the lowest priority (SCHED_IDLE), so its wake-ups are not slowed by a halted virtual CPU; --no-idle-poll turns it off',
+      describe: 'While one application at a time streams large reads or writes (any size through io_uring), keep an idle CPU polling at the lowest priority (SCHED_IDLE), so its wake-ups are not slowed by a halted virtual CPU; --no-idle-poll turns it off',
+    })
+    .option('io-uring', {
+      type: 'boolean',
+      default: true,
+      describe: 'Take requests through FUSE over io_uring (a ring per CPU) when the kernel offers it, which it does once root has run `echo Y > /sys/module/fuse/parameters/enable_uring` (Linux 6.14+); otherwise through /dev/fuse. --no-io-uring: always /dev/fuse',
     })
     .option('verbose', { type: 'boolean', default: false, describe: 'Log info and debug lines, not only warnings and errors' })
     .example('$0 mount --live /srv/volume --tier nvme=/mnt/nvme/shadow,cap=20GiB --tier ssd=/mnt/ssd/shadow,cap=200GiB /mnt/app', '')
@@ -178,6 +184,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
         // SHADOWFS_NO_DIRECT_ANSWERS=1: fast-path reads and writes pass through libfuse (comparisons).
         answerDirectly: !env.SHADOWFS_NO_DIRECT_ANSWERS,
         idlePoll: args['idle-poll'],
+        ioUring: args['io-uring'],
         // Cached attributes go stale across link/rename (link counts), and the live volume can
         // change behind our back: ask every time.
         attrTimeoutSeconds: 0,

@@ -54,6 +54,7 @@ export function formatStatus(s: StatusReport): string {
     '',
     ...servedLines(s),
     `  fast path: ${s.fastPath.hits} reads served natively (${(100 * liveShare(s.fastPath.liveHits ?? 0, s.fastPath.copyHits ?? 0)).toFixed(0)}% from the live file; ${s.fastPath.mappedExtents ?? 0} extents mapped to tier copies, ${s.fastPath.liveMappedExtents ?? 0} to the live file), ${s.fastPath.misses} went through the redirector${s.fastPath.unreported ? `; ${s.fastPath.unreported} native accesses not reported to the placement policy (dropped or over its rate bound)` : ''}`,
+    `  requests from the kernel: ${s.fastPath.ringRequests ? `through io_uring (${s.fastPath.ringRequests} so far)` : 'through /dev/fuse'}`,
     ...(s.nativeWrites ? [`native writes: ${s.nativeWrites.hits} written straight to the live volume (${s.nativeWrites.grantedExtents} extents without copies open to them${s.nativeWrites.on || s.nativeWrites.stalls === 0 ? '' : ', off since a stall until the next write through the redirector'}), ${s.nativeWrites.misses} went through the redirector, ${s.nativeWrites.errors} failed and were retried there, ${s.nativeWrites.stalls} stalls`] : []),
     '',
     `shadow copies: ${s.shadow.copies} made (${formatBytes(s.shadow.copyBytes)}), ${s.shadow.evictions} evicted, ${s.shadow.discardedCopies} stale dropped, ${s.shadow.failedCopies} failed, ${s.shadow.copyErrors} read errors, ${s.shadow.corruptCopies} failed their checksum${s.shadow.writtenAround ? `, ${s.shadow.writtenAround} left stale by streaming writers (write-around)` : ''}`,
