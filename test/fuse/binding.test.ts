@@ -352,33 +352,42 @@ t.test('pollRequests: while requests stream in, a FUSE thread finds the next one
   t.equal(await polledDuring(false), 0, 'off: none');
 });
 
+/**
+ * A 2 MiB file "data" on a MemFs mount (JS holds `jsContent`), opened O_DIRECT, whose extent 0
+ * (1 MiB) is mapped natively and writable: a backing file of random bytes answers there, JS answers
+ * extent 1. Requests up to 1 MiB, as shadowfs mounts (a 512 KiB read is one request).
+ */
+async function oneNativeExtent(t: Test, options: FuseMountOptions, jsContent: Buffer) {
+  const SIZE = 2 * MiB;
+  const { dir } = await scratch(t);
+  const backingPath = path.join(dir, 'backing');
+  const backingBytes = randomBytes(SIZE);
+  await fsp.writeFile(backingPath, backingBytes);
+  const backingFd = fs.openSync(backingPath, 'r+');
+  t.teardown(() => fs.closeSync(backingFd));
+  const memfs = new MemFs();
+  memfs.add('data', jsContent);
+  let fh = 0;
+  const { fm, mnt } = await mounted(t, handleTracking(memfs, (h) => (fh = h)), { ...options, bigWrites: true, maxWriteBytes: MiB, maxReadBytes: MiB });
+  const file = await fsp.open(path.join(mnt, 'data'), fs.constants.O_RDWR | fs.constants.O_DIRECT);
+  t.teardown(() => file.close().catch(() => undefined));
+  fm.setFileMap(fh, MiB);
+  fm.mapExtent(fh, 0, backingFd, 0);
+  fm.setFileWrites(fh, backingFd, SIZE);
+  fm.setExtentsWritable(fh, 0, 0, true);
+  fm.setNativeWrites(true);
+  const readAt = async (pos: number, len: number): Promise<Buffer> => {
+    const b = Buffer.alloc(len);
+    const { bytesRead } = await file.read(b, 0, len, pos);
+    return b.subarray(0, bytesRead);
+  };
+  return { fm, mnt, file, readAt, memfs, backingPath, backingBytes };
+}
+
 t.test('answerDirectly: fast-path reads and writes skip libfuse, with the same bytes and the same counts', async (t) => {
   const SIZE = 2 * MiB;
   const session = async (answerDirectly: boolean) => {
-    const { dir } = await scratch(t);
-    const backingPath = path.join(dir, 'backing');
-    const backingBytes = randomBytes(SIZE);
-    await fsp.writeFile(backingPath, backingBytes);
-    const backingFd = fs.openSync(backingPath, 'r+');
-    t.teardown(() => fs.closeSync(backingFd));
-    const memfs = new MemFs();
-    memfs.add('data', Buffer.alloc(SIZE, 0x33));
-    let fh = 0;
-    // Requests above libfuse's 128 KiB, as shadowfs mounts: the 512 KiB read is one request.
-    const { fm, mnt } = await mounted(t, handleTracking(memfs, (h) => (fh = h)), { answerDirectly, bigWrites: true, maxWriteBytes: MiB, maxReadBytes: MiB });
-    const file = await fsp.open(path.join(mnt, 'data'), fs.constants.O_RDWR | fs.constants.O_DIRECT);
-    t.teardown(() => file.close().catch(() => undefined));
-    // Extent 0 is mapped and writable (the backing file answers), extent 1 is not (JS answers).
-    fm.setFileMap(fh, MiB);
-    fm.mapExtent(fh, 0, backingFd, 0);
-    fm.setFileWrites(fh, backingFd, SIZE);
-    fm.setExtentsWritable(fh, 0, 0, true);
-    fm.setNativeWrites(true);
-    const readAt = async (pos: number, len: number): Promise<Buffer> => {
-      const b = Buffer.alloc(len);
-      const { bytesRead } = await file.read(b, 0, len, pos);
-      return b.subarray(0, bytesRead);
-    };
+    const { fm, file, readAt, memfs, backingBytes } = await oneNativeExtent(t, { answerDirectly }, Buffer.alloc(SIZE, 0x33));
     const what = `answerDirectly ${answerDirectly}`;
     // 512 KiB: one request wherever the buffer lies (a 1 MiB one spans 257 pages unless aligned).
     t.same(await readAt(0, 512 * 1024), backingBytes.subarray(0, 512 * 1024), `${what}: a 512 KiB native read`);
@@ -415,34 +424,13 @@ t.test('ioUring: when the kernel offers FUSE over io_uring, every request comes 
   }
   const SIZE = 2 * MiB;
   const session = async (ioUring: boolean) => {
-    const { dir } = await scratch(t);
-    const backingPath = path.join(dir, 'backing');
-    const backingBytes = randomBytes(SIZE);
-    await fsp.writeFile(backingPath, backingBytes);
-    const backingFd = fs.openSync(backingPath, 'r+');
-    t.teardown(() => fs.closeSync(backingFd));
-    const memfs = new MemFs();
     const jsBytes = randomBytes(SIZE);
-    memfs.add('data', Buffer.from(jsBytes));
-    let fh = 0;
-    const { fm, mnt } = await mounted(t, handleTracking(memfs, (h) => (fh = h)), { ioUring, bigWrites: true, maxWriteBytes: MiB, maxReadBytes: MiB });
+    const { fm, mnt, file, readAt, memfs, backingPath, backingBytes } = await oneNativeExtent(t, { ioUring }, Buffer.from(jsBytes));
     const what = `ioUring ${ioUring}`;
     // Requests for JS of several kinds: create, write, read, readdir, getattr, setattr.
     const { stdout } = await run('sh', ['-c', `printf hello > ${mnt}/a && cat ${mnt}/a && ls ${mnt} && truncate -s 3 ${mnt}/a && stat -c %s ${mnt}/a`]);
     t.same(stdout.split('\n'), ['helloa', 'data', '3', ''], `${what}: JS requests answered`);
     t.same(memfs.files.get('/a')?.data.toString(), 'hel', `${what}: the file JS holds`);
-    const file = await fsp.open(path.join(mnt, 'data'), fs.constants.O_RDWR | fs.constants.O_DIRECT);
-    t.teardown(() => file.close().catch(() => undefined));
-    fm.setFileMap(fh, MiB);
-    fm.mapExtent(fh, 0, backingFd, 0);
-    fm.setFileWrites(fh, backingFd, SIZE);
-    fm.setExtentsWritable(fh, 0, 0, true);
-    fm.setNativeWrites(true);
-    const readAt = async (pos: number, len: number): Promise<Buffer> => {
-      const b = Buffer.alloc(len);
-      const { bytesRead } = await file.read(b, 0, len, pos);
-      return b.subarray(0, bytesRead);
-    };
     t.same(await readAt(0, 512 * 1024), backingBytes.subarray(0, 512 * 1024), `${what}: a 512 KiB native read`);
     t.same(await readAt(MiB, 4096), jsBytes.subarray(MiB, MiB + 4096), `${what}: a read from JS`);
     const written = randomBytes(8192);
