@@ -174,7 +174,13 @@ BENCH_DIR=$LIVE BENCH_DIRECT=0 BENCH_NUMJOBS=$MAX_NUMJOBS BENCH_SIZE=$SIZE BENCH
 # --- run.json: what the table header says --------------------------------------------------------
 disk_dev=$(findmnt -no SOURCE -T "$ROOT" | head -1)
 disk_fs=$(findmnt -no FSTYPE -T "$ROOT" | head -1)
-RUN_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" RUN_HOST="$(hostname)" RUN_KERNEL="$(uname -r)" RUN_CPUS="$(nproc)" \
+# Which way shadowfs takes its requests (mergerfs reads /dev/fuse either way): `make bench` allows io_uring.
+case "$(cat /sys/module/fuse/parameters/enable_uring 2>/dev/null || echo none)" in
+  Y) transport="FUSE over io_uring allowed" ;;
+  N) transport="FUSE over io_uring not allowed: shadowfs on /dev/fuse" ;;
+  *) transport="no FUSE over io_uring" ;;
+esac
+RUN_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" RUN_HOST="$(hostname)" RUN_KERNEL="$(uname -r) ($transport)" RUN_CPUS="$(nproc)" \
   RUN_DISK="$disk_dev ($disk_fs)" \
   RUN_FIO="$(fio --version)" RUN_MERGERFS="$(mergerfs --version 2>&1 | head -1 | awk '{print $NF}')" \
   RUN_COMMIT="$(git describe --always --dirty 2>/dev/null || echo unknown)" \
