@@ -48,9 +48,10 @@ export interface StatusReport {
    * the policy's rate bound cut them off). polled: requests a FUSE thread found without sleeping;
    * answeredDirectly: native reads and writes answered without passing through libfuse.
    * idlePolls, idlePollMs: times, and milliseconds of CPU, the idle poller kept a CPU awake.
-   * ringRequests: requests that came through FUSE over io_uring (0: all through /dev/fuse).
+   * ringRequests: requests that came through FUSE over io_uring (0: all through /dev/fuse);
+   * ringEntries: ring entries registered with the kernel (one per ring thread).
    */
-  fastPath: { hits: number; misses: number; errors: number; polled?: number; answeredDirectly?: number; idlePolls?: number; idlePollMs?: number; ringRequests?: number; mappedExtents?: number; liveMappedExtents?: number; liveHits?: number; copyHits?: number; unreported?: number };
+  fastPath: { hits: number; misses: number; errors: number; polled?: number; answeredDirectly?: number; idlePolls?: number; idlePollMs?: number; ringRequests?: number; ringEntries?: number; mappedExtents?: number; liveMappedExtents?: number; liveHits?: number; copyHits?: number; unreported?: number };
   /** Writes the FUSE layer wrote to the live file itself (absent: not used on this mount). */
   nativeWrites?: { on: boolean; hits: number; misses: number; errors: number; stalls: number; grantedExtents: number };
   /** liveReads: how background copies read the live file, with O_DIRECT or through the page cache (src/volume/direct-live-reads.ts). */

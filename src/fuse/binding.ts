@@ -250,7 +250,8 @@ export interface FuseMountOptions {
    * Take requests through FUSE over io_uring when the kernel offers it (default true): one ring
    * per CPU, whose thread serves the requests of callers on that CPU. The kernel offers it only
    * with the fuse module's enable_uring parameter set (/sys/module/fuse/parameters/enable_uring);
-   * otherwise requests come through /dev/fuse as before. Needs answerDirectly.
+   * otherwise requests come through /dev/fuse as before. Needs answerDirectly, and requests above
+   * 128 KiB (maxReadBytes or maxWriteBytes; the binding patches the INIT reply only then).
    */
   ioUring?: boolean;
   /** A handler threw, its promise rejected, or it called back twice. Default: console.error. */
@@ -274,6 +275,8 @@ export interface FastPathStats {
   idlePollMs: number;
   /** Requests received through FUSE over io_uring (ioUring; 0 when the kernel did not offer it). */
   ringRequests: number;
+  /** Ring entries registered with the kernel (one per ring thread; it uses the rings once every CPU has one). */
+  ringEntries: number;
 }
 
 export interface NativeWriteStats {

@@ -8,6 +8,7 @@
 import t, { Test } from 'tap';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFile, spawn, ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -462,6 +463,32 @@ t.test('ioUring: when the kernel offers FUSE over io_uring, every request comes 
   }
   const off = await session(false);
   t.equal(off.ringRequests, 0, 'off: all through /dev/fuse');
+});
+
+t.test('ioUring: a CPU whose rings cannot be set up sends the mount back to /dev/fuse instead of leaving the kernel holding requests', async (t) => {
+  const param = '/sys/module/fuse/parameters/enable_uring';
+  const kernelHasIt = fs.existsSync(param);
+  if (kernelHasIt) {
+    const was = fs.readFileSync(param, 'utf8').trim();
+    fs.writeFileSync(param, 'Y');
+    t.teardown(() => fs.writeFileSync(param, was));
+  }
+  // The kernel holds every request until each CPU's queue has an entry: without the fallback the
+  // first request below would wait forever (the test's timeout).
+  process.env.SHADOWFS_TEST_RING_FAILS_ON_CPU = String(os.cpus().length - 1);
+  t.teardown(() => delete process.env.SHADOWFS_TEST_RING_FAILS_ON_CPU);
+  const memfs = new MemFs();
+  memfs.add('f', Buffer.from('through /dev/fuse'));
+  const { fm, mnt } = await mounted(t, memfs.handlers(), { ioUring: true, bigWrites: true, maxWriteBytes: MiB, maxReadBytes: MiB });
+  if (kernelHasIt) {
+    // The other CPUs' entries are registered (the first request may come before they are).
+    const others = 2 * (os.cpus().length - 1);
+    for (let i = 0; i < 500 && fm.fastPathStats().ringEntries < others; i++) await sleep(10);
+    t.equal(fm.fastPathStats().ringEntries, others, `the other CPUs' ring entries registered (${others})`);
+  }
+  const { stdout } = await run('sh', ['-c', `cat ${mnt}/f && printf more > ${mnt}/g && cat ${mnt}/g`], { timeout: 20_000 });
+  t.equal(stdout, 'through /dev/fusemore', 'requests answered');
+  t.equal(fm.fastPathStats().ringRequests, 0, 'none through the rings');
 });
 
 t.test('idlePoll: while one writer streams native writes an idle CPU is kept polling, until the writes stop; not while they block; off: never', async (t) => {
