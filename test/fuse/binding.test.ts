@@ -414,15 +414,21 @@ t.test('answerDirectly: fast-path reads and writes skip libfuse, with the same b
   t.equal(off.direct, 0, 'off: none');
 });
 
-t.test('ioUring: when the kernel offers FUSE over io_uring, every request comes through the rings, answered natively or by JS; off: /dev/fuse', async (t) => {
-  // Root allows the kernel to offer it (`make fuse-uring`); a kernel without it has no parameter.
+/**
+ * Lets the kernel offer FUSE over io_uring for this test (root; `make fuse-uring` does the same),
+ * as it was at teardown. False: this kernel has no FUSE over io_uring (no such parameter).
+ */
+function allowFuseUring(t: Test): boolean {
   const param = '/sys/module/fuse/parameters/enable_uring';
-  const kernelHasIt = fs.existsSync(param);
-  if (kernelHasIt) {
-    const was = fs.readFileSync(param, 'utf8').trim();
-    fs.writeFileSync(param, 'Y');
-    t.teardown(() => fs.writeFileSync(param, was));
-  }
+  if (!fs.existsSync(param)) return false;
+  const was = fs.readFileSync(param, 'utf8').trim();
+  fs.writeFileSync(param, 'Y');
+  t.teardown(() => fs.writeFileSync(param, was));
+  return true;
+}
+
+t.test('ioUring: when the kernel offers FUSE over io_uring, every request comes through the rings, answered natively or by JS; off: /dev/fuse', async (t) => {
+  const kernelHasIt = allowFuseUring(t);
   const SIZE = 2 * MiB;
   const session = async (ioUring: boolean) => {
     const jsBytes = randomBytes(SIZE);
@@ -466,13 +472,7 @@ t.test('ioUring: when the kernel offers FUSE over io_uring, every request comes 
 });
 
 t.test('ioUring: a CPU whose rings cannot be set up sends the mount back to /dev/fuse instead of leaving the kernel holding requests', async (t) => {
-  const param = '/sys/module/fuse/parameters/enable_uring';
-  const kernelHasIt = fs.existsSync(param);
-  if (kernelHasIt) {
-    const was = fs.readFileSync(param, 'utf8').trim();
-    fs.writeFileSync(param, 'Y');
-    t.teardown(() => fs.writeFileSync(param, was));
-  }
+  const kernelHasIt = allowFuseUring(t);
   // The kernel holds every request until each CPU's queue has an entry: without the fallback the
   // first request below would wait forever (the test's timeout).
   process.env.SHADOWFS_TEST_RING_FAILS_ON_CPU = String(os.cpus().length - 1);
